@@ -1,0 +1,79 @@
+"""The agent's main: detect, open the state, reconcile, serve, keep converging.
+
+    python -m appliance.agent [--root DIR] [--backend auto|kernel|userspace]
+                              [--webui-user USER] [--interval SECONDS]
+
+On the box it runs as a systemd service with Type=notify; in the demo and the tests
+it runs inside a network namespace with its own root directory.
+"""
+
+import argparse
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+from pathlib import Path
+
+from .api.server import ApiServer
+from .box import Box
+from .paths import Paths
+from .vpn.backends import detect
+
+log = logging.getLogger("commonsbox.agent")
+
+
+def sd_notify(message: str) -> None:
+    """Tell systemd (if it started us) how we are; a no-op elsewhere."""
+    address = os.environ.get("NOTIFY_SOCKET")
+    if not address:
+        return
+    if address.startswith("@"):
+        address = "\0" + address[1:]
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.sendto(message.encode(), address)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="commonsbox-agent", description=__doc__.splitlines()[0])
+    parser.add_argument("--root", type=Path, default=Path("/"))
+    parser.add_argument("--backend", choices=("auto", "kernel", "userspace"), default="auto")
+    parser.add_argument("--webui-user", default=None)
+    parser.add_argument("--interval", type=float, default=60.0,
+                        help="seconds between reconciles that heal drift")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(levelname)s %(name)s: %(message)s")
+    if os.geteuid() != 0:
+        log.error("the agent changes the system and must run as root")
+        return 1
+    paths = Paths(args.root)
+    paths.log_dir.mkdir(parents=True, exist_ok=True)
+    backend = detect(args.backend)
+    if backend.kind == "userspace":
+        backend.log_dir = paths.log_dir
+    log.info("WireGuard backend: %s", backend.kind)
+    box = Box(paths, backend)
+    outcomes = box.reconcile()
+    log.info("started at revision %d: %s", box.head()[0].n,
+             "; ".join(f"{o.capability} {len(o.actions)} action(s)" for o in outcomes))
+    server = ApiServer(paths.socket, box, args.webui_user)
+    server.serve_in_thread()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    sd_notify("READY=1\nSTATUS=serving")
+    log.info("ready on %s", paths.socket)
+    while not stop.wait(args.interval):
+        box.reconcile()
+    sd_notify("STOPPING=1")
+    server.shutdown()
+    server.server_close()
+    paths.socket.unlink(missing_ok=True)
+    box.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,14 @@
+"""The privileged API: JSON lines over a local Unix socket.
+
+One request per line, one answer per line:
+
+    -> {"method": "vpn.device.add", "params": {"name": "Grandma's phone"}}
+    <- {"ok": true, "result": {...}}
+    <- {"ok": false, "error": {"code": "conflict", "message": "...", "field": "name"}}
+
+Callers are checked with SO_PEERCRED (root and the web UI's own user only); lines
+are at most ``MAX_REQUEST`` bytes; every parameter is type-checked here, and its
+value checked again by the domain code.
+"""
+
+MAX_REQUEST = 64 * 1024

@@ -1,0 +1,117 @@
+"""The agent's end of the socket: peer check, framing, size limit, typed errors."""
+
+import json
+import logging
+import os
+import pwd
+import socket
+import socketserver
+import struct
+import threading
+from pathlib import Path
+
+from ..box import Box
+from ..errors import ApplianceError, Invalid, TooLarge, Unauthorized
+from ..validate import text
+from . import MAX_REQUEST
+from .methods import call
+
+log = logging.getLogger(__name__)
+IDLE_TIMEOUT = 300
+
+
+def peer_uid(sock: socket.socket) -> int:
+    creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    _pid, uid, _gid = struct.unpack("3i", creds)
+    return uid
+
+
+def _answer(result=None, error: ApplianceError | None = None) -> bytes:
+    body = {"ok": False, "error": error.to_json()} if error else {"ok": True, "result": result}
+    return json.dumps(body, ensure_ascii=False).encode() + b"\n"
+
+
+class _Handler(socketserver.StreamRequestHandler):
+    server: "ApiServer"
+
+    def handle(self) -> None:
+        self.request.settimeout(IDLE_TIMEOUT)
+        uid = peer_uid(self.request)
+        if uid not in self.server.allowed_uids:
+            log.warning("refused an API connection from uid %d", uid)
+            self.wfile.write(_answer(error=Unauthorized(f"uid {uid} may not use this API")))
+            return
+        while True:
+            try:
+                line = self.rfile.readline(MAX_REQUEST + 1)
+            except (TimeoutError, ConnectionError):
+                return
+            if not line:
+                return
+            if len(line) > MAX_REQUEST:
+                self.wfile.write(_answer(error=TooLarge(
+                    f"a request may be at most {MAX_REQUEST} bytes")))
+                return  # the rest of the line cannot be trusted to frame anything
+            try:
+                self.wfile.write(self._serve(uid, line))
+            except (BrokenPipeError, ConnectionError):
+                return
+
+    def _serve(self, uid: int, line: bytes) -> bytes:
+        try:
+            try:
+                request = json.loads(line)
+            except (UnicodeDecodeError, ValueError):
+                raise Invalid("the request is not valid JSON") from None
+            if not isinstance(request, dict):
+                raise Invalid("the request must be a JSON object")
+            who = self.server.who(uid, request.get("as"))
+            return _answer(call(self.server.box, who, request.get("method"),
+                                request.get("params")))
+        except ApplianceError as err:
+            return _answer(error=err)
+        except Exception:
+            log.exception("API request failed")
+            return _answer(error=ApplianceError("the agent failed; see its log"))
+
+
+class ApiServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    daemon_threads = True
+
+    def __init__(self, path: Path, box: Box, webui_user: str | None = None):
+        self.box = box
+        self.allowed_uids = {0, os.getuid()}
+        self.webui_uid = None
+        group = None
+        if webui_user:
+            entry = pwd.getpwnam(webui_user)
+            self.webui_uid, group = entry.pw_uid, entry.pw_gid
+            self.allowed_uids.add(self.webui_uid)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.is_socket():
+            path.unlink()
+        old_umask = os.umask(0o177)
+        try:
+            super().__init__(str(path), _Handler)
+        finally:
+            os.umask(old_umask)
+        if group is not None:
+            os.chown(path, 0 if os.getuid() == 0 else -1, group)
+            os.chmod(path, 0o660)
+        self.path = path
+
+    def who(self, uid: int, acting) -> str:
+        """Who a change is recorded as: the web UI may name the household member."""
+        if uid == self.webui_uid:
+            return "webui" if acting is None else f"webui:{text(acting, 'as', 64)}"
+        try:
+            return pwd.getpwuid(uid).pw_name
+        except KeyError:
+            return f"uid {uid}"
+
+    def serve_in_thread(self) -> threading.Thread:
+        thread = threading.Thread(target=self.serve_forever, name="api", daemon=True)
+        thread.start()
+        return thread
+
+

@@ -1,0 +1,146 @@
+"""The box: desired state, secrets and capabilities, behind one lock.
+
+Every change goes the same way: take the lock, compute the next desired state from
+the current one, store it as a new revision, reconcile. The API is a thin typed
+layer over these methods.
+"""
+
+import difflib
+import json
+import logging
+import threading
+import time
+from typing import Callable
+
+from . import __version__
+from .errors import Invalid, SystemFailure
+from .firewall.capability import FirewallCapability
+from .paths import Paths
+from .reconcile import Outcome, reconcile
+from .schema import Desired
+from .secrets import SecretStore
+from .store import Revision, StateStore
+from .vpn.backends import Backend
+from .vpn.capability import VpnCapability, device_key_name, psk_name
+from .vpn.export import wg_quick
+from .vpn.service import VpnService
+
+log = logging.getLogger(__name__)
+
+
+class Box:
+    def __init__(self, paths: Paths, backend: Backend):
+        self.paths = paths
+        self.lock = threading.RLock()
+        self.store = StateStore(paths.state_db)
+        self.secrets = SecretStore(paths.secrets_db)
+        self.vpn = VpnService(self.store, self.secrets)
+        self.backend = backend
+        self.capabilities = [VpnCapability(backend, self.secrets), FirewallCapability()]
+        self.last_outcomes: list[Outcome] = []
+        self.started = time.time()
+        with self.lock:
+            self.vpn.ensure_box_key()
+            if self.store.head() is None:
+                self.store.commit(Desired.new(), "agent", "first start")
+
+    # -- state ---------------------------------------------------------------------
+
+    def head(self) -> tuple[Revision, Desired]:
+        return self.store.head()
+
+    def change(self, who: str, why: str, make: Callable[[Desired], tuple[Desired, object]]):
+        """Apply ``make`` to the desired state, store the result, reconcile.
+
+        Returns (revision, what make returned, outcomes). A change that changes
+        nothing stores no revision.
+        """
+        with self.lock:
+            revision, current = self.store.head()
+            desired, result = make(current)
+            if desired == current:
+                return revision, result, []
+            revision = self.store.commit(desired, who, why)
+            log.info("revision %d by %s: %s", revision.n, who, why)
+            return revision, result, self.reconcile()
+
+    def reconcile(self) -> list[Outcome]:
+        with self.lock:
+            _, desired = self.store.head()
+            self.last_outcomes = reconcile(self.capabilities, desired)
+            return self.last_outcomes
+
+    def rollback(self, n: int, who: str) -> tuple[Revision, list[Outcome]]:
+        with self.lock:
+            try:
+                old = Desired.from_json(self.store.document(n))
+            except Invalid as err:
+                raise SystemFailure(f"revision {n} cannot be restored: {err.message}") from None
+            revision, _, outcomes = self.change(who, f"restore revision {n}", lambda _: (old, None))
+            return revision, outcomes
+
+    def diff(self, a: int, b: int) -> str:
+        def lines(n):
+            return json.dumps(self.store.document(n), indent=2, sort_keys=True,
+                              ensure_ascii=False).splitlines(keepends=True)
+        return "".join(difflib.unified_diff(lines(a), lines(b), f"revision {a}", f"revision {b}"))
+
+    # -- the VPN -------------------------------------------------------------------
+
+    def device_config(self, ref) -> tuple[str, str]:
+        """(file name, wg-quick text) for one device; the only path a device's own
+        private key leaves the agent, to be handed to that device."""
+        from .vpn.export import file_name
+
+        _, desired = self.store.head()
+        device = self.vpn.find(desired, ref)
+        text = wg_quick(device, desired.vpn, self.vpn.box_public_key(),
+                        self.secrets.get(device_key_name(device.id)),
+                        self.secrets.get(psk_name(device.id)) if device.preshared_key else None)
+        return file_name(device), text
+
+    def status(self) -> dict:
+        revision, desired = self.store.head()
+        checks, devices = [], []
+        for cap in self.capabilities:
+            try:
+                facts = cap.read_facts()
+            except Exception as err:  # status must answer even when the system is broken
+                checks.append({"capability": cap.name, "name": "facts", "ok": False,
+                               "detail": str(err)})
+                continue
+            checks += [c.to_json() for c in cap.health(facts, desired)]
+            if cap.name == "vpn":
+                iface = facts.interfaces.get(desired.vpn.interface)
+                peers = iface.peers if iface else {}
+                for d in desired.vpn.devices:
+                    peer = peers.get(d.public_key)
+                    devices.append({
+                        "id": d.id, "name": d.name, "ipv4": str(d.ipv4), "ipv6": str(d.ipv6),
+                        "mode": d.mode,
+                        "latest_handshake": peer.last_handshake if peer else 0,
+                        "rx_bytes": peer.rx_bytes if peer else 0,
+                        "tx_bytes": peer.tx_bytes if peer else 0,
+                        "endpoint": peer.endpoint if peer else None,
+                    })
+        return {
+            "version": __version__,
+            "box": desired.box.to_json(),
+            "revision": revision.to_json(),
+            "backend": self.backend.kind,
+            "vpn": {
+                "interface": desired.vpn.interface,
+                "public_key": self.vpn.box_public_key(),
+                "listen_port": desired.vpn.listen_port,
+                "endpoint": str(desired.vpn.endpoint) if desired.vpn.endpoint else None,
+                "ipv4_subnet": str(desired.vpn.ipv4_subnet),
+                "ipv6_subnet": str(desired.vpn.ipv6_subnet),
+                "devices": devices,
+            },
+            "health": checks,
+            "last_reconcile": [o.to_json() for o in self.last_outcomes],
+        }
+
+    def close(self) -> None:
+        self.store.close()
+        self.secrets.close()

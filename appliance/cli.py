@@ -1,0 +1,265 @@
+"""`commonsbox`: the command line, a client of the agent's API like the web UI.
+
+Every command takes --json to print the API's answer as JSON instead of text.
+"""
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from .api.client import Client
+from .errors import ApplianceError, Invalid
+from .paths import DEFAULT_SOCKET, Paths
+
+
+def _ago(ts: float) -> str:
+    if not ts:
+        return "never"
+    seconds = int(time.time() - ts)
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds // size} {unit} ago"
+    return f"{max(seconds, 0)} s ago"
+
+
+def _bytes(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return ""
+
+
+def parse_endpoint(value: str, default_port: int) -> dict:
+    """HOST, HOST:PORT or [IPv6]:PORT."""
+    host, port = value, default_port
+    if value.startswith("["):
+        host, _, rest = value[1:].partition("]")
+        if rest:
+            port = rest.removeprefix(":")
+    elif value.count(":") == 1:
+        host, port = value.split(":")
+    try:
+        port = int(port)
+    except ValueError:
+        raise Invalid(f"{port!r} is not a port number", "endpoint") from None
+    return {"host": host, "port": port}
+
+
+# -- printing ------------------------------------------------------------------------
+
+def print_status(s: dict) -> None:
+    vpn = s["vpn"]
+    print(f"{s['box']['name']} — Commonsbox {s['version']}, revision {s['revision']['revision']}")
+    print(f"VPN {vpn['interface']} ({s['backend']} WireGuard), port {vpn['listen_port']}, "
+          f"endpoint {vpn['endpoint'] or 'not set'}")
+    print(f"  public key {vpn['public_key']}")
+    print(f"  subnets    {vpn['ipv4_subnet']}  {vpn['ipv6_subnet']}")
+    print_devices(vpn["devices"], live=True)
+    print("Health:")
+    for c in s["health"]:
+        print(f"  [{'ok' if c['ok'] else '!!'}] {c['capability']}: {c['name']} — {c['detail']}")
+
+
+def print_devices(devices: list[dict], live: bool = False) -> None:
+    if not devices:
+        print("  no devices yet: commonsbox vpn device add NAME")
+        return
+    for d in devices:
+        line = f"  {d['id']:>4}  {d['name']}  {d['ipv4']}  {d['mode']}"
+        if live:
+            line += (f"  handshake {_ago(d['latest_handshake'])}"
+                     f"  ↓{_bytes(d['rx_bytes'])} ↑{_bytes(d['tx_bytes'])}")
+        print(line)
+
+
+def print_change(result: dict) -> None:
+    print(f"saved as revision {result['revision']}")
+    if not result["applied"]:
+        for o in result["reconcile"]:
+            if o["error"]:
+                print(f"warning: {o['capability']} not applied yet: {o['error']}", file=sys.stderr)
+
+
+# -- commands ------------------------------------------------------------------------
+
+def cmd_status(api: Client, args) -> object:
+    return api.call("status")
+
+
+def cmd_vpn_set(api: Client, args) -> object:
+    changes = {}
+    for key in ("interface", "listen_port", "ipv4_subnet", "ipv6_subnet"):
+        if getattr(args, key) is not None:
+            changes[key] = getattr(args, key)
+    if args.endpoint is not None:
+        port = changes.get("listen_port") or api.call("vpn.settings.get")["listen_port"]
+        changes["endpoint"] = None if args.endpoint == "" else parse_endpoint(args.endpoint, port)
+    if args.dns is not None:
+        changes["dns"] = args.dns
+    if args.home_network is not None:
+        changes["home_networks"] = args.home_network
+    return api.call("vpn.settings.set", why=args.why, **changes)
+
+
+def cmd_device_add(api: Client, args) -> object:
+    return api.call("vpn.device.add", name=args.name, mode=args.mode, dns=args.dns,
+                    preshared_key=args.psk, public_key=args.public_key, why=args.why)
+
+
+def cmd_device_update(api: Client, args) -> object:
+    changes = {k: getattr(args, k) for k in ("name", "mode", "dns") if getattr(args, k) is not None}
+    return api.call("vpn.device.update", device=args.device, why=args.why, **changes)
+
+
+def cmd_device_list(api: Client, args) -> object:
+    return api.call("status")["vpn"]["devices"]
+
+
+def cmd_device_show(api: Client, args) -> object:
+    from .vpn.export import qr_png, qr_svg, qr_terminal
+
+    result = {"device": api.call("vpn.device.get", device=args.device)}
+    result.update(api.call("vpn.device.config", device=args.device))
+    if args.png:
+        Path(args.png).write_bytes(qr_png(result["config"]))
+    if args.svg:
+        Path(args.svg).write_text(qr_svg(result["config"]))
+    if args.qr:
+        result["qr"] = qr_terminal(result["config"])
+    return result
+
+
+def cmd_device_remove(api: Client, args) -> object:
+    return api.call("vpn.device.remove", device=args.device, why=args.why)
+
+
+def cmd_history(api: Client, args) -> object:
+    return api.call("config.history", limit=args.limit)
+
+
+def cmd_diff(api: Client, args) -> object:
+    return api.call("config.diff", a=args.a, b=args.b)
+
+
+def cmd_rollback(api: Client, args) -> object:
+    return api.call("config.rollback", revision=args.revision)
+
+
+def show_text(args, result) -> None:
+    match args.func:
+        case f if f is cmd_status:
+            print_status(result)
+        case f if f is cmd_device_list:
+            print_devices(result, live=True)
+        case f if f is cmd_device_show:
+            d = result["device"]
+            print(f"# {d['name']} ({d['mode']} tunnel) — save as {result['file_name']}",
+                  file=sys.stderr)
+            print(result.get("qr") or result["config"], end="")
+        case f if f is cmd_history:
+            for r in result:
+                when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r["at"]))
+                print(f"{r['revision']:>5}  {when}  {r['who']:<12}  {r['why']}")
+        case f if f is cmd_diff:
+            print(result["diff"] or f"revisions {result['a']} and {result['b']} are the same",
+                  end="" if result["diff"] else "\n")
+        case _:
+            print_change(result)
+            if "device" in result and args.func is cmd_device_add:
+                d = result["device"]
+                print(f"device {d['id']} {d['name']!r}: {d['ipv4']}, {d['ipv6']}; "
+                      f"show its QR code with: commonsbox vpn device show {d['id']} --qr")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--json", action="store_true", help="print the answer as JSON")
+    parser = argparse.ArgumentParser(prog="commonsbox", parents=[common],
+                                     description="Manage a Commonsbox through its agent.")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--socket", type=Path, default=None, help="the agent's API socket")
+    where.add_argument("--root", type=Path, default=None,
+                       help="the agent's root directory (for a box in a namespace)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def leaf(parent, name, func, help_text):
+        p = parent.add_parser(name, parents=[common], help=help_text)
+        p.set_defaults(func=func)
+        return p
+
+    leaf(sub, "status", cmd_status, "the box's health, VPN and devices")
+
+    vpn = sub.add_parser("vpn", help="the WireGuard VPN").add_subparsers(dest="vpn", required=True)
+    p = leaf(vpn, "set", cmd_vpn_set, "change the VPN's settings")
+    p.add_argument("--endpoint", help="the box's public HOST[:PORT] ('' to clear)")
+    p.add_argument("--listen-port", type=int)
+    p.add_argument("--interface")
+    p.add_argument("--ipv4-subnet")
+    p.add_argument("--ipv6-subnet")
+    p.add_argument("--dns", action="append", help="default DNS server for devices (repeat)")
+    p.add_argument("--home-network", action="append", help="a LAN 'home only' devices reach")
+    p.add_argument("--why")
+
+    dev = vpn.add_parser("device", help="family devices").add_subparsers(dest="device_cmd",
+                                                                        required=True)
+    p = leaf(dev, "add", cmd_device_add, "add a device and make its keys")
+    p.add_argument("name")
+    p.add_argument("--mode", choices=("home", "full"), default="home",
+                   help="home: only the home network through the box; full: all traffic")
+    p.add_argument("--dns", action="append", help="DNS server for this device (repeat)")
+    p.add_argument("--psk", action="store_true", help="add a preshared key")
+    p.add_argument("--public-key", help="the device made its own key: its public half")
+    p.add_argument("--why")
+    p = leaf(dev, "update", cmd_device_update, "rename a device or change its mode or DNS")
+    p.add_argument("device")
+    p.add_argument("--name")
+    p.add_argument("--mode", choices=("home", "full"))
+    p.add_argument("--dns", action="append")
+    p.add_argument("--why")
+    leaf(dev, "list", cmd_device_list, "the devices and their last handshake")
+    p = leaf(dev, "show", cmd_device_show, "print a device's wg-quick config or QR code")
+    p.add_argument("device")
+    p.add_argument("--qr", action="store_true", help="a QR code in the terminal")
+    p.add_argument("--png", help="also write the QR code as PNG to this file")
+    p.add_argument("--svg", help="also write the QR code as SVG to this file")
+    p = leaf(dev, "remove", cmd_device_remove, "cut a device off at once")
+    p.add_argument("device")
+    p.add_argument("--why")
+
+    cfg = sub.add_parser("config", help="configuration history").add_subparsers(
+        dest="config_cmd", required=True)
+    p = leaf(cfg, "history", cmd_history, "list revisions: who, when, why")
+    p.add_argument("--limit", type=int, default=50)
+    p = leaf(cfg, "diff", cmd_diff, "what changed between two revisions")
+    p.add_argument("a", type=int)
+    p.add_argument("b", type=int, nargs="?")
+    p = leaf(cfg, "rollback", cmd_rollback, "restore a revision (as a new revision)")
+    p.add_argument("revision", type=int)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    socket_path = args.socket or (Paths(args.root).socket if args.root else DEFAULT_SOCKET)
+    try:
+        with Client(socket_path) as api:
+            result = args.func(api, args)
+    except ApplianceError as err:
+        if args.json:
+            print(json.dumps({"error": err.to_json()}), file=sys.stderr)
+        else:
+            where = f" ({err.field})" if err.field else ""
+            print(f"commonsbox: {err.message}{where}", file=sys.stderr)
+        return 2 if err.code in ("invalid", "conflict", "not_found", "pool_exhausted") else 1
+    if args.json:
+        print(json.dumps(result, indent=2, ensure_ascii=False))
+    else:
+        show_text(args, result)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

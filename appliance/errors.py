@@ -1,0 +1,61 @@
+"""Typed errors. Domain code raises these; the API sends them back by code.
+
+Each error has a stable ``code`` (what a client switches on), a human message in
+English (clients translate by code) and, where it applies, the offending ``field``.
+"""
+
+
+class ApplianceError(Exception):
+    code = "error"
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+    def to_json(self) -> dict:
+        out = {"code": self.code, "message": self.message}
+        if self.field:
+            out["field"] = self.field
+        return out
+
+
+class Invalid(ApplianceError):
+    """The request or document is malformed or out of range."""
+
+    code = "invalid"
+
+
+class NotFound(ApplianceError):
+    code = "not_found"
+
+
+class Conflict(ApplianceError):
+    """Valid on its own but clashes with the current state (duplicate name, key)."""
+
+    code = "conflict"
+
+
+class PoolExhausted(ApplianceError):
+    code = "pool_exhausted"
+
+
+class Unauthorized(ApplianceError):
+    code = "unauthorized"
+
+
+class TooLarge(ApplianceError):
+    code = "too_large"
+
+
+class SystemFailure(ApplianceError):
+    """Applying the desired state to the system failed."""
+
+    code = "system"
+
+
+ERRORS_BY_CODE = {
+    cls.code: cls
+    for cls in (ApplianceError, Invalid, NotFound, Conflict, PoolExhausted, Unauthorized,
+                TooLarge, SystemFailure)
+}

@@ -1,0 +1,70 @@
+"""Render the box's nftables table from the desired state.
+
+Only values that were parsed into ipaddress objects or matched the interface-name
+pattern reach the text. The table's comment carries a hash of its structure so the
+planner can tell "same rules" from "rules changed" without parsing nft's output;
+which devices are full-tunnel lives in sets that change element by element.
+"""
+
+import hashlib
+from dataclasses import dataclass
+
+from ..schema import Desired
+
+TABLE = "commonsbox"
+FULL_V4, FULL_V6 = "full_tunnel_v4", "full_tunnel_v6"
+
+
+@dataclass(frozen=True)
+class Wanted:
+    structure: str  # the table without set members, with {comment} to fill in
+    digest: str
+    members: dict[str, frozenset[str]]  # set name -> addresses
+    forwarding: bool
+
+    def text(self) -> str:
+        """The whole table, members included, as one `nft -f` transaction."""
+        body = self.structure.replace("{comment}", self.comment)
+        for name, members in self.members.items():
+            if members:
+                elements = ", ".join(sorted(members))
+                body += f"add element inet {TABLE} {name} {{ {elements} }}\n"
+        return f"add table inet {TABLE}\ndelete table inet {TABLE}\n{body}"
+
+    @property
+    def comment(self) -> str:
+        return f"commonsbox {self.digest}"
+
+
+def wanted(desired: Desired) -> Wanted:
+    vpn = desired.vpn
+    wg = vpn.interface  # validated: [A-Za-z0-9_=+.-]{1,15}
+    home4 = [vpn.ipv4_subnet] + [n for n in vpn.home_networks if n.version == 4]
+    home6 = [vpn.ipv6_subnet] + [n for n in vpn.home_networks if n.version == 6]
+    structure = f"""table inet {TABLE} {{
+    comment "{{comment}}"
+    set {FULL_V4} {{ type ipv4_addr; }}
+    set {FULL_V6} {{ type ipv6_addr; }}
+    chain forward {{
+        type filter hook forward priority filter; policy accept;
+        iifname "{wg}" ip daddr {{ {", ".join(map(str, home4))} }} accept
+        iifname "{wg}" ip6 daddr {{ {", ".join(map(str, home6))} }} accept
+        iifname "{wg}" ip saddr @{FULL_V4} accept
+        iifname "{wg}" ip6 saddr @{FULL_V6} accept
+        iifname "{wg}" counter drop
+    }}
+    chain postrouting {{
+        type nat hook postrouting priority srcnat; policy accept;
+        ip saddr {vpn.ipv4_subnet} oifname != "{wg}" masquerade
+        ip6 saddr {vpn.ipv6_subnet} oifname != "{wg}" masquerade
+    }}
+}}
+"""
+    full = [d for d in vpn.devices if d.mode == "full"]
+    return Wanted(
+        structure=structure,
+        digest=hashlib.sha256(structure.encode()).hexdigest()[:16],
+        members={FULL_V4: frozenset(str(d.ipv4) for d in full),
+                 FULL_V6: frozenset(str(d.ipv6) for d in full)},
+        forwarding=True,
+    )

@@ -1,0 +1,38 @@
+"""Where the agent keeps things, all under one root directory.
+
+On the box the root is ``/``; the demo and the tests give each box its own root.
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_SOCKET = Path("/run/commonsbox/agent.sock")
+
+
+@dataclass(frozen=True)
+class Paths:
+    root: Path
+
+    @property
+    def state_dir(self) -> Path:
+        return self.root / "var/lib/commonsbox"
+
+    @property
+    def state_db(self) -> Path:
+        return self.state_dir / "state.db"
+
+    @property
+    def secrets_db(self) -> Path:
+        return self.state_dir / "secrets" / "secrets.db"
+
+    @property
+    def run_dir(self) -> Path:
+        return self.root / "run/commonsbox"
+
+    @property
+    def socket(self) -> Path:
+        return self.run_dir / "agent.sock"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.root / "var/log/commonsbox"

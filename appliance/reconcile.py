@@ -1,0 +1,87 @@
+"""Reconcile: for each capability read facts, plan, apply only that, then verify.
+
+A capability is anything with this shape (see vpn/capability.py, firewall/capability.py):
+
+    name: str
+    read_facts() -> facts                 what the system has now
+    plan(facts, desired) -> [action]      pure; [] when nothing needs doing
+    apply([action])                       carries out exactly those actions
+    health(facts, desired) -> [Check]     what the dashboard shows
+"""
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from .errors import ApplianceError
+from .schema import Desired
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Check:
+    capability: str
+    name: str
+    ok: bool
+    detail: str = ""
+
+    def to_json(self) -> dict:
+        return {"capability": self.capability, "name": self.name, "ok": self.ok,
+                "detail": self.detail}
+
+
+class Capability(Protocol):
+    name: str
+
+    def read_facts(self) -> Any: ...
+
+    def plan(self, facts: Any, desired: Desired) -> list: ...
+
+    def apply(self, actions: list) -> None: ...
+
+    def health(self, facts: Any, desired: Desired) -> list[Check]: ...
+
+
+@dataclass
+class Outcome:
+    capability: str
+    actions: list[str] = field(default_factory=list)
+    converged: bool = True
+    error: str | None = None
+    seconds: float = 0.0
+
+    def to_json(self) -> dict:
+        return {"capability": self.capability, "actions": self.actions,
+                "converged": self.converged, "error": self.error,
+                "seconds": round(self.seconds, 4)}
+
+
+def reconcile(capabilities: list[Capability], desired: Desired) -> list[Outcome]:
+    """Converge every capability; one failing does not stop the others."""
+    outcomes = []
+    for cap in capabilities:
+        started = time.perf_counter()
+        outcome = Outcome(cap.name)
+        try:
+            actions = cap.plan(cap.read_facts(), desired)
+            if actions:
+                outcome.actions = [str(a) for a in actions]
+                log.info("%s: applying %d action(s): %s", cap.name, len(actions),
+                         ", ".join(outcome.actions[:5]) + (" ..." if len(actions) > 5 else ""))
+                cap.apply(actions)
+                left = cap.plan(cap.read_facts(), desired)
+                if left:
+                    outcome.converged = False
+                    outcome.error = f"still {len(left)} action(s) to do after applying"
+        except ApplianceError as err:
+            outcome.converged, outcome.error = False, err.message
+        except Exception as err:  # the loop must survive a failing system call
+            log.exception("%s: reconcile failed", cap.name)
+            outcome.converged, outcome.error = False, f"{type(err).__name__}: {err}"
+        if outcome.error:
+            log.error("%s: not converged: %s", cap.name, outcome.error)
+        outcome.seconds = time.perf_counter() - started
+        outcomes.append(outcome)
+    return outcomes

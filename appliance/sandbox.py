@@ -1,0 +1,156 @@
+"""The box in a network namespace: the demo, the tests and the benchmarks use this.
+
+A ``Netns`` is a host of its own (its own links, addresses, routes, nftables);
+``BoxSandbox`` runs the real agent inside one, with its own root directory, and
+``Phone`` brings a device's exported config up with the real `wg-quick`. Nothing
+is faked: the same code and tools as on the box, in another place.
+
+wireguard-go keeps its UAPI sockets in /run/wireguard for every namespace, so
+interface names must be unique on the machine: callers pass distinct names.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from .api.client import AgentUnavailable, Client
+from .paths import Paths
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def run(cmd: list[str], check: bool = True, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, check=check, capture_output=True, text=True, **kw)
+
+
+class Netns:
+    def __init__(self, name: str):
+        self.name = name
+        run(["ip", "netns", "del", name], check=False)  # a leftover from a killed run
+        run(["ip", "netns", "add", name])
+        Path("/run/wireguard").mkdir(mode=0o700, exist_ok=True)
+        self.run(["ip", "link", "set", "lo", "up"])
+
+    def cmd(self, cmd: list[str]) -> list[str]:
+        return ["ip", "netns", "exec", self.name, *cmd]
+
+    def run(self, cmd: list[str], check: bool = True, **kw) -> subprocess.CompletedProcess:
+        return run(self.cmd(cmd), check=check, **kw)
+
+    def popen(self, cmd: list[str], **kw) -> subprocess.Popen:
+        return subprocess.Popen(self.cmd(cmd), **kw)
+
+    def pids(self) -> list[int]:
+        out = run(["ip", "netns", "pids", self.name], check=False).stdout
+        return [int(p) for p in out.split()]
+
+    def ping(self, address: str, count: int = 1, timeout: float = 1) -> bool:
+        return self.run(["ping", "-n", "-q", "-c", str(count), "-W", str(timeout), address],
+                        check=False).returncode == 0
+
+    def delete(self) -> None:
+        """Stop everything running inside (wireguard-go too), then the namespace."""
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            pids = self.pids()
+            for pid in pids:
+                try:
+                    os.kill(pid, sig)
+                except ProcessLookupError:
+                    pass
+            deadline = time.monotonic() + 3
+            while self.pids() and time.monotonic() < deadline:
+                time.sleep(0.02)
+        run(["ip", "netns", "del", self.name], check=False)
+
+
+def link(a: Netns, a_if: str, a_addr: str, b: Netns, b_if: str, b_addr: str) -> None:
+    """A veth cable between two namespaces, with an address (CIDR) at each end."""
+    run(["ip", "link", "add", a_if, "netns", a.name, "type", "veth",
+         "peer", "name", b_if, "netns", b.name])
+    for ns, ifname, addr in ((a, a_if, a_addr), (b, b_if, b_addr)):
+        ns.run(["ip", "addr", "add", addr, "dev", ifname])
+        ns.run(["ip", "link", "set", ifname, "up"])
+
+
+class BoxSandbox:
+    """The real agent, in its own namespace and root directory."""
+
+    def __init__(self, netns: Netns, root: Path, backend: str = "auto",
+                 webui_user: str | None = None):
+        self.netns = netns
+        self.paths = Paths(root)
+        self.backend = backend
+        self.webui_user = webui_user
+        self.process: subprocess.Popen | None = None
+        self.log = root / "agent.log"
+
+    def start(self, timeout: float = 30) -> None:
+        self.paths.root.mkdir(parents=True, exist_ok=True)
+        # `ip netns exec` gives the agent a private mount namespace: bind this box's own
+        # /run/wireguard there, so two boxes can both have a wg0 (wireguard-go's
+        # UAPI sockets are otherwise shared by every namespace).
+        wg_run = self.paths.root / "run/wireguard"
+        cmd = ["sh", "-c", 'mkdir -p "$1" && mount --bind "$1" /run/wireguard && shift && exec "$@"',
+               "sh", str(wg_run),
+               sys.executable, "-m", "appliance.agent", "--root", str(self.paths.root),
+               "--backend", self.backend]
+        if self.webui_user:
+            cmd += ["--webui-user", self.webui_user]
+        env = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
+               "PYTHONPATH": str(REPO)}
+        with open(self.log, "ab") as log:
+            self.process = self.netns.popen(cmd, stdout=log, stderr=log, env=env,
+                                            start_new_session=True)
+        self.wait_ready(timeout)
+
+    def wait_ready(self, timeout: float) -> None:
+        """Ready is when the agent answers `status`: asked, never slept on."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the agent exited ({self.process.returncode}):\n"
+                                   + self.log.read_text()[-3000:])
+            try:
+                with self.client() as api:
+                    api.call("status")
+                return
+            except AgentUnavailable:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the agent did not become ready:\n"
+                                       + self.log.read_text()[-3000:]) from None
+                time.sleep(0.02)
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, sig)
+            self.process.wait(10)
+        self.process = None
+
+    def client(self, **kw) -> Client:
+        return Client(self.paths.socket, **kw)
+
+
+class Phone:
+    """A family device: a namespace that brings its exported config up with wg-quick."""
+
+    def __init__(self, netns: Netns, ifname: str, workdir: Path):
+        self.netns = netns
+        self.ifname = ifname
+        self.conf = workdir / f"{ifname}.conf"
+
+    def up(self, config_text: str) -> None:
+        self.conf.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.conf, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(config_text)
+        self.netns.run(["wg-quick", "up", str(self.conf)])
+
+    def down(self) -> None:
+        self.netns.run(["wg-quick", "down", str(self.conf)], check=False)
+
+    def latest_handshake(self) -> int:
+        out = self.netns.run(["wg", "show", self.ifname, "latest-handshakes"]).stdout.split()
+        return int(out[1]) if len(out) > 1 else 0

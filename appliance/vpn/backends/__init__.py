@@ -1,0 +1,60 @@
+"""WireGuard backends: one interface, two real implementations.
+
+kernel     the kernel module, over generic netlink (pyroute2): what the box runs
+userspace  wireguard-go, over its UAPI socket: machines whose kernel lacks WireGuard
+
+``detect()`` tries the kernel first by creating (and deleting) a probe interface; it
+never assumes.
+"""
+
+import os
+import shutil
+from typing import Protocol
+
+from ...secrets import Secret
+from ..facts import Interface
+from ..plan import WantedPeer
+
+
+class Backend(Protocol):
+    kind: str
+
+    def read(self, name: str) -> Interface | None: ...
+
+    def create(self, name: str) -> None: ...
+
+    def configure(self, name: str, private_key: Secret, listen_port: int) -> None: ...
+
+    def set_peers(self, name: str, upserts: tuple[WantedPeer, ...],
+                  removals: tuple[str, ...]) -> None: ...
+
+
+def kernel_available() -> bool:
+    from pyroute2 import IPRoute
+    from pyroute2.netlink.exceptions import NetlinkError
+
+    probe = f"cbprobe{os.getpid() % 100000}"
+    with IPRoute() as ipr:
+        try:
+            ipr.link("add", ifname=probe, kind="wireguard")
+        except NetlinkError:
+            return False
+        ipr.link("del", ifname=probe)
+    return True
+
+
+def userspace_available() -> bool:
+    return shutil.which("wireguard-go") is not None
+
+
+def detect(choice: str = "auto") -> Backend:
+    """The backend to use: ``kernel``, ``userspace`` or ``auto`` (kernel if it works)."""
+    from .kernel import KernelBackend
+    from .userspace import UserspaceBackend
+
+    if choice == "kernel" or (choice == "auto" and kernel_available()):
+        return KernelBackend()
+    if choice in ("userspace", "auto") and userspace_available():
+        return UserspaceBackend()
+    raise RuntimeError("no WireGuard available: the kernel has no wireguard module "
+                       "and wireguard-go is not installed")

@@ -1,0 +1,90 @@
+"""The VPN capability: facts from the backend, the wanted interface from the desired
+state and the secrets, the pure planner, and the actions carried out."""
+
+from ..errors import SystemFailure
+from ..reconcile import Check
+from ..schema import Desired
+from ..secrets import SecretStore
+from . import links
+from .backends import Backend
+from .facts import VpnFacts
+from .plan import (AddAddress, BringUp, ConfigureInterface, CreateInterface, DeleteInterface,
+                   RemoveAddress, SetPeers, WantedInterface, WantedPeer, plan)
+
+BOX_KEY = "vpn/box"
+
+
+def device_key_name(device_id: int) -> str:
+    return f"vpn/device/{device_id}"
+
+
+def psk_name(device_id: int) -> str:
+    return f"vpn/psk/{device_id}"
+
+
+def wanted(desired: Desired, secrets: SecretStore) -> WantedInterface:
+    vpn = desired.vpn
+    private_key = secrets.get(BOX_KEY)
+    if private_key is None:
+        raise SystemFailure("the box has no WireGuard key")
+    psks = secrets.get_many("vpn/psk/") if any(d.preshared_key for d in vpn.devices) else {}
+    peers = {}
+    for d in vpn.devices:
+        psk = psks.get(psk_name(d.id)) if d.preshared_key else None
+        if d.preshared_key and psk is None:
+            raise SystemFailure(f"device {d.id} has lost its preshared key")
+        peers[d.public_key] = WantedPeer(d.public_key, psk,
+                                         frozenset((f"{d.ipv4}/32", f"{d.ipv6}/128")))
+    return WantedInterface(vpn.interface, private_key, vpn.listen_port,
+                           frozenset((str(vpn.box_ipv4), str(vpn.box_ipv6))), peers)
+
+
+class VpnCapability:
+    name = "vpn"
+
+    def __init__(self, backend: Backend, secrets: SecretStore):
+        self.backend = backend
+        self.secrets = secrets
+
+    def read_facts(self) -> VpnFacts:
+        found = {}
+        for name in links.managed():
+            iface = self.backend.read(name)
+            if iface is not None:
+                found[name] = iface
+        return VpnFacts(found)
+
+    def plan(self, facts: VpnFacts, desired: Desired) -> list:
+        return plan(facts, wanted(desired, self.secrets))
+
+    def apply(self, actions: list) -> None:
+        for action in actions:
+            match action:
+                case DeleteInterface(name):
+                    links.delete(name)
+                case CreateInterface(name):
+                    self.backend.create(name)
+                case ConfigureInterface(name, private_key, listen_port):
+                    self.backend.configure(name, private_key, listen_port)
+                case AddAddress(name, address):
+                    links.add_address(name, address)
+                case RemoveAddress(name, address):
+                    links.remove_address(name, address)
+                case BringUp(name):
+                    links.bring_up(name)
+                case SetPeers(name, upserts, removals):
+                    self.backend.set_peers(name, upserts, removals)
+
+    def health(self, facts: VpnFacts, desired: Desired) -> list[Check]:
+        iface = facts.interfaces.get(desired.vpn.interface)
+        checks = [Check(self.name, "interface", iface is not None and iface.up,
+                        f"{desired.vpn.interface} ({self.backend.kind} WireGuard)")]
+        if iface is not None:
+            missing = {d.public_key for d in desired.vpn.devices} - iface.peers.keys()
+            checks.append(Check(self.name, "devices", not missing,
+                                f"{len(missing)} device(s) not yet on the interface"
+                                if missing else f"{len(iface.peers)} device(s)"))
+        checks.append(Check(self.name, "endpoint", desired.vpn.endpoint is not None,
+                            str(desired.vpn.endpoint) if desired.vpn.endpoint
+                            else "not set: devices cannot find the box"))
+        return checks

@@ -1,0 +1,176 @@
+"""The VPN's slice of the desired state, as frozen dataclasses checked at the edge."""
+
+import ipaddress
+import secrets as random
+from dataclasses import dataclass, field, replace
+
+from .. import validate as v
+from ..errors import Conflict, Invalid
+
+MODES = ("full", "home")  # full tunnel: all traffic via the box; home: only the home networks
+KEY_HOLDERS = ("box", "device")  # who made the device's private key
+NAME_MAX = 64
+DNS_MAX = 4
+HOME_NETWORKS_MAX = 16
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    host: str
+    port: int
+
+    @classmethod
+    def from_json(cls, value, fld: str) -> "Endpoint":
+        v.only_keys(value, fld, {"host", "port"})
+        return cls(v.hostname_or_ip(value["host"], f"{fld}.host"),
+                   v.integer(value["port"], f"{fld}.port", 1, 65535))
+
+    def to_json(self) -> dict:
+        return {"host": self.host, "port": self.port}
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+def _dns(value, fld):
+    return str(v.address(value, fld))
+
+
+@dataclass(frozen=True)
+class Device:
+    id: int
+    name: str
+    public_key: str
+    ipv4: ipaddress.IPv4Address
+    ipv6: ipaddress.IPv6Address
+    mode: str = "home"
+    dns: tuple[str, ...] | None = None  # None: the box-wide default
+    preshared_key: bool = False
+    key_holder: str = "box"
+
+    @classmethod
+    def from_json(cls, value, fld: str) -> "Device":
+        v.only_keys(value, fld, {"id", "name", "public_key", "ipv4", "ipv6", "mode"},
+                    {"dns", "preshared_key", "key_holder"})
+        ipv4 = v.address(value["ipv4"], f"{fld}.ipv4")
+        ipv6 = v.address(value["ipv6"], f"{fld}.ipv6")
+        if ipv4.version != 4 or ipv6.version != 6:
+            raise Invalid(f"{fld} has its addresses in the wrong family", fld)
+        dns = value.get("dns")
+        return cls(
+            id=v.integer(value["id"], f"{fld}.id", 1, 2**31),
+            name=v.text(value["name"], f"{fld}.name", NAME_MAX),
+            public_key=v.wg_key(value["public_key"], f"{fld}.public_key"),
+            ipv4=ipv4,
+            ipv6=ipv6,
+            mode=v.choice(value["mode"], f"{fld}.mode", MODES),
+            dns=None if dns is None else v.listed(dns, f"{fld}.dns", _dns, DNS_MAX),
+            preshared_key=v.boolean(value.get("preshared_key", False), f"{fld}.preshared_key"),
+            key_holder=v.choice(value.get("key_holder", "box"), f"{fld}.key_holder", KEY_HOLDERS),
+        )
+
+    def to_json(self) -> dict:
+        out = {"id": self.id, "name": self.name, "public_key": self.public_key,
+               "ipv4": str(self.ipv4), "ipv6": str(self.ipv6), "mode": self.mode,
+               "preshared_key": self.preshared_key, "key_holder": self.key_holder}
+        if self.dns is not None:
+            out["dns"] = list(self.dns)
+        return out
+
+
+@dataclass(frozen=True)
+class VpnSettings:
+    interface: str
+    listen_port: int
+    ipv4_subnet: ipaddress.IPv4Network
+    ipv6_subnet: ipaddress.IPv6Network
+    endpoint: Endpoint | None = None
+    dns: tuple[str, ...] = ()
+    home_networks: tuple = ()
+    devices: tuple[Device, ...] = field(default=())
+
+    @classmethod
+    def new(cls) -> "VpnSettings":
+        """A fresh box: a random /20 in 10/8 and a random RFC 4193 ULA /64, so two
+        households' boxes (and most home LANs) do not collide."""
+        ipv4 = ipaddress.ip_network(f"10.{random.randbelow(256)}.{random.randbelow(16) * 16}.0/20")
+        gid = random.randbits(40)
+        ipv6 = ipaddress.ip_network(((0xFD << 120) | (gid << 80), 64))
+        return cls(interface="wg0", listen_port=51820, ipv4_subnet=ipv4, ipv6_subnet=ipv6)
+
+    @classmethod
+    def from_json(cls, value, fld: str = "vpn") -> "VpnSettings":
+        v.only_keys(value, fld, {"interface", "listen_port", "ipv4_subnet", "ipv6_subnet"},
+                    {"endpoint", "dns", "home_networks", "devices"})
+        devices = v.listed(value.get("devices", []), f"{fld}.devices", Device.from_json, 2**20)
+        endpoint = value.get("endpoint")
+        settings = cls(
+            interface=v.ifname(value["interface"], f"{fld}.interface"),
+            listen_port=v.integer(value["listen_port"], f"{fld}.listen_port", 1, 65535),
+            ipv4_subnet=subnet(value["ipv4_subnet"], f"{fld}.ipv4_subnet", 4),
+            ipv6_subnet=subnet(value["ipv6_subnet"], f"{fld}.ipv6_subnet", 6),
+            endpoint=None if endpoint is None else Endpoint.from_json(endpoint, f"{fld}.endpoint"),
+            dns=v.listed(value.get("dns", []), f"{fld}.dns", _dns, DNS_MAX),
+            home_networks=v.listed(value.get("home_networks", []), f"{fld}.home_networks",
+                                   v.any_network, HOME_NETWORKS_MAX),
+            devices=devices,
+        )
+        settings.check_devices()
+        return settings
+
+    def to_json(self) -> dict:
+        out = {"interface": self.interface, "listen_port": self.listen_port,
+               "ipv4_subnet": str(self.ipv4_subnet), "ipv6_subnet": str(self.ipv6_subnet),
+               "dns": list(self.dns), "home_networks": [str(n) for n in self.home_networks],
+               "devices": [d.to_json() for d in self.devices]}
+        if self.endpoint is not None:
+            out["endpoint"] = self.endpoint.to_json()
+        return out
+
+    @property
+    def box_ipv4(self) -> ipaddress.IPv4Interface:
+        return ipaddress.ip_interface((self.ipv4_subnet[1], self.ipv4_subnet.prefixlen))
+
+    @property
+    def box_ipv6(self) -> ipaddress.IPv6Interface:
+        return ipaddress.ip_interface((self.ipv6_subnet[1], self.ipv6_subnet.prefixlen))
+
+    def check_devices(self, devices: tuple[Device, ...] | None = None) -> None:
+        """Every device in the subnets, and no id, name, key or address used twice."""
+        seen: dict[str, set] = {"id": set(), "name": set(), "public key": set(),
+                                "IPv4 address": set(), "IPv6 address": set()}
+        for i, d in enumerate(self.devices if devices is None else devices):
+            fld = f"vpn.devices[{i}]"
+            if d.ipv4 not in self.ipv4_subnet or d.ipv4 in (self.box_ipv4.ip,
+                                                           self.ipv4_subnet.broadcast_address):
+                raise Invalid(f"{fld}.ipv4 is not a device address in {self.ipv4_subnet}",
+                              f"{fld}.ipv4")
+            if d.ipv6 not in self.ipv6_subnet or d.ipv6 == self.box_ipv6.ip:
+                raise Invalid(f"{fld}.ipv6 is not a device address in {self.ipv6_subnet}",
+                              f"{fld}.ipv6")
+            for what, val in (("id", d.id), ("name", v.name_key(d.name)),
+                              ("public key", d.public_key), ("IPv4 address", d.ipv4),
+                              ("IPv6 address", d.ipv6)):
+                if val in seen[what]:
+                    raise Conflict(f"two devices have the same {what}", fld)
+                seen[what].add(val)
+
+    def device(self, ref) -> Device | None:
+        """A device by id (int or digits) or by name."""
+        for d in self.devices:
+            if d.id == ref or str(d.id) == ref:
+                return d
+        key = v.name_key(ref) if isinstance(ref, str) else None
+        return next((d for d in self.devices if v.name_key(d.name) == key), None)
+
+    def with_devices(self, devices) -> "VpnSettings":
+        return replace(self, devices=tuple(sorted(devices, key=lambda d: d.id)))
+
+
+def subnet(value, fld: str, version: int):
+    net = v.network(value, fld, version)
+    if version == 4 and not 16 <= net.prefixlen <= 29:
+        raise Invalid(f"{fld} must be between a /16 and a /29", fld)
+    if version == 6 and not 48 <= net.prefixlen <= 120:
+        raise Invalid(f"{fld} must be between a /48 and a /120", fld)
+    return net

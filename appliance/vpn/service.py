@@ -1,0 +1,127 @@
+"""The changes a household makes to its VPN, as functions of the desired state.
+
+Each takes the current ``Desired`` and returns the next one (and what it made);
+the agent stores it as a new revision and reconciles. Nothing here touches the
+system. Keys are made here, in-process, and kept in the secret store.
+"""
+
+from dataclasses import replace
+
+from .. import validate as v
+from ..errors import Conflict, Invalid, NotFound
+from ..schema import Desired
+from ..secrets import SecretStore
+from ..store import StateStore
+from . import keys
+from .allocator import AddressPool
+from .capability import BOX_KEY, device_key_name, psk_name
+from .schema import DNS_MAX, HOME_NETWORKS_MAX, MODES, NAME_MAX, Device, Endpoint, VpnSettings
+
+UNSET = object()
+
+
+def _dns(value, fld):
+    return None if value is None else v.listed(value, fld, lambda x, f: str(v.address(x, f)), DNS_MAX)
+
+
+class VpnService:
+    def __init__(self, store: StateStore, secrets: SecretStore):
+        self.store = store
+        self.secrets = secrets
+        self.pool = AddressPool(store.was_handed_out)
+
+    def ensure_box_key(self) -> None:
+        if self.secrets.get(BOX_KEY) is None:
+            self.secrets.put(BOX_KEY, keys.new_private_key())
+
+    def box_public_key(self) -> str:
+        return keys.public_key(self.secrets.get(BOX_KEY))
+
+    def find(self, desired: Desired, ref) -> Device:
+        if not isinstance(ref, (int, str)) or isinstance(ref, bool):
+            raise Invalid("device must be a device's number or name", "device")
+        device = desired.vpn.device(ref)
+        if device is None:
+            raise NotFound(f"there is no device {ref!r}", "device")
+        return device
+
+    def _check_name(self, vpn: VpnSettings, name, except_id: int | None = None) -> str:
+        name = v.text(name, "name", NAME_MAX)
+        key = v.name_key(name)
+        if any(v.name_key(d.name) == key and d.id != except_id for d in vpn.devices):
+            raise Conflict(f"a device called {name!r} already exists", "name")
+        return name
+
+    def add_device(self, desired: Desired, name, mode="home", dns=None, preshared_key=False,
+                   public_key=None) -> tuple[Desired, Device]:
+        vpn = desired.vpn
+        name = self._check_name(vpn, name)
+        mode = v.choice(mode, "mode", MODES)
+        dns = _dns(dns, "dns")
+        preshared_key = v.boolean(preshared_key, "preshared_key")
+        private_key = None
+        if public_key is None:
+            private_key = keys.new_private_key()
+            public_key = keys.public_key(private_key)
+        else:
+            public_key = v.wg_key(public_key, "public_key")
+            if public_key == self.box_public_key() or any(
+                    d.public_key == public_key for d in vpn.devices):
+                raise Conflict("this public key is already in use", "public_key")
+        ipv4, ipv6 = self.pool.next(vpn)
+        device = Device(id=self.store.last_device_id + 1, name=name, public_key=public_key,
+                        ipv4=ipv4, ipv6=ipv6, mode=mode, dns=dns, preshared_key=preshared_key,
+                        key_holder="box" if private_key else "device")
+        # Secrets first: a crash before the revision is stored leaves only an orphan
+        # under an id that was never committed, and the next device overwrites it.
+        if private_key:
+            self.secrets.put(device_key_name(device.id), private_key)
+        if preshared_key:
+            self.secrets.put(psk_name(device.id), keys.new_preshared_key())
+        return desired.with_vpn(vpn.with_devices(vpn.devices + (device,))), device
+
+    def update_device(self, desired: Desired, ref, name=UNSET, mode=UNSET,
+                      dns=UNSET) -> tuple[Desired, Device]:
+        vpn = desired.vpn
+        old = self.find(desired, ref)
+        new = old
+        if name is not UNSET:
+            new = replace(new, name=self._check_name(vpn, name, except_id=old.id))
+        if mode is not UNSET:
+            new = replace(new, mode=v.choice(mode, "mode", MODES))
+        if dns is not UNSET:
+            new = replace(new, dns=_dns(dns, "dns"))
+        devices = tuple(new if d.id == old.id else d for d in vpn.devices)
+        return desired.with_vpn(replace(vpn, devices=devices)), new
+
+    def remove_device(self, desired: Desired, ref) -> tuple[Desired, Device]:
+        vpn = desired.vpn
+        gone = self.find(desired, ref)
+        # The keys stay in the secret store: restoring an earlier revision brings the
+        # device back as it was. The peer is off the interface all the same.
+        devices = tuple(d for d in vpn.devices if d.id != gone.id)
+        return desired.with_vpn(replace(vpn, devices=devices)), gone
+
+    def change_settings(self, desired: Desired, **changes) -> Desired:
+        """Change box-wide VPN settings; every value is checked as the schema does."""
+        vpn = desired.vpn
+        doc = vpn.to_json()
+        for key, value in changes.items():
+            if key == "endpoint" and value is not None:
+                Endpoint.from_json(value, "endpoint")
+            doc[key] = value
+        if doc.get("endpoint") is None:
+            doc.pop("endpoint", None)
+        if len(doc.get("home_networks") or []) > HOME_NETWORKS_MAX:
+            raise Invalid(f"at most {HOME_NETWORKS_MAX} home networks", "home_networks")
+        try:
+            new = VpnSettings.from_json(doc)
+        except Invalid as err:  # report the field as the caller named it
+            raise Invalid(err.message.replace("vpn.", "", 1),
+                          (err.field or "").replace("vpn.", "", 1) or None) from None
+        if vpn.devices and (new.ipv4_subnet, new.ipv6_subnet) != (vpn.ipv4_subnet,
+                                                                   vpn.ipv6_subnet):
+            raise Conflict("the subnets can only change while the VPN has no devices",
+                           "ipv4_subnet" if new.ipv4_subnet != vpn.ipv4_subnet
+                           else "ipv6_subnet")
+        return desired.with_vpn(new)
