@@ -15,8 +15,8 @@ from .errors import Invalid
 
 # Bidirectional overrides and isolates can make a name display as something else.
 _BIDI_CONTROLS = set("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
-_HOST_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
-_IFNAME = re.compile(r"^[A-Za-z0-9_=+.-]{1,15}$")
+_HOST_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
+_IFNAME = re.compile(r"[A-Za-z0-9_=+.-]{1,15}")
 
 
 def integer(value, field: str, lo: int, hi: int) -> int:
@@ -74,7 +74,7 @@ def wg_key(value, field: str) -> str:
 
 
 def ifname(value, field: str) -> str:
-    if not isinstance(value, str) or not _IFNAME.match(value):
+    if not isinstance(value, str) or not _IFNAME.fullmatch(value):
         raise Invalid(f"{field} must be 1-15 letters, digits or _=+.-", field)
     return value
 
@@ -87,7 +87,7 @@ def hostname_or_ip(value, field: str) -> str:
     except ValueError:
         pass
     name = value[:-1] if value.endswith(".") else value
-    if len(name) > 253 or not all(_HOST_LABEL.match(label) for label in name.split(".")):
+    if len(name) > 253 or not all(_HOST_LABEL.fullmatch(label) for label in name.split(".")):
         raise Invalid(f"{field} must be a host name or an IP address", field)
     return value.lower()
 

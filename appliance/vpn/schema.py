@@ -100,20 +100,21 @@ class VpnSettings:
 
     @classmethod
     def from_json(cls, value, fld: str = "vpn") -> "VpnSettings":
+        def f(name):
+            return v.join(fld, name)
         v.only_keys(value, fld, {"interface", "listen_port", "ipv4_subnet", "ipv6_subnet"},
                     {"endpoint", "dns", "home_networks", "devices"})
-        devices = v.listed(value.get("devices", []), f"{fld}.devices", Device.from_json, 2**20)
         endpoint = value.get("endpoint")
         settings = cls(
-            interface=v.ifname(value["interface"], f"{fld}.interface"),
-            listen_port=v.integer(value["listen_port"], f"{fld}.listen_port", 1, 65535),
-            ipv4_subnet=subnet(value["ipv4_subnet"], f"{fld}.ipv4_subnet", 4),
-            ipv6_subnet=subnet(value["ipv6_subnet"], f"{fld}.ipv6_subnet", 6),
-            endpoint=None if endpoint is None else Endpoint.from_json(endpoint, f"{fld}.endpoint"),
-            dns=v.listed(value.get("dns", []), f"{fld}.dns", _dns, DNS_MAX),
-            home_networks=v.listed(value.get("home_networks", []), f"{fld}.home_networks",
+            interface=v.ifname(value["interface"], f("interface")),
+            listen_port=v.integer(value["listen_port"], f("listen_port"), 1, 65535),
+            ipv4_subnet=subnet(value["ipv4_subnet"], f("ipv4_subnet"), 4),
+            ipv6_subnet=subnet(value["ipv6_subnet"], f("ipv6_subnet"), 6),
+            endpoint=None if endpoint is None else Endpoint.from_json(endpoint, f("endpoint")),
+            dns=v.listed(value.get("dns", []), f("dns"), _dns, DNS_MAX),
+            home_networks=v.listed(value.get("home_networks", []), f("home_networks"),
                                    v.any_network, HOME_NETWORKS_MAX),
-            devices=devices,
+            devices=v.listed(value.get("devices", []), f("devices"), Device.from_json, 2**20),
         )
         settings.check_devices()
         return settings

@@ -15,7 +15,7 @@ from ..store import StateStore
 from . import keys
 from .allocator import AddressPool
 from .capability import BOX_KEY, device_key_name, psk_name
-from .schema import DNS_MAX, HOME_NETWORKS_MAX, MODES, NAME_MAX, Device, Endpoint, VpnSettings
+from .schema import DNS_MAX, MODES, NAME_MAX, Device, VpnSettings
 
 UNSET = object()
 
@@ -105,23 +105,13 @@ class VpnService:
     def change_settings(self, desired: Desired, **changes) -> Desired:
         """Change box-wide VPN settings; every value is checked as the schema does."""
         vpn = desired.vpn
-        doc = vpn.to_json()
-        for key, value in changes.items():
-            if key == "endpoint" and value is not None:
-                Endpoint.from_json(value, "endpoint")
-            doc[key] = value
+        if vpn.devices:
+            for key in ("ipv4_subnet", "ipv6_subnet"):
+                if key in changes and changes[key] != str(getattr(vpn, key)):
+                    raise Conflict("the subnets can only change while the VPN has no devices",
+                                   key)
+        doc = {**vpn.to_json(), **changes}
         if doc.get("endpoint") is None:
             doc.pop("endpoint", None)
-        if len(doc.get("home_networks") or []) > HOME_NETWORKS_MAX:
-            raise Invalid(f"at most {HOME_NETWORKS_MAX} home networks", "home_networks")
-        try:
-            new = VpnSettings.from_json(doc)
-        except Invalid as err:  # report the field as the caller named it
-            raise Invalid(err.message.replace("vpn.", "", 1),
-                          (err.field or "").replace("vpn.", "", 1) or None) from None
-        if vpn.devices and (new.ipv4_subnet, new.ipv6_subnet) != (vpn.ipv4_subnet,
-                                                                   vpn.ipv6_subnet):
-            raise Conflict("the subnets can only change while the VPN has no devices",
-                           "ipv4_subnet" if new.ipv4_subnet != vpn.ipv4_subnet
-                           else "ipv6_subnet")
-        return desired.with_vpn(new)
+        doc.pop("devices")
+        return desired.with_vpn(replace(VpnSettings.from_json(doc, ""), devices=vpn.devices))

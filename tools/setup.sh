@@ -1,0 +1,37 @@
+#!/bin/bash
+# Install what the demo and the tests need, on a fresh Debian 12 machine, as root:
+# Debian packages (only those missing, so a second run is quick) and a venv.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(
+    python3 python3-venv python3-dev          # the agent's Python and its venv
+    wireguard-tools wireguard-go              # wg, wg-quick; userspace WireGuard
+    nftables iproute2 iputils-ping procps     # firewall, namespaces, ping, pkill
+    util-linux                                # setsid, unshare
+    zbar-tools                                # zbarimg: tests read the QR codes back
+)
+
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+    if [[ $EUID -ne 0 ]]; then
+        echo "setup: missing Debian packages (${missing[*]}); run as root" >&2
+        exit 1
+    fi
+    echo "setup: installing ${missing[*]}"
+    apt-get update -q
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+# Debian's own Python, not whatever else is first on PATH.
+if [[ ! -x .venv/bin/python ]]; then
+    /usr/bin/python3 -m venv .venv
+fi
+if [[ ! -f .venv/.installed || pyproject.toml -nt .venv/.installed ]]; then
+    .venv/bin/pip install -q --upgrade pip
+    .venv/bin/pip install -q -e '.[test]'
+    touch .venv/.installed
+fi
