@@ -13,6 +13,7 @@ from pyroute2.netlink.exceptions import NetlinkError
 ALIAS = "commonsbox"
 IFF_UP = 0x1
 RT_SCOPE_UNIVERSE = 0
+IFA_F_NODAD = 0x02  # a point-to-point tunnel has no neighbours to ask
 
 
 @contextmanager
@@ -65,7 +66,7 @@ def add_address(name: str, address: str) -> None:
         try:
             ipr.addr("add", index=_index(ipr, name), address=str(iface.ip),
                      prefixlen=iface.network.prefixlen,
-                     **({"flags": 0x200} if iface.version == 6 else {}))  # IFA_F_NODAD
+                     **({"flags": IFA_F_NODAD} if iface.version == 6 else {}))
         except NetlinkError as err:
             if err.code != 17:  # EEXIST: already there is what we wanted
                 raise

@@ -1,0 +1,73 @@
+"""Family devices on the real VPN: connect, cut off, come back, and nobody else notices."""
+
+import re
+
+from .conftest import BOX_VPN_IP, INTERNET, wait_until
+
+
+def test_two_devices_one_removed_then_restored_and_the_other_never_disturbed(lab):
+    d1 = lab.api.call("vpn.device.add", name="Grandma's phone")["device"]
+    d2 = lab.api.call("vpn.device.add", name="Laptop", preshared_key=True)["device"]
+    p1, p2 = lab.phone(0, d1["id"]), lab.phone(1, d2["id"])
+    assert lab.phone_ns[0].ping(BOX_VPN_IP, timeout=3)
+    assert lab.phone_ns[1].ping(BOX_VPN_IP, timeout=3)
+    assert lab.phone_ns[1].ping("fd00:77::1", timeout=3)
+    ifindex = lab.box_ifindex()
+    session = lab.box_peer(d2["public_key"])["latest_handshake"], p2.latest_handshake()
+    assert session[0] > 0 and session[1] > 0
+    before_removal = lab.api.call("config.history", limit=1)[0]["revision"]
+
+    gone = lab.api.call("vpn.device.remove", device=d1["id"])
+    assert gone["applied"]
+    assert not lab.phone_ns[0].ping(BOX_VPN_IP, count=3, timeout=1)  # cut off at once
+    assert lab.phone_ns[1].ping(BOX_VPN_IP, timeout=1)
+    assert (lab.box_peer(d2["public_key"])["latest_handshake"], p2.latest_handshake()) == session
+    assert lab.box_ifindex() == ifindex
+
+    restored = lab.api.call("config.rollback", revision=before_removal)
+    assert restored["applied"]
+    # The phone notices its session is dead and handshakes anew (WireGuard: within ~15 s).
+    assert wait_until(lambda: lab.phone_ns[0].ping(BOX_VPN_IP, timeout=1), timeout=40)
+    assert (lab.box_peer(d2["public_key"])["latest_handshake"], p2.latest_handshake()) == session
+    assert lab.box_ifindex() == ifindex
+
+    # Restarting the agent changes nothing on the system.
+    lab.restart_agent()
+    outcomes = lab.api.call("status")["last_reconcile"]
+    assert [o["actions"] for o in outcomes] == [[], []], outcomes
+    assert lab.box_ifindex() == ifindex
+    assert (lab.box_peer(d2["public_key"])["latest_handshake"], p2.latest_handshake()) == session
+    assert lab.phone_ns[1].ping(BOX_VPN_IP, timeout=1)
+
+
+def test_changing_one_device_touches_only_that_device(lab):
+    d1 = lab.api.call("vpn.device.add", name="one")["device"]
+    d2 = lab.api.call("vpn.device.add", name="two")["device"]
+    lab.phone(0, d1["id"]), lab.phone(1, d2["id"])
+    assert lab.phone_ns[0].ping(BOX_VPN_IP, timeout=3) and lab.phone_ns[1].ping(BOX_VPN_IP, timeout=3)
+    session = lab.box_peer(d2["public_key"])["latest_handshake"]
+    changed = lab.api.call("vpn.device.update", device=d1["id"], mode="full", name="one (full)")
+    assert changed["reconcile"][0]["actions"] == [] and changed["applied"]  # the peer is the same
+    assert any("AddMembers" in a for a in changed["reconcile"][1]["actions"])
+    added = lab.api.call("vpn.device.add", name="three")
+    assert added["reconcile"][0]["actions"] == ["SetPeers(wg0: 1 set, 0 removed)"]
+    assert lab.box_peer(d2["public_key"])["latest_handshake"] == session
+
+
+def test_full_tunnel_reaches_the_internet_and_home_only_cannot(lab):
+    full = lab.api.call("vpn.device.add", name="full", mode="full")["device"]
+    home = lab.api.call("vpn.device.add", name="home")["device"]
+    lab.phone(0, full["id"])
+    assert lab.phone_ns[0].ping(INTERNET, timeout=3)  # the internet host has no route to the
+    # VPN: only NAT on the box's uplink lets the answer come back
+    # A home-only device that widens its own AllowedIPs is still stopped by the box.
+    text = lab.api.call("vpn.device.config", device=home["id"])["config"]
+    text = re.sub(r"AllowedIPs = .*", "AllowedIPs = 0.0.0.0/0", text)
+    lab.phone(1, home["id"], config=text)
+    assert lab.phone_ns[1].ping(BOX_VPN_IP, timeout=3)
+    assert not lab.phone_ns[1].ping(INTERNET, count=2, timeout=1)
+    listing = lab.box_ns.run(["nft", "list", "chain", "inet", "commonsbox", "forward"]).stdout
+    assert re.search(r"counter packets [1-9]\d* bytes \d+ drop", listing), listing
+    # Promoting it to full tunnel opens the way, without touching its session.
+    lab.api.call("vpn.device.update", device=home["id"], mode="full")
+    assert lab.phone_ns[1].ping(INTERNET, timeout=3)
