@@ -61,7 +61,7 @@ class _Handler(socketserver.StreamRequestHandler):
         try:
             try:
                 request = json.loads(line)
-            except (UnicodeDecodeError, ValueError):
+            except (UnicodeDecodeError, ValueError, RecursionError):
                 raise Invalid("the request is not valid JSON") from None
             if not isinstance(request, dict):
                 raise Invalid("the request must be a JSON object")

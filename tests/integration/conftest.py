@@ -42,7 +42,7 @@ def pytest_collection_modifyitems(config, items):
 
 
 class Lab:
-    def __init__(self, tmp_path, phones: int = 2):
+    def __init__(self, tmp_path, phones: int = 2, root=None, webui_user=None):
         tag = f"{os.getpid() % 10000}{next(_counter)}"
         self.tag = tag
         self.tmp = tmp_path
@@ -57,7 +57,7 @@ class Lab:
             link(self.box_ns, f"lan{i}", f"100.64.{i}.1/24", ns, "eth0", f"100.64.{i}.10/24")
             ns.run(["ip", "route", "add", "default", "via", f"100.64.{i}.1"])
             self.phone_ns.append(ns)
-        self.box = BoxSandbox(self.box_ns, tmp_path / "box")
+        self.box = BoxSandbox(self.box_ns, root or tmp_path / "box", webui_user=webui_user)
         self.box.start()
         self.api = self.box.client()
         self.api.call("vpn.settings.set", endpoint=ENDPOINT, ipv4_subnet=SUBNET4,

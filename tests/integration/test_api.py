@@ -1,0 +1,165 @@
+"""The privileged API against the real agent: bad input gets a clear error and the
+stored state stays exactly as it was."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from appliance.api import MAX_REQUEST
+from appliance.api.methods import METHODS
+from appliance.errors import Conflict, Invalid, NotFound, PoolExhausted
+from appliance.sandbox import REPO
+from appliance.vpn import keys
+
+from .conftest import Lab
+
+
+def snapshot(lab):
+    return lab.api.call("config.history", limit=1)[0]["revision"], lab.api.call("vpn.device.list")
+
+
+def raw(lab, payload: bytes) -> list[dict]:
+    """Send bytes on a fresh connection; return every answer until the agent closes."""
+    with socket.socket(socket.AF_UNIX) as s:
+        s.settimeout(10)
+        s.connect(str(lab.box.paths.socket))
+        s.sendall(payload)
+        s.shutdown(socket.SHUT_WR)
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    return [json.loads(line) for line in data.splitlines()]
+
+
+BAD_NAMES = ["phone\nPrivateKey = AAAA", "phone\r\n[Peer]", "ph\x00one", "\x1b[31mred",
+             "a" * 10_000, "", " padded", "evil\u202eenohp", "line\u2028sep", "tab\tname"]
+
+
+def test_bad_device_names_are_refused_and_nothing_is_stored(box):
+    before = snapshot(box)
+    for name in BAD_NAMES:
+        with pytest.raises(Invalid) as err:
+            box.api.call("vpn.device.add", name=name)
+        assert err.value.field == "name", name
+    assert snapshot(box) == before
+
+
+@pytest.mark.parametrize("name", ["Grandma's \"new\" phone", "Phone [Peer]", "[Interface]",
+                                  "هاتف جدتي", "दादी का फ़ोन", "Zoë 📱", "a" * 64])
+def test_names_with_quotes_brackets_and_any_script_round_trip(box, name):
+    device = box.api.call("vpn.device.add", name=name)["device"]
+    assert device["name"] == name
+    assert box.api.call("vpn.device.get", device=device["id"])["name"] == name
+    assert box.api.call("vpn.device.get", device=name)["id"] == device["id"]
+    config = box.api.call("vpn.device.config", device=device["id"])["config"]
+    lines = [line for line in config.splitlines() if line]
+    assert lines[0] == "[Interface]" and lines.count("[Peer]") == 1 and len(lines) == 7
+    assert {line.split(" = ")[0] for line in lines if " = " in line} == {
+        "PrivateKey", "Address", "PublicKey", "AllowedIPs", "Endpoint"}
+
+
+def test_invalid_and_duplicate_public_keys(box):
+    own = keys.public_key(keys.new_private_key())
+    box.api.call("vpn.device.add", name="laptop", public_key=own)
+    before = snapshot(box)
+    for bad in ["nope", own[:-1], "A" * 43 + "=", own + "\n", own.replace("=", "A")]:
+        with pytest.raises(Invalid) as err:
+            box.api.call("vpn.device.add", name="x", public_key=bad)
+        assert err.value.field == "public_key"
+    with pytest.raises(Conflict):
+        box.api.call("vpn.device.add", name="copy", public_key=own)
+    box_key = box.api.call("vpn.settings.get")["public_key"]
+    with pytest.raises(Conflict):
+        box.api.call("vpn.device.add", name="box", public_key=box_key)
+    with pytest.raises(Conflict):
+        box.api.call("vpn.device.add", name="LAPTOP")
+    assert snapshot(box) == before
+
+
+def test_an_exhausted_address_pool(box):
+    box.api.call("vpn.settings.set", ipv4_subnet="10.78.0.0/29")
+    for i in range(5):
+        box.api.call("vpn.device.add", name=f"device {i}")
+    before = snapshot(box)
+    with pytest.raises(PoolExhausted):
+        box.api.call("vpn.device.add", name="one too many")
+    assert snapshot(box) == before
+
+
+def test_malformed_oversized_and_mistyped_requests(box):
+    before = snapshot(box)
+    answers = raw(box, b"{not json\n\xff\xfe\n[1, 2]\n" + b"[" * 40000 + b"\n"
+                  + b'{"method": 5}\n{"method": "vpn.device.add", "params": {"name": 5}}\n'
+                  + b'{"method": "vpn.device.add", "params": {"name": "x", "colour": "red"}}\n'
+                  + b'{"method": "vpn.device.add", "params": {"name": "x", "preshared_key": 1}}\n'
+                  + b'{"method": "config.rollback", "params": {"revision": true}}\n'
+                  + b'{"method": "vpn.device.add", "params": []}\n'
+                  + b'{"method": "status"}\n')
+    codes = [a["error"]["code"] if not a["ok"] else "ok" for a in answers]
+    assert codes == ["invalid", "invalid", "invalid", "invalid", "not_found", "invalid",
+                     "invalid", "invalid", "invalid", "invalid", "ok"], answers
+    assert [a["error"].get("field") for a in answers[5:9]] == [
+        "name", "colour", "preshared_key", "revision"]
+    # Over the limit: a clear error, then the agent hangs up.
+    answers = raw(box, b'{"method": "vpn.device.add", "params": {"name": "'
+                  + b"a" * (MAX_REQUEST + 10) + b'"}}\n{"method": "status"}\n')
+    assert [a["error"]["code"] for a in answers] == ["too_large"]
+    with pytest.raises(NotFound):
+        box.api.call("config.rollback", revision=9999)
+    assert snapshot(box) == before
+
+
+def _call_as(lab, uid: int, gid: int, method: str, **params):
+    code = ("import json, sys; from appliance.api.client import Client\n"
+            "from appliance.errors import ApplianceError\n"
+            f"c = Client({str(lab.box.paths.socket)!r}, acting='Ana')\n"
+            "try: print(json.dumps({'ok': c.call(sys.argv[1], **json.loads(sys.argv[2]))}))\n"
+            "except ApplianceError as e: print(json.dumps({'error': e.code}))\n")
+    done = subprocess.run([sys.executable, "-c", code, method, json.dumps(params)], user=uid,
+                          group=gid, env={"PYTHONPATH": str(REPO)}, capture_output=True,
+                          text=True, timeout=30, cwd="/")
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_only_root_and_the_web_ui_user_may_call(tmp_path):
+    root = Path(tempfile.mkdtemp(prefix="cbt-api-"))  # others must reach the socket to be refused
+    os.chmod(root, 0o755)
+    lab = Lab(tmp_path, phones=0, root=root, webui_user="nobody")
+    try:
+        sock = lab.box.paths.socket
+        assert oct(sock.stat().st_mode & 0o777) == "0o660" and sock.stat().st_gid == 65534
+        before = snapshot(lab)
+        assert _call_as(lab, 12345, 65534, "vpn.device.add", name="intruder") == {
+            "error": "unauthorized"}
+        assert snapshot(lab) == before
+        added = _call_as(lab, 65534, 65534, "vpn.device.add", name="from the web UI")
+        assert added["ok"]["device"]["name"] == "from the web UI"
+        assert lab.api.call("config.history", limit=1)[0]["who"] == "webui:Ana"
+    finally:
+        lab.close()
+        subprocess.run(["rm", "-rf", str(root)])
+
+
+JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False)
+                    | st.text(max_size=30),
+                    lambda inner: st.lists(inner, max_size=4)
+                    | st.dictionaries(st.text(max_size=12), inner, max_size=4), max_leaves=10)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+@given(method=st.sampled_from(sorted(METHODS) + ["nope"]),
+       params=st.dictionaries(st.sampled_from(["name", "device", "mode", "dns", "public_key",
+                                               "revision", "a", "b", "limit", "endpoint",
+                                               "ipv4_subnet", "listen_port", "why", "x"]),
+                              JSON, max_size=4))
+def test_random_requests_never_crash_the_agent(box, method, params):
+    answer = raw(box, json.dumps({"method": method, "params": params}).encode() + b"\n")[0]
+    assert answer["ok"] or answer["error"]["code"] != "error", answer
