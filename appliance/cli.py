@@ -170,7 +170,7 @@ def show_text(args, result) -> None:
             print_change(result)
             if "device" in result and args.func is cmd_device_add:
                 d = result["device"]
-                print(f"device {d['id']} {d['name']!r}: {d['ipv4']}, {d['ipv6']}; "
+                print(f"device {d['id']} ({d['name']}): {d['ipv4']}, {d['ipv6']}; "
                       f"show its QR code with: commonsbox vpn device show {d['id']} --qr")
 
 

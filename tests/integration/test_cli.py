@@ -1,0 +1,76 @@
+"""`commonsbox`, the command line, against the real agent in its namespace."""
+
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+
+def cli(lab, *args, ok=True):
+    done = subprocess.run([sys.executable, "-m", "appliance.cli", "--root",
+                           str(lab.box.paths.root), *args], capture_output=True, text=True,
+                          timeout=60)
+    if ok:
+        assert done.returncode == 0, done.stderr
+    return done
+
+
+def test_a_device_from_add_to_qr_code_to_rollback(box, tmp_path):
+    out = cli(box, "vpn", "device", "add", "Grandma's phone", "--psk").stdout
+    assert "saved as revision" in out and "device 1 (Grandma's phone): 10.77.0.2" in out
+    assert "Grandma's phone" in cli(box, "vpn", "device", "list").stdout
+
+    shown = cli(box, "vpn", "device", "show", "Grandma's phone")
+    assert shown.stdout.startswith("[Interface]\nPrivateKey = ") and "PresharedKey" in shown.stdout
+    assert "Grandma-s-pho-1.conf" in shown.stderr
+
+    qr = cli(box, "vpn", "device", "show", "1", "--qr", "--png", str(tmp_path / "qr.png")).stdout
+    assert "█" in qr or "▀" in qr
+    if shutil.which("zbarimg"):
+        decoded = subprocess.run(["zbarimg", "--quiet", "--raw", "-Sbinary",
+                                  str(tmp_path / "qr.png")], capture_output=True, text=True)
+        assert decoded.stdout.rstrip("\n") == shown.stdout.rstrip("\n")
+
+    status = json.loads(cli(box, "status", "--json").stdout)
+    assert status["vpn"]["devices"][0]["name"] == "Grandma's phone"
+    assert status["backend"] in ("kernel", "userspace")
+    assert all(c["ok"] for c in status["health"]), status["health"]
+    text = cli(box, "status").stdout
+    assert "Grandma's phone" in text and "handshake never" in text
+
+    cli(box, "vpn", "device", "remove", "1", "--why", "lost on the bus")
+    history = cli(box, "config", "history").stdout.splitlines()
+    assert "lost on the bus" in history[0] and "root" in history[0]
+    revisions = json.loads(cli(box, "config", "history", "--json").stdout)
+    latest = revisions[0]["revision"]
+    diff = cli(box, "config", "diff", str(latest - 1), str(latest)).stdout
+    assert "-        \"name\": \"Grandma's phone\"," in diff
+    assert "PrivateKey" not in diff and "psk" not in diff.lower()
+
+    cli(box, "config", "rollback", str(latest - 1))
+    assert "Grandma's phone" in cli(box, "vpn", "device", "list").stdout
+
+
+def test_errors_are_one_clear_line_and_a_nonzero_exit(box):
+    bad = cli(box, "vpn", "device", "add", "bad\nname", ok=False)
+    assert bad.returncode == 2 and bad.stderr.startswith("commonsbox: name contains a control")
+    missing = cli(box, "vpn", "device", "remove", "nobody", ok=False)
+    assert missing.returncode == 2 and "there is no device 'nobody'" in missing.stderr
+    as_json = cli(box, "vpn", "device", "show", "nobody", "--json", ok=False)
+    assert json.loads(as_json.stderr)["error"]["code"] == "not_found"
+
+
+def test_the_endpoint_is_written_into_every_config(box):
+    cli(box, "vpn", "set", "--endpoint", "home.example.org:41000")
+    cli(box, "vpn", "device", "add", "tablet")
+    assert "Endpoint = home.example.org:41000" in cli(box, "vpn", "device", "show", "tablet").stdout
+    cli(box, "vpn", "set", "--endpoint", "[2001:db8::7]")
+    assert "Endpoint = [2001:db8::7]:51820" in cli(box, "vpn", "device", "show", "tablet").stdout
+
+
+def test_no_agent_is_a_clear_error(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "appliance.cli", "--root", str(tmp_path),
+                           "status"], capture_output=True, text=True)
+    assert done.returncode == 1 and "cannot reach the agent" in done.stderr
