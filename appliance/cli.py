@@ -52,7 +52,8 @@ def parse_endpoint(value: str, default_port: int) -> dict:
 
 def print_status(s: dict) -> None:
     vpn = s["vpn"]
-    print(f"{s['box']['name']} — Commonsbox {s['version']}, revision {s['revision']['revision']}")
+    print(f"{s['box']['name']} (agent {s['version']}), configuration revision "
+          f"{s['revision']['revision']}")
     print(f"VPN {vpn['interface']} ({s['backend']} WireGuard), port {vpn['listen_port']}, "
           f"endpoint {vpn['endpoint'] or 'not set'}")
     print(f"  public key {vpn['public_key']}")

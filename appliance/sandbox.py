@@ -154,3 +154,58 @@ class Phone:
     def latest_handshake(self) -> int:
         out = self.netns.run(["wg", "show", self.ifname, "latest-handshakes"]).stdout.split()
         return int(out[1]) if len(out) > 1 else 0
+
+
+class World:
+    """A box and its surroundings on this machine, each a namespace of its own.
+
+    The box answers on 192.0.2.1 (its "public" address, on its loopback); each
+    phone has its own cable to the box (100.64.N.0/24) and routes through it; an
+    "internet" host (203.0.113.7) sits behind the box's uplink and has no route
+    back to the VPN, so only the box's NAT lets full-tunnel traffic return.
+    """
+
+    ENDPOINT = {"host": "192.0.2.1", "port": 51820}
+    INTERNET = "203.0.113.7"
+
+    def __init__(self, prefix: str, root: Path, phones: int = 1, webui_user: str | None = None):
+        self.prefix = prefix
+        self.namespaces: list[Netns] = []
+        try:
+            self.box_ns = self._ns(f"{prefix}-box")
+            self.box_ns.run(["ip", "addr", "add", "192.0.2.1/32", "dev", "lo"])
+            self.inet = self._ns(f"{prefix}-inet")
+            link(self.box_ns, "up0", "203.0.113.1/24", self.inet, "eth0", f"{self.INTERNET}/24")
+            self.phone_ns = []
+            for i in range(phones):
+                ns = self._ns(f"{prefix}-p{i}")
+                link(self.box_ns, f"lan{i}", f"100.64.{i}.1/24", ns, "eth0", f"100.64.{i}.10/24")
+                ns.run(["ip", "route", "add", "default", "via", f"100.64.{i}.1"])
+                self.phone_ns.append(ns)
+            self.box = BoxSandbox(self.box_ns, root, webui_user=webui_user)
+            self.box.start()
+        except BaseException:
+            self.close()
+            raise
+        self.api = self.box.client()
+
+    def _ns(self, name: str) -> Netns:
+        ns = Netns(name)
+        self.namespaces.append(ns)
+        return ns
+
+    def phone(self, i: int, ifname: str, device, config: str | None = None) -> Phone:
+        """Bring phone ``i`` up as ``device``, with its exported config (or the text given)."""
+        phone = Phone(self.phone_ns[i], ifname, self.box.paths.root / f"phone{i}")
+        phone.up(config or self.api.call("vpn.device.config", device=device)["config"])
+        return phone
+
+    def close(self) -> None:
+        if getattr(self, "api", None):
+            self.api.close()
+        try:
+            if getattr(self, "box", None):
+                self.box.stop()
+        finally:
+            for ns in reversed(self.namespaces):
+                ns.delete()

@@ -138,7 +138,7 @@ def settings_set(box: Box, who: str, why, **changes):
         preshared_key=(BOOL, False), public_key=(OPT_TEXT, None), **WHY)
 def device_add(box: Box, who: str, name, mode, dns, preshared_key, public_key, why):
     revision, device, outcomes = box.change(
-        who, _why(why, f"add device {name!r}"),
+        who, _why(why, f"add device “{name}”"),
         lambda d: box.vpn.add_device(d, name, mode, dns, preshared_key, public_key))
     return {**_changed(revision, outcomes), "device": device.to_json()}
 
@@ -159,7 +159,7 @@ def device_get(box: Box, who: str, device):
         mode=(TEXT, UNSET), dns=(OPT_LIST, UNSET), **WHY)
 def device_update(box: Box, who: str, device, name, mode, dns, why):
     revision, updated, outcomes = box.change(
-        who, _why(why, f"change device {device!r}"),
+        who, _why(why, f"change device {device}"),
         lambda d: box.vpn.update_device(d, device, name, mode, dns))
     return {**_changed(revision, outcomes), "device": updated.to_json()}
 
@@ -169,7 +169,7 @@ def device_remove(box: Box, who: str, device, why):
     _, desired = box.head()
     name = box.vpn.find(desired, device).name
     revision, gone, outcomes = box.change(
-        who, _why(why, f"remove device {name!r}"),
+        who, _why(why, f"remove device “{name}”"),
         lambda d: box.vpn.remove_device(d, device))
     return {**_changed(revision, outcomes), "device": gone.to_json()}
 

@@ -70,5 +70,6 @@ class FirewallCapability:
             _nft(["-f", "-"], "".join(script))
 
     def health(self, facts: Facts, desired: Desired) -> list[Check]:
-        return [Check("firewall", "nftables table in place",
-                      facts.comment == ruleset.wanted(desired).comment)]
+        in_place = facts.comment == ruleset.wanted(desired).comment
+        return [Check(self.name, "nftables", in_place,
+                      f"table inet {ruleset.TABLE} {'in place' if in_place else 'missing or stale'}")]

@@ -1,9 +1,7 @@
 """The integration tier: real namespaces, the real agent, real WireGuard and nftables.
 
-A ``Lab`` is a small world on this machine: the box (endpoint 192.0.2.1 on its
-loopback), family phones each on their own cable to the box, and an "internet" host
-(203.0.113.7) behind the box's uplink. All of it lives in network namespaces made
-here, so no packet leaves the machine.
+Each test gets its own ``Lab`` (a sandbox.World): the box, family phones and an
+"internet" host, all in network namespaces made here, so no packet leaves the machine.
 """
 
 import itertools
@@ -14,12 +12,11 @@ import time
 
 import pytest
 
-from appliance.sandbox import BoxSandbox, Netns, Phone, link
+from appliance.sandbox import Phone, World
 
-ENDPOINT = {"host": "192.0.2.1", "port": 51820}
 SUBNET4, SUBNET6 = "10.77.0.0/24", "fd00:77::/64"
 BOX_VPN_IP = "10.77.0.1"
-INTERNET = "203.0.113.7"
+INTERNET = World.INTERNET
 _counter = itertools.count()
 
 
@@ -41,38 +38,18 @@ def pytest_collection_modifyitems(config, items):
                 item.add_marker(pytest.mark.skip(reason=f"INTEGRATION TIER NOT RUN: {reason}"))
 
 
-class Lab:
+class Lab(World):
+    """The World, set up the way the tests expect, with a few helpers to look at it."""
+
     def __init__(self, tmp_path, phones: int = 2, root=None, webui_user=None):
-        tag = f"{os.getpid() % 10000}{next(_counter)}"
-        self.tag = tag
+        self.tag = f"{os.getpid() % 10000}{next(_counter)}"
         self.tmp = tmp_path
-        self.namespaces: list[Netns] = []
-        self.box_ns = self._ns(f"cbt{tag}-box")
-        self.box_ns.run(["ip", "addr", "add", "192.0.2.1/32", "dev", "lo"])
-        self.inet = self._ns(f"cbt{tag}-inet")
-        link(self.box_ns, "up0", "203.0.113.1/24", self.inet, "eth0", f"{INTERNET}/24")
-        self.phone_ns = []
-        for i in range(phones):
-            ns = self._ns(f"cbt{tag}-p{i}")
-            link(self.box_ns, f"lan{i}", f"100.64.{i}.1/24", ns, "eth0", f"100.64.{i}.10/24")
-            ns.run(["ip", "route", "add", "default", "via", f"100.64.{i}.1"])
-            self.phone_ns.append(ns)
-        self.box = BoxSandbox(self.box_ns, root or tmp_path / "box", webui_user=webui_user)
-        self.box.start()
-        self.api = self.box.client()
-        self.api.call("vpn.settings.set", endpoint=ENDPOINT, ipv4_subnet=SUBNET4,
+        super().__init__(f"cbt{self.tag}", root or tmp_path / "box", phones, webui_user)
+        self.api.call("vpn.settings.set", endpoint=self.ENDPOINT, ipv4_subnet=SUBNET4,
                       ipv6_subnet=SUBNET6)
 
-    def _ns(self, name: str) -> Netns:
-        ns = Netns(name)
-        self.namespaces.append(ns)
-        return ns
-
     def phone(self, i: int, device, config: str | None = None) -> Phone:
-        """Bring phone ``i`` up with ``device``'s exported config (or the text given)."""
-        phone = Phone(self.phone_ns[i], f"cbp{self.tag}{i}"[:15], self.tmp / f"phone{i}")
-        phone.up(config or self.api.call("vpn.device.config", device=device)["config"])
-        return phone
+        return super().phone(i, f"cbp{self.tag}{i}"[:15], device, config)
 
     def box_peer(self, public_key: str) -> dict | None:
         devices = self.api.call("status")["vpn"]["devices"]
@@ -90,14 +67,6 @@ class Lab:
     def box_ifindex(self) -> int:
         out = self.box_ns.run(["ip", "-o", "link", "show", "wg0"]).stdout
         return int(out.split(":")[0])
-
-    def close(self) -> None:
-        self.api.close()
-        try:
-            self.box.stop()
-        finally:
-            for ns in reversed(self.namespaces):
-                ns.delete()
 
 
 def wait_until(predicate, timeout: float, step: float = 0.2) -> bool:
@@ -124,4 +93,3 @@ def box(tmp_path):
     world.close()
 
 
-__all__ = ["Lab", "wait_until", "BOX_VPN_IP", "INTERNET", "signal"]
