@@ -22,7 +22,6 @@ from .secrets import SecretStore
 from .store import Revision, StateStore
 from .vpn.backends import Backend
 from .vpn.capability import VpnCapability, device_key_name, psk_name
-from .vpn.export import wg_quick
 from .vpn.service import VpnService
 
 log = logging.getLogger(__name__)
@@ -90,7 +89,7 @@ class Box:
     def device_config(self, ref) -> tuple[str, str]:
         """(file name, wg-quick text) for one device; the only path a device's own
         private key leaves the agent, to be handed to that device."""
-        from .vpn.export import file_name
+        from .vpn.export import file_name, wg_quick  # only when a config is exported
 
         _, desired = self.store.head()
         device = self.vpn.find(desired, ref)
@@ -116,7 +115,7 @@ class Box:
                 for d in desired.vpn.devices:
                     peer = peers.get(d.public_key)
                     devices.append({
-                        "id": d.id, "name": d.name, "ipv4": str(d.ipv4), "ipv6": str(d.ipv6),
+                        "id": d.id, "name": d.name, "ipv4": d.ipv4, "ipv6": d.ipv6,
                         "mode": d.mode,
                         "latest_handshake": peer.last_handshake if peer else 0,
                         "rx_bytes": peer.rx_bytes if peer else 0,

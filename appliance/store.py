@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import Invalid, NotFound
+from .errors import NotFound
 from .schema import Desired
 
 _SCHEMA = """
@@ -103,8 +103,8 @@ class StateStore:
 
     # -- allocation ----------------------------------------------------------------
 
-    def was_handed_out(self, address) -> bool:
-        return str(address) in self._handed_out
+    def was_handed_out(self, address: str) -> bool:
+        return address in self._handed_out
 
     @property
     def last_device_id(self) -> int:
@@ -115,8 +115,8 @@ class StateStore:
     def commit(self, desired: Desired, who: str, why: str) -> Revision:
         """Store ``desired`` as the new head, recording its ids and addresses as used."""
         doc = json.dumps(desired.to_json(), ensure_ascii=False, sort_keys=True)
-        new_addresses = [(str(a), d.id) for d in desired.vpn.devices for a in (d.ipv4, d.ipv6)
-                         if str(a) not in self._handed_out]
+        new_addresses = [(a, d.id) for d in desired.vpn.devices for a in (d.ipv4, d.ipv6)
+                         if a not in self._handed_out]
         last_id = max([self._last_device_id] + [d.id for d in desired.vpn.devices])
         at = time.time()
         with self._lock:
@@ -139,11 +139,6 @@ class StateStore:
             revision = Revision(cur.lastrowid, at, who, why)
             self._head = (revision, desired)
             return revision
-
-    def check_revision_number(self, value) -> int:
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise Invalid("revision must be a positive whole number", "revision")
-        return value
 
     def close(self) -> None:
         self._db.close()

@@ -1,6 +1,5 @@
 """Hands each new device an IPv4 and an IPv6 address that no device ever had."""
 
-import ipaddress
 from typing import Callable
 
 from ..errors import PoolExhausted
@@ -18,14 +17,14 @@ class AddressPool:
         self._was_handed_out = was_handed_out
         self._resume: dict[tuple, int] = {}
 
-    def next(self, vpn: VpnSettings) -> tuple[ipaddress.IPv4Address, ipaddress.IPv6Address]:
+    def next(self, vpn: VpnSettings) -> tuple[str, str]:
         v4, v6 = vpn.ipv4_subnet, vpn.ipv6_subnet
         in_use = {d.ipv4 for d in vpn.devices} | {d.ipv6 for d in vpn.devices}
         last = min(v4.num_addresses - 2, v6.num_addresses - 1)
         key = (v4, v6)
         index = self._resume.get(key, 2)
         while index <= last:
-            a4, a6 = v4[index], v6[index]
+            a4, a6 = str(v4[index]), str(v6[index])
             if not (a4 in in_use or a6 in in_use
                     or self._was_handed_out(a4) or self._was_handed_out(a6)):
                 self._resume[key] = index

@@ -8,10 +8,12 @@ from ..secrets import SecretStore
 from . import links
 from .backends import Backend
 from .facts import VpnFacts
+from .schema import Device
 from .plan import (AddAddress, BringUp, ConfigureInterface, CreateInterface, DeleteInterface,
                    RemoveAddress, SetPeers, WantedInterface, WantedPeer, plan)
 
 BOX_KEY = "vpn/box"
+BOX_PUBLIC_KEY = "vpn/box.public"  # not secret; kept with its private half
 
 
 def device_key_name(device_id: int) -> str:
@@ -22,21 +24,31 @@ def psk_name(device_id: int) -> str:
     return f"vpn/psk/{device_id}"
 
 
-def wanted(desired: Desired, secrets: SecretStore) -> WantedInterface:
+def wanted(desired: Desired, secrets: SecretStore, known: dict[Device, WantedPeer] | None = None
+           ) -> tuple[WantedInterface, dict[Device, WantedPeer]]:
+    """The interface the desired state asks for. ``known`` holds the peers made last
+    time: a device that did not change (the same frozen Device) keeps its peer."""
     vpn = desired.vpn
+    known = known or {}
     private_key = secrets.get(BOX_KEY)
     if private_key is None:
         raise SystemFailure("the box has no WireGuard key")
-    psks = secrets.get_many("vpn/psk/") if any(d.preshared_key for d in vpn.devices) else {}
+    psks = None
     peers = {}
     for d in vpn.devices:
-        psk = psks.get(psk_name(d.id)) if d.preshared_key else None
-        if d.preshared_key and psk is None:
-            raise SystemFailure(f"device {d.id} has lost its preshared key")
-        peers[d.public_key] = WantedPeer(d.public_key, psk,
-                                         frozenset((f"{d.ipv4}/32", f"{d.ipv6}/128")))
+        peer = known.get(d)
+        if peer is None:
+            psk = None
+            if d.preshared_key:
+                psks = psks if psks is not None else secrets.get_many("vpn/psk/")
+                psk = psks.get(psk_name(d.id))
+                if psk is None:
+                    raise SystemFailure(f"device {d.id} has lost its preshared key")
+            peer = WantedPeer(d.public_key, psk, frozenset((f"{d.ipv4}/32", f"{d.ipv6}/128")))
+        peers[d] = peer
     return WantedInterface(vpn.interface, private_key, vpn.listen_port,
-                           frozenset((str(vpn.box_ipv4), str(vpn.box_ipv6))), peers)
+                           frozenset((str(vpn.box_ipv4), str(vpn.box_ipv6))),
+                           {peer.public_key: peer for peer in peers.values()}), peers
 
 
 class VpnCapability:
@@ -45,6 +57,7 @@ class VpnCapability:
     def __init__(self, backend: Backend, secrets: SecretStore):
         self.backend = backend
         self.secrets = secrets
+        self._peers: dict[Device, WantedPeer] = {}
 
     def read_facts(self) -> VpnFacts:
         found = {}
@@ -55,7 +68,8 @@ class VpnCapability:
         return VpnFacts(found)
 
     def plan(self, facts: VpnFacts, desired: Desired) -> list:
-        return plan(facts, wanted(desired, self.secrets))
+        want, self._peers = wanted(desired, self.secrets, self._peers)
+        return plan(facts, want)
 
     def apply(self, actions: list) -> None:
         for action in actions:

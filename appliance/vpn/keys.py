@@ -1,20 +1,26 @@
-"""WireGuard keys, made in-process (X25519 from `cryptography`), never by a shell-out."""
+"""WireGuard keys, made in-process (X25519 from `cryptography`), never by a shell-out.
+
+`cryptography` is imported when a key is made, not before: it is a quarter of the
+agent's memory, and an idle box makes no keys.
+"""
 
 import base64
 import os
-
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from ..secrets import Secret
 
 
 def new_private_key() -> Secret:
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
     raw = X25519PrivateKey.generate().private_bytes_raw()
     return Secret(base64.b64encode(raw).decode())
 
 
 def public_key(private_key: Secret) -> str:
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
     key = X25519PrivateKey.from_private_bytes(base64.b64decode(private_key.reveal()))
     raw = key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
     return base64.b64encode(raw).decode()

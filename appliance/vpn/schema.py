@@ -41,8 +41,8 @@ class Device:
     id: int
     name: str
     public_key: str
-    ipv4: ipaddress.IPv4Address
-    ipv6: ipaddress.IPv6Address
+    ipv4: str  # canonical text: it is compared, hashed and printed far more than parsed
+    ipv6: str
     mode: str = "home"
     dns: tuple[str, ...] | None = None  # None: the box-wide default
     preshared_key: bool = False
@@ -61,8 +61,8 @@ class Device:
             id=v.integer(value["id"], f"{fld}.id", 1, 2**31),
             name=v.text(value["name"], f"{fld}.name", NAME_MAX),
             public_key=v.wg_key(value["public_key"], f"{fld}.public_key"),
-            ipv4=ipv4,
-            ipv6=ipv6,
+            ipv4=str(ipv4),
+            ipv6=str(ipv6),
             mode=v.choice(value["mode"], f"{fld}.mode", MODES),
             dns=None if dns is None else v.listed(dns, f"{fld}.dns", _dns, DNS_MAX),
             preshared_key=v.boolean(value.get("preshared_key", False), f"{fld}.preshared_key"),
@@ -71,7 +71,7 @@ class Device:
 
     def to_json(self) -> dict:
         out = {"id": self.id, "name": self.name, "public_key": self.public_key,
-               "ipv4": str(self.ipv4), "ipv6": str(self.ipv6), "mode": self.mode,
+               "ipv4": self.ipv4, "ipv6": self.ipv6, "mode": self.mode,
                "preshared_key": self.preshared_key, "key_holder": self.key_holder}
         if self.dns is not None:
             out["dns"] = list(self.dns)
@@ -136,17 +136,18 @@ class VpnSettings:
     def box_ipv6(self) -> ipaddress.IPv6Interface:
         return ipaddress.ip_interface((self.ipv6_subnet[1], self.ipv6_subnet.prefixlen))
 
-    def check_devices(self, devices: tuple[Device, ...] | None = None) -> None:
+    def check_devices(self) -> None:
         """Every device in the subnets, and no id, name, key or address used twice."""
         seen: dict[str, set] = {"id": set(), "name": set(), "public key": set(),
                                 "IPv4 address": set(), "IPv6 address": set()}
-        for i, d in enumerate(self.devices if devices is None else devices):
+        for i, d in enumerate(self.devices):
             fld = f"vpn.devices[{i}]"
-            if d.ipv4 not in self.ipv4_subnet or d.ipv4 in (self.box_ipv4.ip,
-                                                           self.ipv4_subnet.broadcast_address):
+            ipv4, ipv6 = ipaddress.ip_address(d.ipv4), ipaddress.ip_address(d.ipv6)
+            if ipv4 not in self.ipv4_subnet or ipv4 in (self.box_ipv4.ip,
+                                                       self.ipv4_subnet.broadcast_address):
                 raise Invalid(f"{fld}.ipv4 is not a device address in {self.ipv4_subnet}",
                               f"{fld}.ipv4")
-            if d.ipv6 not in self.ipv6_subnet or d.ipv6 == self.box_ipv6.ip:
+            if ipv6 not in self.ipv6_subnet or ipv6 == self.box_ipv6.ip:
                 raise Invalid(f"{fld}.ipv6 is not a device address in {self.ipv6_subnet}",
                               f"{fld}.ipv6")
             for what, val in (("id", d.id), ("name", v.name_key(d.name)),

@@ -10,11 +10,11 @@ from dataclasses import replace
 from .. import validate as v
 from ..errors import Conflict, Invalid, NotFound
 from ..schema import Desired
-from ..secrets import SecretStore
+from ..secrets import Secret, SecretStore
 from ..store import StateStore
 from . import keys
 from .allocator import AddressPool
-from .capability import BOX_KEY, device_key_name, psk_name
+from .capability import BOX_KEY, BOX_PUBLIC_KEY, device_key_name, psk_name
 from .schema import DNS_MAX, MODES, NAME_MAX, Device, VpnSettings
 
 UNSET = object()
@@ -31,11 +31,17 @@ class VpnService:
         self.pool = AddressPool(store.was_handed_out)
 
     def ensure_box_key(self) -> None:
-        if self.secrets.get(BOX_KEY) is None:
-            self.secrets.put(BOX_KEY, keys.new_private_key())
+        """Make the box's key on first start; keep its public half beside it."""
+        private = self.secrets.get(BOX_KEY)
+        if private is None:
+            private = keys.new_private_key()
+            self.secrets.put(BOX_KEY, private)
+        if self.secrets.get(BOX_PUBLIC_KEY) is None:
+            self.secrets.put(BOX_PUBLIC_KEY, Secret(keys.public_key(private)))
+        self._box_public_key = self.secrets.get(BOX_PUBLIC_KEY).reveal()
 
     def box_public_key(self) -> str:
-        return keys.public_key(self.secrets.get(BOX_KEY))
+        return self._box_public_key
 
     def find(self, desired: Desired, ref) -> Device:
         if not isinstance(ref, (int, str)) or isinstance(ref, bool):

@@ -13,7 +13,7 @@ def desired_with(*modes):
     d = Desired.new()
     vpn = d.vpn
     devices = [Device(i + 1, f"d{i}", keys.public_key(keys.new_private_key()),
-                      vpn.ipv4_subnet[i + 2], vpn.ipv6_subnet[i + 2], mode)
+                      str(vpn.ipv4_subnet[i + 2]), str(vpn.ipv6_subnet[i + 2]), mode)
                for i, mode in enumerate(modes)]
     return d.with_vpn(vpn.with_devices(devices))
 

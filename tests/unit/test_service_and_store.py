@@ -1,5 +1,6 @@
 """Devices, revisions and the address pool, over real SQLite stores."""
 
+import ipaddress
 import json
 
 import pytest
@@ -16,7 +17,7 @@ from .conftest import commit, head
 def test_adding_a_device_makes_keys_addresses_and_a_revision(vpn):
     desired, device = commit(vpn, vpn.add_device(head(vpn), "Grandma's phone", preshared_key=True))
     assert (str(device.ipv4), device.id, device.key_holder) == ("10.9.0.2", 1, "box")
-    assert device.ipv6 in desired.vpn.ipv6_subnet
+    assert ipaddress.ip_address(device.ipv6) in desired.vpn.ipv6_subnet
     private = vpn.secrets.get(device_key_name(device.id))
     assert keys.public_key(private) == device.public_key
     assert vpn.secrets.get(psk_name(device.id)) is not None

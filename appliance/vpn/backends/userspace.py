@@ -21,53 +21,60 @@ SOCKET_DIR = Path("/run/wireguard")
 ZERO_KEY = "0" * 64
 
 
-def _uapi(name: str, request: str) -> list[tuple[str, str]]:
+def _uapi(name: str, request: str) -> str:
+    """One UAPI exchange; the reply's lines without the closing errno."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         sock.settimeout(30)
         sock.connect(str(SOCKET_DIR / f"{name}.sock"))
         sock.sendall(request.encode() + b"\n")
         reply = bytearray()
         while not reply.endswith(b"\n\n"):
-            chunk = sock.recv(1 << 16)
+            chunk = sock.recv(1 << 18)
             if not chunk:
                 break
             reply += chunk
-    pairs = [tuple(line.split("=", 1)) for line in reply.decode().splitlines() if line]
-    errno = dict(pairs[-1:]).get("errno")
+    body, _, errno = reply.decode().rstrip("\n").rpartition("errno=")
     if errno != "0":
-        raise SystemFailure(f"wireguard-go refused the change on {name} (errno {errno})")
-    return pairs[:-1]
+        raise SystemFailure(f"wireguard-go refused the change on {name} (errno {errno or '?'})")
+    return body
 
 
-def _parse(name: str, pairs: list[tuple[str, str]]) -> Interface:
-    device: dict[str, str] = {}
-    peers: list[dict] = []
-    for key, value in pairs:
-        if key == "public_key":
-            peers.append({"public_key": value, "allowed_ips": set()})
-        elif not peers:
-            device[key] = value
-        elif key == "allowed_ip":
-            peers[-1]["allowed_ips"].add(value)
+def _parse_peer(block: str) -> Peer:
+    hex_key, *lines = block.splitlines()
+    fields, allowed = {}, []
+    for line in lines:
+        key, _, value = line.partition("=")
+        if key == "allowed_ip":
+            allowed.append(value)
         else:
-            peers[-1][key] = value
-    out = {}
-    for p in peers:
-        key = from_hex(p["public_key"])
-        psk = p.get("preshared_key", ZERO_KEY)
-        out[key] = Peer(
-            public_key=key,
-            preshared_key=None if psk == ZERO_KEY else Secret(from_hex(psk)),
-            allowed_ips=frozenset(p["allowed_ips"]),
-            endpoint=p.get("endpoint"),
-            last_handshake=int(p.get("last_handshake_time_sec", 0))
-            + int(p.get("last_handshake_time_nsec", 0)) / 1e9,
-            rx_bytes=int(p.get("rx_bytes", 0)),
-            tx_bytes=int(p.get("tx_bytes", 0)),
-        )
+            fields[key] = value
+    psk = fields.get("preshared_key", ZERO_KEY)
+    return Peer(
+        public_key=from_hex(hex_key),
+        preshared_key=None if psk == ZERO_KEY else Secret(from_hex(psk)),
+        allowed_ips=frozenset(allowed),
+        endpoint=fields.get("endpoint"),
+        last_handshake=int(fields.get("last_handshake_time_sec", 0))
+        + int(fields.get("last_handshake_time_nsec", 0)) / 1e9,
+        rx_bytes=int(fields.get("rx_bytes", 0)),
+        tx_bytes=int(fields.get("tx_bytes", 0)),
+    )
+
+
+def _parse(name: str, body: str, seen: dict[str, Peer]) -> tuple[Interface, dict[str, Peer]]:
+    """Parse a `get=1` reply: device lines, then one block per peer.
+
+    A peer whose block is unchanged since the last read (no traffic, no change) is
+    not parsed again: with a thousand mostly idle devices, that is most of them.
+    """
+    device_part, *blocks = body.split("public_key=")
+    device = dict(line.split("=", 1) for line in device_part.splitlines() if "=" in line)
+    parsed = {block: seen.get(block) or _parse_peer(block) for block in blocks}
     private = device.get("private_key")
-    return Interface(name, private_key=Secret(from_hex(private)) if private else None,
-                     listen_port=int(device.get("listen_port", 0)), peers=out)
+    iface = Interface(name, private_key=Secret(from_hex(private)) if private else None,
+                      listen_port=int(device.get("listen_port", 0)),
+                      peers={peer.public_key: peer for peer in parsed.values()})
+    return iface, parsed
 
 
 def _peer_lines(peer: WantedPeer) -> list[str]:
@@ -82,13 +89,14 @@ class UserspaceBackend:
 
     def __init__(self, log_dir: Path | None = None):
         self.log_dir = log_dir
+        self._seen: dict[str, Peer] = {}
 
     def read(self, name: str) -> Interface | None:
         link = links.state(name)
         if link is None:
             return None
         try:
-            iface = _parse(name, _uapi(name, "get=1\n"))
+            iface, self._seen = _parse(name, _uapi(name, "get=1\n"), self._seen)
         except (FileNotFoundError, ConnectionRefusedError):
             return None  # a TUN link without its daemon: not a WireGuard interface
         up, addresses = link
