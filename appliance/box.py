@@ -99,6 +99,10 @@ class Box:
         return file_name(device), text
 
     def status(self) -> dict:
+        with self.lock:  # facts read between a change's apply and its verify mislead
+            return self._status()
+
+    def _status(self) -> dict:
         revision, desired = self.store.head()
         checks, devices = [], []
         for cap in self.capabilities:

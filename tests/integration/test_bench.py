@@ -1,0 +1,20 @@
+"""The benchmark still runs (tiny sizes): numbers in the README must be reproducible."""
+
+import json
+import subprocess
+import sys
+
+from appliance.sandbox import REPO
+
+
+def test_vpn_scale_benchmark_runs_and_reports(tmp_path):
+    out = tmp_path / "vpn_scale.json"
+    done = subprocess.run([sys.executable, str(REPO / "bench/vpn_scale.py"), "--sizes", "30",
+                           "--adds", "3", "--runs", "1", "--json-out", str(out)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "devices |  add p50" in done.stdout
+    result = json.loads(out.read_text())
+    row = result["rows"][0]
+    assert row["devices"] == 30 and row["add_p50_ms"] > 0 and row["raw_addconf_s"] > 0
+    assert 5 < result["idle_rss_fresh_mb"] < 500
