@@ -19,7 +19,7 @@ from pathlib import Path
 from .api.server import ApiServer
 from .box import Box
 from .paths import Paths
-from .vpn.backends import detect
+from .vpn.backends import detect, probe
 
 log = logging.getLogger("commonsbox.agent")
 
@@ -50,11 +50,13 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     paths = Paths(args.root)
     paths.log_dir.mkdir(parents=True, exist_ok=True)
-    backend = detect(args.backend)
+    found = probe()
+    backend = detect(args.backend, found)
     if backend.kind == "userspace":
         backend.log_dir = paths.log_dir
-    log.info("WireGuard backend: %s", backend.kind)
-    box = Box(paths, backend)
+    log.info("detected %s; WireGuard backend: %s",
+             ", ".join(f"{k}={'yes' if v else 'no'}" for k, v in found.items()), backend.kind)
+    box = Box(paths, backend, found)
     outcomes = box.reconcile()
     log.info("started at revision %d: %s", box.head()[0].n,
              "; ".join(f"{o.capability} {len(o.actions)} action(s)" for o in outcomes))

@@ -28,8 +28,9 @@ log = logging.getLogger(__name__)
 
 
 class Box:
-    def __init__(self, paths: Paths, backend: Backend):
+    def __init__(self, paths: Paths, backend: Backend, detected: dict[str, bool] | None = None):
         self.paths = paths
+        self.detected = detected or {}
         self.lock = threading.RLock()
         self.store = StateStore(paths.state_db)
         self.secrets = SecretStore(paths.secrets_db)
@@ -131,6 +132,7 @@ class Box:
             "box": desired.box.to_json(),
             "revision": revision.to_json(),
             "backend": self.backend.kind,
+            "detected": self.detected,
             "vpn": {
                 "interface": desired.vpn.interface,
                 "public_key": self.vpn.box_public_key(),

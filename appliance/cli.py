@@ -58,6 +58,9 @@ def print_status(s: dict) -> None:
           f"endpoint {vpn['endpoint'] or 'not set'}")
     print(f"  public key {vpn['public_key']}")
     print(f"  subnets    {vpn['ipv4_subnet']}  {vpn['ipv6_subnet']}")
+    found = s.get("detected", {})
+    print("  detected   " + ", ".join(f"{k.replace('_', ' ')}: {'yes' if v else 'no'}"
+                                      for k, v in found.items()))
     print_devices(vpn["devices"], live=True)
     print("Health:")
     for c in s["health"]:

@@ -47,14 +47,20 @@ def userspace_available() -> bool:
     return shutil.which("wireguard-go") is not None
 
 
-def detect(choice: str = "auto") -> Backend:
+def probe() -> dict[str, bool]:
+    """What this machine offers, as shown by `commonsbox status`."""
+    return {"kernel_wireguard": kernel_available(), "wireguard_go": userspace_available(),
+            "nftables": shutil.which("nft") is not None}
+
+
+def detect(choice: str, found: dict[str, bool]) -> Backend:
     """The backend to use: ``kernel``, ``userspace`` or ``auto`` (kernel if it works)."""
     from .kernel import KernelBackend
     from .userspace import UserspaceBackend
 
-    if choice == "kernel" or (choice == "auto" and kernel_available()):
+    if choice == "kernel" or (choice == "auto" and found["kernel_wireguard"]):
         return KernelBackend()
-    if choice in ("userspace", "auto") and userspace_available():
+    if choice == "userspace" or (choice == "auto" and found["wireguard_go"]):
         return UserspaceBackend()
     raise RuntimeError("no WireGuard available: the kernel has no wireguard module "
                        "and wireguard-go is not installed")
