@@ -13,6 +13,8 @@ import time
 from typing import Callable
 
 from . import __version__
+from .accounts.service import AccountService
+from .accounts.sessions import RuntimeStore
 from .errors import Invalid, SystemFailure
 from .firewall.capability import FirewallCapability
 from .paths import Paths
@@ -34,6 +36,8 @@ class Box:
         self.lock = threading.RLock()
         self.store = StateStore(paths.state_db)
         self.secrets = SecretStore(paths.secrets_db)
+        self.runtime = RuntimeStore(paths.runtime_db)
+        self.accounts = AccountService(self.secrets, self.runtime)
         self.vpn = VpnService(self.store, self.secrets)
         self.backend = backend
         self.capabilities = [VpnCapability(backend, self.secrets), FirewallCapability()]
@@ -149,3 +153,4 @@ class Box:
     def close(self) -> None:
         self.store.close()
         self.secrets.close()
+        self.runtime.close()

@@ -93,6 +93,10 @@ def cmd_status(api: Client, args) -> object:
     return api.call("status")
 
 
+def cmd_setup_code(api: Client, args) -> object:
+    return api.call("setup.code", renew=args.renew)
+
+
 def cmd_vpn_set(api: Client, args) -> object:
     changes = {}
     for key in ("interface", "listen_port", "ipv4_subnet", "ipv6_subnet"):
@@ -163,6 +167,10 @@ def show_text(args, result) -> None:
             print(f"# {d['name']} ({d['mode']} tunnel) — save as {result['file_name']}",
                   file=sys.stderr)
             print(result.get("qr") or result["config"], end="")
+        case f if f is cmd_setup_code:
+            until = time.strftime("%Y-%m-%d %H:%M", time.localtime(result["expires"]))
+            print(f"setup code: {result['code']}  (valid until {until}, or until the box "
+                  "is claimed)")
         case f if f is cmd_history:
             for r in result:
                 when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r["at"]))
@@ -195,6 +203,8 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     leaf(sub, "status", cmd_status, "the box's health, VPN and devices")
+    p = leaf(sub, "setup-code", cmd_setup_code, "the one-time code that claims an unclaimed box")
+    p.add_argument("--renew", action="store_true", help="make a new code; the old one dies")
 
     vpn = sub.add_parser("vpn", help="the WireGuard VPN").add_subparsers(dest="vpn", required=True)
     p = leaf(vpn, "set", cmd_vpn_set, "change the VPN's settings")

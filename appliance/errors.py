@@ -44,6 +44,23 @@ class Unauthorized(ApplianceError):
     code = "unauthorized"
 
 
+class Forbidden(ApplianceError):
+    """Authenticated, but this caller may not do this."""
+
+    code = "forbidden"
+
+
+class RateLimited(ApplianceError):
+    code = "rate_limited"
+
+    def __init__(self, message: str, field: str | None = None, retry_after: float = 0.0):
+        super().__init__(message, field)
+        self.retry_after = retry_after
+
+    def to_json(self) -> dict:
+        return {**super().to_json(), "retry_after": round(self.retry_after, 1)}
+
+
 class TooLarge(ApplianceError):
     code = "too_large"
 
@@ -57,5 +74,5 @@ class SystemFailure(ApplianceError):
 ERRORS_BY_CODE = {
     cls.code: cls
     for cls in (ApplianceError, Invalid, NotFound, Conflict, PoolExhausted, Unauthorized,
-                TooLarge, SystemFailure)
+                Forbidden, RateLimited, TooLarge, SystemFailure)
 }

@@ -26,6 +26,10 @@ class Paths:
         return self.state_dir / "secrets" / "secrets.db"
 
     @property
+    def runtime_db(self) -> Path:
+        return self.state_dir / "secrets" / "runtime.db"
+
+    @property
     def run_dir(self) -> Path:
         return self.root / "run/commonsbox"
 

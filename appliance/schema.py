@@ -1,8 +1,10 @@
 """The household's desired state: one document, each capability owning a slice."""
 
+import re
 from dataclasses import dataclass, replace
 
 from . import validate as v
+from .accounts.schema import LANGUAGES, Accounts
 from .errors import Invalid
 from .vpn.schema import VpnSettings
 
@@ -10,23 +12,47 @@ SCHEMA_VERSION = 1
 DOC_MAX_BYTES = 64 * 1024 * 1024
 
 
+_TIMEZONE = re.compile(r"[A-Za-z][A-Za-z0-9_+-]*(?:/[A-Za-z0-9_+-]+){0,2}")
+
+
+def timezone(value, fld: str) -> str:
+    """An IANA time zone name the system knows, like Europe/Lisbon."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    if not isinstance(value, str) or not _TIMEZONE.fullmatch(value) or len(value) > 64:
+        raise Invalid(f"{fld} must be a time zone like Europe/Lisbon", fld)
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise Invalid(f"{fld}: unknown time zone {value!r}", fld) from None
+    return value
+
+
 @dataclass(frozen=True)
 class BoxSettings:
     name: str = "Commonsbox"
+    language: str = "en"
+    timezone: str = "UTC"
+    claimed: bool = False
 
     @classmethod
     def from_json(cls, value, fld: str = "box") -> "BoxSettings":
-        v.only_keys(value, fld, {"name"})
-        return cls(name=v.text(value["name"], f"{fld}.name", 64))
+        v.only_keys(value, fld, {"name"}, {"language", "timezone", "claimed"})
+        return cls(name=v.text(value["name"], f"{fld}.name", 64),
+                   language=v.choice(value.get("language", "en"), f"{fld}.language", LANGUAGES),
+                   timezone=timezone(value.get("timezone", "UTC"), f"{fld}.timezone"),
+                   claimed=v.boolean(value.get("claimed", False), f"{fld}.claimed"))
 
     def to_json(self) -> dict:
-        return {"name": self.name}
+        return {"name": self.name, "language": self.language, "timezone": self.timezone,
+                "claimed": self.claimed}
 
 
 @dataclass(frozen=True)
 class Desired:
     box: BoxSettings
     vpn: VpnSettings
+    accounts: Accounts = Accounts()
 
     @classmethod
     def new(cls) -> "Desired":
@@ -34,13 +60,22 @@ class Desired:
 
     @classmethod
     def from_json(cls, doc) -> "Desired":
-        v.only_keys(doc, "", {"schema", "box", "vpn"})
+        v.only_keys(doc, "", {"schema", "box", "vpn"}, {"accounts"})
         if doc["schema"] != SCHEMA_VERSION:
             raise Invalid(f"schema version {doc['schema']!r} is not {SCHEMA_VERSION}", "schema")
-        return cls(box=BoxSettings.from_json(doc["box"]), vpn=VpnSettings.from_json(doc["vpn"]))
+        accounts = Accounts.from_json(doc.get("accounts", {"users": []}))
+        vpn = VpnSettings.from_json(doc["vpn"])
+        for i, d in enumerate(vpn.devices):
+            if d.owner is not None and accounts.user(d.owner) is None:
+                raise Invalid(f"vpn.devices[{i}].owner is not a user", f"vpn.devices[{i}].owner")
+        return cls(box=BoxSettings.from_json(doc["box"]), vpn=vpn, accounts=accounts)
 
     def to_json(self) -> dict:
-        return {"schema": SCHEMA_VERSION, "box": self.box.to_json(), "vpn": self.vpn.to_json()}
+        return {"schema": SCHEMA_VERSION, "box": self.box.to_json(), "vpn": self.vpn.to_json(),
+                "accounts": self.accounts.to_json()}
 
     def with_vpn(self, vpn: VpnSettings) -> "Desired":
         return replace(self, vpn=vpn)
+
+    def with_box(self, box: BoxSettings) -> "Desired":
+        return replace(self, box=replace(box, claimed=self.box.claimed))

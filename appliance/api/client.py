@@ -13,10 +13,11 @@ class AgentUnavailable(ApplianceError):
 
 
 class Client:
-    def __init__(self, path: Path = DEFAULT_SOCKET, timeout: float = 120, acting: str | None = None):
+    def __init__(self, path: Path = DEFAULT_SOCKET, timeout: float = 120,
+                 session: str | None = None):
         self.path = Path(path)
         self.timeout = timeout
-        self.acting = acting
+        self.session = session
         self._sock: socket.socket | None = None
         self._file = None
 
@@ -34,8 +35,8 @@ class Client:
         if self._sock is None:
             self._connect()
         request = {"method": method, "params": params}
-        if self.acting is not None:
-            request["as"] = self.acting
+        if self.session is not None:
+            request["session"] = self.session
         try:
             self._sock.sendall(json.dumps(request).encode() + b"\n")
             line = self._file.readline()
@@ -49,7 +50,10 @@ class Client:
         if answer["ok"]:
             return answer["result"]
         error = answer["error"]
-        raise ERRORS_BY_CODE.get(error["code"], ApplianceError)(error["message"], error.get("field"))
+        err = ERRORS_BY_CODE.get(error["code"], ApplianceError)(error["message"], error.get("field"))
+        if "retry_after" in error:
+            err.retry_after = error["retry_after"]
+        raise err
 
     def close(self) -> None:
         if self._sock is not None:

@@ -1,15 +1,23 @@
-"""The API's methods: a typed signature each, then a call into the box.
+"""The API's methods: who may call each, a typed signature, then a call into the box.
 
 A method's parameters are declared as name -> (allowed JSON types, default), with
 REQUIRED for no default. Anything undeclared, missing or of the wrong type is
-refused before the box is touched.
+refused before the box is touched. ``access`` says who may call it:
+
+  public    anyone who may reach the socket, even without a session (claim, login)
+  member    any household member with a session (their own devices only)
+  manager   admins and the installer (and root): the whole box
+  root      root on the box only (the CLI)
 """
 
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from ..accounts.service import Caller
 from ..box import Box
-from ..errors import Invalid, NotFound
+from ..errors import Forbidden, Invalid, NotFound, Unauthorized
+from ..validate import address, text
+from ..vpn.schema import Device
 from ..vpn.service import UNSET
 
 REQUIRED = object()
@@ -21,9 +29,13 @@ JSON_TYPES = {str: "text", int: "a whole number", bool: "true or false", list: "
               dict: "an object", NoneType: "null"}
 
 
+ACCESS = ("public", "member", "manager", "root")
+
+
 @dataclass(frozen=True)
 class Method:
     name: str
+    access: str
     params: dict[str, tuple[tuple[type, ...], Any]]
     run: Callable[..., Any]
 
@@ -31,11 +43,25 @@ class Method:
 METHODS: dict[str, Method] = {}
 
 
-def method(method_name: str, /, **params):
+def method(method_name: str, /, access: str = "manager", **params):
+    assert access in ACCESS
     def register(fn):
-        METHODS[method_name] = Method(method_name, params, fn)
+        METHODS[method_name] = Method(method_name, access, params, fn)
         return fn
     return register
+
+
+def check_access(m: Method, caller: Caller, claimed: bool) -> None:
+    if m.access == "public" or caller.role == "root":
+        return
+    if m.access == "root":
+        raise Forbidden("only root on the box may do this")
+    if not claimed:
+        raise Forbidden("this box is not claimed yet: claim it with its setup code first")
+    if caller.role == "anonymous":
+        raise Unauthorized("please log in")
+    if m.access == "manager" and not caller.manages_box:
+        raise Forbidden("only an admin may do this")
 
 
 def check_params(m: Method, params) -> dict:
@@ -61,10 +87,7 @@ def check_params(m: Method, params) -> dict:
 
 
 def _why(why, default: str) -> str:
-    if why is None:
-        return default
-    from ..validate import text
-    return text(why, "why", 200)
+    return default if why is None else text(why, "why", 200)
 
 
 def _changed(revision, outcomes) -> dict:
@@ -75,34 +98,164 @@ def _changed(revision, outcomes) -> dict:
 
 # -- status and configuration history ---------------------------------------------
 
-@method("status")
-def status(box: Box, who: str):
-    return box.status()
+@method("status", access="member")
+def status(box: Box, caller: Caller):
+    result = box.status()
+    if not caller.manages_box:
+        mine = {d.id for d in _visible_devices(box, caller)}
+        result["vpn"]["devices"] = [d for d in result["vpn"]["devices"] if d["id"] in mine]
+    return result
 
 
 @method("reconcile")
-def run_reconcile(box: Box, who: str):
+def run_reconcile(box: Box, caller: Caller):
     return [o.to_json() for o in box.reconcile()]
 
 
 @method("config.history", limit=(INT, 50), before=(OPT_INT, None))
-def history(box: Box, who: str, limit, before):
+def history(box: Box, caller: Caller, limit, before):
     if not 1 <= limit <= 1000:
         raise Invalid("limit must be between 1 and 1000", "limit")
     return [r.to_json() for r in box.store.history(limit, before)]
 
 
 @method("config.diff", a=(INT, REQUIRED), b=(OPT_INT, None))
-def diff(box: Box, who: str, a, b):
+def diff(box: Box, caller: Caller, a, b):
     head, _ = box.head()
     return {"a": a, "b": b or head.n, "diff": box.diff(a, b or head.n)}
 
 
 @method("config.rollback", revision=(INT, REQUIRED))
-def rollback(box: Box, who: str, revision):
+def rollback(box: Box, caller: Caller, revision):
     box.store.revision(revision)  # NotFound before anything changes
-    new, outcomes = box.rollback(revision, who)
+    new, outcomes = box.rollback(revision, caller.who)
     return _changed(new, outcomes)
+
+
+# -- claiming the box, accounts and sessions ---------------------------------------
+
+@method("setup.status", access="public")
+def setup_status(box: Box, caller: Caller):
+    _, desired = box.head()
+    return {"claimed": desired.box.claimed, "name": desired.box.name,
+            "language": desired.box.language}
+
+
+@method("setup.code", access="root", renew=(BOOL, False))
+def setup_code(box: Box, caller: Caller, renew):
+    _, desired = box.head()
+    if desired.box.claimed:
+        raise Forbidden("this box is already claimed: it has no setup code")
+    code, expires = box.runtime.setup_code(renew)
+    return {"code": code, "expires": expires}
+
+
+@method("setup.claim", access="public", code=(TEXT, REQUIRED), address=(TEXT, REQUIRED),
+        language=(TEXT, REQUIRED), box_name=(TEXT, REQUIRED), admin_name=(TEXT, REQUIRED),
+        passphrase=(TEXT, REQUIRED), timezone=(TEXT, REQUIRED), endpoint=(OPT_OBJ, None))
+def setup_claim(box: Box, caller: Caller, code, address, language, box_name, admin_name,
+                passphrase, timezone, endpoint):
+    """The first-boot wizard in one step: all of it is checked before anything is kept."""
+    from ..schema import BoxSettings
+
+    where = str(_address(address))
+    _, desired = box.head()
+    if desired.box.claimed:
+        raise Forbidden("this box has already been claimed")
+    box.accounts.check_setup_code(code, where)
+
+    def make(d):
+        settings = BoxSettings.from_json({"name": box_name, "language": language,
+                                          "timezone": timezone}, "")
+        d = d.with_box(settings)
+        if endpoint is not None:
+            d = box.vpn.change_settings(d, endpoint=endpoint)
+        return box.accounts.claim(d, admin_name, passphrase, language), None
+
+    revision, _, outcomes = box.change(f"{admin_name} (claim)", "claim the box", make)
+    box.runtime.kill_setup_code()
+    token, user = box.accounts.login(box.head()[1], admin_name, passphrase, where)
+    return {**_changed(revision, outcomes), "session": token, "user": user.to_json()}
+
+
+@method("auth.login", access="public", name=(TEXT, REQUIRED), passphrase=(TEXT, REQUIRED),
+        address=(TEXT, REQUIRED))
+def login(box: Box, caller: Caller, name, passphrase, address):
+    _, desired = box.head()
+    if not desired.box.claimed:
+        raise Forbidden("this box is not claimed yet: claim it with its setup code first")
+    token, user = box.accounts.login(desired, name, passphrase, str(_address(address)))
+    return {"session": token, "user": user.to_json()}
+
+
+@method("auth.whoami", access="member")
+def whoami(box: Box, caller: Caller):
+    _, desired = box.head()
+    user = desired.accounts.user(caller.name)
+    return user.to_json() if user else {"name": caller.name, "role": caller.role}
+
+
+@method("auth.logout", access="member", token=(TEXT, REQUIRED))
+def logout(box: Box, caller: Caller, token):
+    session = box.runtime.session(token)
+    if session is not None and session.user == caller.name:
+        box.runtime.close_session(token)
+    return {}
+
+
+@method("account.language", access="member", language=(OPT_TEXT, REQUIRED))
+def account_language(box: Box, caller: Caller, language):
+    revision, _, outcomes = box.change(caller.who, f"language of {caller.name}",
+                                       lambda d: (box.accounts.set_language(d, caller.name,
+                                                                            language), None))
+    return _changed(revision, outcomes)
+
+
+@method("account.passphrase", access="member", old_passphrase=(TEXT, REQUIRED),
+        new_passphrase=(TEXT, REQUIRED))
+def account_passphrase(box: Box, caller: Caller, old_passphrase, new_passphrase):
+    box.accounts.set_passphrase(box.head()[1], caller.name, old_passphrase, new_passphrase)
+    return {}
+
+
+@method("users.list")
+def users_list(box: Box, caller: Caller):
+    _, desired = box.head()
+    return [u.to_json() for u in desired.accounts.users]
+
+
+@method("users.add", name=(TEXT, REQUIRED), role=(TEXT, "member"),
+        passphrase=(TEXT, REQUIRED), language=(OPT_TEXT, None))
+def users_add(box: Box, caller: Caller, name, role, passphrase, language):
+    revision, _, outcomes = box.change(caller.who, f"add user {name}", lambda d: (
+        box.accounts.add_user(d, name, role, passphrase, language), None))
+    return _changed(revision, outcomes)
+
+
+@method("users.remove", name=(TEXT, REQUIRED))
+def users_remove(box: Box, caller: Caller, name):
+    revision, _, outcomes = box.change(caller.who, f"remove user {name}", lambda d: (
+        box.accounts.remove_user(d, name, caller), None))
+    box.runtime.close_sessions_of(name)
+    return _changed(revision, outcomes)
+
+
+@method("users.handover")
+def users_handover(box: Box, caller: Caller):
+    """The installer's visit is over: every installer account goes, and its sessions."""
+    _, desired = box.head()
+    installers = [u.name for u in desired.accounts.users if u.role == "installer"]
+    if not installers:
+        raise NotFound("there is no installer account")
+
+    def make(d):
+        for name in installers:
+            d = box.accounts.remove_user(d, name, caller)
+        return d, None
+    revision, _, outcomes = box.change(caller.who, "handover: installer access ended", make)
+    for name in installers:
+        box.runtime.close_sessions_of(name)
+    return {**_changed(revision, outcomes), "removed": installers}
 
 
 # -- the VPN -----------------------------------------------------------------------
@@ -116,72 +269,90 @@ def _settings(box: Box) -> dict:
     return out
 
 
-@method("vpn.settings.get")
-def settings_get(box: Box, who: str):
+def _visible_devices(box: Box, caller: Caller) -> list[Device]:
+    _, desired = box.head()
+    return [d for d in desired.vpn.devices if caller.manages_box or d.owner == caller.name]
+
+
+def _device(box: Box, caller: Caller, ref) -> Device:
+    """A device the caller may see; another member's device does not exist for them."""
+    _, desired = box.head()
+    device = box.vpn.find(desired, ref)
+    if not caller.manages_box and device.owner != caller.name:
+        raise NotFound(f"there is no device {ref!r}", "device")
+    return device
+
+
+def _address(value):
+    return address(value, "address")
+
+
+@method("vpn.settings.get", access="member")
+def settings_get(box: Box, caller: Caller):
     return _settings(box)
 
 
 @method("vpn.settings.set", interface=(TEXT, UNSET), listen_port=(INT, UNSET),
         ipv4_subnet=(TEXT, UNSET), ipv6_subnet=(TEXT, UNSET), endpoint=(OPT_OBJ, UNSET),
         dns=(LIST, UNSET), home_networks=(LIST, UNSET), **WHY)
-def settings_set(box: Box, who: str, why, **changes):
+def settings_set(box: Box, caller: Caller, why, **changes):
     changes = {k: v for k, v in changes.items() if v is not UNSET}
     if not changes:
         raise Invalid("nothing to change")
     revision, _, outcomes = box.change(
-        who, _why(why, "change VPN settings: " + ", ".join(sorted(changes))),
+        caller.who, _why(why, "change VPN settings: " + ", ".join(sorted(changes))),
         lambda d: (box.vpn.change_settings(d, **changes), None))
     return {**_changed(revision, outcomes), "settings": _settings(box)}
 
 
-@method("vpn.device.add", name=(TEXT, REQUIRED), mode=(TEXT, "home"), dns=(OPT_LIST, None),
-        preshared_key=(BOOL, False), public_key=(OPT_TEXT, None), **WHY)
-def device_add(box: Box, who: str, name, mode, dns, preshared_key, public_key, why):
+@method("vpn.device.add", access="member", name=(TEXT, REQUIRED), mode=(TEXT, "home"),
+        dns=(OPT_LIST, None), preshared_key=(BOOL, False), public_key=(OPT_TEXT, None), **WHY)
+def device_add(box: Box, caller: Caller, name, mode, dns, preshared_key, public_key, why):
+    owner = None if caller.role == "root" else caller.name
     revision, device, outcomes = box.change(
-        who, _why(why, f"add device “{name}”"),
-        lambda d: box.vpn.add_device(d, name, mode, dns, preshared_key, public_key))
+        caller.who, _why(why, f"add device “{name}”"),
+        lambda d: box.vpn.add_device(d, name, mode, dns, preshared_key, public_key, owner))
     return {**_changed(revision, outcomes), "device": device.to_json()}
 
 
-@method("vpn.device.list")
-def device_list(box: Box, who: str):
-    _, desired = box.head()
-    return [d.to_json() for d in desired.vpn.devices]
+@method("vpn.device.list", access="member")
+def device_list(box: Box, caller: Caller):
+    return [d.to_json() for d in _visible_devices(box, caller)]
 
 
-@method("vpn.device.get", device=((int, str), REQUIRED))
-def device_get(box: Box, who: str, device):
-    _, desired = box.head()
-    return box.vpn.find(desired, device).to_json()
+@method("vpn.device.get", access="member", device=((int, str), REQUIRED))
+def device_get(box: Box, caller: Caller, device):
+    return _device(box, caller, device).to_json()
 
 
-@method("vpn.device.update", device=((int, str), REQUIRED), name=(TEXT, UNSET),
-        mode=(TEXT, UNSET), dns=(OPT_LIST, UNSET), **WHY)
-def device_update(box: Box, who: str, device, name, mode, dns, why):
+@method("vpn.device.update", access="member", device=((int, str), REQUIRED),
+        name=(TEXT, UNSET), mode=(TEXT, UNSET), dns=(OPT_LIST, UNSET), **WHY)
+def device_update(box: Box, caller: Caller, device, name, mode, dns, why):
+    ref = _device(box, caller, device).id
     revision, updated, outcomes = box.change(
-        who, _why(why, f"change device {device}"),
-        lambda d: box.vpn.update_device(d, device, name, mode, dns))
+        caller.who, _why(why, f"change device {ref}"),
+        lambda d: box.vpn.update_device(d, ref, name, mode, dns))
     return {**_changed(revision, outcomes), "device": updated.to_json()}
 
 
-@method("vpn.device.remove", device=((int, str), REQUIRED), **WHY)
-def device_remove(box: Box, who: str, device, why):
-    _, desired = box.head()
-    name = box.vpn.find(desired, device).name
+@method("vpn.device.remove", access="member", device=((int, str), REQUIRED), **WHY)
+def device_remove(box: Box, caller: Caller, device, why):
+    found = _device(box, caller, device)
     revision, gone, outcomes = box.change(
-        who, _why(why, f"remove device “{name}”"),
-        lambda d: box.vpn.remove_device(d, device))
+        caller.who, _why(why, f"remove device “{found.name}”"),
+        lambda d: box.vpn.remove_device(d, found.id))
     return {**_changed(revision, outcomes), "device": gone.to_json()}
 
 
-@method("vpn.device.config", device=((int, str), REQUIRED))
-def device_config(box: Box, who: str, device):
-    file_name, text = box.device_config(device)
-    return {"file_name": file_name, "config": text}
+@method("vpn.device.config", access="member", device=((int, str), REQUIRED))
+def device_config(box: Box, caller: Caller, device):
+    file_name, config = box.device_config(_device(box, caller, device).id)
+    return {"file_name": file_name, "config": config}
 
 
-def call(box: Box, who: str, name, params) -> Any:
+def call(box: Box, caller: Caller, name, params) -> Any:
     if not isinstance(name, str) or name not in METHODS:
         raise NotFound(f"there is no method {name!r}", "method")
     m = METHODS[name]
-    return m.run(box, who, **check_params(m, params if params is not None else {}))
+    check_access(m, caller, box.head()[1].box.claimed)
+    return m.run(box, caller, **check_params(m, params if params is not None else {}))

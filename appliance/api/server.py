@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ..box import Box
 from ..errors import ApplianceError, Invalid, TooLarge, Unauthorized
-from ..validate import text
+from ..accounts.service import ROOT, Caller
 from . import MAX_REQUEST
 from .methods import call
 
@@ -65,8 +65,8 @@ class _Handler(socketserver.StreamRequestHandler):
                 raise Invalid("the request is not valid JSON") from None
             if not isinstance(request, dict):
                 raise Invalid("the request must be a JSON object")
-            who = self.server.who(uid, request.get("as"))
-            return _answer(call(self.server.box, who, request.get("method"),
+            caller = self.server.caller(uid, request.get("session"))
+            return _answer(call(self.server.box, caller, request.get("method"),
                                 request.get("params")))
         except ApplianceError as err:
             return _answer(error=err)
@@ -85,6 +85,8 @@ class ApiServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
         group = None
         if webui_user:
             entry = pwd.getpwnam(webui_user)
+            if entry.pw_uid == 0:
+                raise ValueError("the web UI must run as its own unprivileged user, not root")
             self.webui_uid, group = entry.pw_uid, entry.pw_gid
             self.allowed_uids.add(self.webui_uid)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -100,14 +102,11 @@ class ApiServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
             os.chmod(path, 0o660)
         self.path = path
 
-    def who(self, uid: int, acting) -> str:
-        """Who a change is recorded as: the web UI may name the household member."""
-        if uid == self.webui_uid:
-            return "webui" if acting is None else f"webui:{text(acting, 'as', 64)}"
-        try:
-            return pwd.getpwuid(uid).pw_name
-        except KeyError:
-            return f"uid {uid}"
+    def caller(self, uid: int, session) -> Caller:
+        """Root is root; the web UI acts for whoever its session token belongs to."""
+        if uid != self.webui_uid:
+            return ROOT
+        return self.box.accounts.caller(self.box.head()[1], session)
 
     def serve_in_thread(self) -> threading.Thread:
         thread = threading.Thread(target=self.serve_forever, name="api", daemon=True)

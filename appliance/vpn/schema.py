@@ -5,6 +5,7 @@ import secrets as random
 from dataclasses import dataclass, field, replace
 
 from .. import validate as v
+from ..accounts.schema import user_name
 from ..errors import Conflict, Invalid
 
 MODES = ("full", "home")  # full tunnel: all traffic via the box; home: only the home networks
@@ -47,11 +48,13 @@ class Device:
     dns: tuple[str, ...] | None = None  # None: the box-wide default
     preshared_key: bool = False
     key_holder: str = "box"
+    owner: str | None = None  # the household member whose device it is; None: the box's
 
     @classmethod
     def from_json(cls, value, fld: str) -> "Device":
         v.only_keys(value, fld, {"id", "name", "public_key", "ipv4", "ipv6", "mode"},
-                    {"dns", "preshared_key", "key_holder"})
+                    {"dns", "preshared_key", "key_holder", "owner"})
+        owner = value.get("owner")
         ipv4 = v.address(value["ipv4"], f"{fld}.ipv4")
         ipv6 = v.address(value["ipv6"], f"{fld}.ipv6")
         if ipv4.version != 4 or ipv6.version != 6:
@@ -67,6 +70,7 @@ class Device:
             dns=None if dns is None else v.listed(dns, f"{fld}.dns", _dns, DNS_MAX),
             preshared_key=v.boolean(value.get("preshared_key", False), f"{fld}.preshared_key"),
             key_holder=v.choice(value.get("key_holder", "box"), f"{fld}.key_holder", KEY_HOLDERS),
+            owner=None if owner is None else user_name(owner, f"{fld}.owner"),
         )
 
     def to_json(self) -> dict:
@@ -75,6 +79,8 @@ class Device:
                "preshared_key": self.preshared_key, "key_holder": self.key_holder}
         if self.dns is not None:
             out["dns"] = list(self.dns)
+        if self.owner is not None:
+            out["owner"] = self.owner
         return out
 
 

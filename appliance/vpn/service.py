@@ -59,7 +59,7 @@ class VpnService:
         return name
 
     def add_device(self, desired: Desired, name, mode="home", dns=None, preshared_key=False,
-                   public_key=None) -> tuple[Desired, Device]:
+                   public_key=None, owner: str | None = None) -> tuple[Desired, Device]:
         vpn = desired.vpn
         name = self._check_name(vpn, name)
         mode = v.choice(mode, "mode", MODES)
@@ -77,7 +77,7 @@ class VpnService:
         ipv4, ipv6 = self.pool.next(vpn)
         device = Device(id=self.store.last_device_id + 1, name=name, public_key=public_key,
                         ipv4=ipv4, ipv6=ipv6, mode=mode, dns=dns, preshared_key=preshared_key,
-                        key_holder="box" if private_key else "device")
+                        key_holder="box" if private_key else "device", owner=owner)
         # Secrets first: a crash before the revision is stored leaves only an orphan
         # under an id that was never committed, and the next device overwrites it.
         if private_key:

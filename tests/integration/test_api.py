@@ -116,10 +116,10 @@ def test_malformed_oversized_and_mistyped_requests(box):
     assert snapshot(box) == before
 
 
-def _call_as(lab, uid: int, gid: int, method: str, **params):
+def _call_as(lab, uid: int, gid: int, method: str, session=None, **params):
     code = ("import json, sys; from appliance.api.client import Client\n"
             "from appliance.errors import ApplianceError\n"
-            f"c = Client({str(lab.box.paths.socket)!r}, acting='Ana')\n"
+            f"c = Client({str(lab.box.paths.socket)!r}, session={session!r})\n"
             "try: print(json.dumps({'ok': c.call(sys.argv[1], **json.loads(sys.argv[2]))}))\n"
             "except ApplianceError as e: print(json.dumps({'error': e.code}))\n")
     done = subprocess.run([sys.executable, "-c", code, method, json.dumps(params)], user=uid,
@@ -140,9 +140,18 @@ def test_only_root_and_the_web_ui_user_may_call(tmp_path):
         assert _call_as(lab, 12345, 65534, "vpn.device.add", name="intruder") == {
             "error": "unauthorized"}
         assert snapshot(lab) == before
-        added = _call_as(lab, 65534, 65534, "vpn.device.add", name="from the web UI")
-        assert added["ok"]["device"]["name"] == "from the web UI"
-        assert lab.api.call("config.history", limit=1)[0]["who"] == "webui:Ana"
+        # The web UI's user gets in, but acts only through a household member's session.
+        assert _call_as(lab, 65534, 65534, "vpn.device.add", name="x") == {"error": "forbidden"}
+        code = lab.api.call("setup.code")["code"]
+        claim = _call_as(lab, 65534, 65534, "setup.claim", code=code, address="192.0.2.9",
+                         language="pt", box_name="Casa", admin_name="ana",
+                         passphrase="three unrelated words", timezone="Europe/Lisbon")
+        session = claim["ok"]["session"]
+        assert _call_as(lab, 65534, 65534, "vpn.device.add", name="x") == {
+            "error": "unauthorized"}
+        added = _call_as(lab, 65534, 65534, "vpn.device.add", session, name="from the web UI")
+        assert added["ok"]["device"]["owner"] == "ana"
+        assert lab.api.call("config.history", limit=1)[0]["who"] == "ana (admin)"
     finally:
         lab.close()
         subprocess.run(["rm", "-rf", str(root)])

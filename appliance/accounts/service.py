@@ -1,0 +1,137 @@
+"""Claiming the box, household users, logging in and out.
+
+Domain code: no HTTP here. Every refusal is a typed error the web UI turns into a
+message in the user's language.
+"""
+
+from dataclasses import dataclass, replace
+
+from .. import validate as v
+from ..errors import Conflict, Invalid, NotFound, RateLimited, Unauthorized
+from ..schema import Desired
+from ..secrets import SecretStore
+from . import passwords
+from .schema import LANGUAGES, ROLES, User, user_name
+from .sessions import RuntimeStore
+
+
+def password_key(name: str) -> str:
+    return f"account/{name}/password"
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is asking: root on the box, or a household member through the web UI."""
+
+    name: str
+    role: str  # "root", "admin", "installer", "member" or "anonymous"
+
+    @property
+    def who(self) -> str:
+        return self.name if self.role == "root" else f"{self.name} ({self.role})"
+
+    @property
+    def manages_box(self) -> bool:
+        return self.role in ("root", "admin", "installer")
+
+
+ROOT = Caller("root", "root")
+ANONYMOUS = Caller("anonymous", "anonymous")
+
+
+class AccountService:
+    def __init__(self, secrets: SecretStore, runtime: RuntimeStore):
+        self.secrets = secrets
+        self.runtime = runtime
+
+    # -- the claim ---------------------------------------------------------------------
+
+    def check_setup_code(self, code, address: str) -> None:
+        keys = [f"setup:{address}"]  # 12 characters of 31: guessing is hopeless anyway
+        wait = self.runtime.wait_before_next(keys)
+        if wait > 0:
+            raise RateLimited(f"too many wrong codes: try again in {wait:.0f} s", "code",
+                              retry_after=wait)
+        live = self.runtime.live_setup_code()
+        given = code.strip().upper() if isinstance(code, str) else ""
+        if live is None or not passwords.same_code(given, live):
+            self.runtime.failed(keys)
+            raise Unauthorized("the setup code is wrong or no longer valid", "code")
+
+    def claim(self, desired: Desired, admin: str, passphrase: str, language: str) -> Desired:
+        if desired.box.claimed:
+            raise Conflict("this box has already been claimed")
+        admin = user_name(admin, "admin_name")
+        passphrase = passwords.check_strength(passphrase, admin)
+        self.secrets.put(password_key(admin), passwords.hash_passphrase(passphrase))
+        user = User(admin, "admin", v.choice(language, "language", LANGUAGES))
+        return replace(desired, box=replace(desired.box, claimed=True),
+                       accounts=desired.accounts.with_user(user))
+
+    # -- users -------------------------------------------------------------------------
+
+    def add_user(self, desired: Desired, name, role, passphrase, language=None) -> Desired:
+        name = user_name(name)
+        if desired.accounts.user(name):
+            raise Conflict(f"there is already a user called {name}", "name")
+        role = v.choice(role, "role", ROLES)
+        passphrase = passwords.check_strength(passphrase, name)
+        if language is not None:
+            v.choice(language, "language", LANGUAGES)
+        self.secrets.put(password_key(name), passwords.hash_passphrase(passphrase))
+        return replace(desired, accounts=desired.accounts.with_user(User(name, role, language)))
+
+    def remove_user(self, desired: Desired, name, caller: Caller) -> Desired:
+        user = self.find(desired, name)
+        if user.name == caller.name:
+            raise Conflict("you cannot remove your own account", "name")
+        admins = [u for u in desired.accounts.users if u.role == "admin"]
+        if user.role == "admin" and len(admins) == 1:
+            raise Conflict("the last admin cannot be removed", "name")
+        return replace(desired, accounts=desired.accounts.without(user.name))
+
+    def find(self, desired: Desired, name) -> User:
+        user = desired.accounts.user(name) if isinstance(name, str) else None
+        if user is None:
+            raise NotFound(f"there is no user {name!r}", "name")
+        return user
+
+    def set_language(self, desired: Desired, name: str, language) -> Desired:
+        user = self.find(desired, name)
+        language = None if language is None else v.choice(language, "language", LANGUAGES)
+        return replace(desired, accounts=desired.accounts.with_user(
+            replace(user, language=language)))
+
+    def set_passphrase(self, desired: Desired, name: str, old, new) -> None:
+        user = self.find(desired, name)
+        if not passwords.verify(self.secrets.get(password_key(user.name)), old or ""):
+            raise Unauthorized("the current passphrase is wrong", "old_passphrase")
+        new = passwords.check_strength(new, user.name, "new_passphrase")
+        self.secrets.put(password_key(user.name), passwords.hash_passphrase(new))
+        self.runtime.close_sessions_of(user.name)
+
+    # -- sessions ------------------------------------------------------------------------
+
+    def login(self, desired: Desired, name, passphrase, address: str) -> tuple[str, User]:
+        if not isinstance(name, str) or not isinstance(passphrase, str):
+            raise Invalid("name and passphrase are required", "name")
+        keys = [f"address:{address}", f"user:{name.lower()[:64]}"]
+        wait = self.runtime.wait_before_next(keys)
+        if wait > 0:
+            raise RateLimited(f"too many failed logins: try again in {wait:.0f} s",
+                              retry_after=wait)
+        user = desired.accounts.user(name)
+        stored = self.secrets.get(password_key(user.name)) if user else None
+        if not passwords.verify(stored, passphrase) or user is None:
+            self.runtime.failed(keys)
+            raise Unauthorized("wrong name or passphrase", "passphrase")
+        self.runtime.succeeded(keys)
+        return self.runtime.open_session(user.name, address), user
+
+    def caller(self, desired: Desired, token) -> Caller:
+        """The user behind a session token, or ANONYMOUS."""
+        if not isinstance(token, str) or not token or len(token) > 128:
+            return ANONYMOUS
+        session = self.runtime.session(token)
+        user = desired.accounts.user(session.user) if session else None
+        return Caller(user.name, user.role) if user else ANONYMOUS

@@ -1,0 +1,137 @@
+"""Runtime account state, kept apart from the revisions: sessions, failed logins and
+the setup code. It lives beside the secrets (directory 0700, file 0600): a session
+token is stored only as its SHA-256, the setup code as itself until it is used."""
+
+import hashlib
+import os
+import secrets as random
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS sessions (
+    token_sha256 TEXT PRIMARY KEY, user TEXT NOT NULL, created REAL NOT NULL,
+    last_seen REAL NOT NULL, address TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS failures (
+    key TEXT PRIMARY KEY, count INTEGER NOT NULL, last REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS setup_code (
+    id INTEGER PRIMARY KEY CHECK (id = 1), code TEXT NOT NULL, expires REAL NOT NULL);
+"""
+IDLE_TIMEOUT = 30 * 60
+MAX_AGE = 12 * 3600
+SETUP_CODE_LIFETIME = 7 * 24 * 3600
+FREE_FAILURES = 3  # then 1 s, 2 s, 4 s ... up to 15 min between attempts
+MAX_DELAY = 15 * 60
+# No 0/O or 1/I/L: the code is read off a screen and typed on a phone.
+_CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
+
+
+def _sha256(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Session:
+    user: str
+    created: float
+    last_seen: float
+    address: str
+
+
+class RuntimeStore:
+    def __init__(self, path: Path, clock=time.time):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        old_umask = os.umask(0o077)
+        try:
+            self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        finally:
+            os.umask(old_umask)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.executescript(_SCHEMA)
+        self._lock = threading.Lock()
+        self.clock = clock
+
+    def _run(self, sql: str, args=()) -> list:
+        with self._lock:
+            return self._db.execute(sql, args).fetchall()
+
+    # -- sessions --------------------------------------------------------------------
+
+    def open_session(self, user: str, address: str) -> str:
+        token = random.token_urlsafe(32)
+        now = self.clock()
+        self._run("INSERT INTO sessions VALUES (?, ?, ?, ?, ?)",
+                  (_sha256(token), user, now, now, address))
+        return token
+
+    def session(self, token: str) -> Session | None:
+        """The live session for a token (and it is touched), or None."""
+        now = self.clock()
+        rows = self._run("SELECT user, created, last_seen, address FROM sessions "
+                         "WHERE token_sha256 = ?", (_sha256(token),))
+        if not rows:
+            return None
+        session = Session(*rows[0])
+        if now - session.last_seen > IDLE_TIMEOUT or now - session.created > MAX_AGE:
+            self.close_session(token)
+            return None
+        self._run("UPDATE sessions SET last_seen = ? WHERE token_sha256 = ?", (now, _sha256(token)))
+        return session
+
+    def close_session(self, token: str) -> None:
+        self._run("DELETE FROM sessions WHERE token_sha256 = ?", (_sha256(token),))
+
+    def close_sessions_of(self, user: str) -> None:
+        self._run("DELETE FROM sessions WHERE user = ?", (user,))
+
+    def sessions_of(self, user: str) -> list[Session]:
+        return [Session(*row) for row in self._run(
+            "SELECT user, created, last_seen, address FROM sessions WHERE user = ?", (user,))]
+
+    # -- failed logins ---------------------------------------------------------------
+
+    def wait_before_next(self, keys: list[str]) -> float:
+        """Seconds until another attempt may be made for any of these keys."""
+        now, wait = self.clock(), 0.0
+        for key in keys:
+            rows = self._run("SELECT count, last FROM failures WHERE key = ?", (key,))
+            if rows and rows[0][0] >= FREE_FAILURES:
+                delay = min(2.0 ** (rows[0][0] - FREE_FAILURES), MAX_DELAY)
+                wait = max(wait, rows[0][1] + delay - now)
+        return max(wait, 0.0)
+
+    def failed(self, keys: list[str]) -> None:
+        now = self.clock()
+        for key in keys:
+            self._run("INSERT INTO failures VALUES (?, 1, ?) ON CONFLICT(key) DO UPDATE "
+                      "SET count = count + 1, last = excluded.last", (key, now))
+
+    def succeeded(self, keys: list[str]) -> None:
+        for key in keys:
+            self._run("DELETE FROM failures WHERE key = ?", (key,))
+
+    # -- the setup code --------------------------------------------------------------
+
+    def setup_code(self, renew: bool = False) -> tuple[str, float]:
+        """The current one-time setup code and when it expires (made if missing)."""
+        rows = self._run("SELECT code, expires FROM setup_code WHERE id = 1")
+        if rows and not renew and rows[0][1] > self.clock():
+            return rows[0][0], rows[0][1]
+        raw = "".join(random.choice(_CODE_ALPHABET) for _ in range(12))
+        code = "-".join(raw[i:i + 4] for i in range(0, 12, 4))
+        expires = self.clock() + SETUP_CODE_LIFETIME
+        self._run("INSERT OR REPLACE INTO setup_code VALUES (1, ?, ?)", (code, expires))
+        return code, expires
+
+    def live_setup_code(self) -> str | None:
+        rows = self._run("SELECT code, expires FROM setup_code WHERE id = 1")
+        return rows[0][0] if rows and rows[0][1] > self.clock() else None
+
+    def kill_setup_code(self) -> None:
+        self._run("DELETE FROM setup_code")
+
+    def close(self) -> None:
+        self._db.close()

@@ -1,0 +1,131 @@
+"""Claiming the box and who may do what, through the real agent, calling as the web
+UI's own unprivileged user (here: nobody), the way the web UI will."""
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from appliance.sandbox import REPO
+
+from .conftest import Lab
+
+PRELUDE = """
+import json, sys
+from appliance.api.client import Client
+from appliance.errors import ApplianceError
+api = Client(sys.argv[1])
+out = []
+def call(method, session=None, **params):
+    api.session = session
+    try:
+        result = {"ok": api.call(method, **params)}
+    except ApplianceError as e:
+        result = {"error": e.code}
+    out.append([method, result])
+    return result.get("ok")
+"""
+
+
+def as_webui(lab, script: str) -> list:
+    body = "try:\n" + "".join(f"    {line}\n" for line in script.strip().splitlines())
+    done = subprocess.run([sys.executable, "-c", PRELUDE + body + "finally:\n    print(json.dumps(out))",
+                           str(lab.box.paths.socket)], user=65534, group=65534,
+                          env={"PYTHONPATH": str(REPO)}, capture_output=True, text=True,
+                          timeout=60, cwd="/")
+    assert done.returncode == 0, done.stdout + done.stderr
+    return json.loads(done.stdout)
+
+
+@pytest.fixture
+def webui_box(tmp_path):
+    root = Path(tempfile.mkdtemp(prefix="cbt-acct-"))
+    os.chmod(root, 0o755)
+    lab = Lab(tmp_path, phones=0, root=root, webui_user="nobody")
+    yield lab
+    lab.close()
+    subprocess.run(["rm", "-rf", str(root)])
+
+
+def codes(results):
+    return [r.get("error", "ok") for _, r in results]
+
+
+def test_an_unclaimed_box_accepts_only_the_claim(webui_box):
+    lab = webui_box
+    results = as_webui(lab, """
+call("setup.status")
+call("vpn.device.list")
+call("auth.login", name="ana", passphrase="three unrelated words", address="192.0.2.9")
+call("setup.code")
+call("setup.claim", code="WRNG-CODE-XXXX", address="192.0.2.9", language="en",
+     box_name="Home", admin_name="ana", passphrase="three unrelated words", timezone="UTC")
+""")
+    assert codes(results) == ["ok", "forbidden", "forbidden", "forbidden", "unauthorized"]
+    assert results[0][1]["ok"]["claimed"] is False
+    assert lab.api.call("config.history", limit=1)[0]["why"] != "claim the box"
+
+
+def test_claim_then_roles_then_handover(webui_box):
+    lab = webui_box
+    code = lab.api.call("setup.code")["code"]
+    results = as_webui(lab, f"""
+claim = call("setup.claim", code={code!r}, address="192.0.2.9", language="sw",
+             box_name="Nyumbani", admin_name="amina", passphrase="three unrelated words",
+             timezone="Africa/Nairobi", endpoint={{"host": "home.example.org", "port": 51820}})
+admin = claim["session"]
+call("setup.claim", code={code!r}, address="192.0.2.9", language="sw", box_name="x",
+     admin_name="eve", passphrase="another strong phrase", timezone="UTC")
+call("users.add", admin, name="baraka", role="member", passphrase="kilima cha mvua njema")
+call("users.add", admin, name="ines", role="installer", passphrase="installer visit phrase")
+call("vpn.device.add", admin, name="Amina's laptop")
+member = call("auth.login", name="baraka", passphrase="kilima cha mvua njema",
+              address="192.0.2.10")["session"]
+call("vpn.device.add", member, name="Baraka's phone")
+call("vpn.device.list", member)
+call("vpn.device.get", member, device="Amina's laptop")
+call("vpn.device.remove", member, device="Amina's laptop")
+call("vpn.settings.set", member, listen_port=51999)
+call("config.history", member)
+call("users.list", member)
+call("status", member)
+installer = call("auth.login", name="ines", passphrase="installer visit phrase",
+                 address="192.0.2.11")["session"]
+call("vpn.settings.set", installer, listen_port=51821)
+call("users.handover", admin)
+call("vpn.device.list", installer)
+call("auth.logout", member, token=member)
+call("vpn.device.list", member)
+call("vpn.device.list", admin)
+""")
+    assert codes(results) == [
+        "ok",            # claim
+        "forbidden",     # claim again
+        "ok", "ok",      # add a member and an installer
+        "ok",            # admin's own device
+        "ok", "ok",      # the member logs in, adds a phone
+        "ok",            # and sees...
+        "not_found", "not_found",  # ...only their own devices
+        "forbidden", "forbidden", "forbidden",  # box settings, history, users: admins only
+        "ok",            # status, filtered
+        "ok", "ok",      # the installer logs in and sets the box up
+        "ok",            # handover
+        "unauthorized",  # the installer's session died with the account
+        "ok", "unauthorized",  # logout kills the session
+        "ok",
+    ], results
+    assert [d["name"] for d in results[7][1]["ok"]] == ["Baraka's phone"]
+    assert [d["name"] for d in results[13][1]["ok"]["vpn"]["devices"]] == ["Baraka's phone"]
+    assert results[16][1]["ok"]["removed"] == ["ines"]
+    history = lab.api.call("config.history", limit=20)
+    whos = {h["who"] for h in history}
+    assert {"amina (claim)", "amina (admin)", "baraka (member)", "ines (installer)"} <= whos
+    with pytest.raises(Exception, match="already claimed"):
+        lab.api.call("setup.code")
+    box = lab.api.call("status")["box"]
+    assert (box["name"], box["language"], box["timezone"], box["claimed"]) == (
+        "Nyumbani", "sw", "Africa/Nairobi", True)

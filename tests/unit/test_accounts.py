@@ -1,0 +1,109 @@
+"""Accounts: passphrases, sessions, failed logins and the setup code, with a fake clock."""
+
+import pytest
+
+from appliance.accounts import passwords
+from appliance.accounts.service import ANONYMOUS, AccountService
+from appliance.accounts.sessions import IDLE_TIMEOUT, SETUP_CODE_LIFETIME, RuntimeStore
+from appliance.errors import Conflict, Invalid, RateLimited, Unauthorized
+from appliance.schema import Desired
+
+
+class Clock:
+    def __init__(self):
+        self.now = 1_800_000_000.0
+
+    def __call__(self):
+        return self.now
+
+
+@pytest.fixture
+def accounts(stores, tmp_path):
+    _, secrets = stores
+    clock = Clock()
+    runtime = RuntimeStore(tmp_path / "secrets" / "runtime.db", clock=clock)
+    service = AccountService(secrets, runtime)
+    desired = service.claim(Desired.new(), "ana", "three unrelated words", "pt")
+    yield service, desired, clock
+    runtime.close()
+
+
+@pytest.mark.parametrize("weak", ["short", "aaaaaaaaaaaaaaaa", "password1234", "Commonsbox2024!",
+                                  "ana is the best", "x" * 300, "line\nbreak here ok"])
+def test_weak_passphrases_are_refused(weak):
+    with pytest.raises(Invalid):
+        passwords.check_strength(weak, "ana")
+
+
+@pytest.mark.parametrize("good", ["three unrelated words", "correct horse battery staple",
+                                  "مرحبا بكم في البيت", "Kilimanjaro-nyumbani-7"])
+def test_reasonable_passphrases_pass(good):
+    assert passwords.check_strength(good, "ana") == good
+
+
+def test_hashes_are_argon2id_and_verify():
+    stored = passwords.hash_passphrase("three unrelated words")
+    assert stored.reveal().startswith("$argon2id$") and "three" not in repr(stored)
+    assert passwords.verify(stored, "three unrelated words")
+    assert not passwords.verify(stored, "three unrelated word")
+    assert not passwords.verify(None, "anything at all")
+
+
+def test_claiming_twice_is_refused(accounts):
+    service, desired, _ = accounts
+    assert desired.box.claimed and desired.accounts.user("ana").role == "admin"
+    with pytest.raises(Conflict):
+        service.claim(desired, "eve", "another strong phrase", "en")
+
+
+def test_a_session_lives_while_used_and_dies_when_idle(accounts):
+    service, desired, clock = accounts
+    token, user = service.login(desired, "ana", "three unrelated words", "192.0.2.1")
+    assert service.caller(desired, token).name == "ana"
+    clock.now += IDLE_TIMEOUT - 5
+    assert service.caller(desired, token).role == "admin"  # used: the idle clock restarts
+    clock.now += IDLE_TIMEOUT + 1
+    assert service.caller(desired, token) == ANONYMOUS
+    assert service.caller(desired, "made-up-token") == ANONYMOUS
+    assert service.caller(desired, None) == ANONYMOUS
+
+
+def test_failed_logins_slow_down_per_account_and_per_address(accounts):
+    service, desired, clock = accounts
+    for _ in range(3):  # three free mistakes
+        with pytest.raises(Unauthorized):
+            service.login(desired, "ana", "wrong wrong wrong", "192.0.2.1")
+    with pytest.raises(RateLimited) as err:  # then a pause, for this account from anywhere
+        service.login(desired, "ana", "three unrelated words", "192.0.2.2")
+    assert 0 < err.value.retry_after <= 1
+    with pytest.raises(RateLimited):  # and for this address, whatever the account
+        service.login(desired, "nobody", "whatever whatever", "192.0.2.1")
+    clock.now += 1.5
+    with pytest.raises(Unauthorized):
+        service.login(desired, "ana", "wrong wrong wrong", "192.0.2.1")
+    with pytest.raises(RateLimited) as err:
+        service.login(desired, "ana", "three unrelated words", "192.0.2.1")
+    assert 1 < err.value.retry_after <= 2  # the pause grows
+    clock.now += 3
+    token, _ = service.login(desired, "ana", "three unrelated words", "192.0.2.1")
+    assert token
+    # success forgives: the next mistake is free again
+    with pytest.raises(Unauthorized):
+        service.login(desired, "ana", "wrong wrong wrong", "192.0.2.1")
+
+
+def test_the_setup_code_expires_and_wrong_codes_slow_down(accounts):
+    service, _, clock = accounts
+    code, expires = service.runtime.setup_code()
+    assert len(code) == 14 and expires == clock.now + SETUP_CODE_LIFETIME
+    service.check_setup_code(code.lower(), "192.0.2.1")  # typed in lower case on a phone
+    for _ in range(3):
+        with pytest.raises(Unauthorized):
+            service.check_setup_code("AAAA-BBBB-CCCC", "192.0.2.1")
+    with pytest.raises(RateLimited):
+        service.check_setup_code(code, "192.0.2.1")
+    clock.now += SETUP_CODE_LIFETIME + 1
+    with pytest.raises(Unauthorized):
+        service.check_setup_code(code, "192.0.2.7")
+    renewed, _ = service.runtime.setup_code()
+    assert renewed != code
