@@ -1,0 +1,117 @@
+"""The web UI (Flask test client) against the real agent in its namespace.
+
+The app runs in the test process as root here, so the agent sees root; the roles are
+proven at the API (test_accounts_api.py). What this proves is what a member sees:
+pages, forms, errors tied to fields, CSRF, headers, and a phone connected with a
+config downloaded from the page.
+"""
+
+import re
+
+import pytest
+
+from webui import create_app
+
+from .conftest import BOX_VPN_IP
+
+PASS = "three unrelated words"
+
+
+@pytest.fixture
+def web(lab):
+    app = create_app(lab.box.paths.socket, testing=True)
+    client = app.test_client()
+    client.lab = lab
+    return client
+
+
+def csrf(page) -> str:
+    return re.search(r'name="csrf_token" value="([^"]+)"', page.get_data(as_text=True)).group(1)
+
+
+def post(client, url, data, base="https://box.test"):
+    page = client.get(url, base_url=base)
+    return client.post(url, data={**data, "csrf_token": csrf(page)}, base_url=base)
+
+
+def claim(web, **over):
+    code = web.lab.api.call("setup.code")["code"]
+    data = {"code": code, "language": "en", "box_name": "Home", "admin_name": "ana",
+            "passphrase": PASS, "timezone": "Europe/Lisbon", "endpoint_host": "192.0.2.1",
+            "endpoint_port": "51820", **over}
+    return post(web, "/setup", data)
+
+
+def test_an_unclaimed_box_shows_only_the_claim_page(web):
+    for url in ("/", "/devices/", "/login"):
+        answer = web.get(url, base_url="https://box.test")
+        assert answer.status_code == 302 and answer.location.endswith(("/setup", "/login")), url
+    page = web.get("/setup", base_url="https://box.test")
+    assert page.status_code == 200 and "Setup code" in page.get_data(as_text=True)
+
+
+def test_claim_with_errors_tied_to_fields_then_success(web):
+    bad = claim(web, passphrase="short", admin_name="Ana Maria")
+    body = bad.get_data(as_text=True)
+    assert bad.status_code == 400
+    assert 'aria-invalid="true"' in body and 'id="admin_name-note"' in body
+    assert claim(web, code="AAAA-BBBB-CCCC").status_code == 400
+    done = claim(web)
+    assert done.status_code == 302 and done.location.endswith("/")
+    home = web.get("/", base_url="https://box.test").get_data(as_text=True)
+    assert "Home" in home and "Log out" in home
+    assert web.lab.api.call("setup.status")["claimed"] is True
+
+
+def test_every_form_needs_its_csrf_token(web):
+    claim(web)
+    answer = web.post("/devices/", data={"name": "phone"}, base_url="https://box.test")
+    assert answer.status_code == 400 and "expired" in answer.get_data(as_text=True)
+    assert web.lab.api.call("vpn.device.list") == []
+
+
+def test_headers_on_every_page(web):
+    answer = web.get("/setup", base_url="https://box.test")
+    csp = answer.headers["Content-Security-Policy"]
+    assert "unsafe-inline" not in csp and "frame-ancestors 'none'" in csp
+    assert answer.headers["Strict-Transport-Security"].startswith("max-age=")
+    assert answer.headers["Referrer-Policy"] == "no-referrer"
+    assert "Server" not in answer.headers
+    cookie = answer.headers["Set-Cookie"]
+    assert "Secure" in cookie and "HttpOnly" in cookie and "SameSite=Strict" in cookie
+
+
+def test_add_a_device_scan_download_connect_revoke(web):
+    claim(web)
+    bad = post(web, "/devices/", {"name": "bad\nname", "mode": "home"})
+    assert bad.status_code == 400 and "line breaks" in bad.get_data(as_text=True)
+    added = post(web, "/devices/", {"name": "Grandma's phone", "mode": "home"})
+    assert added.status_code == 302
+    page = web.get(added.location, base_url="https://box.test").get_data(as_text=True)
+    assert "<svg" in page and "Grandma&#39;s phone" in page
+    conf = web.get(added.location + "/config", base_url="https://box.test")
+    assert conf.headers["Content-Disposition"] == 'attachment; filename="Grandma-s-pho-1.conf"'
+    web.lab.phone(0, None, config=conf.get_data(as_text=True))
+    assert web.lab.phone_ns[0].ping(BOX_VPN_IP, timeout=3)
+    listing = web.get("/devices/", base_url="https://box.test").get_data(as_text=True)
+    assert "Grandma&#39;s phone" in listing
+    token = csrf(web.get(added.location, base_url="https://box.test"))
+    revoked = web.post(added.location + "/remove", data={"csrf_token": token},
+                       base_url="https://box.test")
+    assert revoked.status_code == 302
+    assert not web.lab.phone_ns[0].ping(BOX_VPN_IP, count=2, timeout=1)
+
+
+def test_arabic_pages_are_right_to_left(web):
+    page = web.get("/setup", base_url="https://box.test", headers={"Accept-Language": "ar"})
+    assert '<html lang="ar" dir="rtl">' in page.get_data(as_text=True)
+
+
+def test_no_page_references_anything_outside_the_box(web):
+    claim(web)
+    post(web, "/devices/", {"name": "phone", "mode": "full"})
+    for url in ("/", "/devices/", "/devices/1", "/login", "/static/style.css"):
+        body = web.get(url, base_url="https://box.test").get_data(as_text=True)
+        external = [u for u in re.findall(r"(?:https?:)?//[^\s\"'<>)]+", body)
+                    if not u.startswith("http://www.w3.org/2000/svg")]
+        assert external == [], (url, external)

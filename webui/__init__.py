@@ -1,0 +1,61 @@
+"""The household's web UI: an unprivileged Flask app, a client of the agent's API.
+
+It never changes the system itself: every action is an API call made with the
+logged-in member's session, and the agent decides what that member may do.
+"""
+
+import os
+import secrets
+from pathlib import Path
+
+from datetime import datetime, timezone
+
+from flask import Flask, g, request, session
+from flask_babel import Babel, format_datetime, format_decimal, get_locale
+
+from appliance.paths import DEFAULT_SOCKET
+
+from . import security
+from .agent import agent_for_request
+from .i18n import LANGUAGES, RTL, pick_locale
+
+
+def create_app(socket_path: Path = DEFAULT_SOCKET, secret_key: bytes | None = None,
+               testing: bool = False) -> Flask:
+    app = Flask(__name__)
+    app.config.update(
+        SECRET_KEY=secret_key or secrets.token_bytes(32),
+        AGENT_SOCKET=Path(socket_path),
+        SESSION_COOKIE_NAME="__Host-commonsbox",
+        SESSION_COOKIE_SECURE=True,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Strict",
+        MAX_CONTENT_LENGTH=64 * 1024,
+        TESTING=testing,
+    )
+    Babel(app, locale_selector=pick_locale)
+    app.before_request(agent_for_request)
+    app.before_request(security.check_csrf)
+    app.after_request(security.headers)
+    app.context_processor(lambda: {"csrf_token": security.csrf_token, "LANGUAGES": LANGUAGES,
+                                   "RTL": RTL})
+    app.jinja_env.globals.update(get_locale=get_locale, format_datetime=format_datetime,
+                                 format_decimal=format_decimal)
+    app.jinja_env.filters["todatetime"] = lambda ts: datetime.fromtimestamp(ts, timezone.utc)
+
+    from .views import register
+    register(app)
+    return app
+
+
+def load_secret_key(path: Path) -> bytes:
+    """The cookie-signing key, made once and kept 0600 for the web UI's user."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(secrets.token_bytes(32))
+    return path.read_bytes()
+
+
+__all__ = ["create_app", "load_secret_key", "g", "request", "session"]

@@ -1,0 +1,22 @@
+"""The agent, as seen from a request: a client carrying the member's session."""
+
+from flask import current_app, g, session
+
+from appliance.api.client import Client
+from appliance.errors import Unauthorized
+
+
+def agent_for_request() -> None:
+    g.agent = Client(current_app.config["AGENT_SOCKET"], timeout=30,
+                     session=session.get("token"))
+    g.user = None
+    if session.get("token"):
+        try:
+            g.user = g.agent.call("auth.whoami")
+        except Unauthorized:  # expired or revoked: forget it
+            session.clear()
+            g.agent.session = None
+
+
+def call(method: str, **params):
+    return g.agent.call(method, **params)

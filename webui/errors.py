@@ -1,0 +1,50 @@
+"""The agent's typed errors, as messages in the member's language.
+
+The agent answers in English with a stable code and field; the web UI picks the
+sentence to show from those, so every language gets the same meaning.
+"""
+
+from flask_babel import lazy_gettext as _l
+
+from appliance.errors import ApplianceError
+
+BY_FIELD = {
+    ("invalid", "name"): _l("Use 1 to 64 characters, without line breaks or control characters."),
+    ("conflict", "name"): _l("That name is already taken."),
+    ("invalid", "mode"): _l("Choose home only or all traffic."),
+    ("invalid", "passphrase"): _l("Choose a passphrase of at least 12 characters: a few unrelated words work well."),
+    ("invalid", "new_passphrase"): _l("Choose a passphrase of at least 12 characters: a few unrelated words work well."),
+    ("invalid", "admin_name"): _l("Use 1 to 32 lower-case letters, digits, dots, dashes or underscores."),
+    ("invalid", "box_name"): _l("Use 1 to 64 characters, without line breaks or control characters."),
+    ("invalid", "name.name"): _l("Use 1 to 64 characters, without line breaks or control characters."),
+    ("invalid", "timezone"): _l("Choose a time zone from the list."),
+    ("invalid", "language"): _l("Choose a language from the list."),
+    ("invalid", "endpoint.host"): _l("Enter a host name or an IP address, like home.example.org."),
+    ("invalid", "endpoint.port"): _l("Enter a port number between 1 and 65535."),
+    ("unauthorized", "code"): _l("That setup code is wrong or no longer valid."),
+    ("unauthorized", "passphrase"): _l("Wrong name or passphrase."),
+    ("unauthorized", "old_passphrase"): _l("The current passphrase is wrong."),
+}
+BY_CODE = {
+    "invalid": _l("Please check what you entered."),
+    "conflict": _l("That clashes with something that already exists."),
+    "not_found": _l("That no longer exists."),
+    "pool_exhausted": _l("The VPN has no free address left: an admin can choose a larger subnet."),
+    "unauthorized": _l("Please log in."),
+    "forbidden": _l("You are not allowed to do that."),
+    "rate_limited": _l("Too many attempts: please wait %(seconds)s seconds and try again."),
+    "unavailable": _l("The box's agent is not answering. Please try again in a moment."),
+}
+GENERIC = _l("Something went wrong on the box. Please try again.")
+
+
+def message(err: ApplianceError) -> str:
+    text = BY_FIELD.get((err.code, err.field)) or BY_CODE.get(err.code) or GENERIC
+    if err.code == "rate_limited":
+        return str(text) % {"seconds": int(getattr(err, "retry_after", 0) + 0.999) or 1}
+    return str(text)
+
+
+def form_field(err: ApplianceError) -> str | None:
+    """The form field to show the message beside (the agent's dotted names flattened)."""
+    return (err.field or "").replace(".", "_") or None

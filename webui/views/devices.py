@@ -1,0 +1,65 @@
+"""VPN devices: add one and show its QR code, download its config, revoke it."""
+
+from flask import Blueprint, Response, g, redirect, render_template, request, url_for
+from markupsafe import Markup
+
+from appliance.errors import ApplianceError
+from appliance.vpn.export import qr_svg
+
+from ..agent import call
+from ..errors import form_field, message
+
+bp = Blueprint("devices", __name__, url_prefix="/devices")
+
+
+def _login_first():
+    return redirect(url_for("auth.login")) if g.user is None else None
+
+
+@bp.route("/", methods=["GET", "POST"])
+def index():
+    if (out := _login_first()) is not None:
+        return out
+    errors = {}
+    if request.method == "POST":
+        try:
+            added = call("vpn.device.add", name=request.form.get("name", "").strip(),
+                         mode=request.form.get("mode", "home"))
+        except ApplianceError as err:
+            errors[form_field(err) or "form"] = message(err)
+        else:
+            return redirect(url_for("devices.show", device_id=added["device"]["id"]))
+    status = call("status")
+    return render_template("devices.html", devices=status["vpn"]["devices"], errors=errors,
+                           form=request.form), 400 if errors else 200
+
+
+@bp.route("/<int:device_id>")
+def show(device_id: int):
+    if (out := _login_first()) is not None:
+        return out
+    device = call("vpn.device.get", device=device_id)
+    qr = error = None
+    try:
+        config = call("vpn.device.config", device=device_id)
+        qr = Markup(qr_svg(config["config"]))  # made here from the agent's text: no markup in it
+    except ApplianceError as err:
+        error = message(err)
+    return render_template("device.html", device=device, qr=qr, error=error)
+
+
+@bp.route("/<int:device_id>/config")
+def download(device_id: int):
+    if (out := _login_first()) is not None:
+        return out
+    config = call("vpn.device.config", device=device_id)
+    return Response(config["config"], mimetype="application/octet-stream", headers={
+        "Content-Disposition": f'attachment; filename="{config["file_name"]}"'})
+
+
+@bp.route("/<int:device_id>/remove", methods=["POST"])
+def remove(device_id: int):
+    if (out := _login_first()) is not None:
+        return out
+    call("vpn.device.remove", device=device_id)
+    return redirect(url_for("devices.index"))
