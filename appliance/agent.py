@@ -10,6 +10,7 @@ it runs inside a network namespace with its own root directory.
 import argparse
 import logging
 import os
+import pwd
 import signal
 import socket
 import sys
@@ -19,6 +20,7 @@ from pathlib import Path
 from .api.server import ApiServer
 from .box import Box
 from .paths import Paths
+from .tls import ensure_certificate
 from .vpn.backends import detect, probe
 
 log = logging.getLogger("commonsbox.agent")
@@ -57,6 +59,9 @@ def main(argv: list[str] | None = None) -> int:
     log.info("detected %s; WireGuard backend: %s",
              ", ".join(f"{k}={'yes' if v else 'no'}" for k, v in found.items()), backend.kind)
     box = Box(paths, backend, found)
+    group = pwd.getpwnam(args.webui_user).pw_gid if args.webui_user else None
+    box.tls_fingerprint = ensure_certificate(paths.tls_cert, paths.tls_key, group,
+                                             box.head()[1].box.name)
     outcomes = box.reconcile()
     log.info("started at revision %d: %s", box.head()[0].n,
              "; ".join(f"{o.capability} {len(o.actions)} action(s)" for o in outcomes))

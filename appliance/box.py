@@ -42,6 +42,7 @@ class Box:
         self.backend = backend
         self.capabilities = [VpnCapability(backend, self.secrets), FirewallCapability()]
         self.last_outcomes: list[Outcome] = []
+        self.tls_fingerprint: str | None = None
         self.started = time.time()
         with self.lock:
             self.vpn.ensure_box_key()
@@ -137,6 +138,7 @@ class Box:
             "revision": revision.to_json(),
             "backend": self.backend.kind,
             "detected": self.detected,
+            "webui": {"tls_sha256": self.tls_fingerprint},
             "vpn": {
                 "interface": desired.vpn.interface,
                 "public_key": self.vpn.box_public_key(),

@@ -58,10 +58,12 @@ def print_status(s: dict) -> None:
           f"endpoint {vpn['endpoint'] or 'not set'}")
     print(f"  public key {vpn['public_key']}")
     print(f"  subnets    {vpn['ipv4_subnet']}  {vpn['ipv6_subnet']}")
-    found = s.get("detected", {})
-    print("  detected   " + ", ".join(f"{k.replace('_', ' ')}: {'yes' if v else 'no'}"
-                                      for k, v in found.items()))
+    labels = {"kernel_wireguard": "kernel WireGuard", "wireguard_go": "wireguard-go"}
+    print("  detected   " + ", ".join(f"{labels.get(k, k)}: {'yes' if v else 'no'}"
+                                      for k, v in s.get("detected", {}).items()))
     print_devices(vpn["devices"], live=True)
+    if s.get("webui", {}).get("tls_sha256"):
+        print(f"Web UI certificate SHA-256: {s['webui']['tls_sha256']}")
     print("Health:")
     for c in s["health"]:
         print(f"  [{'ok' if c['ok'] else '!!'}] {c['capability']}: {c['name']} — {c['detail']}")

@@ -16,10 +16,11 @@ import time
 from pathlib import Path
 
 from .cli import print_status
-from .sandbox import World
+from .sandbox import WebUI, World
 from .vpn.export import qr_terminal
 
 PREFIX = "cbx-demo"
+WEB_PORT = 8443
 
 
 def say(text: str = "") -> None:
@@ -33,12 +34,13 @@ def main() -> int:
     root = Path(tempfile.mkdtemp(prefix="commonsbox-demo-"))
     os.chmod(root, 0o755)
     cli = f"{Path(sys.executable).parent / 'commonsbox'} --root {root}"
-    world = None
+    world = web = None
     pinger = None
     try:
         started = time.monotonic()
-        world = World(PREFIX, root, phones=1)
+        world = World(PREFIX, root, phones=1, webui_user="nobody")
         api = world.api
+        web = WebUI(world.box, WEB_PORT)
         status = api.call("status")
         say(f"Commonsbox agent ready in {time.monotonic() - started:.1f} s "
             f"({status['backend']} WireGuard), in network namespace {PREFIX}-box, root {root}")
@@ -60,14 +62,20 @@ def main() -> int:
             f"{'yes' if internet else 'NO'}")
         say("\n$ commonsbox status")
         print_status(api.call("status"))
+        web.wait_ready()
+        setup = api.call("setup.code")
         say(f"""
+The web UI: open {web.url} in a browser on this machine.
+  Claim the box with the one-time setup code  {setup['code']}
+  The certificate is the box's own; check its SHA-256 fingerprint matches:
+  {status['webui']['tls_sha256']}
+
 Try, in another terminal (as root):
   {cli} status
   {cli} vpn device add "Laptop" --mode home
   {cli} vpn device show Laptop --qr
   {cli} config history
   ip netns exec {PREFIX}-p0 ping {box_ip}
-The web UI is not built yet (issue 3): the agent's API and this CLI are the way in.
 Press Ctrl-C to stop; everything is torn down.""")
         # Keep the phone talking so the handshake stays fresh, like a phone in use.
         pinger = world.phone_ns[0].popen(["ping", "-n", "-q", "-i", "5", box_ip],
@@ -85,6 +93,8 @@ Press Ctrl-C to stop; everything is torn down.""")
     finally:
         if pinger:
             pinger.terminate()
+        if web:
+            web.stop()
         if world:
             world.close()
         shutil.rmtree(root, ignore_errors=True)

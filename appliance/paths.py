@@ -38,5 +38,13 @@ class Paths:
         return self.run_dir / "agent.sock"
 
     @property
+    def tls_cert(self) -> Path:
+        return self.root / "etc/commonsbox/tls/webui.crt"
+
+    @property
+    def tls_key(self) -> Path:
+        return self.root / "etc/commonsbox/tls/webui.key"
+
+    @property
     def log_dir(self) -> Path:
         return self.root / "var/log/commonsbox"

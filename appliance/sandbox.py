@@ -133,6 +133,45 @@ class BoxSandbox:
         return Client(self.paths.socket, **kw)
 
 
+class WebUI:
+    """The web UI served by gunicorn over TLS, as an unprivileged user, on this machine's
+    loopback (it needs only the agent's socket, which is a path, not an address)."""
+
+    def __init__(self, box: BoxSandbox, port: int, uid: int = 65534, gid: int = 65534):
+        self.box, self.port = box, port
+        self.url = f"https://127.0.0.1:{port}"
+        state = box.paths.root / "var/lib/commonsbox-web"
+        state.mkdir(parents=True, exist_ok=True)
+        os.chown(state, uid, gid)
+        self.process = subprocess.Popen(
+            ["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups",
+             sys.executable, "-m", "webui.serve", "--socket", str(box.paths.socket),
+             "--bind", f"127.0.0.1:{port}", "--cert", str(box.paths.tls_cert),
+             "--key", str(box.paths.tls_key), "--state", str(state)],
+            cwd="/", env={"PYTHONPATH": str(REPO), "PATH": os.environ.get("PATH", "/usr/bin")},
+            stdout=subprocess.DEVNULL, stderr=open(box.paths.root / "webui.log", "ab"))
+
+    def wait_ready(self, timeout: float = 30) -> None:
+        import ssl
+        import urllib.request
+
+        context = ssl.create_default_context(cafile=str(self.box.paths.tls_cert))
+        context.check_hostname = False  # pinned to the box's own certificate instead
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                urllib.request.urlopen(f"{self.url}/login", context=context, timeout=5)
+                return
+            except OSError:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("the web UI did not start") from None
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(10)
+
+
 class Phone:
     """A family device: a namespace that brings its exported config up with wg-quick."""
 

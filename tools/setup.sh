@@ -8,7 +8,7 @@ APT_PACKAGES=(
     python3 python3-venv python3-dev          # the agent's Python and its venv
     wireguard-tools wireguard-go              # wg, wg-quick; userspace WireGuard
     nftables iproute2 iputils-ping procps     # firewall, namespaces, ping, pkill
-    util-linux                                # setsid, unshare
+    util-linux curl                           # setsid, setpriv; curl in tests
     zbar-tools                                # zbarimg: tests read the QR codes back
 )
 

@@ -115,3 +115,42 @@ def test_no_page_references_anything_outside_the_box(web):
         external = [u for u in re.findall(r"(?:https?:)?//[^\s\"'<>)]+", body)
                     if not u.startswith("http://www.w3.org/2000/svg")]
         assert external == [], (url, external)
+
+
+def test_served_over_tls_by_gunicorn_as_an_unprivileged_user(tmp_path):
+    """The real server: gunicorn, TLS with the agent's certificate, running as nobody."""
+    import os
+    import ssl
+    import subprocess
+    import tempfile
+    import urllib.request
+    from pathlib import Path
+
+    from appliance.sandbox import WebUI
+    from appliance.tls import fingerprint
+
+    from .conftest import Lab
+
+    root = Path(tempfile.mkdtemp(prefix="cbt-web-"))
+    os.chmod(root, 0o755)
+    lab = Lab(tmp_path, phones=0, root=root, webui_user="nobody")
+    web = WebUI(lab.box, 18443)
+    try:
+        web.wait_ready()
+        assert fingerprint(lab.box.paths.tls_cert.read_bytes()) == \
+            lab.api.call("status")["webui"]["tls_sha256"]
+        assert oct(lab.box.paths.tls_key.stat().st_mode & 0o777) == "0o640"
+        context = ssl.create_default_context(cafile=str(lab.box.paths.tls_cert))
+        context.check_hostname = False
+        answer = urllib.request.urlopen(f"{web.url}/setup", context=context, timeout=10)
+        assert answer.status == 200 and answer.headers["Server"] == "commonsbox"
+        assert "Set up this box" in answer.read().decode()
+        with open(f"/proc/{web.process.pid}/status") as f:
+            assert "Uid:\t65534" in f.read()
+        plain = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
+                                f"http://127.0.0.1:18443/"], capture_output=True, text=True)
+        assert plain.stdout != "200"  # no plain HTTP
+    finally:
+        web.stop()
+        lab.close()
+        subprocess.run(["rm", "-rf", str(root)])

@@ -1,0 +1,57 @@
+"""Serve the web UI over TLS with gunicorn (one process, a few threads: small on a Pi).
+
+    python -m webui.serve --socket /run/commonsbox/agent.sock --bind 0.0.0.0:443 \\
+        --cert /etc/commonsbox/tls/webui.crt --key /etc/commonsbox/tls/webui.key \\
+        --state /var/lib/commonsbox-web
+
+Run it as the web UI's own unprivileged user; the agent's socket admits that user.
+"""
+
+import argparse
+import os
+from pathlib import Path
+
+import gunicorn.http.wsgi
+from gunicorn.app.base import BaseApplication
+
+from . import create_app, load_secret_key
+
+
+gunicorn.http.wsgi.SERVER = "commonsbox"  # gunicorn always sends a Server header: no banner in it
+
+
+class _Server(BaseApplication):
+    def __init__(self, app, options: dict):
+        self.app, self.options = app, options
+        super().__init__()
+
+    def load_config(self):
+        for key, value in self.options.items():
+            if key in self.cfg.settings:  # older gunicorns lack some (control_socket_disable)
+                self.cfg.set(key, value)
+
+    def load(self):
+        return self.app
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--socket", type=Path, required=True)
+    parser.add_argument("--bind", default="0.0.0.0:443")
+    parser.add_argument("--cert", type=Path, required=True)
+    parser.add_argument("--key", type=Path, required=True)
+    parser.add_argument("--state", type=Path, required=True)
+    parser.add_argument("--threads", type=int, default=4)
+    args = parser.parse_args(argv)
+    if os.geteuid() == 0:
+        raise SystemExit("the web UI must not run as root: run it as its own user")
+    app = create_app(args.socket, load_secret_key(args.state / "cookie.key"))
+    _Server(app, {"bind": args.bind, "certfile": str(args.cert), "keyfile": str(args.key),
+                  "workers": 1, "worker_class": "gthread", "threads": args.threads,
+                  "accesslog": None, "errorlog": "-", "loglevel": "warning",
+                  "forwarded_allow_ips": "", "proxy_allow_ips": "",
+                  "control_socket_disable": True}).run()
+
+
+if __name__ == "__main__":
+    main()
