@@ -258,6 +258,22 @@ def users_handover(box: Box, caller: Caller):
     return {**_changed(revision, outcomes), "removed": installers}
 
 
+@method("box.settings.set", name=(TEXT, UNSET), language=(TEXT, UNSET), timezone=(TEXT, UNSET),
+        **WHY)
+def box_settings_set(box: Box, caller: Caller, why, **changes):
+    from ..schema import BoxSettings
+
+    changes = {k: v for k, v in changes.items() if v is not UNSET}
+    if not changes:
+        raise Invalid("nothing to change")
+
+    def make(d):
+        return d.with_box(BoxSettings.from_json({**d.box.to_json(), **changes}, "")), None
+    revision, _, outcomes = box.change(
+        caller.who, _why(why, "change box settings: " + ", ".join(sorted(changes))), make)
+    return _changed(revision, outcomes)
+
+
 # -- the VPN -----------------------------------------------------------------------
 
 def _settings(box: Box) -> dict:

@@ -1,28 +1,53 @@
 """The web UI (Flask test client) against the real agent in its namespace.
 
-The app runs in the test process as root here, so the agent sees root; the roles are
-proven at the API (test_accounts_api.py). What this proves is what a member sees:
-pages, forms, errors tied to fields, CSRF, headers, and a phone connected with a
-config downloaded from the page.
+The app connects to the agent as the web UI's own user (nobody), exactly as when
+served: the agent sees that uid and acts only for the member whose session it sends.
+What this proves is what a member sees: pages, forms, errors tied to fields, CSRF,
+headers, and a phone connected with a config downloaded from the page.
 """
 
+import os
 import re
+import subprocess
+import tempfile
+from pathlib import Path
 
 import pytest
 
+import webui.agent
+from appliance.api.client import Client
 from webui import create_app
 
-from .conftest import BOX_VPN_IP
+from .conftest import BOX_VPN_IP, Lab
 
 PASS = "three unrelated words"
+NOBODY = 65534
+
+
+class ClientAsWebUI(Client):
+    """Connect with the web UI user's credentials (SO_PEERCRED reads them at connect)."""
+
+    def _connect(self):
+        os.setegid(NOBODY)
+        os.seteuid(NOBODY)
+        try:
+            super()._connect()
+        finally:
+            os.seteuid(0)
+            os.setegid(0)
 
 
 @pytest.fixture
-def web(lab):
-    app = create_app(lab.box.paths.socket, testing=True)
-    client = app.test_client()
+def web(tmp_path, monkeypatch):
+    root = Path(tempfile.mkdtemp(prefix="cbt-webui-"))
+    os.chmod(root, 0o755)
+    lab = Lab(tmp_path, phones=1, root=root, webui_user="nobody")
+    monkeypatch.setattr(webui.agent, "Client", ClientAsWebUI)
+    client = create_app(lab.box.paths.socket, testing=True).test_client()
     client.lab = lab
-    return client
+    yield client
+    lab.close()
+    subprocess.run(["rm", "-rf", str(root)])
 
 
 def csrf(page) -> str:
@@ -119,17 +144,11 @@ def test_no_page_references_anything_outside_the_box(web):
 
 def test_served_over_tls_by_gunicorn_as_an_unprivileged_user(tmp_path):
     """The real server: gunicorn, TLS with the agent's certificate, running as nobody."""
-    import os
     import ssl
-    import subprocess
-    import tempfile
     import urllib.request
-    from pathlib import Path
 
     from appliance.sandbox import WebUI
     from appliance.tls import fingerprint
-
-    from .conftest import Lab
 
     root = Path(tempfile.mkdtemp(prefix="cbt-web-"))
     os.chmod(root, 0o755)
@@ -154,3 +173,58 @@ def test_served_over_tls_by_gunicorn_as_an_unprivileged_user(tmp_path):
         web.stop()
         lab.close()
         subprocess.run(["rm", "-rf", str(root)])
+
+
+def test_admin_pages_users_settings_history_restore(web):
+    claim(web)
+    added = post(web, "/users", {"name": "baraka", "role": "member",
+                                 "passphrase": "kilima cha mvua njema"})
+    assert added.status_code == 302
+    weak = post(web, "/users", {"name": "juma", "role": "member", "passphrase": "short"})
+    assert weak.status_code == 400 and 'id="passphrase-note"' in weak.get_data(as_text=True)
+    page = web.get("/users", base_url="https://box.test").get_data(as_text=True)
+    assert "baraka" in page and "Member" in page
+    saved = post(web, "/settings", {"box_name": "Nyumbani", "language": "sw",
+                                    "timezone": "Africa/Nairobi", "endpoint_host": "home.example.org",
+                                    "endpoint_port": "51820"})
+    assert saved.status_code == 302
+    assert web.lab.api.call("status")["box"]["name"] == "Nyumbani"
+    bad = post(web, "/settings", {"box_name": "x", "language": "sw", "timezone": "Mars/Base",
+                                  "endpoint_host": "", "endpoint_port": ""})
+    assert bad.status_code == 400
+    history = web.get("/history", base_url="https://box.test").get_data(as_text=True)
+    assert "add user baraka" in history and "ana (admin)" in history
+    before = web.lab.api.call("config.history")[-1]["revision"]  # the first revision
+    page = web.get(f"/history/{before + 2}", base_url="https://box.test")
+    assert "Restore this version" in page.get_data(as_text=True)
+    restored = web.post(f"/history/{before + 2}/restore", data={"csrf_token": csrf(page)},
+                        base_url="https://box.test")
+    assert restored.status_code == 302
+    assert web.lab.api.call("config.history", limit=1)[0]["why"] == f"restore revision {before + 2}"
+
+
+def test_a_member_sees_only_their_own_devices_and_no_admin_pages(web):
+    claim(web)
+    post(web, "/devices/", {"name": "Ana's laptop", "mode": "home"})
+    post(web, "/users", {"name": "baraka", "role": "member", "passphrase": "kilima cha mvua njema"})
+    post(web, "/logout", {})
+    logged = post(web, "/login", {"name": "baraka", "passphrase": "kilima cha mvua njema"})
+    assert logged.status_code == 302
+    post(web, "/devices/", {"name": "Baraka's phone", "mode": "full"})
+    listing = web.get("/devices/", base_url="https://box.test").get_data(as_text=True)
+    assert "Baraka&#39;s phone" in listing and "Ana&#39;s laptop" not in listing
+    assert web.get("/devices/1", base_url="https://box.test").status_code == 404
+    assert web.get("/devices/1/config", base_url="https://box.test").status_code == 404
+    for url in ("/users", "/settings", "/history"):
+        assert web.get(url, base_url="https://box.test").status_code == 403, url
+    nav = web.get("/", base_url="https://box.test").get_data(as_text=True)
+    assert ">Users<" not in nav
+
+
+def test_wrong_passphrases_slow_down_with_a_clear_message(web):
+    claim(web)
+    post(web, "/logout", {})
+    for _ in range(3):
+        assert post(web, "/login", {"name": "ana", "passphrase": "wrong guess here"}).status_code == 401
+    answer = post(web, "/login", {"name": "ana", "passphrase": PASS})
+    assert answer.status_code == 401 and "Too many attempts" in answer.get_data(as_text=True)

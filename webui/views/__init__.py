@@ -9,9 +9,9 @@ from ..errors import message
 
 
 def register(app: Flask) -> None:
-    from . import auth, devices, home, setup
+    from . import admin, auth, devices, home, setup
 
-    for module in (setup, auth, home, devices):
+    for module in (setup, auth, home, devices, admin):
         app.register_blueprint(module.bp)
 
     @app.errorhandler(Unauthorized)

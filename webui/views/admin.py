@@ -1,0 +1,89 @@
+"""What admins (and the installer) look after: users, settings, the history."""
+
+from flask import Blueprint, g, redirect, render_template, request, url_for
+
+from appliance.errors import ApplianceError, Forbidden
+
+from ..agent import call
+from ..errors import form_field, message
+from ..i18n import LANGUAGES
+from .setup import TIMEZONES
+
+bp = Blueprint("admin", __name__)
+
+
+@bp.before_request
+def managers_only():
+    """The agent refuses members anyway; this only spares them a broken page."""
+    if g.user is None:
+        return redirect(url_for("auth.login"))
+    if g.user["role"] not in ("admin", "installer"):
+        return render_template("error.html", message=message(Forbidden("forbidden"))), 403
+    return None
+
+
+def _try(action, errors: dict) -> bool:
+    try:
+        action()
+        return True
+    except ApplianceError as err:
+        errors[form_field(err) or "form"] = message(err)
+        return False
+
+
+@bp.route("/users", methods=["GET", "POST"])
+def users():
+    errors, form = {}, request.form
+    if request.method == "POST" and _try(lambda: call(
+            "users.add", name=form.get("name", "").strip().lower(), role=form.get("role", "member"),
+            passphrase=form.get("passphrase", ""), language=None), errors):
+        return redirect(url_for("admin.users"))
+    return render_template("users.html", users=call("users.list"), errors=errors, form=form), \
+        400 if errors else 200
+
+
+@bp.route("/users/<name>/remove", methods=["POST"])
+def remove_user(name: str):
+    call("users.remove", name=name)
+    return redirect(url_for("admin.users"))
+
+
+@bp.route("/users/handover", methods=["POST"])
+def handover():
+    call("users.handover")
+    return redirect(url_for("admin.users"))
+
+
+@bp.route("/settings", methods=["GET", "POST"])
+def settings():
+    errors, form = {}, request.form
+    if request.method == "POST":
+        port = form.get("endpoint_port", "").strip()
+        host = form.get("endpoint_host", "").strip()
+        endpoint = {"host": host, "port": int(port) if port.isdigit() else -1} if host else None
+        if _try(lambda: call("box.settings.set", name=form.get("box_name", "").strip(),
+                             timezone=form.get("timezone", ""),
+                             language=form.get("language", "")), errors) and _try(
+                lambda: call("vpn.settings.set", endpoint=endpoint), errors):
+            return redirect(url_for("admin.settings", saved=1))
+    status = call("status")
+    return render_template("settings.html", status=status, vpn=call("vpn.settings.get"),
+                           errors=errors, form=form, languages=LANGUAGES, timezones=TIMEZONES,
+                           saved=request.args.get("saved")), 400 if errors else 200
+
+
+@bp.route("/history")
+def history():
+    return render_template("history.html", revisions=call("config.history", limit=100))
+
+
+@bp.route("/history/<int:revision>")
+def revision(revision: int):
+    diff = call("config.diff", a=max(revision - 1, 1), b=revision)
+    return render_template("revision.html", revision=revision, diff=diff["diff"])
+
+
+@bp.route("/history/<int:revision>/restore", methods=["POST"])
+def restore(revision: int):
+    call("config.rollback", revision=revision)
+    return redirect(url_for("admin.history"))
