@@ -10,6 +10,7 @@ import json
 import logging
 import threading
 import time
+from dataclasses import replace
 from typing import Callable
 
 from . import __version__
@@ -76,12 +77,25 @@ class Box:
             return self.last_outcomes
 
     def rollback(self, n: int, who: str) -> tuple[Revision, list[Outcome]]:
+        """Restore revision ``n``'s configuration as a new revision.
+
+        Who may log in is not configuration: the accounts and the claim stay as they
+        are now, so restoring an old version can neither lock the household out nor
+        un-claim the box. A restored device whose owner is gone becomes the box's.
+        """
         with self.lock:
             try:
                 old = Desired.from_json(self.store.document(n))
             except Invalid as err:
                 raise SystemFailure(f"revision {n} cannot be restored: {err.message}") from None
-            revision, _, outcomes = self.change(who, f"restore revision {n}", lambda _: (old, None))
+
+            def restore(current: Desired):
+                devices = tuple(d if d.owner is None or current.accounts.user(d.owner)
+                                else replace(d, owner=None) for d in old.vpn.devices)
+                return replace(old, accounts=current.accounts,
+                               box=replace(old.box, claimed=current.box.claimed),
+                               vpn=replace(old.vpn, devices=devices)), None
+            revision, _, outcomes = self.change(who, f"restore revision {n}", restore)
             return revision, outcomes
 
     def diff(self, a: int, b: int) -> str:

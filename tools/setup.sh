@@ -10,6 +10,8 @@ APT_PACKAGES=(
     nftables iproute2 iputils-ping procps     # firewall, namespaces, ping, pkill
     util-linux curl                           # setsid, setpriv; curl in tests
     zbar-tools                                # zbarimg: tests read the QR codes back
+    chromium                                  # the browser tier (Playwright drives it)
+    fonts-noto-core                           # so Devanagari (Hindi) renders in it
 )
 
 missing=()

@@ -35,6 +35,8 @@ def create_app(socket_path: Path = DEFAULT_SOCKET, secret_key: bytes | None = No
     )
     Babel(app, locale_selector=pick_locale)
     app.before_request(agent_for_request)
+    app.extensions["post_limit"] = security.PostLimit()
+    app.before_request(security.limit_posts)
     app.before_request(security.check_csrf)
     app.after_request(security.headers)
     app.context_processor(lambda: {"csrf_token": security.csrf_token, "LANGUAGES": LANGUAGES,

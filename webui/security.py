@@ -1,9 +1,11 @@
-"""CSRF tokens on every form, and the headers every answer carries."""
+"""CSRF tokens and a rate limit on every form, and the headers every answer carries."""
 
 import hmac
 import secrets
+import threading
+import time
 
-from flask import abort, request, session
+from flask import abort, current_app, request, session
 
 CSP = ("default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
        "frame-ancestors 'none'; base-uri 'none'")
@@ -22,6 +24,40 @@ def check_csrf() -> None:
     sent = request.form.get("csrf_token", "")
     if not sent or not hmac.compare_digest(sent, session.get("csrf", "")):
         abort(400, description="csrf")
+
+
+class PostLimit:
+    """A token bucket per client address: a burst of forms, then one every few seconds.
+    The agent has its own, stricter limits on logins and setup codes."""
+
+    def __init__(self, burst: int = 20, per_second: float = 0.5, clock=time.monotonic):
+        self.burst, self.rate, self.clock = burst, per_second, clock
+        self._buckets: dict[str, tuple[float, float]] = {}
+        self._lock = threading.Lock()
+
+    def wait(self, address: str) -> float:
+        """0 if a request may go ahead now (and it is counted), else seconds to wait."""
+        now = self.clock()
+        with self._lock:
+            if len(self._buckets) > 10_000:  # forget the quiet ones, bounded memory
+                self._buckets = {a: b for a, b in self._buckets.items() if now - b[1] < 60}
+            tokens, last = self._buckets.get(address, (self.burst, now))
+            tokens = min(self.burst, tokens + (now - last) * self.rate)
+            if tokens < 1:
+                self._buckets[address] = (tokens, now)
+                return (1 - tokens) / self.rate
+            self._buckets[address] = (tokens - 1, now)
+            return 0.0
+
+
+def limit_posts():
+    if request.method != "POST":
+        return None
+    wait = current_app.extensions["post_limit"].wait(request.remote_addr or "?")
+    if wait:
+        from appliance.errors import RateLimited
+        raise RateLimited("too many forms", retry_after=wait)
+    return None
 
 
 def headers(response):

@@ -88,7 +88,10 @@ class AccountService:
         admins = [u for u in desired.accounts.users if u.role == "admin"]
         if user.role == "admin" and len(admins) == 1:
             raise Conflict("the last admin cannot be removed", "name")
-        return replace(desired, accounts=desired.accounts.without(user.name))
+        # Someone who leaves the household takes no tunnel home with them.
+        devices = tuple(d for d in desired.vpn.devices if d.owner != user.name)
+        return replace(desired, accounts=desired.accounts.without(user.name),
+                       vpn=replace(desired.vpn, devices=devices))
 
     def find(self, desired: Desired, name) -> User:
         user = desired.accounts.user(name) if isinstance(name, str) else None

@@ -129,3 +129,27 @@ call("vpn.device.list", admin)
     box = lab.api.call("status")["box"]
     assert (box["name"], box["language"], box["timezone"], box["claimed"]) == (
         "Nyumbani", "sw", "Africa/Nairobi", True)
+
+
+def test_restoring_an_old_version_keeps_the_accounts_and_the_claim(webui_box):
+    lab = webui_box
+    first = lab.api.call("config.history")[-1]["revision"]
+    code = lab.api.call("setup.code")["code"]
+    results = as_webui(lab, f"""
+s = call("setup.claim", code={code!r}, address="192.0.2.9", language="en", box_name="Home",
+         admin_name="ana", passphrase="three unrelated words", timezone="UTC")["session"]
+call("users.add", s, name="bo", role="member", passphrase="kilima cha mvua njema")
+bo = call("auth.login", name="bo", passphrase="kilima cha mvua njema", address="192.0.2.3")["session"]
+call("vpn.device.add", bo, name="bo's phone")
+call("users.remove", s, name="bo")
+call("vpn.device.list", s)
+call("config.rollback", s, revision={first})
+call("vpn.device.list", s)
+call("users.list", s)
+""")
+    assert codes(results) == ["ok"] * 9, results
+    assert results[5][1]["ok"] == []  # bo left, and his phone's tunnel with him
+    devices, users = results[7][1]["ok"], results[8][1]["ok"]
+    assert devices == []  # revision 1 had no devices
+    assert [u["name"] for u in users] == ["ana"]  # still claimed, ana still admin
+    assert lab.api.call("setup.status")["claimed"] is True

@@ -228,3 +228,15 @@ def test_wrong_passphrases_slow_down_with_a_clear_message(web):
         assert post(web, "/login", {"name": "ana", "passphrase": "wrong guess here"}).status_code == 401
     answer = post(web, "/login", {"name": "ana", "passphrase": PASS})
     assert answer.status_code == 401 and "Too many attempts" in answer.get_data(as_text=True)
+
+
+def test_too_many_forms_from_one_address_are_slowed_down(web):
+    claim(web)
+    token = csrf(web.get("/devices/", base_url="https://box.test"))
+    codes = [web.post("/devices/", data={"csrf_token": token, "name": "", "mode": "home"},
+                      base_url="https://box.test").status_code for _ in range(25)]
+    assert 429 in codes and codes[0] == 400
+    answer = web.post("/devices/", data={"csrf_token": token, "name": "x"},
+                      base_url="https://box.test")
+    assert answer.status_code == 429 and int(answer.headers["Retry-After"]) >= 1
+    assert "Too many attempts" in answer.get_data(as_text=True)

@@ -3,7 +3,7 @@
 from flask import Flask, g, redirect, render_template, url_for
 from flask_babel import gettext as _
 
-from appliance.errors import ApplianceError, Forbidden, NotFound, Unauthorized
+from appliance.errors import ApplianceError, Forbidden, NotFound, RateLimited, Unauthorized
 
 from ..errors import message
 
@@ -27,6 +27,12 @@ def register(app: Flask) -> None:
     @app.errorhandler(NotFound)
     def not_found(err):
         return render_template("error.html", message=message(err)), 404
+
+    @app.errorhandler(RateLimited)
+    def slow_down(err):
+        answer = app.make_response((render_template("error.html", message=message(err)), 429))
+        answer.headers["Retry-After"] = str(int(err.retry_after) + 1)
+        return answer
 
     @app.errorhandler(ApplianceError)
     def agent_error(err):
