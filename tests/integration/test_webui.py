@@ -240,3 +240,43 @@ def test_too_many_forms_from_one_address_are_slowed_down(web):
                       base_url="https://box.test")
     assert answer.status_code == 429 and int(answer.headers["Retry-After"]) >= 1
     assert "Too many attempts" in answer.get_data(as_text=True)
+
+
+ROUTES = [("POST", "/setup"), ("POST", "/login"), ("POST", "/language"), ("POST", "/devices/"),
+          ("POST", "/devices/{n}/remove"), ("GET", "/devices/{n}"), ("GET", "/devices/{n}/config"),
+          ("POST", "/users"), ("POST", "/users/{s}/remove"), ("POST", "/settings"),
+          ("GET", "/history/{n}"), ("POST", "/history/{n}/restore"), ("GET", "/{s}"),
+          ("POST", "/logout")]
+FIELDS = ["name", "mode", "passphrase", "code", "language", "box_name", "admin_name",
+          "timezone", "endpoint_host", "endpoint_port", "role", "next", "csrf_token"]
+
+
+def test_random_input_to_every_form_never_breaks_the_web_ui(web):
+    from hypothesis import HealthCheck, given, settings, strategies as st
+
+    from webui.security import PostLimit
+
+    claim(web)
+    web.application.extensions["post_limit"] = PostLimit(burst=10**9)  # fuzz, not flood
+    token = csrf(web.get("/devices/", base_url="https://box.test"))
+    text = st.text(st.characters(codec="utf-8"), max_size=300) | st.sampled_from(
+        ["", "0", "-1", "99999999999999999999", "a" * 70000, "../../etc/passwd", "<script>",
+         "home", "full", "admin", "ar", "Europe/Lisbon", "%(name)s", "\x00", "\r\n"])
+
+    @settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(route=st.sampled_from(ROUTES), form=st.dictionaries(st.sampled_from(FIELDS), text),
+           n=st.integers(-5, 10**12), s=st.text(st.characters(codec="ascii", min_codepoint=33),
+                                                 min_size=1, max_size=40),
+           keep_token=st.booleans())
+    def fuzz(route, form, n, s, keep_token):
+        method, path = route
+        from urllib.parse import quote
+        url = path.format(n=n, s=quote(s, safe=""))
+        if keep_token:
+            form["csrf_token"] = token
+        answer = web.open(url, method=method, data=form, base_url="https://box.test")
+        assert answer.status_code < 500 or answer.status_code == 503, (url, form, answer.status_code)
+        assert "Traceback" not in answer.get_data(as_text=True)
+
+    fuzz()
+    assert web.lab.api.call("status")["box"]["claimed"]
