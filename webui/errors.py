@@ -22,6 +22,7 @@ BY_FIELD = {
     ("invalid", "endpoint.host"): _l("Enter a host name or an IP address, like home.example.org."),
     ("invalid", "endpoint.port"): _l("Enter a port number between 1 and 65535."),
     ("unauthorized", "code"): _l("That setup code is wrong or no longer valid."),
+    ("not_found", "token"): _l("This link has already been used or has expired. Ask for a new one."),
     ("unauthorized", "passphrase"): _l("Wrong name or passphrase."),
     ("unauthorized", "old_passphrase"): _l("The current passphrase is wrong."),
 }

@@ -17,12 +17,15 @@ CREATE TABLE IF NOT EXISTS sessions (
     last_seen REAL NOT NULL, address TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS failures (
     key TEXT PRIMARY KEY, count INTEGER NOT NULL, last REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS links (
+    token_sha256 TEXT PRIMARY KEY, device_id INTEGER NOT NULL, expires REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS setup_code (
     id INTEGER PRIMARY KEY CHECK (id = 1), code TEXT NOT NULL, expires REAL NOT NULL);
 """
 IDLE_TIMEOUT = 30 * 60
 MAX_AGE = 12 * 3600
 SETUP_CODE_LIFETIME = 7 * 24 * 3600
+LINK_LIFETIME = 24 * 3600
 FREE_FAILURES = 3  # then 1 s, 2 s, 4 s ... up to 15 min between attempts
 MAX_DELAY = 15 * 60
 # No 0/O or 1/I/L: the code is read off a screen and typed on a phone.
@@ -90,6 +93,21 @@ class RuntimeStore:
     def sessions_of(self, user: str) -> list[Session]:
         return [Session(*row) for row in self._run(
             "SELECT user, created, last_seen, address FROM sessions WHERE user = ?", (user,))]
+
+    # -- one-time links to a device's config -------------------------------------------
+
+    def open_link(self, device_id: int) -> tuple[str, float]:
+        token = random.token_urlsafe(24)
+        expires = self.clock() + LINK_LIFETIME
+        self._run("INSERT INTO links VALUES (?, ?, ?)", (_sha256(token), device_id, expires))
+        return token, expires
+
+    def redeem_link(self, token: str) -> int | None:
+        """The device a live link is for; the link dies as it is used."""
+        with self._lock:
+            row = self._db.execute("DELETE FROM links WHERE token_sha256 = ? RETURNING "
+                                   "device_id, expires", (_sha256(token),)).fetchone()
+        return row[0] if row and row[1] > self.clock() else None
 
     # -- failed logins ---------------------------------------------------------------
 

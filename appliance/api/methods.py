@@ -299,6 +299,24 @@ def _device(box: Box, caller: Caller, ref) -> Device:
     return device
 
 
+@method("vpn.device.link", access="member", device=((int, str), REQUIRED))
+def device_link(box: Box, caller: Caller, device):
+    """A link that hands this device's config out once, within 24 hours."""
+    found = _device(box, caller, device)
+    box.device_config(found.id)  # fails now (no endpoint, own key) rather than at redeem
+    token, expires = box.runtime.open_link(found.id)
+    return {"token": token, "expires": expires}
+
+
+@method("vpn.device.redeem", access="public", token=(TEXT, REQUIRED))
+def device_redeem(box: Box, caller: Caller, token):
+    device_id = box.runtime.redeem_link(token) if len(token) <= 128 else None
+    if device_id is None or box.head()[1].vpn.device(device_id) is None:
+        raise NotFound("this link is unknown, used or expired", "token")
+    file_name, config = box.device_config(device_id)
+    return {"file_name": file_name, "config": config}
+
+
 def _address(value):
     return address(value, "address")
 

@@ -280,3 +280,18 @@ def test_random_input_to_every_form_never_breaks_the_web_ui(web):
 
     fuzz()
     assert web.lab.api.call("status")["box"]["claimed"]
+
+
+def test_a_one_time_link_works_once_and_only_by_post(web):
+    claim(web)
+    added = post(web, "/devices/", {"name": "Grandma's phone", "mode": "home"})
+    made = post(web, added.location, {})
+    url = re.search(r'<a href="(https://box\.test/devices/get/[^"]+)"', made.get_data(as_text=True)).group(1)
+    path = url.removeprefix("https://box.test")
+    stranger = create_app(web.lab.box.paths.socket, testing=True).test_client()  # not logged in
+    preview = stranger.get(path, base_url="https://box.test")  # a messenger's link preview
+    assert preview.status_code == 200 and "Download" in preview.get_data(as_text=True)
+    got = stranger.post(path, data={"csrf_token": csrf(preview)}, base_url="https://box.test")
+    assert got.status_code == 200 and got.get_data(as_text=True).startswith("[Interface]")
+    again = stranger.post(path, data={"csrf_token": csrf(preview)}, base_url="https://box.test")
+    assert again.status_code == 404 and "already been used" in again.get_data(as_text=True)

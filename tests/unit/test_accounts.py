@@ -3,7 +3,7 @@
 import pytest
 
 from appliance.accounts import passwords
-from appliance.accounts.service import ANONYMOUS, AccountService
+from appliance.accounts.service import ANONYMOUS, ROOT, AccountService
 from appliance.accounts.sessions import IDLE_TIMEOUT, SETUP_CODE_LIFETIME, RuntimeStore
 from appliance.errors import Conflict, Invalid, RateLimited, Unauthorized
 from appliance.schema import Desired
@@ -107,3 +107,25 @@ def test_the_setup_code_expires_and_wrong_codes_slow_down(accounts):
         service.check_setup_code(code, "192.0.2.7")
     renewed, _ = service.runtime.setup_code()
     assert renewed != code
+
+
+def test_one_time_links_work_once_and_expire_after_a_day(accounts):
+    service, _, clock = accounts
+    token, expires = service.runtime.open_link(7)
+    assert expires == clock.now + 24 * 3600
+    assert service.runtime.redeem_link(token) == 7
+    assert service.runtime.redeem_link(token) is None
+    late, _ = service.runtime.open_link(8)
+    clock.now += 24 * 3600 + 1
+    assert service.runtime.redeem_link(late) is None
+    assert service.runtime.redeem_link("made-up") is None
+
+
+def test_removing_a_user_takes_their_devices_and_the_state_stays_loadable(accounts, vpn):
+    service, desired, _ = accounts
+    desired = service.add_user(desired, "bo", "member", "kilima cha mvua njema")
+    desired = desired.with_vpn(vpn.store.head()[1].vpn)
+    desired, device = vpn.add_device(desired, "bo's phone", owner="bo")
+    desired = service.remove_user(desired, "bo", caller=ROOT)
+    assert desired.vpn.devices == ()
+    assert Desired.from_json(desired.to_json()) == desired

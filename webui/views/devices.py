@@ -34,18 +34,24 @@ def index():
                            form=request.form), 400 if errors else 200
 
 
-@bp.route("/<int:device_id>")
+@bp.route("/<int:device_id>", methods=["GET", "POST"])
 def show(device_id: int):
+    """The device's QR code; a POST also makes a one-time link for it."""
     if (out := _login_first()) is not None:
         return out
     device = call("vpn.device.get", device=device_id)
+    link = None
+    if request.method == "POST":
+        made = call("vpn.device.link", device=device_id)
+        link = {"url": url_for("devices.one_time", token=made["token"], _external=True),
+                "expires": made["expires"]}
     qr = error = None
     try:
         config = call("vpn.device.config", device=device_id)
         qr = Markup(qr_svg(config["config"]))  # made here from the agent's text: no markup in it
     except ApplianceError as err:
         error = message(err)
-    return render_template("device.html", device=device, qr=qr, error=error)
+    return render_template("device.html", device=device, qr=qr, error=error, link=link)
 
 
 @bp.route("/<int:device_id>/config")
@@ -53,6 +59,20 @@ def download(device_id: int):
     if (out := _login_first()) is not None:
         return out
     config = call("vpn.device.config", device=device_id)
+    return Response(config["config"], mimetype="application/octet-stream", headers={
+        "Content-Disposition": f'attachment; filename="{config["file_name"]}"'})
+
+
+@bp.route("/get/<token>", methods=["GET", "POST"], endpoint="one_time")
+def one_time(token: str):
+    """A one-time link, opened on the device itself. Nothing is handed out on GET, so a
+    messenger's link preview cannot use the link up."""
+    if request.method == "GET":
+        return render_template("one_time.html")
+    try:
+        config = call("vpn.device.redeem", token=token)
+    except ApplianceError as err:
+        return render_template("error.html", message=message(err)), 404
     return Response(config["config"], mimetype="application/octet-stream", headers={
         "Content-Disposition": f'attachment; filename="{config["file_name"]}"'})
 

@@ -1,0 +1,242 @@
+"""What a member sees in a real browser: headless Chromium on the served web UI.
+
+Every step is a click, a key press or a download in the page; the agent's API is used
+only for what a member reads off the box itself (the setup code on its card) or to
+look at the result from the outside (the phone's ping, the configuration history).
+"""
+
+import re
+from pathlib import Path
+
+import pytest
+
+from .conftest import PASS, REPO
+
+AR_PO = REPO / "webui/translations/ar/LC_MESSAGES/messages.po"
+
+
+def arabic(msgid: str) -> str | None:
+    """The Arabic translation of ``msgid`` if the catalogue has one, else None."""
+    if not AR_PO.exists():
+        return None
+    from babel.messages.pofile import read_po
+
+    with open(AR_PO, "rb") as f:
+        message = read_po(f).get(msgid)
+    text = message.string if message else None
+    return text if isinstance(text, str) and text and not message.fuzzy else None
+
+
+def test_claim_with_the_setup_code_then_log_in_to_the_dashboard(box):
+    page = box.page
+    answer = box.goto("/")
+    assert box.path() == "/setup"  # an unclaimed box shows only its claim page
+    assert answer.security_details()["protocol"].startswith("TLS")
+    assert box.fingerprint == box.api.call("status")["webui"]["tls_sha256"]
+    page.get_by_role("heading", name="Set up this box").wait_for()
+    box.shot("claim-page")
+
+    page.fill("#code", "AAAA-BBBB-CCCC")  # a wrong code is refused, on the page
+    page.fill("#admin_name", "ana")
+    page.fill("#passphrase", PASS)
+    page.get_by_role("button", name="Claim this box").click()
+    assert box.path() == "/setup"
+    assert page.locator("[role=alert], .error").first.is_visible()
+    assert box.api.call("setup.status")["claimed"] is False
+
+    box.claim()
+    assert page.get_by_role("heading", level=1, name="Home").is_visible()
+    assert box.api.call("setup.status")["claimed"] is True
+    box.logout()
+    assert box.path() == "/login"
+
+    box.login("ana", "wrong guess here")
+    assert box.path() == "/login" and page.locator("#login-error").is_visible()
+    assert page.locator("#name").get_attribute("aria-describedby") == "login-error"
+    box.login()
+    assert box.path() == "/"
+    assert page.get_by_role("heading", level=1, name="Home").is_visible()
+    assert page.get_by_role("heading", name="Health").is_visible()
+    assert page.get_by_role("button", name="Log out (ana)").is_visible()
+    nav = page.get_by_role("navigation")
+    for link in ("Home", "Devices", "Users", "Settings", "History"):
+        assert nav.get_by_role("link", name=link, exact=True).is_visible(), link
+
+
+def test_add_a_device_scan_download_connect_then_revoke(box):
+    page = box.page
+    box.claim()
+    page.get_by_role("navigation").get_by_role("link", name="Devices").click()
+    assert box.path() == "/devices/"
+    page.fill("#name", "Grandma's phone")
+    page.get_by_label("Only the home network").check()
+    page.get_by_role("button", name="Add device").click()
+    match = re.fullmatch(r"/devices/(\d+)", box.path())
+    assert match, box.path()
+    device = int(match.group(1))
+    assert page.get_by_role("heading", level=1, name="Grandma's phone").is_visible()
+    qr = page.locator("figure.qr svg")
+    assert qr.count() == 1 and qr.is_visible()
+    size = qr.bounding_box()
+    assert size["width"] >= 150 and abs(size["width"] - size["height"]) < 2  # big and square
+    box.shot("qr")
+
+    with page.expect_download() as waiting:
+        page.get_by_role("link", name="Download the configuration file").click()
+    download = waiting.value
+    assert download.suggested_filename.endswith(".conf")
+    config = Path(download.path()).read_text()
+    assert config.startswith("[Interface]") and "PrivateKey" in config and "[Peer]" in config
+
+    box_ip = box.vpn_address()
+    phone = box.world.phone(0, box.phone_ifname(0), device, config=config)
+    try:
+        assert box.world.phone_ns[0].ping(box_ip, count=1, timeout=3), "no ping through the tunnel"
+        box.goto("/devices/")
+        assert page.get_by_role("link", name="Grandma's phone").is_visible()
+        assert page.get_by_role("cell", name="never").count() == 0  # it has been seen now
+        page.get_by_role("link", name="Grandma's phone").click()
+
+        page.get_by_role("button", name="Revoke this device").click()
+        assert box.path() == "/devices/"
+        assert page.get_by_role("link", name="Grandma's phone").count() == 0
+        assert page.get_by_text("No devices yet.").is_visible()
+        assert not box.world.phone_ns[0].ping(box_ip, count=2, timeout=1), \
+            "the revoked phone still reaches the box"
+    finally:
+        phone.down()
+
+
+def test_switching_to_arabic_turns_the_pages_right_to_left(box):
+    page = box.page
+    box.claim()
+    assert box.html_attrs() == ("ltr", "en")
+    page.select_option("#language-choice", "ar")
+    page.locator("header form").filter(has=page.locator("#language-choice")) \
+        .get_by_role("button").click()
+    page.wait_for_load_state()
+    assert box.path() == "/"  # back on the page it was switched from
+    assert box.html_attrs() == ("rtl", "ar")
+    assert page.locator("#language-choice").input_value() == "ar"
+    expected = arabic("Devices")
+    if expected:  # the catalogue exists: the page speaks Arabic, not just in RTL
+        assert page.get_by_role("navigation").get_by_role("link", name=expected).is_visible()
+    # RTL for real: the brand sits at the right-hand edge of the header now.
+    brand = page.locator("header .brand").bounding_box()
+    assert brand["x"] + brand["width"] > page.viewport_size["width"] / 2
+    box.shot("ar-dashboard")
+
+    box.goto("/devices/")  # the choice stays with the member, page after page
+    assert box.html_attrs() == ("rtl", "ar")
+    box.shot("ar-devices")
+
+    page.select_option("#language-choice", "hi")  # and back out: Hindi is left to right
+    page.locator("header form").filter(has=page.locator("#language-choice")) \
+        .get_by_role("button").click()
+    page.wait_for_load_state()
+    assert box.html_attrs() == ("ltr", "hi")
+    box.shot("hi-devices")
+
+
+def test_restore_an_earlier_configuration_from_the_history(box):
+    page = box.page
+    box.claim(box_name="Home")
+    page.get_by_role("navigation").get_by_role("link", name="History").click()
+    assert box.path() == "/history"
+    rows = page.locator("main tbody tr")
+    assert rows.count() >= 1
+    before = int(rows.first.locator("td").first.inner_text())  # the newest: just claimed
+
+    page.get_by_role("navigation").get_by_role("link", name="Settings").click()
+    page.fill("#box_name", "Nyumbani")
+    page.get_by_role("button", name="Save").click()
+    assert page.get_by_role("status").is_visible()  # "Saved."
+    assert box.api.call("status")["box"]["name"] == "Nyumbani"
+
+    page.get_by_role("navigation").get_by_role("link", name="History").click()
+    assert int(rows.first.locator("td").first.inner_text()) > before
+    page.locator("main tbody").get_by_role("link", name=str(before), exact=True).click()
+    assert box.path() == f"/history/{before}"
+    assert page.get_by_role("heading", level=1, name=f"Version {before}").is_visible()
+    box.shot("revision")
+    page.get_by_role("button", name="Restore this version").click()
+
+    assert box.path() == "/history"
+    newest = rows.first.locator("td")
+    assert newest.nth(3).inner_text() == f"restore revision {before}"
+    assert "ana" in newest.nth(2).inner_text()
+    assert box.api.call("status")["box"]["name"] == "Home"
+    box.goto("/")
+    assert page.get_by_role("heading", level=1, name="Home").is_visible()
+    box.goto("/history")
+
+
+def test_the_login_page_works_from_the_keyboard(box):
+    page = box.page
+    box.claim()
+    box.logout()
+    box.goto("/login")
+    order = []
+    for _ in range(12):  # from the top of the page: the header's controls, then the form
+        page.keyboard.press("Tab")
+        order.append(page.evaluate(
+            "() => { const e = document.activeElement;"
+            " return e.id || (e.type === 'submit' && e.closest('main') ? 'submit' : e.tagName) }"))
+        if order[-1] == "submit":
+            break
+    assert "name" in order, order
+    start = order.index("name")
+    assert order[start:start + 3] == ["name", "passphrase", "submit"], order
+    # The focused control shows where the keyboard is.
+    outline = page.evaluate("() => getComputedStyle(document.activeElement).outlineStyle")
+    assert outline not in ("none", ""), outline
+    box.shot("submit-focused", full_page=False)
+
+    page.keyboard.press("Shift+Tab")
+    page.keyboard.press("Shift+Tab")
+    assert page.evaluate("document.activeElement.id") == "name"
+    page.keyboard.type("ana")
+    page.keyboard.press("Tab")
+    page.keyboard.type(PASS)
+    page.keyboard.press("Enter")  # submit without the mouse
+    page.wait_for_load_state()
+    assert box.path() == "/"
+    assert page.get_by_role("heading", level=1, name="Home").is_visible()
+
+
+@pytest.mark.parametrize("language", ["en", "ar"])
+def test_every_page_fits_a_phone_screen(box, language):
+    page = box.page
+    page.set_viewport_size({"width": 390, "height": 844})
+    too_wide = {}
+
+    def check(label: str) -> None:
+        width = page.evaluate("document.documentElement.scrollWidth")
+        if width > 390:
+            too_wide[label] = width
+        box.shot(label)
+
+    box.goto("/setup")
+    check("setup")
+    box.claim()
+    if language != "en":
+        page.select_option("#language-choice", language)
+        page.locator("header form").filter(has=page.locator("#language-choice")) \
+            .get_by_role("button").click()
+        page.wait_for_load_state()
+        assert box.html_attrs()[1] == language
+    check("dashboard")
+    box.goto("/devices/")
+    page.fill("#name", "Phone")
+    page.locator("main form button[type=submit]").click()
+    page.wait_for_load_state()
+    assert re.fullmatch(r"/devices/\d+", box.path()), box.path()
+    check("device")
+    qr = page.locator("figure.qr svg").bounding_box()
+    assert qr["x"] >= 0 and qr["x"] + qr["width"] <= 390  # the whole QR code on screen
+    for path in ("/devices/", "/users", "/settings", "/history"):
+        box.goto(path)
+        check(path.strip("/").replace("/", "-") or "home")
+    box.goto("/history/1")
+    check("revision")
+    assert too_wide == {}, f"wider than a 390 px phone screen (scrollWidth): {too_wide}"
