@@ -77,5 +77,9 @@ class SecretStore:
             self._db.execute("INSERT OR REPLACE INTO secrets (name, value) VALUES (?, ?)",
                              (name, secret.reveal()))
 
+    def delete(self, name: str) -> None:
+        with self._lock:
+            self._db.execute("DELETE FROM secrets WHERE name = ?", (name,))
+
     def close(self) -> None:
         self._db.close()

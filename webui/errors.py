@@ -25,6 +25,8 @@ BY_FIELD = {
     ("not_found", "token"): _l("This link has already been used or has expired. Ask for a new one."),
     ("unauthorized", "passphrase"): _l("Wrong name or passphrase."),
     ("unauthorized", "old_passphrase"): _l("The current passphrase is wrong."),
+    ("unauthorized", "otp_needed"): _l("Enter the 6-digit code from your authenticator app, or a recovery code."),
+    ("unauthorized", "otp"): _l("That code is not right. Check that the time on your phone is correct."),
 }
 BY_CODE = {
     "invalid": _l("Please check what you entered."),

@@ -4,12 +4,15 @@ Domain code: no HTTP here. Every refusal is a typed error the web UI turns into 
 message in the user's language.
 """
 
+import hashlib
+import json
+import secrets as random
 from dataclasses import dataclass, replace
 
 from .. import validate as v
 from ..errors import Conflict, Invalid, NotFound, RateLimited, Unauthorized
 from ..schema import Desired
-from ..secrets import SecretStore
+from ..secrets import Secret, SecretStore
 from . import passwords
 from .schema import LANGUAGES, ROLES, User, user_name
 from .sessions import RuntimeStore
@@ -17,6 +20,17 @@ from .sessions import RuntimeStore
 
 def password_key(name: str) -> str:
     return f"account/{name}/password"
+
+
+def totp_key(name: str, pending: bool = False) -> str:
+    return f"account/{name}/totp" + ("-pending" if pending else "")
+
+
+def recovery_key(name: str) -> str:
+    return f"account/{name}/recovery"
+
+
+RECOVERY_CODES = 10
 
 
 @dataclass(frozen=True)
@@ -33,6 +47,24 @@ class Caller:
     @property
     def manages_box(self) -> bool:
         return self.role in ("root", "admin", "installer")
+
+
+def _totp_ok(secret: Secret, code) -> bool:
+    import pyotp
+
+    code = code.replace(" ", "") if isinstance(code, str) else ""
+    return len(code) == 6 and code.isdigit() and pyotp.TOTP(secret.reveal()).verify(
+        code, valid_window=1)
+
+
+def random_code() -> str:
+    raw = "".join(random.choice("abcdefghjkmnpqrstuvwxyz23456789") for _ in range(10))
+    return f"{raw[:5]}-{raw[5:]}"
+
+
+def _digest(code: str) -> str:
+    """Recovery codes have 50 bits of randomness: a plain hash is enough to keep them."""
+    return hashlib.sha256(code.strip().lower().replace(" ", "").encode()).hexdigest()
 
 
 ROOT = Caller("root", "root")
@@ -113,9 +145,55 @@ class AccountService:
         self.secrets.put(password_key(user.name), passwords.hash_passphrase(new))
         self.runtime.close_sessions_of(user.name)
 
+    # -- the second factor ---------------------------------------------------------------
+
+    def totp_begin(self, desired: Desired, name: str) -> str:
+        """A new TOTP secret, pending until a code from it is confirmed: its otpauth URI."""
+        import pyotp
+
+        user = self.find(desired, name)
+        secret = pyotp.random_base32()
+        self.secrets.put(totp_key(user.name, pending=True), Secret(secret))
+        return pyotp.TOTP(secret).provisioning_uri(name=user.name,
+                                                   issuer_name=desired.box.name[:32])
+
+    def totp_confirm(self, desired: Desired, name: str, code) -> tuple[Desired, list[str]]:
+        """Turn the second factor on; the recovery codes are shown this once only."""
+        user = self.find(desired, name)
+        pending = self.secrets.get(totp_key(user.name, pending=True))
+        if pending is None or not _totp_ok(pending, code):
+            raise Unauthorized("that code is not right: check the time on your phone", "otp")
+        codes = [random_code() for _ in range(RECOVERY_CODES)]
+        self.secrets.put(totp_key(user.name), pending)
+        self.secrets.delete(totp_key(user.name, pending=True))
+        self.secrets.put(recovery_key(user.name), Secret(json.dumps([_digest(c) for c in codes])))
+        return replace(desired, accounts=desired.accounts.with_user(replace(user, totp=True))), codes
+
+    def totp_disable(self, desired: Desired, name: str, passphrase) -> Desired:
+        user = self.find(desired, name)
+        if not passwords.verify(self.secrets.get(password_key(user.name)), passphrase or ""):
+            raise Unauthorized("the passphrase is wrong", "passphrase")
+        self.secrets.delete(totp_key(user.name))
+        self.secrets.delete(recovery_key(user.name))
+        return replace(desired, accounts=desired.accounts.with_user(replace(user, totp=False)))
+
+    def _second_factor_ok(self, user: User, otp: str) -> bool:
+        secret = self.secrets.get(totp_key(user.name))
+        if secret is not None and _totp_ok(secret, otp):
+            return True
+        stored = self.secrets.get(recovery_key(user.name))
+        digests = json.loads(stored.reveal()) if stored else []
+        digest = _digest(otp)
+        if digest in digests:  # each recovery code works once
+            digests.remove(digest)
+            self.secrets.put(recovery_key(user.name), Secret(json.dumps(digests)))
+            return True
+        return False
+
     # -- sessions ------------------------------------------------------------------------
 
-    def login(self, desired: Desired, name, passphrase, address: str) -> tuple[str, User]:
+    def login(self, desired: Desired, name, passphrase, address: str,
+              otp: str | None = None) -> tuple[str, User]:
         if not isinstance(name, str) or not isinstance(passphrase, str):
             raise Invalid("name and passphrase are required", "name")
         keys = [f"address:{address}", f"user:{name.lower()[:64]}"]
@@ -128,6 +206,12 @@ class AccountService:
         if not passwords.verify(stored, passphrase) or user is None:
             self.runtime.failed(keys)
             raise Unauthorized("wrong name or passphrase", "passphrase")
+        if user.totp:
+            if not otp:
+                raise Unauthorized("enter the code from your authenticator app", "otp_needed")
+            if not self._second_factor_ok(user, otp):
+                self.runtime.failed(keys)
+                raise Unauthorized("that code is not right", "otp")
         self.runtime.succeeded(keys)
         return self.runtime.open_session(user.name, address), user
 

@@ -179,12 +179,12 @@ def setup_claim(box: Box, caller: Caller, code, address, language, box_name, adm
 
 
 @method("auth.login", access="public", name=(TEXT, REQUIRED), passphrase=(TEXT, REQUIRED),
-        address=(TEXT, REQUIRED))
-def login(box: Box, caller: Caller, name, passphrase, address):
+        address=(TEXT, REQUIRED), otp=(OPT_TEXT, None))
+def login(box: Box, caller: Caller, name, passphrase, address, otp):
     _, desired = box.head()
     if not desired.box.claimed:
         raise Forbidden("this box is not claimed yet: claim it with its setup code first")
-    token, user = box.accounts.login(desired, name, passphrase, str(_address(address)))
+    token, user = box.accounts.login(desired, name, passphrase, str(_address(address)), otp)
     return {"session": token, "user": user.to_json()}
 
 
@@ -216,6 +216,26 @@ def account_language(box: Box, caller: Caller, language):
 def account_passphrase(box: Box, caller: Caller, old_passphrase, new_passphrase):
     box.accounts.set_passphrase(box.head()[1], caller.name, old_passphrase, new_passphrase)
     return {}
+
+
+@method("account.totp.begin", access="member")
+def totp_begin(box: Box, caller: Caller):
+    return {"uri": box.accounts.totp_begin(box.head()[1], caller.name)}
+
+
+@method("account.totp.confirm", access="member", otp=(TEXT, REQUIRED))
+def totp_confirm(box: Box, caller: Caller, otp):
+    revision, codes, outcomes = box.change(caller.who, f"second factor on for {caller.name}",
+                                           lambda d: box.accounts.totp_confirm(d, caller.name, otp))
+    return {**_changed(revision, outcomes), "recovery_codes": codes}
+
+
+@method("account.totp.disable", access="member", passphrase=(TEXT, REQUIRED))
+def totp_disable(box: Box, caller: Caller, passphrase):
+    revision, _, outcomes = box.change(caller.who, f"second factor off for {caller.name}",
+                                       lambda d: (box.accounts.totp_disable(d, caller.name,
+                                                                            passphrase), None))
+    return _changed(revision, outcomes)
 
 
 @method("users.list")

@@ -295,3 +295,24 @@ def test_a_one_time_link_works_once_and_only_by_post(web):
     assert got.status_code == 200 and got.get_data(as_text=True).startswith("[Interface]")
     again = stranger.post(path, data={"csrf_token": csrf(preview)}, base_url="https://box.test")
     assert again.status_code == 404 and "already been used" in again.get_data(as_text=True)
+
+
+def test_two_step_login_on_then_needed_then_recovery_code(web):
+    import pyotp
+
+    claim(web)
+    page = post(web, "/account/totp", {})
+    secret = re.search(r'<span class="mono">([A-Z2-7]+)</span>', page.get_data(as_text=True)).group(1)
+    assert "<svg" in page.get_data(as_text=True)
+    wrong = post(web, "/account/totp/confirm", {"otp": "000000"})
+    assert wrong.status_code == 400
+    done = post(web, "/account/totp/confirm", {"otp": pyotp.TOTP(secret).now()})
+    codes = re.findall(r"<li>([a-z0-9]{5}-[a-z0-9]{5})</li>", done.get_data(as_text=True))
+    assert len(codes) == 10
+    post(web, "/logout", {})
+    half = post(web, "/login", {"name": "ana", "passphrase": PASS})
+    assert half.status_code == 401 and "authenticator app" in half.get_data(as_text=True)
+    assert 'value="ana"' in half.get_data(as_text=True)
+    full = post(web, "/login", {"name": "ana", "passphrase": PASS, "otp": codes[3]})
+    assert full.status_code == 302
+    assert web.lab.api.call("users.list")[0]["totp"] is True

@@ -129,3 +129,31 @@ def test_removing_a_user_takes_their_devices_and_the_state_stays_loadable(accoun
     desired = service.remove_user(desired, "bo", caller=ROOT)
     assert desired.vpn.devices == ()
     assert Desired.from_json(desired.to_json()) == desired
+
+
+def test_a_second_factor_with_recovery_codes(accounts):
+    import pyotp
+
+    service, desired, clock = accounts
+    uri = service.totp_begin(desired, "ana")
+    secret = pyotp.parse_uri(uri).secret
+    with pytest.raises(Unauthorized):
+        service.totp_confirm(desired, "ana", "000000")
+    desired, codes = service.totp_confirm(desired, "ana", pyotp.TOTP(secret).now())
+    assert desired.accounts.user("ana").totp and len(codes) == 10
+    assert service.secrets.get("account/ana/totp-pending") is None
+    with pytest.raises(Unauthorized) as err:
+        service.login(desired, "ana", "three unrelated words", "192.0.2.1")
+    assert err.value.field == "otp_needed"
+    with pytest.raises(Unauthorized):
+        service.login(desired, "ana", "three unrelated words", "192.0.2.1", otp="123456")
+    token, _ = service.login(desired, "ana", "three unrelated words", "192.0.2.1",
+                             otp=pyotp.TOTP(secret).now())
+    clock.now += 10  # the failure above made the next try wait a little
+    token, _ = service.login(desired, "ana", "three unrelated words", "192.0.2.1",
+                             otp=codes[0].upper())
+    with pytest.raises(Unauthorized):  # a recovery code works once
+        service.login(desired, "ana", "three unrelated words", "192.0.2.1", otp=codes[0])
+    desired = service.totp_disable(desired, "ana", "three unrelated words")
+    clock.now += 10
+    assert service.login(desired, "ana", "three unrelated words", "192.0.2.1")[0]

@@ -15,14 +15,15 @@ bp = Blueprint("auth", __name__)
 def login():
     if not call("setup.status")["claimed"]:
         return redirect(url_for("setup.claim"))
-    error = None
+    error, needs_code = None, False
     if request.method == "POST":
         try:
             result = call("auth.login", name=request.form.get("name", "").strip().lower(),
                           passphrase=request.form.get("passphrase", ""),
-                          address=request.remote_addr)
+                          address=request.remote_addr,
+                          otp=request.form.get("otp", "").strip() or None)
         except ApplianceError as err:
-            error = message(err)
+            error, needs_code = message(err), err.field in ("otp", "otp_needed")
         else:
             language = session.get("language")
             session.clear()  # a fresh session (and CSRF token) after logging in
@@ -30,7 +31,8 @@ def login():
             if language:
                 session["language"] = language
             return redirect(url_for("home.dashboard"))
-    return render_template("login.html", error=error), 401 if error else 200
+    return render_template("login.html", error=error, needs_code=needs_code,
+                           name=request.form.get("name", "")), 401 if error else 200
 
 
 @bp.route("/logout", methods=["POST"])
