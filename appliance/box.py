@@ -28,6 +28,23 @@ from .vpn.capability import VpnCapability, device_key_name, psk_name
 from .vpn.service import VpnService
 
 log = logging.getLogger(__name__)
+VIEW_MAX_AGE = 2.0  # seconds a dashboard may show old handshakes; a change shows at once
+
+
+def system_facts(paths: Paths) -> dict:
+    """Disk and temperature for the dashboard, where this machine can tell."""
+    import shutil
+    from pathlib import Path
+
+    disk = shutil.disk_usage(paths.state_dir)
+    temperature = None
+    for zone in sorted(Path("/sys/class/thermal").glob("thermal_zone*/temp")):
+        try:
+            temperature = int(zone.read_text()) / 1000
+            break
+        except (OSError, ValueError):
+            continue
+    return {"disk_total": disk.total, "disk_free": disk.free, "temperature_c": temperature}
 
 
 class Box:
@@ -44,6 +61,7 @@ class Box:
         self.capabilities = [VpnCapability(backend, self.secrets), FirewallCapability()]
         self.last_outcomes: list[Outcome] = []
         self.tls_fingerprint: str | None = None
+        self._facts: dict[str, tuple[float, object]] = {}
         self.started = time.time()
         with self.lock:
             self.vpn.ensure_box_key()
@@ -72,6 +90,7 @@ class Box:
 
     def reconcile(self) -> list[Outcome]:
         with self.lock:
+            self._facts.clear()
             _, desired = self.store.head()
             self.last_outcomes = reconcile(self.capabilities, desired)
             return self.last_outcomes
@@ -122,30 +141,50 @@ class Box:
         with self.lock:  # facts read between a change's apply and its verify mislead
             return self._status()
 
+    def facts(self, cap, max_age: float):
+        """A capability's facts for a read-only view, at most ``max_age`` seconds old.
+        Reconciling always reads afresh (and drops these)."""
+        now = time.monotonic()
+        cached = self._facts.get(cap.name)
+        if cached is None or now - cached[0] > max_age:
+            cached = self._facts[cap.name] = (now, cap.read_facts())
+        return cached[1]
+
+    def devices_live(self, visible=None, offset: int = 0, limit: int | None = None) -> dict:
+        """A page of devices with their last handshake and traffic, and how many there
+        are in all (``visible``: which devices the caller may see)."""
+        with self.lock:
+            _, desired = self.store.head()
+            facts = self.facts(self.capabilities[0], VIEW_MAX_AGE)
+        iface = facts.interfaces.get(desired.vpn.interface)
+        peers = iface.peers if iface else {}
+        shown = [d for d in desired.vpn.devices if visible is None or visible(d)]
+        rows = []
+        for d in shown[offset:None if limit is None else offset + limit]:
+            peer = peers.get(d.public_key)
+            rows.append({"id": d.id, "name": d.name, "ipv4": d.ipv4, "ipv6": d.ipv6,
+                         "mode": d.mode, "owner": d.owner,
+                         "latest_handshake": peer.last_handshake if peer else 0,
+                         "rx_bytes": peer.rx_bytes if peer else 0,
+                         "tx_bytes": peer.tx_bytes if peer else 0,
+                         "endpoint": peer.endpoint if peer else None})
+        return {"total": len(shown), "devices": rows}
+
     def _status(self) -> dict:
         revision, desired = self.store.head()
-        checks, devices = [], []
+        checks = []
         for cap in self.capabilities:
             try:
-                facts = cap.read_facts()
+                facts = self.facts(cap, VIEW_MAX_AGE)
             except Exception as err:  # status must answer even when the system is broken
                 checks.append({"capability": cap.name, "name": "facts", "ok": False,
                                "detail": str(err)})
                 continue
             checks += [c.to_json() for c in cap.health(facts, desired)]
-            if cap.name == "vpn":
-                iface = facts.interfaces.get(desired.vpn.interface)
-                peers = iface.peers if iface else {}
-                for d in desired.vpn.devices:
-                    peer = peers.get(d.public_key)
-                    devices.append({
-                        "id": d.id, "name": d.name, "ipv4": d.ipv4, "ipv6": d.ipv6,
-                        "mode": d.mode,
-                        "latest_handshake": peer.last_handshake if peer else 0,
-                        "rx_bytes": peer.rx_bytes if peer else 0,
-                        "tx_bytes": peer.tx_bytes if peer else 0,
-                        "endpoint": peer.endpoint if peer else None,
-                    })
+        try:
+            devices = self.devices_live()["devices"]
+        except Exception:
+            devices = []
         return {
             "version": __version__,
             "box": desired.box.to_json(),
@@ -163,6 +202,7 @@ class Box:
                 "devices": devices,
             },
             "health": checks,
+            "system": system_facts(self.paths),
             "last_reconcile": [o.to_json() for o in self.last_outcomes],
         }
 

@@ -1,7 +1,7 @@
 #!/bin/bash
 # The web UI's translations (English is the source):
 #   tools/i18n.sh extract   the strings in webui/ -> webui/translations/messages.pot
-#   tools/i18n.sh update    merge the .pot into every language's catalog (init if missing)
+#   tools/i18n.sh update    extract, then merge into every language's catalog (init if missing)
 #   tools/i18n.sh compile   the catalogs -> .mo files beside them (not committed)
 # Run from anywhere; paths are relative to the repository root.
 set -euo pipefail
@@ -30,7 +30,7 @@ extract() {
 }
 
 update() {
-    [[ -f $POT ]] || extract
+    extract  # always from the sources as they are now: a stale .pot would drop new strings
     for lang in "${LANGS[@]}"; do
         if [[ -f $DIR/$lang/LC_MESSAGES/messages.po ]]; then
             "${PYBABEL[@]}" -q update -i "$POT" -d "$DIR" -l "$lang"
@@ -38,10 +38,16 @@ update() {
             "${PYBABEL[@]}" -q init -i "$POT" -d "$DIR" -l "$lang"
         fi
     done
-    # What is left to translate (new strings, and fuzzy guesses to check):
-    "${PYBABEL[@]}" compile --statistics -d "$DIR" 2>&1 >/dev/null \
-        | grep -E "^[0-9]+ of [0-9]+ messages" | grep -v "(100%)" || true
-    find "$DIR" -name '*.mo' -delete
+    # What is left to translate (new strings, and fuzzy guesses to check); the counts come
+    # from a throw-away compile, so the catalogs in use are left alone.
+    local scratch
+    scratch=$(mktemp)
+    for lang in "${LANGS[@]}"; do
+        "${PYBABEL[@]}" compile --statistics -l "$lang" -o "$scratch" \
+            -i "$DIR/$lang/LC_MESSAGES/messages.po" 2>&1 \
+            | grep -E "^[0-9]+ of [0-9]+ messages" | grep -v "(100%)" || true
+    done
+    rm -f "$scratch"
 }
 
 compile() {

@@ -9,7 +9,7 @@ APT_PACKAGES=(
     wireguard-tools wireguard-go              # wg, wg-quick; userspace WireGuard
     nftables iproute2 iputils-ping procps     # firewall, namespaces, ping, pkill
     util-linux curl                           # setsid, setpriv; curl in tests
-    zbar-tools                                # zbarimg: tests read the QR codes back
+    zbar-tools wrk                            # zbarimg reads QR codes back; wrk loads the web UI
     chromium                                  # the browser tier (Playwright drives it)
     fonts-noto-core                           # so Devanagari (Hindi) renders in it
 )
@@ -37,3 +37,4 @@ if [[ ! -f .venv/.installed || pyproject.toml -nt .venv/.installed ]]; then
     .venv/bin/pip install -q -e '.[test]'
     touch .venv/.installed
 fi
+tools/i18n.sh compile   # the web UI's translations (.mo files are not in git)

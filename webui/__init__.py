@@ -11,6 +11,7 @@ from pathlib import Path
 from datetime import datetime, timezone
 
 from flask import Flask, g, request, session
+from babel.numbers import get_decimal_symbol
 from flask_babel import Babel, format_datetime, format_decimal, get_locale
 
 from appliance.paths import DEFAULT_SOCKET
@@ -44,10 +45,24 @@ def create_app(socket_path: Path = DEFAULT_SOCKET, secret_key: bytes | None = No
     app.jinja_env.globals.update(get_locale=get_locale, format_datetime=format_datetime,
                                  format_decimal=format_decimal)
     app.jinja_env.filters["todatetime"] = lambda ts: datetime.fromtimestamp(ts, timezone.utc)
+    app.jinja_env.filters["filesize"] = filesize
 
     from .views import register
     register(app)
     return app
+
+
+def filesize(n: int) -> str:
+    """Bytes for people, with the member's decimal mark (1,5 MB in French). Below 1000
+    of a unit, no grouping is needed: only the mark, looked up once per request."""
+    if "decimal_mark" not in g:
+        g.decimal_mark = get_decimal_symbol(get_locale())
+    for unit in ("B", "kB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            text = f"{n:.0f}" if unit == "B" else f"{n:.1f}"
+            return f"{text.replace('.', g.decimal_mark)} {unit}"
+        n /= 1000
+    return ""
 
 
 def load_secret_key(path: Path) -> bytes:

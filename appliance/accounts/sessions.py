@@ -23,6 +23,7 @@ CREATE TABLE IF NOT EXISTS setup_code (
     id INTEGER PRIMARY KEY CHECK (id = 1), code TEXT NOT NULL, expires REAL NOT NULL);
 """
 IDLE_TIMEOUT = 30 * 60
+TOUCH_EVERY = 15
 MAX_AGE = 12 * 3600
 SETUP_CODE_LIFETIME = 7 * 24 * 3600
 LINK_LIFETIME = 24 * 3600
@@ -53,6 +54,7 @@ class RuntimeStore:
         finally:
             os.umask(old_umask)
         self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")  # a power cut may forget a session
         self._db.executescript(_SCHEMA)
         self._lock = threading.Lock()
         self.clock = clock
@@ -81,7 +83,9 @@ class RuntimeStore:
         if now - session.last_seen > IDLE_TIMEOUT or now - session.created > MAX_AGE:
             self.close_session(token)
             return None
-        self._run("UPDATE sessions SET last_seen = ? WHERE token_sha256 = ?", (now, _sha256(token)))
+        if now - session.last_seen > TOUCH_EVERY:  # not a write on every page
+            self._run("UPDATE sessions SET last_seen = ? WHERE token_sha256 = ?",
+                      (now, _sha256(token)))
         return session
 
     def close_session(self, token: str) -> None:

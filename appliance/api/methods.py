@@ -107,6 +107,15 @@ def status(box: Box, caller: Caller):
     return result
 
 
+@method("vpn.device.live", access="member", offset=(INT, 0), limit=(INT, 1000))
+def devices_live(box: Box, caller: Caller, offset, limit):
+    """A page of the devices the caller may see, with last handshake and traffic."""
+    if offset < 0 or not 1 <= limit <= 10_000:
+        raise Invalid("offset must be 0 or more and limit between 1 and 10000", "limit")
+    return box.devices_live(None if caller.manages_box else lambda d: d.owner == caller.name,
+                            offset, limit)
+
+
 @method("reconcile")
 def run_reconcile(box: Box, caller: Caller):
     return [o.to_json() for o in box.reconcile()]

@@ -10,6 +10,7 @@ from ..agent import call
 from ..errors import form_field, message
 
 bp = Blueprint("devices", __name__, url_prefix="/devices")
+PAGE = 50  # rows a phone screen can take in; a household rarely has more
 
 
 def _login_first():
@@ -29,8 +30,11 @@ def index():
             errors[form_field(err) or "form"] = message(err)
         else:
             return redirect(url_for("devices.show", device_id=added["device"]["id"]))
-    status = call("status")
-    return render_template("devices.html", devices=status["vpn"]["devices"], errors=errors,
+    page = min(max(request.args.get("page", 1, type=int), 1), 10**6)
+    live = call("vpn.device.live", offset=(page - 1) * PAGE, limit=PAGE)
+    pages = max(1, -(-live["total"] // PAGE))
+    return render_template("devices.html", devices=live["devices"], page=page, pages=pages,
+                           total=live["total"], errors=errors,
                            form=request.form), 400 if errors else 200
 
 

@@ -8,6 +8,7 @@ from ..agent import call
 
 bp = Blueprint("home", __name__)
 ONLINE_SECONDS = 180  # WireGuard re-handshakes every 2 minutes while traffic flows
+RECENT = 10
 
 
 @bp.route("/")
@@ -16,6 +17,9 @@ def dashboard():
         return redirect(url_for("auth.login"))
     status = call("status")
     now = time.time()
-    for d in status["vpn"]["devices"]:
-        d["online"] = bool(d["latest_handshake"]) and now - d["latest_handshake"] < ONLINE_SECONDS
-    return render_template("dashboard.html", status=status)
+    devices = status["vpn"]["devices"]
+    online = sum(1 for d in devices if d["latest_handshake"]
+                 and now - d["latest_handshake"] < ONLINE_SECONDS)
+    recent = sorted(devices, key=lambda d: -d["latest_handshake"])[:RECENT]
+    return render_template("dashboard.html", status=status, online=online, recent=recent,
+                           total=len(devices))
