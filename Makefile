@@ -17,6 +17,7 @@ test-slow: setup
 
 bench: setup
 	$(PY) bench/vpn_scale.py
+	$(PY) bench/webui_pages.py
 
 clean:
 	rm -rf .venv .pytest_cache tests/artifacts bench/results

@@ -83,10 +83,11 @@ def log_in(url: str, cert: Path) -> str:
     return "; ".join(f"{c.name}={c.value}" for c in jar)
 
 
-def wrk(url: str, cookie: str, seconds: int, work: Path) -> dict:
+def wrk(url: str, cookie: str, seconds: int, connections: int, work: Path) -> dict:
     script = work / "report.lua"
     script.write_text(WRK_REPORT)
-    done = subprocess.run(["wrk", "-t", "2", "-c", "8", "-d", f"{seconds}s", "-s", str(script),
+    done = subprocess.run(["wrk", "-t", "2", "-c", str(connections), "-d", f"{seconds}s",
+                           "-s", str(script),
                            "-H", f"Cookie: {cookie}", url], capture_output=True, text=True, check=True)
     result = json.loads(done.stdout.strip().splitlines()[-1])
     result["rps"] = result["requests"] / result["seconds"]
@@ -97,6 +98,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--devices", type=int, default=1000)
     parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=4,
+                        help="concurrent clients (the server has 4 threads)")
     parser.add_argument("--port", type=int, default=18643)
     parser.add_argument("--json-out", type=Path,
                         default=Path(__file__).parent / "results" / "webui_pages.json")
@@ -117,8 +120,8 @@ def main() -> int:
         time.sleep(1)
         idle = rss_mb(web.process.pid)
         cookie = log_in(web.url, box.paths.tls_cert)
-        static = wrk(f"{web.url}/static/style.css", cookie, args.seconds, work)
-        page = wrk(f"{web.url}/devices/", cookie, args.seconds, work)
+        static = wrk(f"{web.url}/static/style.css", cookie, args.seconds, args.connections, work)
+        page = wrk(f"{web.url}/devices/", cookie, args.seconds, args.connections, work)
         busy = rss_mb(web.process.pid)
     finally:
         if web:
@@ -132,7 +135,8 @@ def main() -> int:
         print(f"{name:<28} | {r['rps']:>7.1f} | {r['p50_ms']:>6.1f}ms {r['p95_ms']:>6.1f}ms "
               f"{r['p99_ms']:>6.1f}ms | {r['errors']}")
     print(f"web UI RSS: {idle:.1f} MB idle, {busy:.1f} MB after the load")
-    result = {"benchmark": "webui_pages", "devices": args.devices, "device_list": page,
+    result = {"benchmark": "webui_pages", "devices": args.devices,
+              "connections": args.connections, "device_list": page,
               "static": static, "idle_rss_mb": idle, "rss_after_load_mb": busy,
               "targets": TARGETS,
               "met": {"rps": page["rps"] >= TARGETS["rps"], "p95_ms": page["p95_ms"] <= TARGETS["p95_ms"],
