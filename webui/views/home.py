@@ -4,11 +4,17 @@ import time
 
 from flask import Blueprint, g, redirect, render_template, url_for
 
+from flask_babel import lazy_gettext as _l
+
 from ..agent import call
 
 bp = Blueprint("home", __name__)
 ONLINE_SECONDS = 180  # WireGuard re-handshakes every 2 minutes while traffic flows
 RECENT = 10
+# The agent names its checks; the member reads them in their language. The detail
+# stays as the agent gave it: it is for whoever has to fix something.
+CHECKS = {("vpn", "interface"): _l("VPN interface"), ("vpn", "devices"): _l("Devices on the VPN"),
+          ("vpn", "endpoint"): _l("Address on the Internet"), ("firewall", "nftables"): _l("Firewall")}
 
 
 @bp.route("/")
@@ -21,5 +27,8 @@ def dashboard():
     online = sum(1 for d in devices if d["latest_handshake"]
                  and now - d["latest_handshake"] < ONLINE_SECONDS)
     recent = sorted(devices, key=lambda d: -d["latest_handshake"])[:RECENT]
+    for check in status["health"]:
+        check["label"] = CHECKS.get((check["capability"], check["name"]),
+                                    f"{check['capability']} · {check['name']}")
     return render_template("dashboard.html", status=status, online=online, recent=recent,
                            total=len(devices))
