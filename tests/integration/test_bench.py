@@ -33,4 +33,4 @@ def test_webui_benchmark_runs_and_reports(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(out.read_text())
     assert result["device_list"]["requests"] > 0 and result["device_list"]["errors"] == 0
-    assert result["static"]["rps"] > 0 and result["idle_rss_mb"] > 5
+    assert result["static"]["rps"] > 0 and result["idle_memory"]["pss_mb"] > 5
