@@ -4,7 +4,10 @@ pyroute2's ``WireGuard.set`` takes one peer per call, so peers are changed one b
 one; that is also what keeps every other peer's session untouched.
 """
 
+import errno
+
 from pyroute2 import IPRoute, WireGuard
+from pyroute2.netlink.exceptions import NetlinkError
 
 from ...secrets import Secret
 from .. import links
@@ -26,6 +29,14 @@ def _text(key) -> str:
     return key.decode() if isinstance(key, bytes) else key
 
 
+def _endpoint(endpoint) -> str | None:
+    """"addr:port", or "[addr]:port" for IPv6: what `wg show` and the UAPI print."""
+    if not endpoint:
+        return None
+    addr = endpoint["addr"]
+    return f"[{addr}]:{endpoint['port']}" if ":" in addr else f"{addr}:{endpoint['port']}"
+
+
 def _peer(nla) -> Peer:
     key = _text(nla.get_attr("WGPEER_A_PUBLIC_KEY"))
     psk = nla.get_attr("WGPEER_A_PRESHARED_KEY")
@@ -36,7 +47,7 @@ def _peer(nla) -> Peer:
         public_key=key,
         preshared_key=None if psk == ZERO_KEY else Secret(psk),
         allowed_ips=frozenset(ip["addr"] for ip in nla.get_attr("WGPEER_A_ALLOWEDIPS") or ()),
-        endpoint=f"{endpoint['addr']}:{endpoint['port']}" if endpoint else None,
+        endpoint=_endpoint(endpoint),
         last_handshake=(handshake["tv_sec"] + handshake["tv_nsec"] / 1e9) if handshake else 0.0,
         rx_bytes=nla.get_attr("WGPEER_A_RX_BYTES") or 0,
         tx_bytes=nla.get_attr("WGPEER_A_TX_BYTES") or 0,
@@ -50,8 +61,13 @@ class KernelBackend:
         link = links.state(name)
         if link is None:
             return None
-        with WireGuard() as wg:
-            messages = wg.info(name)
+        try:
+            with WireGuard() as wg:
+                messages = wg.info(name)
+        except NetlinkError as err:
+            if err.code in (errno.EOPNOTSUPP, errno.ENODEV):
+                return None  # not a kernel WireGuard link (say wireguard-go's TUN), or gone
+            raise
         private_key, listen_port, peers = None, 0, {}
         for msg in messages:  # a dump: peers may be split over several messages
             if msg.get_attr("WGDEVICE_A_PRIVATE_KEY") is not None:
@@ -67,6 +83,8 @@ class KernelBackend:
         return Interface(name, private_key, listen_port, addresses, up, peers)
 
     def create(self, name: str) -> None:
+        if name in links.managed():  # ours, but not kernel WireGuard (read() gave None)
+            links.delete(name)
         with IPRoute() as ipr:
             ipr.link("add", ifname=name, kind="wireguard")
         links.mark(name)
