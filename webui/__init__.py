@@ -10,7 +10,7 @@ from pathlib import Path
 
 from datetime import datetime, timezone
 
-from flask import Flask, g, request, session
+from flask import Flask, g
 from babel.numbers import get_decimal_symbol
 from flask_babel import Babel, format_datetime, format_decimal, get_locale
 
@@ -74,5 +74,3 @@ def load_secret_key(path: Path) -> bytes:
             f.write(secrets.token_bytes(32))
     return path.read_bytes()
 
-
-__all__ = ["create_app", "load_secret_key", "g", "request", "session"]

@@ -167,7 +167,7 @@ def test_served_over_tls_by_gunicorn_as_an_unprivileged_user(tmp_path):
         with open(f"/proc/{web.process.pid}/status") as f:
             assert "Uid:\t65534" in f.read()
         plain = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
-                                f"http://127.0.0.1:18443/"], capture_output=True, text=True)
+                                "http://127.0.0.1:18443/"], capture_output=True, text=True)
         assert plain.stdout != "200"  # no plain HTTP
     finally:
         web.stop()

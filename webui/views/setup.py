@@ -2,7 +2,7 @@
 
 import zoneinfo
 
-from flask import Blueprint, g, redirect, render_template, request, session, url_for
+from flask import Blueprint, redirect, render_template, request, session, url_for
 
 from appliance.errors import ApplianceError
 
