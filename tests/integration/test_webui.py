@@ -316,3 +316,18 @@ def test_two_step_login_on_then_needed_then_recovery_code(web):
     full = post(web, "/login", {"name": "ana", "passphrase": PASS, "otp": codes[3]})
     assert full.status_code == 302
     assert web.lab.api.call("users.list")[0]["totp"] is True
+
+
+def test_change_passphrase_ends_sessions_and_removing_a_user(web):
+    claim(web)
+    post(web, "/users", {"name": "bo", "role": "member", "passphrase": "kilima cha mvua njema"})
+    removed = post(web, "/users/bo/remove", {})
+    assert removed.status_code == 302 and "bo" not in [u["name"] for u in web.lab.api.call("users.list")]
+    wrong = post(web, "/account/passphrase", {"old_passphrase": "not it at all",
+                                              "new_passphrase": "four brand new words"})
+    assert wrong.status_code == 400 and 'id="old_passphrase-note"' in wrong.get_data(as_text=True)
+    changed = post(web, "/account/passphrase", {"old_passphrase": PASS,
+                                                "new_passphrase": "four brand new words"})
+    assert changed.status_code == 302 and changed.location.endswith("/login")
+    assert web.get("/", base_url="https://box.test").status_code == 302  # logged out
+    assert post(web, "/login", {"name": "ana", "passphrase": "four brand new words"}).status_code == 302
