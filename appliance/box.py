@@ -62,6 +62,7 @@ class Box:
         self.last_outcomes: list[Outcome] = []
         self.tls_fingerprint: str | None = None
         self._facts: dict[str, tuple[float, object]] = {}
+        self._settled: dict[str, object] = {}  # capability -> what it last converged to
         self.started = time.time()
         with self.lock:
             self.vpn.ensure_box_key()
@@ -86,13 +87,23 @@ class Box:
                 return revision, result, []
             revision = self.store.commit(desired, who, why)
             log.info("revision %d by %s: %s", revision.n, who, why)
-            return revision, result, self.reconcile()
+            return revision, result, self.reconcile(only_changed=True)
 
-    def reconcile(self) -> list[Outcome]:
+    def reconcile(self, only_changed: bool = False) -> list[Outcome]:
+        """Converge the system to the head revision: every capability, or (after a
+        change) those whose part of the desired state is not what they last settled."""
         with self.lock:
             self._facts.clear()
             _, desired = self.store.head()
-            self.last_outcomes = reconcile(self.capabilities, desired)
+            wants = {cap.name: cap.depends_on(desired) for cap in self.capabilities}
+            skip = frozenset(name for name, want in wants.items()
+                             if only_changed and self._settled.get(name) == want)
+            self.last_outcomes = reconcile(self.capabilities, desired, skip)
+            for outcome in self.last_outcomes:
+                if outcome.converged:
+                    self._settled[outcome.capability] = wants[outcome.capability]
+                else:
+                    self._settled.pop(outcome.capability, None)
             return self.last_outcomes
 
     def rollback(self, n: int, who: str) -> tuple[Revision, list[Outcome]]:

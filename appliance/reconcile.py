@@ -3,10 +3,14 @@
 A capability is anything with this shape (see vpn/capability.py, firewall/capability.py):
 
     name: str
+    depends_on(desired) -> value          the part of the desired state it acts on
     read_facts() -> facts                 what the system has now
     plan(facts, desired) -> [action]      pure; [] when nothing needs doing
     apply([action])                       carries out exactly those actions
     health(facts, desired) -> [Check]     what the dashboard shows
+
+After a change, only the capabilities whose ``depends_on`` changed are reconciled;
+at start and on the agent's timer, all of them are (which also heals drift).
 """
 
 import logging
@@ -35,6 +39,8 @@ class Check:
 class Capability(Protocol):
     name: str
 
+    def depends_on(self, desired: Desired) -> Any: ...
+
     def read_facts(self) -> Any: ...
 
     def plan(self, facts: Any, desired: Desired) -> list: ...
@@ -51,17 +57,22 @@ class Outcome:
     converged: bool = True
     error: str | None = None
     seconds: float = 0.0
+    skipped: bool = False  # its part of the desired state did not change
 
     def to_json(self) -> dict:
         return {"capability": self.capability, "actions": self.actions,
                 "converged": self.converged, "error": self.error,
-                "seconds": round(self.seconds, 4)}
+                "seconds": round(self.seconds, 4), "skipped": self.skipped}
 
 
-def reconcile(capabilities: list[Capability], desired: Desired) -> list[Outcome]:
-    """Converge every capability; one failing does not stop the others."""
+def reconcile(capabilities: list[Capability], desired: Desired,
+              skip: frozenset[str] = frozenset()) -> list[Outcome]:
+    """Converge every capability not in ``skip``; one failing does not stop the others."""
     outcomes = []
     for cap in capabilities:
+        if cap.name in skip:
+            outcomes.append(Outcome(cap.name, skipped=True))
+            continue
         started = time.perf_counter()
         outcome = Outcome(cap.name)
         try:

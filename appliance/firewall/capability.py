@@ -43,6 +43,10 @@ def parse_members(listing: str) -> dict[str, frozenset[str]]:
 class FirewallCapability:
     name = "firewall"
 
+    def depends_on(self, desired: Desired):
+        wanted = ruleset.wanted(desired)
+        return wanted.digest, wanted.members
+
     def read_facts(self) -> Facts:
         forwarding = {path: Path(path).read_text().strip() == "1" for path in FORWARDING}
         done = subprocess.run(["nft", "list", "table", "inet", ruleset.TABLE],

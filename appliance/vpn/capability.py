@@ -24,10 +24,14 @@ def psk_name(device_id: int) -> str:
     return f"vpn/psk/{device_id}"
 
 
-def wanted(desired: Desired, secrets: SecretStore, known: dict[Device, WantedPeer] | None = None
-           ) -> tuple[WantedInterface, dict[Device, WantedPeer]]:
+Known = dict[int, tuple[Device, WantedPeer]]
+
+
+def wanted(desired: Desired, secrets: SecretStore, known: Known | None = None
+           ) -> tuple[WantedInterface, Known]:
     """The interface the desired state asks for. ``known`` holds the peers made last
-    time: a device that did not change (the same frozen Device) keeps its peer."""
+    time: a device that did not change (the very same frozen Device object, which
+    revisions share) keeps its peer, found by identity rather than by hashing it."""
     vpn = desired.vpn
     known = known or {}
     private_key = secrets.get(BOX_KEY)
@@ -36,7 +40,8 @@ def wanted(desired: Desired, secrets: SecretStore, known: dict[Device, WantedPee
     psks = None
     peers = {}
     for d in vpn.devices:
-        peer = known.get(d)
+        entry = known.get(id(d))
+        peer = entry[1] if entry is not None and entry[0] is d else None
         if peer is None:
             psk = None
             if d.preshared_key:
@@ -45,10 +50,10 @@ def wanted(desired: Desired, secrets: SecretStore, known: dict[Device, WantedPee
                 if psk is None:
                     raise SystemFailure(f"device {d.id} has lost its preshared key")
             peer = WantedPeer(d.public_key, psk, frozenset((f"{d.ipv4}/32", f"{d.ipv6}/128")))
-        peers[d] = peer
+        peers[id(d)] = (d, peer)
     return WantedInterface(vpn.interface, private_key, vpn.listen_port,
                            frozenset((str(vpn.box_ipv4), str(vpn.box_ipv6))),
-                           {peer.public_key: peer for peer in peers.values()}), peers
+                           {peer.public_key: peer for _, peer in peers.values()}), peers
 
 
 class VpnCapability:
@@ -57,7 +62,10 @@ class VpnCapability:
     def __init__(self, backend: Backend, secrets: SecretStore):
         self.backend = backend
         self.secrets = secrets
-        self._peers: dict[Device, WantedPeer] = {}
+        self._peers: Known = {}
+
+    def depends_on(self, desired: Desired):
+        return desired.vpn
 
     def read_facts(self) -> VpnFacts:
         found = {}

@@ -52,6 +52,7 @@ def test_changing_one_device_touches_only_that_device(lab):
     assert any("AddMembers" in a for a in changed["reconcile"][1]["actions"])
     added = lab.api.call("vpn.device.add", name="three")
     assert added["reconcile"][0]["actions"] == ["SetPeers(wg0: 1 set, 0 removed)"]
+    assert added["reconcile"][1]["skipped"]  # a home-only device: the firewall is as it was
     assert lab.box_peer(d2["public_key"])["latest_handshake"] == session
 
 
