@@ -4,7 +4,12 @@ import hmac
 import re
 
 from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
+from argon2.exceptions import VerificationError
+
+try:
+    from argon2.exceptions import InvalidHashError
+except ImportError:  # argon2-cffi < 21.2, as Debian 13 ships it
+    from argon2.exceptions import InvalidHash as InvalidHashError
 
 from ..errors import Invalid
 from ..secrets import Secret
