@@ -38,7 +38,7 @@ def main() -> int:
     pinger = None
     try:
         started = time.monotonic()
-        world = World(PREFIX, root, phones=1, webui_user="nobody")
+        world = World(PREFIX, root, phones=2, webui_user="nobody")
         api = world.api
         web = WebUI(world.box, WEB_PORT)
         status = api.call("status")
@@ -76,6 +76,11 @@ Try, in another terminal (as root):
   {cli} vpn device show Laptop --qr
   {cli} config history
   ip netns exec {PREFIX}-p0 ping {box_ip}
+
+A second "phone" is waiting, unconnected, in namespace {PREFIX}-p1. In the web UI, add a
+device, download its .conf file, then connect that phone with it and ping the box:
+  ip netns exec {PREFIX}-p1 wg-quick up /path/to/the-downloaded.conf
+  ip netns exec {PREFIX}-p1 ping {box_ip}
 Press Ctrl-C to stop; everything is torn down.""")
         # Keep the phone talking so the handshake stays fresh, like a phone in use.
         pinger = world.phone_ns[0].popen(["ping", "-n", "-q", "-i", "5", box_ip],
