@@ -63,6 +63,7 @@ class Box:
         self.tls_fingerprint: str | None = None
         self._facts: dict[str, tuple[float, object]] = {}
         self._settled: dict[str, object] = {}  # capability -> what it last converged to
+        self._known: dict[str, object] = {}  # capability -> facts its last verify read
         self.started = time.time()
         with self.lock:
             self.vpn.ensure_box_key()
@@ -93,12 +94,15 @@ class Box:
         """Converge the system to the head revision: every capability, or (after a
         change) those whose part of the desired state is not what they last settled."""
         with self.lock:
-            self._facts.clear()
             _, desired = self.store.head()
             wants = {cap.name: cap.depends_on(desired) for cap in self.capabilities}
             skip = frozenset(name for name, want in wants.items()
                              if only_changed and self._settled.get(name) == want)
-            self.last_outcomes = reconcile(self.capabilities, desired, skip)
+            if not only_changed:
+                self._known.clear()  # at start and on the timer: read everything afresh
+            self.last_outcomes = reconcile(self.capabilities, desired, skip, self._known)
+            now = time.monotonic()
+            self._facts = {name: (now, facts) for name, facts in self._known.items()}
             for outcome in self.last_outcomes:
                 if outcome.converged:
                     self._settled[outcome.capability] = wants[outcome.capability]

@@ -66,8 +66,14 @@ class Outcome:
 
 
 def reconcile(capabilities: list[Capability], desired: Desired,
-              skip: frozenset[str] = frozenset()) -> list[Outcome]:
-    """Converge every capability not in ``skip``; one failing does not stop the others."""
+              skip: frozenset[str] = frozenset(), known: dict | None = None) -> list[Outcome]:
+    """Converge every capability not in ``skip``; one failing does not stop the others.
+
+    ``known`` maps a capability to the facts its last verify read: planning may start
+    from them (the agent is the only writer), saving a read. The verify always reads
+    afresh, and ``known`` is left holding those fresh facts.
+    """
+    known = {} if known is None else known
     outcomes = []
     for cap in capabilities:
         if cap.name in skip:
@@ -75,17 +81,11 @@ def reconcile(capabilities: list[Capability], desired: Desired,
             continue
         started = time.perf_counter()
         outcome = Outcome(cap.name)
+        remembered = known.pop(cap.name, None)
         try:
-            actions = cap.plan(cap.read_facts(), desired)
-            if actions:
-                outcome.actions = [str(a) for a in actions]
-                log.info("%s: applying %d action(s): %s", cap.name, len(actions),
-                         ", ".join(outcome.actions[:5]) + (" ..." if len(actions) > 5 else ""))
-                cap.apply(actions)
-                left = cap.plan(cap.read_facts(), desired)
-                if left:
-                    outcome.converged = False
-                    outcome.error = f"still {len(left)} action(s) to do after applying"
+            known[cap.name] = _converge(
+                cap, desired, remembered if remembered is not None else cap.read_facts(),
+                remembered is None, outcome)
         except ApplianceError as err:
             outcome.converged, outcome.error = False, err.message
         except Exception as err:  # the loop must survive a failing system call
@@ -93,6 +93,34 @@ def reconcile(capabilities: list[Capability], desired: Desired,
             outcome.converged, outcome.error = False, f"{type(err).__name__}: {err}"
         if outcome.error:
             log.error("%s: not converged: %s", cap.name, outcome.error)
+        if not outcome.converged:
+            known.pop(cap.name, None)
         outcome.seconds = time.perf_counter() - started
         outcomes.append(outcome)
     return outcomes
+
+
+def _converge(cap: Capability, desired: Desired, facts, fresh: bool, outcome: Outcome):
+    """Plan, apply, verify with a fresh read; returns the verified facts. If the facts
+    planned from were remembered and the system changed behind the agent's back, the
+    verify shows what is left and a second pass from fresh facts settles it."""
+    for _ in range(2):
+        actions = cap.plan(facts, desired)
+        if not actions:
+            return facts
+        described = [str(a) for a in actions]
+        outcome.actions += described
+        log.info("%s: applying %d action(s): %s", cap.name, len(actions),
+                 ", ".join(described[:5]) + (" ..." if len(actions) > 5 else ""))
+        try:
+            cap.apply(actions)
+        except Exception:
+            if fresh:
+                raise
+            log.warning("%s: the system was not as remembered; reading it afresh", cap.name)
+        facts, fresh = cap.read_facts(), True
+    left = cap.plan(facts, desired)
+    if left:
+        outcome.converged = False
+        outcome.error = f"still {len(left)} action(s) to do after applying"
+    return facts

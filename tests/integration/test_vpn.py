@@ -73,3 +73,21 @@ def test_full_tunnel_reaches_the_internet_and_home_only_cannot(lab):
     # Promoting it to full tunnel opens the way, without touching its session.
     lab.api.call("vpn.device.update", device=home["id"], mode="full")
     assert lab.phone_ns[1].ping(INTERNET, timeout=3)
+
+
+def test_a_change_made_behind_the_agents_back_is_repaired_by_the_next_change(lab):
+    """Planning starts from the facts the last verify read; the verify reads afresh,
+    so a peer someone removed by hand comes back with the very next change."""
+    import base64
+    import socket
+
+    a = lab.api.call("vpn.device.add", name="a")["device"]
+    with socket.socket(socket.AF_UNIX) as s:
+        s.connect(str(lab.box.paths.root / "run/wireguard/wg0.sock"))
+        key = base64.b64decode(a["public_key"]).hex()
+        s.sendall(f"set=1\npublic_key={key}\nremove=true\n\n".encode())
+        assert b"errno=0" in s.recv(100)
+    b = lab.api.call("vpn.device.add", name="b")
+    assert b["applied"] and b["reconcile"][0]["actions"] == [
+        "SetPeers(wg0: 1 set, 0 removed)", "SetPeers(wg0: 1 set, 0 removed)"]
+    assert [o["actions"] for o in lab.api.call("reconcile")] == [[], []]
