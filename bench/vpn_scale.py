@@ -169,15 +169,20 @@ def measure(size: int, adds: int, runs: int, tag: str) -> dict:
         subprocess.run(["rm", "-rf", str(work)])
 
 
-def idle_rss_fresh(tag: str) -> float:
-    """The agent on a fresh box (no devices), a minute's worth of idling in."""
+def idle_rss(tag: str) -> tuple[float, float]:
+    """The agent idle on a fresh box (which has just made its keys and certificate), and
+    the same box's agent after a restart (what runs once the box has booted)."""
     work = Path(tempfile.mkdtemp(prefix="cb-bench-idle-"))
     ns = Netns(f"cbb{tag}-idle")
     box = BoxSandbox(ns, work)
     try:
-        box.start()
-        time.sleep(2)
-        return rss_mb(box.process.pid)
+        readings = []
+        for _ in range(2):
+            box.start()
+            time.sleep(2)
+            readings.append(rss_mb(box.process.pid))
+            box.stop()
+        return readings[0], readings[1]
     finally:
         box.stop()
         ns.delete()
@@ -197,7 +202,7 @@ def main() -> int:
     tag = str(os.getpid() % 10000)
     rows = [measure(int(n), args.adds, args.runs, f"{tag}{i}")
             for i, n in enumerate(args.sizes.split(","))]
-    fresh = idle_rss_fresh(tag)
+    fresh, restarted = idle_rss(tag)
 
     print(f"{'devices':>8} | {'add p50':>8} {'add p95':>8} | {'wg set p50':>10} {'wg set p95':>10} | "
           f"{'reconcile':>9} {'wg addconf':>10} {'ratio':>6} | {'idle RSS':>8} {'after adds':>10}")
@@ -206,15 +211,17 @@ def main() -> int:
               f"{r['raw_wg_set_p50_ms']:>8.1f}ms {r['raw_wg_set_p95_ms']:>8.1f}ms | "
               f"{r['reconcile_s']:>8.2f}s {r['raw_addconf_s']:>9.2f}s {r['reconcile_vs_raw']:>5.2f}x | "
               f"{r['idle_rss_mb']:>6.1f}MB {r['rss_after_adds_mb']:>8.1f}MB")
-    print(f"agent idle RSS on a fresh box: {fresh:.1f} MB")
+    print(f"agent idle RSS, no devices: {fresh:.1f} MB on first start (keys and certificate "
+          f"made), {restarted:.1f} MB after a restart")
     at_1000 = next((r for r in rows if r["devices"] == 1000), None)
     verdict = {
         "add_p95_ms_at_1000": at_1000 and at_1000["add_p95_ms"] <= TARGETS["add_p95_ms_at_1000"],
         "reconcile_vs_raw": all(r["reconcile_vs_raw"] <= TARGETS["reconcile_vs_raw"] for r in rows),
-        "idle_rss_mb": fresh <= TARGETS["idle_rss_mb"],
+        "idle_rss_mb": restarted <= TARGETS["idle_rss_mb"],
     }
     result = {"benchmark": "vpn_scale", "backend": "userspace (wireguard-go)", "rows": rows,
-              "idle_rss_fresh_mb": fresh, "targets": TARGETS, "met": verdict}
+              "idle_rss_first_start_mb": fresh, "idle_rss_restarted_mb": restarted,
+              "targets": TARGETS, "met": verdict}
     print(json.dumps(result, indent=2))
     args.json_out.parent.mkdir(parents=True, exist_ok=True)
     args.json_out.write_text(json.dumps(result, indent=2) + "\n")

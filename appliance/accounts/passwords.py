@@ -1,26 +1,33 @@
 """Passphrases: argon2id hashes, and a strength check a household can live with."""
 
+import functools
 import hmac
 import re
-
-from argon2 import PasswordHasher
-from argon2.exceptions import VerificationError
-
-try:
-    from argon2.exceptions import InvalidHashError
-except ImportError:  # argon2-cffi < 21.2, as Debian 13 ships it
-    from argon2.exceptions import InvalidHash as InvalidHashError
 
 from ..errors import Invalid
 from ..secrets import Secret
 
-# OWASP's argon2id baseline (19 MiB, 2 passes): ~40 ms here, well under a second on a Pi.
-_HASHER = PasswordHasher(time_cost=2, memory_cost=19456, parallelism=1)
 MIN_LENGTH, MAX_LENGTH = 12, 256
 _COMMON = {"password", "passphrase", "commonsbox", "qwerty", "letmein", "welcome", "iloveyou",
            "admin", "123456", "dragon", "monkey", "football", "sunshine", "princess"}
-# A hash to verify against when the user does not exist, so timing does not tell.
-_DUMMY = _HASHER.hash("not a real passphrase, only for timing")
+
+
+@functools.cache
+def _argon2():
+    """argon2-cffi, loaded at the first login rather than at start: an idle box has
+    no use for it. Returns (hasher, the errors a bad hash raises, a dummy hash)."""
+    from argon2 import PasswordHasher
+    from argon2.exceptions import VerificationError
+    try:
+        from argon2.exceptions import InvalidHashError
+    except ImportError:  # argon2-cffi < 21.2, as Debian 13 ships it
+        from argon2.exceptions import InvalidHash as InvalidHashError
+
+    # OWASP's argon2id baseline (19 MiB, 2 passes): ~40 ms here, under a second on a Pi.
+    hasher = PasswordHasher(time_cost=2, memory_cost=19456, parallelism=1)
+    # Verified against when the user does not exist, so timing does not tell.
+    dummy = hasher.hash("not a real passphrase, only for timing")
+    return hasher, (VerificationError, InvalidHashError), dummy
 
 
 def check_strength(passphrase, name: str = "", fld: str = "passphrase") -> str:
@@ -41,13 +48,14 @@ def check_strength(passphrase, name: str = "", fld: str = "passphrase") -> str:
 
 
 def hash_passphrase(passphrase: str) -> Secret:
-    return Secret(_HASHER.hash(passphrase))
+    return Secret(_argon2()[0].hash(passphrase))
 
 
 def verify(stored: Secret | None, passphrase: str) -> bool:
+    hasher, errors, dummy = _argon2()
     try:
-        return _HASHER.verify(stored.reveal() if stored else _DUMMY, passphrase) and bool(stored)
-    except (VerificationError, InvalidHashError):
+        return hasher.verify(stored.reveal() if stored else dummy, passphrase) and bool(stored)
+    except errors:
         return False
 
 
