@@ -8,9 +8,11 @@ layer over these methods.
 import difflib
 import json
 import logging
+import shutil
 import threading
 import time
 from dataclasses import replace
+from pathlib import Path
 from typing import Callable
 
 from . import __version__
@@ -33,9 +35,6 @@ VIEW_MAX_AGE = 2.0  # seconds a dashboard may show old handshakes; a change show
 
 def system_facts(paths: Paths) -> dict:
     """Disk and temperature for the dashboard, where this machine can tell."""
-    import shutil
-    from pathlib import Path
-
     disk = shutil.disk_usage(paths.state_dir)
     temperature = None
     for zone in sorted(Path("/sys/class/thermal").glob("thermal_zone*/temp")):
@@ -61,10 +60,9 @@ class Box:
         self.capabilities = [VpnCapability(backend, self.secrets), FirewallCapability()]
         self.last_outcomes: list[Outcome] = []
         self.tls_fingerprint: str | None = None
-        self._facts: dict[str, tuple[float, object]] = {}
+        self._facts: dict[str, tuple[float, object]] = {}  # for views: (when read, facts)
         self._settled: dict[str, object] = {}  # capability -> what it last converged to
         self._known: dict[str, object] = {}  # capability -> facts its last verify read
-        self.started = time.time()
         with self.lock:
             self.vpn.ensure_box_key()
             if self.store.head() is None:

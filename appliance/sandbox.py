@@ -143,13 +143,14 @@ class WebUI:
         state = box.paths.root / "var/lib/commonsbox-web"
         state.mkdir(parents=True, exist_ok=True)
         os.chown(state, uid, gid)
+        self.log = open(box.paths.root / "webui.log", "ab")
         self.process = subprocess.Popen(
             ["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups",
              sys.executable, "-m", "webui.serve", "--socket", str(box.paths.socket),
              "--bind", f"127.0.0.1:{port}", "--cert", str(box.paths.tls_cert),
              "--key", str(box.paths.tls_key), "--state", str(state)],
             cwd="/", env={"PYTHONPATH": str(REPO), "PATH": os.environ.get("PATH", "/usr/bin")},
-            stdout=subprocess.DEVNULL, stderr=open(box.paths.root / "webui.log", "ab"))
+            stdout=subprocess.DEVNULL, stderr=self.log)
 
     def wait_ready(self, timeout: float = 30) -> None:
         import ssl
@@ -170,6 +171,7 @@ class WebUI:
     def stop(self) -> None:
         self.process.terminate()
         self.process.wait(10)
+        self.log.close()
 
 
 class Phone:

@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 from flask import Flask, g
 from babel.numbers import get_decimal_symbol
 from flask_babel import Babel, format_datetime, format_decimal, get_locale
+from flask_babel import lazy_gettext as _l
 
 from appliance.paths import DEFAULT_SOCKET
 
@@ -52,15 +53,21 @@ def create_app(socket_path: Path = DEFAULT_SOCKET, secret_key: bytes | None = No
     return app
 
 
+# TRANSLATORS: units of size, as written in your language (French: o, ko, Mo, Go).
+UNITS = (_l("B"), _l("kB"), _l("MB"), _l("GB"))
+
+
 def filesize(n: int) -> str:
-    """Bytes for people, with the member's decimal mark (1,5 MB in French). Below 1000
-    of a unit, no grouping is needed: only the mark, looked up once per request."""
-    if "decimal_mark" not in g:
-        g.decimal_mark = get_decimal_symbol(get_locale())
-    for unit in ("B", "kB", "MB", "GB"):
-        if n < 1000 or unit == "GB":
-            text = f"{n:.0f}" if unit == "B" else f"{n:.1f}"
-            return f"{text.replace('.', g.decimal_mark)} {unit}"
+    """Bytes for people, in the member's language and with their decimal mark (1,5 Mo
+    in French). Below 1000 of a unit no grouping is needed: only the mark and the
+    unit names, looked up once per request."""
+    if "size_words" not in g:
+        g.size_words = get_decimal_symbol(get_locale()), [str(u) for u in UNITS]
+    mark, units = g.size_words
+    for i, unit in enumerate(units):
+        if n < 1000 or i == len(units) - 1:
+            text = f"{n:.0f}" if i == 0 else f"{n:.1f}"
+            return f"{text.replace('.', mark)} {unit}"
         n /= 1000
     return ""
 

@@ -331,3 +331,15 @@ def test_change_passphrase_ends_sessions_and_removing_a_user(web):
     assert changed.status_code == 302 and changed.location.endswith("/login")
     assert web.get("/", base_url="https://box.test").status_code == 302  # logged out
     assert post(web, "/login", {"name": "ana", "passphrase": "four brand new words"}).status_code == 302
+
+
+def test_a_member_chooses_their_language_and_it_sticks(web):
+    claim(web)
+    post(web, "/devices/", {"name": "phone", "mode": "home"})
+    chosen = post(web, "/language", {"language": "fr", "next": "/devices/"})
+    assert chosen.status_code == 302 and chosen.location.endswith("/devices/")
+    page = web.get("/devices/", base_url="https://box.test").get_data(as_text=True)
+    assert '<html lang="fr" dir="ltr">' in page and "Appareils" in page and "0 o<" in page
+    assert web.lab.api.call("users.list")[0]["language"] == "fr"  # kept for next time
+    away = post(web, "/language", {"language": "fr", "next": "//evil.example/"})
+    assert away.location.endswith("/") and "evil" not in away.location
