@@ -7,9 +7,10 @@ calls ``reveal()`` on purpose.
 
 import hmac
 import os
-import sqlite3
 import threading
 from pathlib import Path
+
+from .sqlite import open_private
 
 
 class Secret:
@@ -48,15 +49,8 @@ class SecretStore:
     def __init__(self, path: Path):
         path.parent.mkdir(parents=True, exist_ok=True)
         os.chmod(path.parent, 0o700)
-        old_umask = os.umask(0o077)
-        try:
-            self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        finally:
-            os.umask(old_umask)
-        os.chmod(path, 0o600)
+        self._db = open_private(path)
         self._lock = threading.Lock()
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS secrets (name TEXT PRIMARY KEY, value TEXT NOT NULL)")
 

@@ -7,8 +7,6 @@ not after a removal, not after a rollback.
 """
 
 import json
-import os
-import sqlite3
 import threading
 import time
 from dataclasses import dataclass
@@ -16,6 +14,7 @@ from pathlib import Path
 
 from .errors import NotFound
 from .schema import Desired
+from .sqlite import open_private
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS revisions (
@@ -51,15 +50,8 @@ class StateStore:
     """Single writer (the agent); callers hold the agent's lock around changes."""
 
     def __init__(self, path: Path):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        old_umask = os.umask(0o077)
-        try:
-            self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        finally:
-            os.umask(old_umask)
+        self._db = open_private(path)
         self._lock = threading.RLock()
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(_SCHEMA)
         self._handed_out = {row[0] for row in self._db.execute("SELECT address FROM handed_out")}
         row = self._db.execute("SELECT value FROM counters WHERE name = 'device_id'").fetchone()

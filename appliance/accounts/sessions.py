@@ -3,13 +3,13 @@ the setup code. It lives beside the secrets (directory 0700, file 0600): a sessi
 token is stored only as its SHA-256, the setup code as itself until it is used."""
 
 import hashlib
-import os
 import secrets as random
-import sqlite3
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from ..sqlite import open_private
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS sessions (
@@ -47,14 +47,7 @@ class Session:
 
 class RuntimeStore:
     def __init__(self, path: Path, clock=time.time):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        old_umask = os.umask(0o077)
-        try:
-            self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        finally:
-            os.umask(old_umask)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")  # a power cut may forget a session
+        self._db = open_private(path, synchronous="NORMAL")  # a power cut may forget a session
         self._db.executescript(_SCHEMA)
         self._lock = threading.Lock()
         self.clock = clock
