@@ -1,7 +1,7 @@
 # The two set-up commands (README): `make demo` and `make test`, as root on Debian 12.
 PY := .venv/bin/python
 
-.PHONY: setup demo test test-slow bench clean
+.PHONY: setup demo test test-slow bench clean image qemu
 
 setup:
 	@tools/setup.sh
@@ -18,6 +18,20 @@ test-slow: setup
 bench: setup
 	$(PY) bench/vpn_scale.py
 	$(PY) bench/webui_pages.py
+
+# The OS image of a board (image/profiles/BOARD.toml), built outside the repository;
+# an unchanged recipe and source reuse the build cache ($$CBIMAGE_CACHE, ~/.cache/cbimage).
+# TEST=1 builds a test image (a root command channel on ttyS1, for the VM harness).
+BOARD ?= qemu-amd64
+IMAGE_DIR ?= /var/tmp/commonsbox/$(BOARD)$(if $(TEST),-test)
+
+image: setup
+	cd image && ../$(PY) -m cbimage build --board $(BOARD) --out $(IMAGE_DIR) $(if $(TEST),--test)
+
+# Boot it under QEMU with the console on this terminal (Ctrl-A X quits); the web UI is
+# forwarded to https://127.0.0.1:8443/, WireGuard to udp 51820.
+qemu: image
+	cd qemu && ../$(PY) -m cbvm run --image $(IMAGE_DIR)
 
 clean:
 	rm -rf .venv .pytest_cache tests/artifacts bench/results

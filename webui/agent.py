@@ -18,5 +18,12 @@ def agent_for_request() -> None:
             g.agent.session = None
 
 
+def close_agent(exc=None) -> None:
+    """Hang up at the end of every request, so the agent keeps no idle thread for it."""
+    agent = g.pop("agent", None)
+    if agent is not None:
+        agent.close()
+
+
 def call(method: str, **params):
     return g.agent.call(method, **params)

@@ -1,0 +1,205 @@
+"""Build a board's image: the cached root file system + the project + units -> disk image.
+
+Two cache levels under the cache directory:
+  rootfs/BOARD-KEY.tar     mmdebstrap's output, keyed by profile + recipe (cbimage.recipe)
+  images/BOARD[-test]-KEY/ the finished image, keyed by that key + the project's source
+                           + this builder's own code + the variant (test or not)
+An unchanged input set reuses both; the output directory gets hard links to the cache.
+"""
+
+import hashlib
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from . import disk, recipe
+from .profile import Profile, load
+
+PACKAGE = Path(__file__).resolve().parent
+FILES = PACKAGE / "files"
+REPO = PACKAGE.parent.parent
+LIB = "usr/lib/commonsbox"          # inside the image
+PYLIB = f"{LIB}/python"
+UNITS = ("commonsbox-agent.service", "commonsbox-webui.service")
+TEST_UNITS = ("commonsbox-testchannel.service",)
+PLATFORMS = {"amd64": "manylinux2014_x86_64", "arm64": "manylinux2014_aarch64"}
+GUEST_PYTHON = "3.13"  # trixie's
+OUTPUTS = ("disk.img", "vmlinuz", "initrd.img", "image.json")
+
+
+def default_cache() -> Path:
+    return Path(os.environ.get("CBIMAGE_CACHE")
+                or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "cbimage")
+
+
+def project_sources() -> list[Path]:
+    """The project files that go into the image: the agent, the web UI (with its
+    compiled translations) and what building the wheel reads. Relative to REPO."""
+    subprocess.run(["bash", "tools/i18n.sh", "compile"], cwd=REPO, check=True,
+                   stdout=subprocess.DEVNULL)
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard", "--",
+         "appliance", "webui", "pyproject.toml", "README.md", "LICENSE*", "COPYING*"],
+        cwd=REPO, check=True, capture_output=True).stdout.decode().split("\0")
+    files = {Path(f) for f in listed if f and (REPO / f).is_file()}
+    files |= {p.relative_to(REPO) for p in REPO.glob("webui/translations/*/LC_MESSAGES/*.mo")}
+    return sorted(f for f in files if "__pycache__" not in f.parts)
+
+
+def image_key(profile: Profile, rootfs_key: str, sources: list[Path], test: bool) -> str:
+    h = hashlib.sha256()
+    h.update(f"rootfs {rootfs_key}\ntest {test}\n".encode())
+    h.update(profile.canonical().encode())
+    for f in sorted(PACKAGE.rglob("*")):
+        if f.is_file() and "__pycache__" not in f.parts:
+            h.update(f"builder {f.relative_to(PACKAGE)}\n".encode())
+            h.update(f.read_bytes())
+    for f in sources:
+        h.update(f"source {f}\n".encode())
+        h.update((REPO / f).read_bytes())
+    return h.hexdigest()
+
+
+def build(board: str, out: Path, cache: Path, test: bool = False, log=print) -> dict:
+    """Build (or reuse) BOARD's image; hard-link it into OUT; return its image.json."""
+    profile = load(board)
+    timings = {}
+    rkey = recipe.key(profile)
+    rootfs = cache / "rootfs" / f"{board}-{rkey[:16]}.tar"
+    if rootfs.is_file():
+        log(f"rootfs: cached {rootfs}")
+    else:
+        timings["rootfs_s"] = round(recipe.build(profile, rootfs, log), 1)
+        log(f"rootfs: built in {timings['rootfs_s']} s")
+    sources = project_sources()
+    ikey = image_key(profile, rkey, sources, test)
+    done = cache / "images" / f"{board}{'-test' if test else ''}-{ikey[:16]}"
+    if (done / "image.json").is_file():
+        log(f"image: cached {done}")
+    else:
+        work = done.with_name(done.name + ".work")
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir(parents=True)
+        t0 = time.monotonic()
+        info = _assemble(profile, rootfs, sources, work, test, log)
+        timings["image_s"] = round(time.monotonic() - t0, 1)
+        info.update(key=ikey, rootfs_key=rkey, timings=timings)
+        (work / "image.json").write_text(json.dumps(info, indent=2) + "\n")
+        for junk in work.iterdir():
+            if junk.name not in OUTPUTS:
+                shutil.rmtree(junk) if junk.is_dir() else junk.unlink()
+        shutil.rmtree(done, ignore_errors=True)
+        work.rename(done)
+        log(f"image: assembled in {timings['image_s']} s -> {done}")
+    out.mkdir(parents=True, exist_ok=True)
+    for name in OUTPUTS:
+        (out / name).unlink(missing_ok=True)
+        try:
+            os.link(done / name, out / name)
+        except OSError:  # another file system
+            subprocess.run(["cp", "--sparse=always", done / name, out / name], check=True)
+    info = json.loads((out / "image.json").read_text())
+    info["this_run"] = timings
+    return info
+
+
+def _assemble(profile: Profile, rootfs: Path, sources: list[Path], work: Path, test: bool,
+              log) -> dict:
+    root = work / "root"
+    root.mkdir()
+    log("image: unpacking the root file system")
+    subprocess.run(["tar", "--numeric-owner", "--xattrs", "--xattrs-include=*", "-xpf", rootfs,
+                    "-C", root], check=True)
+    _install_project(profile, sources, work, root, log)
+    parts = {name: disk.Part(name, t, 0, None) for name, t in
+             (("boot", disk.ESP), ("rootA", disk.LINUX), ("rootB", disk.LINUX),
+              ("data", disk.LINUX))}
+    puuid = {name: p.uuid(profile.name) for name, p in parts.items()}
+    _configure(profile, root, puuid, test)
+
+    # The kernel and initrd, beside the image (QEMU direct boot) and on the boot partition.
+    kernel = max(root.glob("boot/vmlinuz-*"))
+    initrd = max(root.glob("boot/initrd.img-*"))
+    shutil.copy2(kernel, work / "vmlinuz")
+    shutil.copy2(initrd, work / "initrd.img")
+    cmdline = (f"root=PARTUUID={puuid['rootA']} rw console={profile.qemu.get('console', 'ttyS0')}"
+               f",115200 panic=-1 loglevel=4")
+
+    d = profile.disk
+    used_mib = int(subprocess.run(["du", "-s", "--block-size=1M", root], check=True,
+                                  capture_output=True, text=True).stdout.split()[0])
+    root_mib = 4 * math.ceil((used_mib * 1.15 + d["root_headroom_mib"]) / 4)
+    log(f"image: root file system {used_mib} MiB -> partitions of {root_mib} MiB")
+    boot_img, root_img, data_img = work / "boot.vfat", work / "rootA.ext4", work / "data.ext4"
+    disk.make_vfat(boot_img, d["boot_mib"], "CBBOOT",
+                   {"vmlinuz": kernel, "initrd.img": initrd}, puuid["boot"][:8])
+    disk.make_ext4(root_img, root_mib, "rootA", root, disk.stable_uuid(profile.name, "fs", "rootA"))
+    disk.make_ext4(data_img, d["data_mib"], "data", None, disk.stable_uuid(profile.name, "fs", "data"))
+    image = work / "disk.img"
+    disk.assemble(image, profile.name, [
+        disk.Part("boot", disk.ESP, d["boot_mib"], boot_img),
+        disk.Part("rootA", disk.LINUX, root_mib, root_img),
+        disk.Part("rootB", disk.LINUX, root_mib, None),
+        disk.Part("data", disk.LINUX, d["data_mib"], data_img),
+    ])
+    sha = hashlib.sha256()
+    with open(image, "rb") as f:
+        while chunk := f.read(1 << 22):
+            sha.update(chunk)
+    st = image.stat()
+    return {"board": profile.name, "test_image": test, "image": "disk.img",
+            "kernel": "vmlinuz", "initrd": "initrd.img", "cmdline": cmdline,
+            "kernel_version": kernel.name.removeprefix("vmlinuz-"),
+            "qemu": profile.qemu, "partitions": puuid, "root_mib": root_mib,
+            "size_bytes": st.st_size, "allocated_bytes": st.st_blocks * 512,
+            "sha256": sha.hexdigest()}
+
+
+def _install_project(profile: Profile, sources: list[Path], work: Path, root: Path, log):
+    """The project as a wheel, and the PyPI wheels Debian lacks, into /usr/lib/commonsbox."""
+    src, wheels = work / "src", work / "wheels"
+    for f in sources:
+        (src / f).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO / f, src / f)
+    pip = [sys.executable, "-m", "pip", "-q", "--disable-pip-version-check"]
+    log("image: building the project's wheel")
+    subprocess.run([*pip, "wheel", "--no-deps", "-w", wheels, src], check=True,
+                   stdout=subprocess.DEVNULL)
+    target = dict(platform=PLATFORMS[profile.architecture])
+    compat = ["--only-binary=:all:", "--platform", target["platform"], "--python-version",
+              GUEST_PYTHON, "--implementation", "cp"]
+    log(f"image: fetching {', '.join(recipe.PYPI_WHEELS)}")
+    subprocess.run([*pip, "download", "--no-deps", *compat, "-d", wheels, *recipe.PYPI_WHEELS],
+                   check=True, stdout=subprocess.DEVNULL)
+    dest = root / PYLIB
+    subprocess.run([*pip, "install", "--no-deps", "--no-compile", "--no-index", *compat,
+                    "--target", dest, *sorted(wheels.glob("*.whl"))], check=True)
+    shutil.rmtree(dest / "bin", ignore_errors=True)  # host shebangs; /usr/bin/commonsbox instead
+    # Byte-compile with the guest's own Python (hash-based .pyc: no timestamps).
+    subprocess.run(["chroot", root, "python3", "-m", "compileall", "-q", "-j0",
+                    "--invalidation-mode", "checked-hash", f"/{PYLIB}"], check=True)
+
+
+def _configure(profile: Profile, root: Path, puuid: dict, test: bool):
+    units = root / "usr/lib/systemd/system"
+    for unit in UNITS + (TEST_UNITS if test else ()):
+        shutil.copy2(FILES / unit, units / unit)
+    cli = root / "usr/bin/commonsbox"
+    shutil.copy2(FILES / "commonsbox", cli)
+    cli.chmod(0o755)
+    if test:
+        shutil.copy2(FILES / "testchannel.py", root / LIB / "testchannel.py")
+        (root / "etc/commonsbox-test-image").write_text(
+            "This is a TEST image: a root command channel listens on ttyS1.\n")
+    (root / "var/lib/commonsbox").mkdir(parents=True, exist_ok=True)
+    (root / "etc/fstab").write_text(
+        "# <file system>  <mount point>  <type>  <options>  <dump>  <pass>\n"
+        f"PARTUUID={puuid['rootA']}  /  ext4  rw,errors=remount-ro  0  1\n"
+        f"PARTUUID={puuid['data']}  /var/lib/commonsbox  ext4  defaults,nofail  0  2\n")
+    subprocess.run(["chroot", root, "systemctl", "enable", "--quiet",
+                    *UNITS, *(TEST_UNITS if test else ())], check=True)

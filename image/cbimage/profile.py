@@ -1,0 +1,43 @@
+"""Board profiles: declarative data (image/profiles/BOARD.toml) read into a frozen dataclass."""
+
+import json
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+PROFILES = Path(__file__).resolve().parent.parent / "profiles"
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    architecture: str
+    suite: str
+    kernel_package: str
+    packages: tuple[str, ...]
+    qemu: dict
+    disk: dict
+    source: str  # the TOML text, part of the cache key
+
+    def canonical(self) -> str:
+        """The profile as canonical JSON, for hashing (comments do not matter)."""
+        return json.dumps({"name": self.name, "architecture": self.architecture,
+                           "suite": self.suite, "kernel_package": self.kernel_package,
+                           "packages": list(self.packages), "qemu": self.qemu,
+                           "disk": self.disk}, sort_keys=True)
+
+
+def boards() -> list[str]:
+    return sorted(p.stem for p in PROFILES.glob("*.toml"))
+
+
+def load(board: str) -> Profile:
+    path = PROFILES / f"{board}.toml"
+    if not path.is_file():
+        raise SystemExit(f"unknown board {board!r}; known: {', '.join(boards())}")
+    text = path.read_text()
+    data = tomllib.loads(text)
+    return Profile(name=data["name"], architecture=data["architecture"], suite=data["suite"],
+                   kernel_package=data["kernel_package"],
+                   packages=tuple(data.get("packages", ())), qemu=dict(data.get("qemu", {})),
+                   disk=dict(data["disk"]), source=text)

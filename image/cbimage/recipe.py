@@ -1,0 +1,97 @@
+"""The one root file system recipe every board shares: mmdebstrap of Debian 13 (trixie).
+
+The result is a tarball, cached by the hash of the profile and this recipe: the
+project's own code is added later (cbimage.build), so editing the agent does not
+re-run mmdebstrap.
+"""
+
+import hashlib
+import os
+import subprocess
+import time
+from pathlib import Path
+
+from .profile import Profile
+
+# The Debian mirror apt uses on the build machines (/etc/apt/sources.list.d/debian.sources).
+MIRROR = "http://deb.debian.org/debian"
+
+# The base system: systemd as init, networking, the agent's tools.
+BASE_PACKAGES = (
+    "systemd", "systemd-sysv", "udev", "dbus", "kmod", "initramfs-tools", "passwd",
+    "iproute2", "procps", "nftables", "wireguard-tools",
+)
+# Debian's Python packages the agent and the web UI import (pyproject.toml's dependencies).
+PYTHON_PACKAGES = (
+    "python3", "python3-pyroute2", "python3-cryptography", "python3-segno",
+    "python3-argon2", "python3-cffi-backend", "python3-pyotp", "python3-flask",
+    "python3-flask-babel", "python3-babel", "python3-gunicorn",
+)
+# Not in Debian, or too old there: wheels from PyPI installed beside the project.
+# trixie's python3-argon2 (21.1.0) lacks argon2.exceptions.InvalidHashError.
+PYPI_WHEELS = ("wgconfig==1.2.0", "argon2-cffi==25.1.0", "argon2-cffi-bindings==21.2.0")
+
+WEBUI_USER = "commonsbox-web"
+
+# Documentation and translations of the OS packages are not needed on a box.
+DPKG_EXCLUDES = (
+    "path-exclude=/usr/share/man/*", "path-exclude=/usr/share/doc/*",
+    "path-include=/usr/share/doc/*/copyright", "path-exclude=/usr/share/info/*",
+    "path-exclude=/usr/share/locale/*", "path-include=/usr/share/locale/locale.alias",
+    "path-exclude=/usr/share/lintian/*",
+)
+
+# Runs on the build machine after the packages are in; "$1" is the new root.
+CUSTOMIZE = r"""
+set -eu
+R="$1"
+echo commonsbox > "$R/etc/hostname"
+printf '127.0.0.1\tlocalhost\n127.0.1.1\tcommonsbox\n::1\tlocalhost ip6-localhost ip6-loopback\n' > "$R/etc/hosts"
+# The web UI's own unprivileged user; no login shell, no password.
+chroot "$R" useradd --system --user-group --home-dir /var/lib/{user} --no-create-home \
+    --shell /usr/sbin/nologin {user}
+# No default passwords: root is locked (the box is managed through the web UI).
+chroot "$R" passwd --lock root >/dev/null
+# Wired networking by DHCP with systemd-networkd (part of trixie's systemd).
+mkdir -p "$R/etc/systemd/network"
+printf '[Match]\nType=ether\n\n[Network]\nDHCP=yes\n' > "$R/etc/systemd/network/20-wired.network"
+chroot "$R" systemctl enable systemd-networkd.service >/dev/null 2>&1
+# Each box makes its own machine-id on first boot.
+: > "$R/etc/machine-id"
+rm -f "$R/var/lib/dbus/machine-id"
+""".replace("{user}", WEBUI_USER)
+
+
+def packages(profile: Profile) -> list[str]:
+    return sorted({*BASE_PACKAGES, *PYTHON_PACKAGES, profile.kernel_package, *profile.packages})
+
+
+def key(profile: Profile) -> str:
+    """What the root file system depends on: the profile and this recipe's source."""
+    h = hashlib.sha256()
+    h.update(profile.canonical().encode())
+    h.update(Path(__file__).read_bytes())
+    h.update(MIRROR.encode())
+    return h.hexdigest()
+
+
+def build(profile: Profile, out: Path, log) -> float:
+    """mmdebstrap the root file system into the tarball OUT; return the seconds it took."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.stem + ".part.tar")  # mmdebstrap picks the format by suffix
+    tmp.unlink(missing_ok=True)
+    cmd = ["mmdebstrap", "--variant=apt", f"--architectures={profile.architecture}",
+           "--components=main", f"--include={','.join(packages(profile))}",
+           *(f"--dpkgopt={o}" for o in DPKG_EXCLUDES),
+           f"--customize-hook={CUSTOMIZE}",
+           profile.suite, str(tmp), MIRROR]
+    log(f"rootfs: mmdebstrap {profile.suite} {profile.architecture}, "
+        f"{len(packages(profile))} packages -> {out.name}")
+    env = dict(os.environ)
+    t0 = time.monotonic()
+    with open(out.with_suffix(".log"), "w") as f:
+        r = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, env=env)
+    if r.returncode:
+        raise SystemExit(f"mmdebstrap failed ({r.returncode}); see {out.with_suffix('.log')}")
+    tmp.rename(out)
+    return time.monotonic() - t0

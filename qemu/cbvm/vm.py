@@ -1,0 +1,199 @@
+"""Start a built image under QEMU (TCG), wait for the agent by asking it, run commands, stop.
+
+The guest's disk is a qcow2 overlay in the VM's work directory, so the built (cached)
+image is never written. ttyS0 is the console, logged to WORK/console.log; ttyS1 is the
+test-only command channel (test images only); WORK/qmp.sock is the QMP monitor.
+"""
+
+import json
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from .channel import Channel, Result
+from .qmp import QMP
+
+WEBUI_PORT = 443
+WIREGUARD_PORT = 51820
+
+
+class VMError(RuntimeError):
+    pass
+
+
+def free_port(kind=socket.SOCK_STREAM) -> int:
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class VM:
+    def __init__(self, image_dir: Path, work: Path | None = None, *, memory_mib: int | None = None,
+                 smp: int | None = None, webui_port: int | None = None,
+                 wireguard_port: int | None = None):
+        self.image_dir = Path(image_dir)
+        self.info = json.loads((self.image_dir / "image.json").read_text())
+        self.work = Path(work) if work else Path(tempfile.mkdtemp(prefix="cbvm-"))
+        self.work.mkdir(parents=True, exist_ok=True)
+        q = self.info["qemu"]
+        self.memory_mib = memory_mib or q.get("memory_mib", 2048)
+        self.smp = smp or q.get("smp", 2)
+        self.webui_port = webui_port or free_port()
+        self.wireguard_port = wireguard_port or free_port(socket.SOCK_DGRAM)
+        self.console_log = self.work / "console.log"
+        self.qmp_path = self.work / "qmp.sock"
+        self.channel_path = self.work / "testchannel.sock"
+        self.proc: subprocess.Popen | None = None
+        self.channel: Channel | None = None
+        self.started_at = 0.0
+
+    # -- the command line ------------------------------------------------------------
+    def command(self, interactive: bool = False) -> list[str]:
+        q, i = self.info["qemu"], self.info
+        overlay = self.work / "disk.qcow2"
+        fwd = (f"hostfwd=tcp:127.0.0.1:{self.webui_port}-:{WEBUI_PORT},"
+               f"hostfwd=udp:127.0.0.1:{self.wireguard_port}-:{WIREGUARD_PORT}")
+        cmd = [q.get("binary", "qemu-system-x86_64"),
+               "-machine", f"{q['machine']},accel=tcg", "-cpu", q.get("cpu", "max"),
+               "-smp", str(self.smp), "-m", str(self.memory_mib),
+               "-kernel", str(self.image_dir / i["kernel"]),
+               "-initrd", str(self.image_dir / i["initrd"]),
+               "-append", i["cmdline"],
+               "-drive", f"file={overlay},format=qcow2,if=virtio",
+               "-netdev", f"user,id=net0,{fwd}", "-device", "virtio-net-pci,netdev=net0",
+               "-qmp", f"unix:{self.qmp_path},server=on,wait=off",
+               "-no-reboot", "-display", "none", "-vga", "none"]
+        if interactive:  # the console on this terminal, and logged
+            cmd += ["-chardev", f"stdio,id=con,mux=on,signal=off,logfile={self.console_log}",
+                    "-serial", "chardev:con", "-mon", "chardev=con,mode=readline"]
+        else:
+            cmd += ["-chardev", f"file,id=con,path={self.console_log}", "-serial", "chardev:con",
+                    "-monitor", "none"]
+        cmd += ["-chardev", f"socket,id=tc,path={self.channel_path},server=on,wait=off",
+                "-serial", "chardev:tc"]
+        return cmd
+
+    def _overlay(self):
+        overlay = self.work / "disk.qcow2"
+        overlay.unlink(missing_ok=True)
+        subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b",
+                        str((self.image_dir / self.info["image"]).resolve()), str(overlay)],
+                       check=True)
+
+    # -- life cycle ------------------------------------------------------------------
+    def start(self) -> "VM":
+        self._overlay()
+        for p in (self.qmp_path, self.channel_path):
+            p.unlink(missing_ok=True)
+        self.started_at = time.monotonic()
+        self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL,
+                                     stdout=open(self.work / "qemu.out", "wb"),
+                                     stderr=subprocess.STDOUT)
+        return self
+
+    def interactive(self) -> int:
+        """Boot with the console on this terminal (Ctrl-A X quits); returns QEMU's status."""
+        self._overlay()
+        print(f"web UI: https://127.0.0.1:{self.webui_port}/   WireGuard: udp 127.0.0.1:"
+              f"{self.wireguard_port}   QMP: {self.qmp_path}   console log: {self.console_log}")
+        return subprocess.call(self.command(interactive=True))
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def _check_alive(self):
+        if not self.alive():
+            raise VMError(f"QEMU exited ({self.proc.returncode if self.proc else None}):\n"
+                          f"{self.tail()}")
+
+    def tail(self, lines: int = 40) -> str:
+        out = []
+        for f in (self.work / "qemu.out", self.console_log):
+            if f.exists():
+                out += f.read_text(errors="replace").splitlines()[-lines:]
+        return "\n".join(out)
+
+    def _channel(self, deadline: float) -> Channel:
+        """Connect to the guest's command channel and wait until the guest answers."""
+        if self.channel is None:
+            self.channel = Channel(self.channel_path)
+            self.channel.connect()
+        while True:
+            self._check_alive()
+            if self.channel.request(["true"], timeout=5) is not None:
+                return self.channel
+            if time.monotonic() > deadline:
+                raise VMError(f"the guest's test channel never answered\n{self.tail()}")
+
+    def run(self, argv, timeout: float = 120.0, check: bool = False) -> Result:
+        """Run ARGV in the guest as root (test images only)."""
+        self._check_alive()
+        chan = self._channel(time.monotonic() + timeout)
+        r = chan.request(argv, timeout=timeout)
+        if r is None:
+            raise VMError(f"no answer to {argv} within {timeout} s")
+        if check and r.rc != 0:
+            raise VMError(f"{argv} failed ({r.rc}): {r.stderr or r.stdout}")
+        return r
+
+    def wait_ready(self, timeout: float = 600.0) -> dict:
+        """Ask the agent for its status until it answers; return the status.
+
+        The agent's unit is Type=notify: systemd calls it active only after the agent
+        sent READY=1, and `commonsbox status --json` answers only through its API."""
+        deadline = time.monotonic() + timeout
+        if not self.info.get("test_image"):
+            raise VMError("not a test image: it has no command channel to ask through")
+        self._channel(deadline)
+        last = None
+        while time.monotonic() < deadline:
+            self._check_alive()
+            state = self.channel.request(["systemctl", "is-active", "commonsbox-agent"],
+                                         timeout=30)
+            if state is not None and state.stdout.strip() == "active":
+                last = self.channel.request(["commonsbox", "status", "--json"], timeout=60)
+                if last is not None and last.rc == 0:
+                    self.ready_after = time.monotonic() - self.started_at
+                    return json.loads(last.stdout)
+            elif state is not None and state.stdout.strip() == "failed":
+                raise VMError(f"the agent failed to start:\n"
+                              f"{self.run(['journalctl', '-b', '-u', 'commonsbox-agent', '--no-pager']).stdout}")
+            time.sleep(1)  # between questions only; readiness is what the guest answers
+        raise VMError(f"the agent was not ready within {timeout} s (last: {last})\n{self.tail()}")
+
+    def stop(self, timeout: float = 60.0) -> None:
+        """Power the guest down through QMP (ACPI); quit QEMU if it does not go."""
+        if self.channel:
+            self.channel.close()
+            self.channel = None
+        if not self.alive():
+            return
+        try:
+            qmp = QMP(self.qmp_path)
+            try:
+                qmp.command("system_powerdown")
+                try:
+                    self.proc.wait(timeout)
+                except subprocess.TimeoutExpired:
+                    qmp.command("quit")
+            finally:
+                qmp.close()
+        except (OSError, ConnectionError, RuntimeError):
+            pass
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+    def cleanup(self):
+        (self.work / "disk.qcow2").unlink(missing_ok=True)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()

@@ -1,0 +1,48 @@
+"""The qemu-amd64 image, booted under QEMU, seen from outside as a household would."""
+
+import json
+import ssl
+import urllib.request
+
+import pytest
+
+from appliance.tls import fingerprint
+
+pytestmark = pytest.mark.vm
+
+
+def test_the_agent_is_ready_and_uses_kernel_wireguard(vm):
+    status = vm.status  # what `commonsbox status --json` answered in the guest
+    assert status["backend"] == "kernel", status
+    assert status["box"]["claimed"] is False
+    again = json.loads(vm.run(["commonsbox", "status", "--json"], check=True).stdout)
+    assert again["backend"] == "kernel"
+    assert vm.run(["systemctl", "is-active", "commonsbox-agent", "commonsbox-webui"],
+                  check=True).stdout.split() == ["active", "active"]
+
+
+def test_no_failed_units(vm):
+    answer = vm.run(["systemctl", "--failed", "--no-legend", "--plain", "--no-pager"])
+    assert answer.rc == 0 and answer.stdout.strip() == "", answer.stdout
+
+
+def test_the_web_ui_answers_over_tls_and_shows_the_box_unclaimed(vm, tmp_path):
+    cert = vm.run(["cat", "/etc/commonsbox/tls/webui.crt"], check=True).stdout
+    # the certificate the browser will see is the one the agent vouches for
+    assert fingerprint(cert.encode()) == vm.status["webui"]["tls_sha256"]
+    (tmp_path / "webui.crt").write_text(cert)
+    context = ssl.create_default_context(cafile=str(tmp_path / "webui.crt"))
+    context.check_hostname = False  # the forwarded port is 127.0.0.1, the cert names the box
+    url = f"https://127.0.0.1:{vm.webui_port}"
+    answer = urllib.request.urlopen(f"{url}/setup", context=context, timeout=60)
+    body = answer.read().decode()
+    assert answer.status == 200 and answer.headers["Server"] == "commonsbox"
+    assert "Set up this box" in body and "Setup code" in body
+
+
+def test_the_web_ui_runs_unprivileged(vm):
+    pid = vm.run(["systemctl", "show", "-p", "MainPID", "--value", "commonsbox-webui"],
+                 check=True).stdout.strip()
+    uid = vm.run(["id", "-u", "commonsbox-web"], check=True).stdout.strip()
+    proc = vm.run(["cat", f"/proc/{pid}/status"], check=True).stdout
+    assert uid != "0" and f"Uid:\t{uid}\t{uid}\t{uid}\t{uid}" in proc
