@@ -9,8 +9,10 @@ setup:
 demo: setup
 	$(PY) -m appliance.demo
 
+# Every tier: unit, integration (namespaces), browser, and the VM tier (builds or takes
+# from the cache the qemu-amd64 test image and boots it under QEMU).
 test: setup
-	$(PY) -m pytest
+	$(PY) -m pytest --vm
 
 test-slow: setup
 	$(PY) -m pytest -m slow

@@ -12,6 +12,8 @@ APT_PACKAGES=(
     zbar-tools wrk                            # zbarimg reads QR codes back; wrk loads the web UI
     chromium                                  # the browser tier (Playwright drives it)
     fonts-noto-core                           # so Devanagari (Hindi) renders in it
+    mmdebstrap fdisk dosfstools mtools        # the image: root fs, partitions, boot fs
+    qemu-system-x86 qemu-utils                # the VM tier boots it (qemu-img for overlays)
 )
 
 missing=()

@@ -202,4 +202,5 @@ def _configure(profile: Profile, root: Path, puuid: dict, test: bool):
         f"PARTUUID={puuid['rootA']}  /  ext4  rw,errors=remount-ro  0  1\n"
         f"PARTUUID={puuid['data']}  /var/lib/commonsbox  ext4  defaults,nofail  0  2\n")
     subprocess.run(["chroot", root, "systemctl", "enable", "--quiet",
-                    *UNITS, *(TEST_UNITS if test else ())], check=True)
+                    *UNITS, *(TEST_UNITS if test else ())], check=True,
+                   stderr=subprocess.DEVNULL)  # it warns that /proc is not mounted

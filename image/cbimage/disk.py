@@ -51,7 +51,7 @@ def make_ext4(path: Path, size_mib: int, label: str, tree: Path | None, fs_uuid:
            "-E", f"hash_seed={fs_uuid},root_owner=0:0", "-O", "^metadata_csum_seed"]
     if tree is not None:
         cmd += ["-d", tree]
-    run(*cmd, path, f"{size_mib}M")
+    run(*cmd, path, f"{size_mib}M", stdout=subprocess.DEVNULL)
 
 
 def assemble(image: Path, board: str, parts: list[Part]) -> None:

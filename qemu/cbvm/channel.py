@@ -54,7 +54,9 @@ class Channel:
                     msg = json.loads(line)
                 except ValueError:
                     continue
-                if isinstance(msg, dict) and msg.get("id") == rid:
+                # "rc" too: before the guest puts the tty in raw mode, the line
+                # discipline echoes what we send, and an echo is not an answer
+                if isinstance(msg, dict) and msg.get("id") == rid and "rc" in msg:
                     return Result(tuple(argv), msg["rc"], msg["stdout"], msg["stderr"])
             left = deadline - time.monotonic()
             if left <= 0:

@@ -164,6 +164,19 @@ class VM:
             time.sleep(1)  # between questions only; readiness is what the guest answers
         raise VMError(f"the agent was not ready within {timeout} s (last: {last})\n{self.tail()}")
 
+    def wait_active(self, unit: str, timeout: float = 300.0) -> None:
+        """Ask systemd in the guest until UNIT is active (Type=notify: it said READY=1)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            r = self.run(["systemctl", "is-active", unit], timeout=30)
+            if r.stdout.strip() == "active":
+                return
+            if r.stdout.strip() == "failed":
+                break
+            time.sleep(1)  # between questions only
+        log = self.run(["journalctl", "-b", "-u", unit, "--no-pager"], timeout=60).stdout
+        raise VMError(f"{unit} is not active ({r.stdout.strip()}):\n{log[-4000:]}")
+
     def stop(self, timeout: float = 60.0) -> None:
         """Power the guest down through QMP (ACPI); quit QEMU if it does not go."""
         if self.channel:

@@ -46,6 +46,7 @@ def vm(image_dir, tmp_path_factory):
     try:
         machine.status = machine.wait_ready()
         print(f"agent ready {machine.ready_after:.1f} s after QEMU started")
+        machine.wait_active("commonsbox-webui")  # the web UI says READY=1 once it listens
         yield machine
     finally:
         machine.stop()
@@ -53,10 +54,10 @@ def vm(image_dir, tmp_path_factory):
 
 
 def pytest_collection_modifyitems(config, items):
-    """Not in the default run (it builds and boots an image): only when `-m` names vm."""
-    if "vm" in (config.option.markexpr or ""):
+    """Only with --vm (as `make test` runs) or `-m vm`: it builds and boots an image."""
+    if config.getoption("--vm") or "vm" in (config.option.markexpr or ""):
         return
-    skip = pytest.mark.skip(reason="VM TIER NOT RUN: select it with `pytest -m vm tests/vm`")
+    skip = pytest.mark.skip(reason="VM TIER NOT RUN: run `make test`, or pytest --vm")
     for item in items:
         if item.get_closest_marker("vm"):
             item.add_marker(skip)

@@ -27,6 +27,7 @@ def test_no_failed_units(vm):
 
 
 def test_the_web_ui_answers_over_tls_and_shows_the_box_unclaimed(vm, tmp_path):
+    vm.wait_active("commonsbox-webui")
     cert = vm.run(["cat", "/etc/commonsbox/tls/webui.crt"], check=True).stdout
     # the certificate the browser will see is the one the agent vouches for
     assert fingerprint(cert.encode()) == vm.status["webui"]["tls_sha256"]
