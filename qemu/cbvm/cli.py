@@ -1,7 +1,6 @@
 """python -m cbvm run --image DIR [--work DIR] [--port PORT]   (make qemu BOARD=...)"""
 
 import argparse
-import shutil
 from pathlib import Path
 
 from .vm import VM

@@ -6,7 +6,6 @@ test-only command channel (test images only); WORK/qmp.sock is the QMP monitor.
 """
 
 import json
-import shutil
 import socket
 import subprocess
 import tempfile
