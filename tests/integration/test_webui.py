@@ -341,5 +341,6 @@ def test_a_member_chooses_their_language_and_it_sticks(web):
     page = web.get("/devices/", base_url="https://box.test").get_data(as_text=True)
     assert '<html lang="fr" dir="ltr">' in page and "Appareils" in page and "0 o<" in page
     assert web.lab.api.call("users.list")[0]["language"] == "fr"  # kept for next time
-    away = post(web, "/language", {"language": "fr", "next": "//evil.example/"})
-    assert away.location.endswith("/") and "evil" not in away.location
+    for evil in ("//evil.example/", "/\\evil.example/", "https://evil.example/", "/%2F%2Fevil"):
+        away = post(web, "/language", {"language": "fr", "next": evil})
+        assert away.location.endswith("/") and "evil" not in away.location, evil

@@ -1,5 +1,7 @@
 """Logging in and out, and the member's language."""
 
+import re
+
 from flask import Blueprint, g, redirect, render_template, request, session, url_for
 
 from appliance.errors import ApplianceError
@@ -9,6 +11,7 @@ from ..errors import message
 from ..i18n import LANGUAGES
 
 bp = Blueprint("auth", __name__)
+SAFE_PATH = re.compile(r"/(?![/\\])[A-Za-z0-9/_.-]*")
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -53,5 +56,6 @@ def language():
         session["language"] = choice
         if g.user:
             call("account.language", language=choice)
-    return redirect(request.form.get("next") if request.form.get("next", "").startswith("/")
-                    and not request.form.get("next", "").startswith("//") else url_for("home.dashboard"))
+    back = request.form.get("next", "")
+    # Only a plain path on this box: "//host" or "/\host" would leave it.
+    return redirect(back if SAFE_PATH.fullmatch(back) else url_for("home.dashboard"))
