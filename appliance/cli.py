@@ -99,6 +99,23 @@ def cmd_setup_code(api: Client, args) -> object:
     return api.call("setup.code", renew=args.renew)
 
 
+def cmd_image_keygen(api: Client, args) -> object:
+    from .imagesign import keygen
+    return {"public_key": keygen(Path(args.key), Path(args.pub))}
+
+
+def cmd_image_sign(api: Client, args) -> object:
+    from .imagesign import sign
+    return {"signature": str(sign(Path(args.manifest), Path(args.key)))}
+
+
+def cmd_image_verify(api: Client, args) -> object:
+    from .imagesign import verify
+    info = verify(Path(args.manifest), Path(args.pub).read_text())
+    return {"verified": True, "board": info.get("board"), "sha256": info.get("sha256"),
+            "packages": len(info.get("packages", {}))}
+
+
 def cmd_vpn_set(api: Client, args) -> object:
     changes = {}
     for key in ("interface", "listen_port", "ipv4_subnet", "ipv6_subnet"):
@@ -173,6 +190,9 @@ def show_text(args, result) -> None:
             until = time.strftime("%Y-%m-%d %H:%M", time.localtime(result["expires"]))
             print(f"setup code: {result['code']}  (valid until {until}, or until the box "
                   "is claimed)")
+        case f if f in (cmd_image_keygen, cmd_image_sign, cmd_image_verify):
+            for key, value in result.items():
+                print(f"{key}: {value}")
         case f if f is cmd_history:
             for r in result:
                 when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r["at"]))
@@ -207,6 +227,18 @@ def build_parser() -> argparse.ArgumentParser:
     leaf(sub, "status", cmd_status, "the box's health, VPN and devices")
     p = leaf(sub, "setup-code", cmd_setup_code, "the one-time code that claims an unclaimed box")
     p.add_argument("--renew", action="store_true", help="make a new code; the old one dies")
+
+    image = sub.add_parser("image", help="sign and verify OS images (local; no agent)")
+    image = image.add_subparsers(dest="image_cmd", required=True)
+    p = leaf(image, "keygen", cmd_image_keygen, "make an ed25519 signing key")
+    p.add_argument("--key", required=True, help="where to write the private key (0600)")
+    p.add_argument("--pub", required=True, help="where to write the public key")
+    p = leaf(image, "sign", cmd_image_sign, "sign an image's manifest.json")
+    p.add_argument("manifest")
+    p.add_argument("--key", required=True)
+    p = leaf(image, "verify", cmd_image_verify, "check a manifest's signature and image hash")
+    p.add_argument("manifest")
+    p.add_argument("--pub", required=True)
 
     vpn = sub.add_parser("vpn", help="the WireGuard VPN").add_subparsers(dest="vpn", required=True)
     p = leaf(vpn, "set", cmd_vpn_set, "change the VPN's settings")

@@ -29,7 +29,7 @@ UNITS = ("commonsbox-agent.service", "commonsbox-webui.service")
 TEST_UNITS = ("commonsbox-testchannel.service",)
 PLATFORMS = {"amd64": "manylinux2014_x86_64", "arm64": "manylinux2014_aarch64"}
 GUEST_PYTHON = "3.13"  # trixie's
-OUTPUTS = ("disk.img", "vmlinuz", "initrd.img", "image.json")
+OUTPUTS = ("disk.img", "vmlinuz", "initrd.img", "image.json", "manifest.json")
 
 
 def default_cache() -> Path:
@@ -90,6 +90,10 @@ def build(board: str, out: Path, cache: Path, test: bool = False, log=print) -> 
         timings["image_s"] = round(time.monotonic() - t0, 1)
         info.update(key=ikey, rootfs_key=rkey, timings=timings)
         (work / "image.json").write_text(json.dumps(info, indent=2) + "\n")
+        # What `commonsbox image sign` signs: the image's hash and everything in it.
+        (work / "manifest.json").write_text(json.dumps(
+            {k: info[k] for k in ("board", "image", "sha256", "kernel_version", "packages",
+                                  "python_wheels", "key")}, indent=2, sort_keys=True) + "\n")
         for junk in work.iterdir():
             if junk.name not in OUTPUTS:
                 shutil.rmtree(junk) if junk.is_dir() else junk.unlink()
@@ -116,6 +120,7 @@ def _assemble(profile: Profile, rootfs: Path, sources: list[Path], work: Path, t
     subprocess.run(["tar", "--numeric-owner", "--xattrs", "--xattrs-include=*", "-xpf", rootfs,
                     "-C", root], check=True)
     _install_project(profile, sources, work, root, log)
+    packages = installed_packages(root)
     parts = {name: disk.Part(name, t, 0, None) for name, t in
              (("boot", disk.ESP), ("rootA", disk.LINUX), ("rootB", disk.LINUX),
               ("data", disk.LINUX))}
@@ -157,7 +162,22 @@ def _assemble(profile: Profile, rootfs: Path, sources: list[Path], work: Path, t
             "kernel_version": kernel.name.removeprefix("vmlinuz-"),
             "qemu": profile.qemu, "partitions": puuid, "root_mib": root_mib,
             "size_bytes": st.st_size, "allocated_bytes": st.st_blocks * 512,
-            "sha256": sha.hexdigest()}
+            "sha256": sha.hexdigest(), "packages": packages,
+            "python_wheels": sorted(w.name for w in (work / "wheels").glob("*.whl"))}
+
+
+def installed_packages(root: Path) -> dict[str, str]:
+    """Every Debian package in the image and its version, from dpkg's own status file."""
+    packages, fields = {}, {}
+    for line in (root / "var/lib/dpkg/status").read_text().splitlines() + [""]:
+        if not line:
+            if fields.get("Status", "").endswith(" installed"):
+                packages[fields["Package"]] = fields["Version"]
+            fields = {}
+        elif not line[0].isspace() and ":" in line:
+            key, _, value = line.partition(":")
+            fields[key] = value.strip()
+    return dict(sorted(packages.items()))
 
 
 def _install_project(profile: Profile, sources: list[Path], work: Path, root: Path, log):

@@ -47,3 +47,27 @@ def test_the_web_ui_runs_unprivileged(vm):
     uid = vm.run(["id", "-u", "commonsbox-web"], check=True).stdout.strip()
     proc = vm.run(["cat", f"/proc/{pid}/status"], check=True).stdout
     assert uid != "0" and f"Uid:\t{uid}\t{uid}\t{uid}\t{uid}" in proc
+
+
+def test_the_image_manifest_lists_its_packages_and_signs_and_verifies(image_dir, tmp_path):
+    import subprocess
+    import sys
+
+    manifest = json.loads((image_dir / "manifest.json").read_text())
+    assert manifest["board"] == "qemu-amd64" and len(manifest["sha256"]) == 64
+    assert {"systemd", "wireguard-tools", "nftables", "python3-pyroute2"} <= manifest["packages"].keys()
+    assert any(w.startswith("commonsbox-") for w in manifest["python_wheels"])
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "appliance.cli", "image", *args],
+                              capture_output=True, text=True)
+    key, pub = tmp_path / "signing.key", tmp_path / "signing.pub"
+    assert cli("keygen", "--key", str(key), "--pub", str(pub)).returncode == 0
+    copy = tmp_path / "manifest.json"  # the cache's files are hard links: sign a copy
+    copy.write_bytes((image_dir / "manifest.json").read_bytes())
+    (tmp_path / "disk.img").symlink_to(image_dir / "disk.img")
+    assert cli("sign", str(copy), "--key", str(key)).returncode == 0
+    verified = cli("verify", str(copy), "--pub", str(pub))
+    assert verified.returncode == 0 and "verified: True" in verified.stdout, verified.stderr
+    copy.write_text(copy.read_text().replace('"systemd"', '"systemd-evil"'))
+    assert cli("verify", str(copy), "--pub", str(pub)).returncode == 2

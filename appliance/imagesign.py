@@ -1,0 +1,70 @@
+"""Signed image manifests: who built this image, from which packages, with what hash.
+
+A manifest is JSON (the board, every package and version, the image's SHA-256); its
+signature is ed25519 over the manifest's exact bytes, kept beside it as `.sig`. The
+same code will check updates on the box.
+"""
+
+import base64
+import hashlib
+import json
+import os
+from pathlib import Path
+
+from .errors import Invalid
+
+
+def keygen(private_path: Path, public_path: Path) -> str:
+    """A new signing key (private part 0600) and its public part; returns the latter."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    if private_path.exists():
+        raise Invalid(f"{private_path} exists: refusing to replace a signing key", "key")
+    key = Ed25519PrivateKey.generate()
+    fd = os.open(private_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                  serialization.NoEncryption()))
+    public = base64.b64encode(key.public_key().public_bytes(
+        serialization.Encoding.Raw, serialization.PublicFormat.Raw)).decode()
+    public_path.write_text(public + "\n")
+    return public
+
+
+def sign(manifest: Path, private_path: Path) -> Path:
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    key = load_pem_private_key(private_path.read_bytes(), password=None)
+    signature = manifest.with_name(manifest.name + ".sig")
+    signature.write_text(base64.b64encode(key.sign(manifest.read_bytes())).decode() + "\n")
+    return signature
+
+
+def verify(manifest: Path, public_key: str) -> dict:
+    """The manifest, if its signature is good and the image beside it has its hash."""
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    signature = manifest.with_name(manifest.name + ".sig")
+    if not signature.exists():
+        raise Invalid(f"{manifest} is not signed (no {signature.name})", "manifest")
+    try:
+        key = Ed25519PublicKey.from_public_bytes(base64.b64decode(public_key.strip()))
+        key.verify(base64.b64decode(signature.read_text().strip()), manifest.read_bytes())
+    except (InvalidSignature, ValueError):
+        raise Invalid("the signature does not match this manifest and key", "signature") from None
+    info = json.loads(manifest.read_text())
+    image = manifest.parent / info["image"]
+    if image.exists() and file_sha256(image) != info["sha256"]:
+        raise Invalid(f"{image.name} is not the image this manifest signs (hash differs)",
+                      "image")
+    return info
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 22):
+            digest.update(chunk)
+    return digest.hexdigest()
