@@ -13,6 +13,8 @@ APT_PACKAGES=(
     chromium                                  # the browser tier (Playwright drives it)
     fonts-noto-core                           # so Devanagari (Hindi) renders in it
     mmdebstrap fdisk dosfstools mtools        # the image: root fs, partitions, boot fs
+    arch-test fakechroot fakeroot gpg uidmap  # what mmdebstrap recommends (and was tested with)
+    libdistro-info-perl libdpkg-perl
     qemu-system-x86 qemu-utils                # the VM tier boots it (qemu-img for overlays)
 )
 
