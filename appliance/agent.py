@@ -53,9 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     paths = Paths(args.root)
     paths.log_dir.mkdir(parents=True, exist_ok=True)
     found = probe()
-    backend = detect(args.backend, found)
-    if backend.kind == "userspace":
-        backend.log_dir = paths.log_dir
+    backend = detect(args.backend, found, paths.log_dir)
     log.info("detected %s; WireGuard backend: %s",
              ", ".join(f"{k}={'yes' if v else 'no'}" for k, v in found.items()), backend.kind)
     box = Box(paths, backend, found)

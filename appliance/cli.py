@@ -295,6 +295,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with Client(socket_path) as api:
             result = args.func(api, args)
+    except OSError as err:  # the image commands read and write files
+        print(f"commonsbox: {err.filename or ''}: {err.strerror or err}", file=sys.stderr)
+        return 1
     except ApplianceError as err:
         if args.json:
             print(json.dumps({"error": err.to_json()}), file=sys.stderr)

@@ -42,6 +42,13 @@ SUBNET6 = ipaddress.ip_network("fd00:128::/64")
 TARGETS = {"add_p95_ms_at_1000": 50.0, "reconcile_vs_raw": 2.0, "idle_rss_mb": 40.0}
 
 
+def report(result: dict, json_out: Path) -> None:
+    """Every benchmark ends the same way: its JSON printed and written to ``json_out``."""
+    print(json.dumps(result, indent=2))
+    json_out.parent.mkdir(parents=True, exist_ok=True)
+    json_out.write_text(json.dumps(result, indent=2) + "\n")
+
+
 def pct(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
@@ -222,9 +229,7 @@ def main() -> int:
     result = {"benchmark": "vpn_scale", "backend": "userspace (wireguard-go)", "rows": rows,
               "idle_rss_first_start_mb": fresh, "idle_rss_restarted_mb": restarted,
               "targets": TARGETS, "met": verdict}
-    print(json.dumps(result, indent=2))
-    args.json_out.parent.mkdir(parents=True, exist_ok=True)
-    args.json_out.write_text(json.dumps(result, indent=2) + "\n")
+    report(result, args.json_out)
     return 0
 
 

@@ -37,7 +37,7 @@ from appliance.vpn import keys  # noqa: E402
 from appliance.vpn.schema import Device  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from vpn_scale import SUBNET4, SUBNET6, rss_mb  # noqa: E402
+from vpn_scale import SUBNET4, SUBNET6, report, rss_mb  # noqa: E402
 
 PASSPHRASE = "three unrelated words"
 TARGETS = {"rps": 100.0, "p95_ms": 100.0, "idle_rss_mb": 45.0}
@@ -152,9 +152,7 @@ def main() -> int:
               "targets": TARGETS,
               "met": {"rps": page["rps"] >= TARGETS["rps"], "p95_ms": page["p95_ms"] <= TARGETS["p95_ms"],
                       "idle_rss_mb": idle["pss_mb"] <= TARGETS["idle_rss_mb"]}}
-    print(json.dumps(result, indent=2))
-    args.json_out.parent.mkdir(parents=True, exist_ok=True)
-    args.json_out.write_text(json.dumps(result, indent=2) + "\n")
+    report(result, args.json_out)
     return 0
 
 

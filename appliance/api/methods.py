@@ -96,6 +96,13 @@ def _changed(revision, outcomes) -> dict:
             "reconcile": [o.to_json() for o in outcomes]}
 
 
+def _apply(box: Box, who: str, why: str, make) -> dict:
+    """A change whose ``make`` returns just the next desired state: stored, reconciled,
+    and answered the way every change is."""
+    revision, _, outcomes = box.change(who, why, lambda d: (make(d), None))
+    return _changed(revision, outcomes)
+
+
 # -- status and configuration history ---------------------------------------------
 
 @method("status", access="member")
@@ -214,10 +221,8 @@ def logout(box: Box, caller: Caller, token):
 
 @method("account.language", access="member", language=(OPT_TEXT, REQUIRED))
 def account_language(box: Box, caller: Caller, language):
-    revision, _, outcomes = box.change(caller.who, f"language of {caller.name}",
-                                       lambda d: (box.accounts.set_language(d, caller.name,
-                                                                            language), None))
-    return _changed(revision, outcomes)
+    return _apply(box, caller.who, f"language of {caller.name}",
+                  lambda d: box.accounts.set_language(d, caller.name, language))
 
 
 @method("account.passphrase", access="member", old_passphrase=(TEXT, REQUIRED),
@@ -241,10 +246,8 @@ def totp_confirm(box: Box, caller: Caller, otp):
 
 @method("account.totp.disable", access="member", passphrase=(TEXT, REQUIRED))
 def totp_disable(box: Box, caller: Caller, passphrase):
-    revision, _, outcomes = box.change(caller.who, f"second factor off for {caller.name}",
-                                       lambda d: (box.accounts.totp_disable(d, caller.name,
-                                                                            passphrase), None))
-    return _changed(revision, outcomes)
+    return _apply(box, caller.who, f"second factor off for {caller.name}",
+                  lambda d: box.accounts.totp_disable(d, caller.name, passphrase))
 
 
 @method("users.list")
@@ -256,17 +259,16 @@ def users_list(box: Box, caller: Caller):
 @method("users.add", name=(TEXT, REQUIRED), role=(TEXT, "member"),
         passphrase=(TEXT, REQUIRED), language=(OPT_TEXT, None))
 def users_add(box: Box, caller: Caller, name, role, passphrase, language):
-    revision, _, outcomes = box.change(caller.who, f"add user {name}", lambda d: (
-        box.accounts.add_user(d, name, role, passphrase, language), None))
-    return _changed(revision, outcomes)
+    return _apply(box, caller.who, f"add user {name}",
+                  lambda d: box.accounts.add_user(d, name, role, passphrase, language))
 
 
 @method("users.remove", name=(TEXT, REQUIRED))
 def users_remove(box: Box, caller: Caller, name):
-    revision, _, outcomes = box.change(caller.who, f"remove user {name}", lambda d: (
-        box.accounts.remove_user(d, name, caller), None))
+    answer = _apply(box, caller.who, f"remove user {name}",
+                    lambda d: box.accounts.remove_user(d, name, caller))
     box.runtime.close_sessions_of(name)
-    return _changed(revision, outcomes)
+    return answer
 
 
 @method("users.handover")
@@ -280,11 +282,11 @@ def users_handover(box: Box, caller: Caller):
     def make(d):
         for name in installers:
             d = box.accounts.remove_user(d, name, caller)
-        return d, None
-    revision, _, outcomes = box.change(caller.who, "handover: installer access ended", make)
+        return d
+    answer = _apply(box, caller.who, "handover: installer access ended", make)
     for name in installers:
         box.runtime.close_sessions_of(name)
-    return {**_changed(revision, outcomes), "removed": installers}
+    return {**answer, "removed": installers}
 
 
 @method("box.settings.set", name=(TEXT, UNSET), language=(TEXT, UNSET), timezone=(TEXT, UNSET),
@@ -296,11 +298,8 @@ def box_settings_set(box: Box, caller: Caller, why, **changes):
     if not changes:
         raise Invalid("nothing to change")
 
-    def make(d):
-        return d.with_box(BoxSettings.from_json({**d.box.to_json(), **changes}, "")), None
-    revision, _, outcomes = box.change(
-        caller.who, _why(why, "change box settings: " + ", ".join(sorted(changes))), make)
-    return _changed(revision, outcomes)
+    return _apply(box, caller.who, _why(why, "change box settings: " + ", ".join(sorted(changes))),
+                  lambda d: d.with_box(BoxSettings.from_json({**d.box.to_json(), **changes}, "")))
 
 
 # -- the VPN -----------------------------------------------------------------------
@@ -362,10 +361,9 @@ def settings_set(box: Box, caller: Caller, why, **changes):
     changes = {k: v for k, v in changes.items() if v is not UNSET}
     if not changes:
         raise Invalid("nothing to change")
-    revision, _, outcomes = box.change(
-        caller.who, _why(why, "change VPN settings: " + ", ".join(sorted(changes))),
-        lambda d: (box.vpn.change_settings(d, **changes), None))
-    return {**_changed(revision, outcomes), "settings": _settings(box)}
+    answer = _apply(box, caller.who, _why(why, "change VPN settings: " + ", ".join(sorted(changes))),
+                    lambda d: box.vpn.change_settings(d, **changes))
+    return {**answer, "settings": _settings(box)}
 
 
 @method("vpn.device.add", access="member", name=(TEXT, REQUIRED), mode=(TEXT, "home"),

@@ -53,7 +53,7 @@ def probe() -> dict[str, bool]:
             "nftables": shutil.which("nft") is not None}
 
 
-def detect(choice: str, found: dict[str, bool]) -> Backend:
+def detect(choice: str, found: dict[str, bool], log_dir=None) -> Backend:
     """The backend to use: ``kernel``, ``userspace`` or ``auto`` (kernel if it works)."""
     from .kernel import KernelBackend
     from .userspace import UserspaceBackend
@@ -61,6 +61,6 @@ def detect(choice: str, found: dict[str, bool]) -> Backend:
     if choice == "kernel" or (choice == "auto" and found["kernel_wireguard"]):
         return KernelBackend()
     if choice == "userspace" or (choice == "auto" and found["wireguard_go"]):
-        return UserspaceBackend()
+        return UserspaceBackend(log_dir)
     raise RuntimeError("no WireGuard available: the kernel has no wireguard module "
                        "and wireguard-go is not installed")
