@@ -19,6 +19,7 @@ from . import __version__
 from .accounts.service import AccountService
 from .accounts.sessions import RuntimeStore
 from .errors import Invalid, SystemFailure
+from .firewall import ruleset
 from .firewall.capability import FirewallCapability
 from .paths import Paths
 from .reconcile import Outcome, reconcile
@@ -214,6 +215,8 @@ class Box:
                 "ipv6_subnet": str(desired.vpn.ipv6_subnet),
                 "devices": devices,
             },
+            "firewall": {"open_ports": [f"{proto}/{port}" for proto, port
+                                        in sorted(ruleset.open_ports(desired))]},
             "health": checks,
             "system": system_facts(self.paths),
             "last_reconcile": [o.to_json() for o in self.last_outcomes],

@@ -13,6 +13,14 @@ from ..schema import Desired
 
 TABLE = "commonsbox"
 FULL_V4, FULL_V6 = "full_tunnel_v4", "full_tunnel_v6"
+WEBUI_PORT = 443  # the web UI's unit binds it on the box
+DHCP_CLIENT_PORTS = (68, 546)  # the uplink's DHCPv4 and DHCPv6 answers
+
+
+def open_ports(desired: Desired) -> frozenset[tuple[str, int]]:
+    """What the box answers from outside the VPN: nothing else may listen there."""
+    return frozenset({("tcp", WEBUI_PORT), ("udp", desired.vpn.listen_port),
+                      *(("udp", port) for port in DHCP_CLIENT_PORTS)})
 
 
 @dataclass(frozen=True)
@@ -41,10 +49,23 @@ def wanted(desired: Desired) -> Wanted:
     wg = vpn.interface  # validated: [A-Za-z0-9_=+.-]{1,15}
     home4 = [vpn.ipv4_subnet] + [n for n in vpn.home_networks if n.version == 4]
     home6 = [vpn.ipv6_subnet] + [n for n in vpn.home_networks if n.version == 6]
+    ports = sorted(open_ports(desired))
+    tcp = ", ".join(str(n) for proto, n in ports if proto == "tcp")
+    udp = ", ".join(str(n) for proto, n in ports if proto == "udp")
     structure = f"""table inet {TABLE} {{
     comment "{{comment}}"
     set {FULL_V4} {{ type ipv4_addr; }}
     set {FULL_V6} {{ type ipv6_addr; }}
+    chain input {{
+        type filter hook input priority filter; policy drop;
+        ct state established,related accept
+        ct state invalid drop
+        iif "lo" accept
+        iifname "{wg}" accept
+        meta l4proto {{ icmp, ipv6-icmp }} accept
+        tcp dport {{ {tcp} }} accept
+        udp dport {{ {udp} }} accept
+    }}
     chain forward {{
         type filter hook forward priority filter; policy accept;
         iifname "{wg}" ip daddr {{ {", ".join(map(str, home4))} }} accept

@@ -17,6 +17,7 @@ from appliance.sandbox import Phone, World
 SUBNET4, SUBNET6 = "10.77.0.0/24", "fd00:77::/64"
 BOX_VPN_IP = "10.77.0.1"
 INTERNET = World.INTERNET
+BOX_OUTSIDE_IP = World.ENDPOINT["host"]
 _counter = itertools.count()
 
 

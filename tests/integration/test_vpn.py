@@ -1,8 +1,9 @@
 """Family devices on the real VPN: connect, cut off, come back, and nobody else notices."""
 
 import re
+import subprocess
 
-from .conftest import BOX_VPN_IP, INTERNET, wait_until
+from .conftest import BOX_OUTSIDE_IP, BOX_VPN_IP, INTERNET, wait_until
 
 
 def test_two_devices_one_removed_then_restored_and_the_other_never_disturbed(lab):
@@ -91,3 +92,40 @@ def test_a_change_made_behind_the_agents_back_is_repaired_by_the_next_change(lab
     assert b["applied"] and b["reconcile"][0]["actions"] == [
         "SetPeers(wg0: 1 set, 0 removed)", "SetPeers(wg0: 1 set, 0 removed)"]
     assert [o["actions"] for o in lab.api.call("reconcile")] == [[], []]
+
+
+def test_from_outside_the_box_answers_only_its_open_ports_and_the_vpn_reaches_the_rest(lab):
+    """A service someone starts on the box is not reachable from the network around it
+    unless the firewall opens its port; through the VPN a household device reaches it."""
+    device = lab.api.call("vpn.device.add", name="phone")["device"]
+    server = lab.box_ns.popen(["python3", "-c", PROBE_SERVER], stdout=subprocess.PIPE)
+    try:
+        assert server.stdout.readline().strip() == b"listening"
+        lab.phone(0, device["id"])
+        outside = lab.phone_ns[1].run(["python3", "-c", PROBE_CLIENT, BOX_OUTSIDE_IP], check=False)
+        assert outside.stdout.strip() == "timeout", outside
+        inside = lab.phone_ns[0].run(["python3", "-c", PROBE_CLIENT, BOX_VPN_IP], check=False)
+        assert inside.stdout.strip() == "connected", inside
+    finally:
+        server.kill()
+        server.wait()
+
+
+# A TCP service on a port the firewall does not open (8080), on every address of the box.
+PROBE_SERVER = """
+import socket
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", 8080)); s.listen()
+print("listening", flush=True)
+while True:
+    s.accept()[0].close()
+"""
+PROBE_CLIENT = """
+import socket, sys
+try:
+    socket.create_connection((sys.argv[1], 8080), timeout=2).close(); print("connected")
+except socket.timeout:
+    print("timeout")
+except OSError as e:
+    print("refused", e)
+"""
