@@ -1,6 +1,7 @@
 """Where the agent keeps things, all under one root directory.
 
 On the box the root is ``/``; the demo and the tests give each box its own root.
+Everything the box changes lives under ``state_dir``, the data partition on the box.
 """
 
 from dataclasses import dataclass
@@ -39,11 +40,16 @@ class Paths:
 
     @property
     def tls_cert(self) -> Path:
-        return self.root / "etc/commonsbox/tls/webui.crt"
+        return self.state_dir / "tls/webui.crt"
 
     @property
     def tls_key(self) -> Path:
-        return self.root / "etc/commonsbox/tls/webui.key"
+        return self.state_dir / "tls/webui.key"
+
+    @property
+    def webui_state(self) -> Path:
+        """The web UI's own (its user's) directory: its cookie-signing key."""
+        return self.state_dir / "web"
 
     @property
     def log_dir(self) -> Path:

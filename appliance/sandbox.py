@@ -140,7 +140,7 @@ class WebUI:
     def __init__(self, box: BoxSandbox, port: int, uid: int = 65534, gid: int = 65534):
         self.box, self.port = box, port
         self.url = f"https://127.0.0.1:{port}"
-        state = box.paths.root / "var/lib/commonsbox-web"
+        state = box.paths.webui_state
         state.mkdir(parents=True, exist_ok=True)
         os.chown(state, uid, gid)
         self.log = open(box.paths.root / "webui.log", "ab")

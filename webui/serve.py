@@ -1,8 +1,8 @@
 """Serve the web UI over TLS with gunicorn (one process, a few threads: small on a Pi).
 
     python -m webui.serve --socket /run/commonsbox/agent.sock --bind 0.0.0.0:443 \\
-        --cert /etc/commonsbox/tls/webui.crt --key /etc/commonsbox/tls/webui.key \\
-        --state /var/lib/commonsbox-web
+        --cert /var/lib/commonsbox/tls/webui.crt --key /var/lib/commonsbox/tls/webui.key \\
+        --state /var/lib/commonsbox/web
 
 Run it as the web UI's own unprivileged user; the agent's socket admits that user.
 """

@@ -25,7 +25,7 @@ FILES = PACKAGE / "files"
 REPO = PACKAGE.parent.parent
 LIB = "usr/lib/commonsbox"          # inside the image
 PYLIB = f"{LIB}/python"
-UNITS = ("commonsbox-agent.service", "commonsbox-webui.service")
+UNITS = ("commonsbox-agent.service", "commonsbox-webui.service", "commonsbox-grow.service")
 TEST_UNITS = ("commonsbox-testchannel.service",)
 PLATFORMS = {"amd64": "manylinux2014_x86_64", "arm64": "manylinux2014_aarch64"}
 GUEST_PYTHON = "3.13"  # trixie's
@@ -121,24 +121,25 @@ def _assemble(profile: Profile, rootfs: Path, sources: list[Path], work: Path, t
                     "-C", root], check=True)
     _install_project(profile, sources, work, root, log)
     packages = installed_packages(root)
-    parts = {name: disk.Part(name, t, 0, None) for name, t in
-             (("boot", disk.ESP), ("rootA", disk.LINUX), ("rootB", disk.LINUX),
-              ("data", disk.LINUX))}
-    puuid = {name: p.uuid(profile.name) for name, p in parts.items()}
+    # Root B is not in the image: the box makes it on first boot (appliance/storage/grow.py).
+    puuid = {name: disk.Part(name, disk.LINUX, 0, None).uuid(profile.name)
+             for name in ("boot", "rootA", "rootB", "data")}
     _configure(profile, root, puuid, test)
 
-    # The kernel and initrd, beside the image (QEMU direct boot) and on the boot partition.
+    # The kernel and initrd, beside the image (QEMU direct boot) and on the boot partition,
+    # their only copy on the box: the root does not need them.
     kernel = max(root.glob("boot/vmlinuz-*"))
     initrd = max(root.glob("boot/initrd.img-*"))
-    shutil.copy2(kernel, work / "vmlinuz")
-    shutil.copy2(initrd, work / "initrd.img")
+    shutil.move(kernel, work / "vmlinuz")
+    shutil.move(initrd, work / "initrd.img")
+    kernel, initrd = work / "vmlinuz", work / "initrd.img"
     cmdline = (f"root=PARTUUID={puuid['rootA']} rw console={profile.qemu.get('console', 'ttyS0')}"
                f",115200 panic=-1 loglevel=4")
 
     d = profile.disk
     used_mib = int(subprocess.run(["du", "-s", "--block-size=1M", root], check=True,
                                   capture_output=True, text=True).stdout.split()[0])
-    root_mib = 4 * math.ceil((used_mib * 1.15 + d["root_headroom_mib"]) / 4)
+    root_mib = 4 * math.ceil((used_mib * 1.1 + d["root_headroom_mib"]) / 4)
     log(f"image: root file system {used_mib} MiB -> partitions of {root_mib} MiB")
     boot_img, root_img, data_img = work / "boot.vfat", work / "rootA.ext4", work / "data.ext4"
     disk.make_vfat(boot_img, d["boot_mib"], "CBBOOT",
@@ -149,7 +150,6 @@ def _assemble(profile: Profile, rootfs: Path, sources: list[Path], work: Path, t
     disk.assemble(image, profile.name, [
         disk.Part("boot", disk.ESP, d["boot_mib"], boot_img),
         disk.Part("rootA", disk.LINUX, root_mib, root_img),
-        disk.Part("rootB", disk.LINUX, root_mib, None),
         disk.Part("data", disk.LINUX, d["data_mib"], data_img),
     ])
     sha = hashlib.sha256()
@@ -217,6 +217,7 @@ def _configure(profile: Profile, root: Path, puuid: dict, test: bool):
         (root / "etc/commonsbox-test-image").write_text(
             "This is a TEST image: a root command channel listens on ttyS1.\n")
     (root / "var/lib/commonsbox").mkdir(parents=True, exist_ok=True)
+    (root / LIB / "partitions.json").write_text(json.dumps(puuid, indent=2, sort_keys=True) + "\n")
     (root / "etc/fstab").write_text(
         "# <file system>  <mount point>  <type>  <options>  <dump>  <pass>\n"
         f"PARTUUID={puuid['rootA']}  /  ext4  rw,errors=remount-ro  0  1\n"

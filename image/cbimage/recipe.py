@@ -20,6 +20,7 @@ MIRROR = "http://deb.debian.org/debian"
 BASE_PACKAGES = (
     "systemd", "systemd-sysv", "udev", "dbus", "kmod", "initramfs-tools", "passwd",
     "iproute2", "procps", "nftables", "wireguard-tools",
+    "e2fsprogs", "fdisk",  # fsck and resize2fs for ext4; sfdisk grows data on first boot
 )
 # Debian's Python packages the agent and the web UI import (pyproject.toml's dependencies).
 PYTHON_PACKAGES = (
@@ -33,12 +34,24 @@ PYPI_WHEELS = ("wgconfig==1.2.0", "argon2-cffi==25.1.0", "argon2-cffi-bindings==
 
 WEBUI_USER = "commonsbox-web"
 
+# The languages the web UI speaks (webui/translations): Babel's data for the others is
+# 28 MB the box never reads.
+LANGUAGES = ("en", "es", "fr", "pt", "ar", "hi", "sw")
+BABEL_DATA = "/usr/share/python-babel-localedata/locale-data"
+# Kernel drivers a headless box never loads: graphics, sound, cameras and TV, Wi-Fi
+# (the box is wired), InfiniBand, staging.
+KERNEL_EXCLUDES = ("drivers/gpu", "sound", "drivers/media", "drivers/net/wireless",
+                   "drivers/infiniband", "drivers/staging")
+
 # Documentation and translations of the OS packages are not needed on a box.
 DPKG_EXCLUDES = (
     "path-exclude=/usr/share/man/*", "path-exclude=/usr/share/doc/*",
     "path-include=/usr/share/doc/*/copyright", "path-exclude=/usr/share/info/*",
     "path-exclude=/usr/share/locale/*", "path-include=/usr/share/locale/locale.alias",
     "path-exclude=/usr/share/lintian/*",
+    f"path-exclude={BABEL_DATA}/*", f"path-include={BABEL_DATA}/root.dat",
+    *(f"path-include={BABEL_DATA}/{lang}{tail}.dat" for lang in LANGUAGES for tail in ("", "_*")),
+    *(f"path-exclude=/usr/lib/modules/*/kernel/{d}/*" for d in KERNEL_EXCLUDES),
 )
 
 # Runs on the build machine after the packages are in; "$1" is the new root.

@@ -32,7 +32,7 @@ def free_port(kind=socket.SOCK_STREAM) -> int:
 class VM:
     def __init__(self, image_dir: Path, work: Path | None = None, *, memory_mib: int | None = None,
                  smp: int | None = None, webui_port: int | None = None,
-                 wireguard_port: int | None = None):
+                 wireguard_port: int | None = None, card_mib: int | None = None):
         self.image_dir = Path(image_dir)
         self.info = json.loads((self.image_dir / "image.json").read_text())
         self.work = Path(work) if work else Path(tempfile.mkdtemp(prefix="cbvm-"))
@@ -42,6 +42,7 @@ class VM:
         self.smp = smp or q.get("smp", 2)
         self.webui_port = webui_port or free_port()
         self.wireguard_port = wireguard_port or free_port(socket.SOCK_DGRAM)
+        self.card_mib = card_mib  # the guest's disk: the image, grown to a card this size
         self.console_log = self.work / "console.log"
         self.qmp_path = self.work / "qmp.sock"
         self.channel_path = self.work / "testchannel.sock"
@@ -79,8 +80,8 @@ class VM:
         overlay = self.work / "disk.qcow2"
         overlay.unlink(missing_ok=True)
         subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b",
-                        str((self.image_dir / self.info["image"]).resolve()), str(overlay)],
-                       check=True)
+                        str((self.image_dir / self.info["image"]).resolve()), str(overlay),
+                        *([f"{self.card_mib}M"] if self.card_mib else [])], check=True)
 
     # -- life cycle ------------------------------------------------------------------
     def start(self) -> "VM":
@@ -175,6 +176,17 @@ class VM:
             time.sleep(1)  # between questions only
         log = self.run(["journalctl", "-b", "-u", unit, "--no-pager"], timeout=60).stdout
         raise VMError(f"{unit} is not active ({r.stdout.strip()}):\n{log[-4000:]}")
+
+    def forward(self, proto: str, host: str, host_port: int, guest_port: int) -> None:
+        """Forward HOST:HOST_PORT (an address of this machine) to the guest's port."""
+        qmp = QMP(self.qmp_path)
+        try:
+            said = qmp.command("human-monitor-command", **{"command-line": (
+                f"hostfwd_add net0 {proto}:{host}:{host_port}-:{guest_port}")})
+        finally:
+            qmp.close()
+        if said.strip():  # the monitor answers nothing on success
+            raise VMError(f"hostfwd_add: {said.strip()}")
 
     def stop(self, timeout: float = 60.0) -> None:
         """Power the guest down through QMP (ACPI); quit QEMU if it does not go."""

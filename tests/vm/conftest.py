@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 BOARD = "qemu-amd64"
+CARD_MIB = 4096  # the guest's disk is the image on a 4 GiB "card"
 
 
 def _missing() -> str | None:
@@ -41,7 +42,7 @@ def image_dir(tmp_path_factory):
 @pytest.fixture(scope="session")
 def vm(image_dir, tmp_path_factory):
     from cbvm import VM
-    machine = VM(image_dir, tmp_path_factory.mktemp("vm"))
+    machine = VM(image_dir, tmp_path_factory.mktemp("vm"), card_mib=CARD_MIB)
     machine.start()
     try:
         machine.status = machine.wait_ready()

@@ -1,6 +1,8 @@
 """The qemu-amd64 image, booted under QEMU, seen from outside as a household would."""
 
+import ipaddress
 import json
+import os
 import ssl
 import urllib.request
 
@@ -28,7 +30,7 @@ def test_no_failed_units(vm):
 
 def test_the_web_ui_answers_over_tls_and_shows_the_box_unclaimed(vm, tmp_path):
     vm.wait_active("commonsbox-webui")
-    cert = vm.run(["cat", "/etc/commonsbox/tls/webui.crt"], check=True).stdout
+    cert = vm.run(["cat", "/var/lib/commonsbox/tls/webui.crt"], check=True).stdout
     # the certificate the browser will see is the one the agent vouches for
     assert fingerprint(cert.encode()) == vm.status["webui"]["tls_sha256"]
     (tmp_path / "webui.crt").write_text(cert)
@@ -71,3 +73,80 @@ def test_the_image_manifest_lists_its_packages_and_signs_and_verifies(image_dir,
     assert verified.returncode == 0 and "verified: True" in verified.stdout, verified.stderr
     copy.write_text(copy.read_text().replace('"systemd"', '"systemd-evil"'))
     assert cli("verify", str(copy), "--pub", str(pub)).returncode == 2
+
+
+def test_first_boot_gave_the_card_to_data_and_made_root_b(vm):
+    from .conftest import CARD_MIB
+    listing = vm.run(["lsblk", "-bnrpo", "PARTLABEL,SIZE", "/dev/vda"], check=True).stdout
+    sizes = {label: int(size) for label, size in
+             (line.split() for line in listing.splitlines() if len(line.split()) == 2)}
+    assert sizes.keys() == {"boot", "rootA", "data", "rootB"}, listing
+    assert sizes["rootB"] == sizes["rootA"]
+    free = CARD_MIB * 2**20 - sum(sizes.values())
+    assert 0 <= free < 4 * 2**20, sizes  # nothing left over but alignment and the GPT
+    df = vm.run(["df", "-B1", "--output=size", "/var/lib/commonsbox"], check=True).stdout
+    assert int(df.split()[-1]) > 0.9 * sizes["data"]  # the file system grew with it
+    grown = vm.run(["journalctl", "-b", "-u", "commonsbox-grow", "--no-pager", "-o", "cat"]).stdout
+    assert "grown to" in grown, grown
+
+
+def _listeners(vm) -> set[str]:
+    """proto/port of every socket listening on an address reachable from outside."""
+    found = set()
+    for line in vm.run(["ss", "-Htuln"], check=True).stdout.splitlines():
+        proto, _, _, _, local, *_ = line.split()
+        address, _, port = local.rpartition(":")
+        address = address.split("%")[0].strip("[]")
+        if address not in ("127.0.0.1", "::1") and not address.startswith("127."):
+            found.add(f"{proto}/{port}")
+    return found
+
+
+def test_nothing_listens_outside_that_the_firewall_does_not_open(vm):
+    open_ports = set(vm.status["firewall"]["open_ports"])
+    listening = _listeners(vm)
+    assert {"tcp/443", "udp/51820"} <= listening  # the web UI and kernel WireGuard
+    assert listening <= open_ports, listening - open_ports
+    chain = vm.run(["nft", "list", "chain", "inet", "commonsbox", "input"], check=True).stdout
+    assert "policy drop;" in chain
+
+
+@pytest.fixture
+def phone_ns():
+    from appliance.sandbox import Netns, run
+    ns = Netns(f"cbvm-phone-{os.getpid()}")
+    host_if = f"cbvmh{os.getpid() % 100000}"
+    try:
+        run(["ip", "link", "add", host_if, "type", "veth", "peer", "name", "eth0",
+             "netns", ns.name])
+        run(["ip", "addr", "add", f"{PHONE_NET}.1/30", "dev", host_if])
+        run(["ip", "link", "set", host_if, "up"])
+        ns.run(["ip", "addr", "add", f"{PHONE_NET}.2/30", "dev", "eth0"])
+        ns.run(["ip", "link", "set", "eth0", "up"])
+        yield ns
+    finally:
+        ns.delete()  # takes the veth pair with it
+
+
+PHONE_NET = "10.254.77"  # the cable between this machine and the phone's namespace
+
+
+def test_a_phone_connects_to_the_guests_kernel_wireguard_and_pings_the_box(vm, phone_ns, tmp_path):
+    """As a household would: the box's address set, a device added, its config taken to
+    the phone, which comes up with wg-quick (here: wireguard-go) and reaches the box."""
+    from appliance.sandbox import Phone
+    port = vm.wireguard_port
+    vm.forward("udp", f"{PHONE_NET}.1", port, 51820)
+    vm.run(["commonsbox", "vpn", "set", "--endpoint", f"{PHONE_NET}.1:{port}"], check=True)
+    added = json.loads(vm.run(["commonsbox", "vpn", "device", "add", "vm-phone", "--json"],
+                              check=True).stdout)
+    config = vm.run(["commonsbox", "vpn", "device", "show", str(added["device"]["id"])],
+                    check=True).stdout
+    phone = Phone(phone_ns, "cbvmwg0", tmp_path)
+    phone.up(config)
+    box_ip = str(ipaddress.ip_network(vm.status["vpn"]["ipv4_subnet"])[1])
+    assert phone_ns.ping(box_ip, count=3, timeout=5), phone_ns.run(["wg", "show"]).stdout
+    assert phone.latest_handshake() > 0
+    devices = json.loads(vm.run(["commonsbox", "vpn", "device", "list", "--json"],
+                                check=True).stdout)
+    assert [d["latest_handshake"] > 0 for d in devices if d["name"] == "vm-phone"] == [True]

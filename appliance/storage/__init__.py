@@ -1,0 +1,1 @@
+"""Storage: the data partition (and, later, encrypted volumes and USB disks)."""
