@@ -23,7 +23,7 @@ bench: setup
 
 # The OS image of a board (image/profiles/BOARD.toml), built outside the repository;
 # an unchanged recipe and source reuse the build cache ($$CBIMAGE_CACHE, ~/.cache/cbimage).
-# TEST=1 builds a test image (a root command channel on ttyS1, for the VM harness).
+# TEST=1 builds a test image (a root command channel on a virtio serial port, for the VM harness).
 BOARD ?= qemu-amd64
 IMAGE_DIR ?= /var/tmp/commonsbox/$(BOARD)$(if $(TEST),-test)
 

@@ -29,7 +29,7 @@ UNITS = ("commonsbox-agent.service", "commonsbox-webui.service", "commonsbox-gro
 TEST_UNITS = ("commonsbox-testchannel.service",)
 PLATFORMS = {"amd64": "manylinux2014_x86_64", "arm64": "manylinux2014_aarch64"}
 GUEST_PYTHON = "3.13"  # trixie's
-OUTPUTS = ("disk.img", "vmlinuz", "initrd.img", "image.json", "manifest.json")
+OUTPUTS = ("disk.img", "vmlinuz", "initrd.img", "image.json", "manifest.json", "packages.lock")
 
 
 def default_cache() -> Path:
@@ -65,16 +65,19 @@ def image_key(profile: Profile, rootfs_key: str, sources: list[Path], test: bool
     return h.hexdigest()
 
 
-def build(board: str, out: Path, cache: Path, test: bool = False, log=print) -> dict:
-    """Build (or reuse) BOARD's image; hard-link it into OUT; return its image.json."""
+def build(board: str, out: Path, cache: Path, test: bool = False, log=print,
+          lock: Path | None = None) -> dict:
+    """Build (or reuse) BOARD's image; hard-link it into OUT; return its image.json.
+    LOCK: a packages.lock from an earlier build, to hold this one to its versions."""
     profile = load(board)
     timings = {}
-    rkey = recipe.key(profile)
+    locked = recipe.read_lock(lock) if lock else None
+    rkey = recipe.key(profile, locked)
     rootfs = cache / "rootfs" / f"{board}-{rkey[:16]}.tar"
     if rootfs.is_file():
         log(f"rootfs: cached {rootfs}")
     else:
-        timings["rootfs_s"] = round(recipe.build(profile, rootfs, log), 1)
+        timings["rootfs_s"] = round(recipe.build(profile, rootfs, log, locked), 1)
         log(f"rootfs: built in {timings['rootfs_s']} s")
     sources = project_sources()
     ikey = image_key(profile, rkey, sources, test)
@@ -120,7 +123,8 @@ def _assemble(profile: Profile, rootfs: Path, sources: list[Path], work: Path, t
     subprocess.run(["tar", "--numeric-owner", "--xattrs", "--xattrs-include=*", "-xpf", rootfs,
                     "-C", root], check=True)
     _install_project(profile, sources, work, root, log)
-    packages = installed_packages(root)
+    packages = recipe.dpkg_status((root / "var/lib/dpkg/status").read_text())
+    (work / "packages.lock").write_text(recipe.lock_text(packages))
     # Root B is not in the image: the box makes it on first boot (appliance/storage/grow.py).
     puuid = {name: disk.Part(name, disk.LINUX, 0, None).uuid(profile.name)
              for name in ("boot", "rootA", "rootB", "data")}
@@ -166,20 +170,6 @@ def _assemble(profile: Profile, rootfs: Path, sources: list[Path], work: Path, t
             "python_wheels": sorted(w.name for w in (work / "wheels").glob("*.whl"))}
 
 
-def installed_packages(root: Path) -> dict[str, str]:
-    """Every Debian package in the image and its version, from dpkg's own status file."""
-    packages, fields = {}, {}
-    for line in (root / "var/lib/dpkg/status").read_text().splitlines() + [""]:
-        if not line:
-            if fields.get("Status", "").endswith(" installed"):
-                packages[fields["Package"]] = fields["Version"]
-            fields = {}
-        elif not line[0].isspace() and ":" in line:
-            key, _, value = line.partition(":")
-            fields[key] = value.strip()
-    return dict(sorted(packages.items()))
-
-
 def _install_project(profile: Profile, sources: list[Path], work: Path, root: Path, log):
     """The project as a wheel, and the PyPI wheels Debian lacks, into /usr/lib/commonsbox."""
     src, wheels = work / "src", work / "wheels"
@@ -215,7 +205,7 @@ def _configure(profile: Profile, root: Path, puuid: dict, test: bool):
     if test:
         shutil.copy2(FILES / "testchannel.py", root / LIB / "testchannel.py")
         (root / "etc/commonsbox-test-image").write_text(
-            "This is a TEST image: a root command channel listens on ttyS1.\n")
+            "This is a TEST image: a root command channel listens on the virtio port org.commonsbox.test.\n")
     (root / "var/lib/commonsbox").mkdir(parents=True, exist_ok=True)
     (root / LIB / "partitions.json").write_text(json.dumps(puuid, indent=2, sort_keys=True) + "\n")
     (root / "etc/fstab").write_text(

@@ -1,4 +1,4 @@
-"""python -m cbimage build --board BOARD --out DIR [--test] [--cache DIR]"""
+"""python -m cbimage build --board BOARD --out DIR [--test] [--cache DIR] [--lock FILE]"""
 
 import argparse
 import json
@@ -17,15 +17,18 @@ def main(argv: list[str] | None = None) -> int:
                    "initrd.img and image.json go (hard links into the cache)")
     p.add_argument("--cache", type=Path, default=None,
                    help="build cache (default $CBIMAGE_CACHE or ~/.cache/cbimage)")
+    p.add_argument("--lock", type=Path, default=None,
+                   help="hold the build to this packages.lock (from an earlier build's --out)")
     p.add_argument("--test", action="store_true",
-                   help="a TEST image: adds a root command channel on ttyS1 for the harness")
+                   help="a TEST image: adds a root command channel (virtio port) for the harness")
     sub.add_parser("boards", help="list the board profiles")
     args = parser.parse_args(argv)
     if args.command == "boards":
         print("\n".join(profile.boards()))
         return 0
     t0 = time.monotonic()
-    info = build.build(args.board, args.out, args.cache or build.default_cache(), args.test)
+    info = build.build(args.board, args.out, args.cache or build.default_cache(), args.test,
+                       lock=args.lock)
     print(json.dumps({k: info[k] for k in ("board", "test_image", "size_bytes",
                                            "allocated_bytes", "sha256", "this_run")}
                      | {"out": str(args.out), "seconds": round(time.monotonic() - t0, 1)},

@@ -7,7 +7,9 @@ re-run mmdebstrap.
 
 import hashlib
 import os
+import re
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -79,32 +81,97 @@ def packages(profile: Profile) -> list[str]:
     return sorted({*BASE_PACKAGES, *PYTHON_PACKAGES, profile.kernel_package, *profile.packages})
 
 
-def key(profile: Profile) -> str:
-    """What the root file system depends on: the profile and this recipe's source."""
+def key(profile: Profile, lock: dict[str, str] | None = None) -> str:
+    """What the root file system depends on: the profile, this recipe's source and,
+    for a build held to a lock, the lock."""
     h = hashlib.sha256()
     h.update(profile.canonical().encode())
     h.update(Path(__file__).read_bytes())
     h.update(MIRROR.encode())
+    if lock is not None:
+        h.update(lock_text(lock).encode())
     return h.hexdigest()
 
 
-def build(profile: Profile, out: Path, log) -> float:
-    """mmdebstrap the root file system into the tarball OUT; return the seconds it took."""
+# -- the lock: every Debian package of a build and its version ------------------------
+_NAME = re.compile(r"[a-z0-9][a-z0-9+.-]*")
+_VERSION = re.compile(r"[A-Za-z0-9.+~:-]+")
+LOCK_HEADER = "# Commonsbox package lock: one 'package version' a line (cbimage writes it)\n"
+
+
+def lock_text(packages: dict[str, str]) -> str:
+    return LOCK_HEADER + "".join(f"{n} {v}\n" for n, v in sorted(packages.items()))
+
+
+def read_lock(path: Path) -> dict[str, str]:
+    """A lock file, every line checked: its names and versions go into apt's pins."""
+    lock = {}
+    for number, line in enumerate(Path(path).read_text().splitlines(), 1):
+        if not line.strip() or line.startswith("#"):
+            continue
+        parts = line.split()
+        if len(parts) != 2 or not _NAME.fullmatch(parts[0]) or not _VERSION.fullmatch(parts[1]):
+            raise SystemExit(f"{path}:{number}: not 'package version': {line!r}")
+        lock[parts[0]] = parts[1]
+    if not lock:
+        raise SystemExit(f"{path}: no packages in the lock")
+    return lock
+
+
+def pins(lock: dict[str, str]) -> str:
+    """apt preferences that make every locked version the only candidate."""
+    return "".join(f"Package: {n}\nPin: version {v}\nPin-Priority: 1001\n\n"
+                   for n, v in sorted(lock.items()))
+
+
+def dpkg_status(text: str) -> dict[str, str]:
+    """Installed packages and versions, from dpkg's status file."""
+    packages, fields = {}, {}
+    for line in text.splitlines() + [""]:
+        if not line:
+            if fields.get("Status", "").endswith(" installed"):
+                packages[fields["Package"]] = fields["Version"]
+            fields = {}
+        elif not line[0].isspace() and ":" in line:
+            name, _, value = line.partition(":")
+            fields[name] = value.strip()
+    return dict(sorted(packages.items()))
+
+
+def build(profile: Profile, out: Path, log, lock: dict[str, str] | None = None) -> float:
+    """mmdebstrap the root file system into the tarball OUT (and its lock beside it);
+    with LOCK, apt may install only the locked versions and the result must match it.
+    Return the seconds it took."""
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.stem + ".part.tar")  # mmdebstrap picks the format by suffix
     tmp.unlink(missing_ok=True)
-    cmd = ["mmdebstrap", "--variant=apt", f"--architectures={profile.architecture}",
-           "--components=main", f"--include={','.join(packages(profile))}",
-           *(f"--dpkgopt={o}" for o in DPKG_EXCLUDES),
-           f"--customize-hook={CUSTOMIZE}",
-           profile.suite, str(tmp), MIRROR]
-    log(f"rootfs: mmdebstrap {profile.suite} {profile.architecture}, "
-        f"{len(packages(profile))} packages -> {out.name}")
-    env = dict(os.environ)
-    t0 = time.monotonic()
-    with open(out.with_suffix(".log"), "w") as f:
-        r = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, env=env)
+    hooks = [f"--customize-hook={CUSTOMIZE}"]
+    with tempfile.TemporaryDirectory() as scratch:
+        if lock is not None:
+            pin_file = Path(scratch) / "commonsbox-lock"
+            pin_file.write_text(pins(lock))
+            hooks = ['--setup-hook=mkdir -p "$1/etc/apt/preferences.d"',
+                     f"--setup-hook=upload {pin_file} /etc/apt/preferences.d/commonsbox-lock",
+                     *hooks,
+                     '--customize-hook=rm "$1/etc/apt/preferences.d/commonsbox-lock"']
+        cmd = ["mmdebstrap", "--variant=apt", f"--architectures={profile.architecture}",
+               "--components=main", f"--include={','.join(packages(profile))}",
+               *(f"--dpkgopt={o}" for o in DPKG_EXCLUDES), *hooks,
+               profile.suite, str(tmp), MIRROR]
+        log(f"rootfs: mmdebstrap {profile.suite} {profile.architecture}, "
+            f"{len(packages(profile))} packages{' held to a lock' if lock else ''} -> {out.name}")
+        t0 = time.monotonic()
+        with open(out.with_suffix(".log"), "w") as f:
+            r = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, env=dict(os.environ))
     if r.returncode:
         raise SystemExit(f"mmdebstrap failed ({r.returncode}); see {out.with_suffix('.log')}")
+    got = dpkg_status(subprocess.run(["tar", "-xOf", tmp, "./var/lib/dpkg/status"], check=True,
+                                     capture_output=True, text=True).stdout)
+    if lock is not None and got != lock:
+        wrong = sorted(f"{n}: locked {lock.get(n, '-')}, got {got.get(n, '-')}"
+                       for n in lock.keys() | got.keys() if lock.get(n) != got.get(n))
+        raise SystemExit("the build does not match its lock (the registry serves only its "
+                         "current versions):\n  " + "\n  ".join(wrong))
+    out.with_suffix(".lock").write_text(lock_text(got))
     tmp.rename(out)
     return time.monotonic() - t0

@@ -1,6 +1,6 @@
 """The harness's side of the test-only command channel (the guest's testchannel.py).
 
-QEMU serves the guest's ttyS1 as a Unix socket; each request and answer is one JSON
+QEMU serves the guest's virtio port org.commonsbox.test as a Unix socket; each request and answer is one JSON
 line. Test images only: a real image has no such channel.
 """
 
@@ -54,8 +54,7 @@ class Channel:
                     msg = json.loads(line)
                 except ValueError:
                     continue
-                # "rc" too: before the guest puts the tty in raw mode, the line
-                # discipline echoes what we send, and an echo is not an answer
+                # an answer has "rc": the guest's hello line and stray bytes do not
                 if isinstance(msg, dict) and msg.get("id") == rid and "rc" in msg:
                     return Result(tuple(argv), msg["rc"], msg["stdout"], msg["stderr"])
             left = deadline - time.monotonic()

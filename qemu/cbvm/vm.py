@@ -1,8 +1,9 @@
 """Start a built image under QEMU (TCG), wait for the agent by asking it, run commands, stop.
 
 The guest's disk is a qcow2 overlay in the VM's work directory, so the built (cached)
-image is never written. ttyS0 is the console, logged to WORK/console.log; ttyS1 is the
-test-only command channel (test images only); WORK/qmp.sock is the QMP monitor.
+image is never written. The first serial port is the console, logged to
+WORK/console.log; the virtio port org.commonsbox.test is the test-only command channel
+(test images only); WORK/qmp.sock is the QMP monitor.
 """
 
 import json
@@ -15,6 +16,7 @@ from pathlib import Path
 from .channel import Channel, Result
 from .qmp import QMP
 
+CHANNEL = "org.commonsbox.test"  # the test images' command channel (a virtio port)
 WEBUI_PORT = 443
 WIREGUARD_PORT = 51820
 
@@ -32,7 +34,8 @@ def free_port(kind=socket.SOCK_STREAM) -> int:
 class VM:
     def __init__(self, image_dir: Path, work: Path | None = None, *, memory_mib: int | None = None,
                  smp: int | None = None, webui_port: int | None = None,
-                 wireguard_port: int | None = None, card_mib: int | None = None):
+                 wireguard_port: int | None = None, card_mib: int | None = None,
+                 cmdline_extra: str = ""):
         self.image_dir = Path(image_dir)
         self.info = json.loads((self.image_dir / "image.json").read_text())
         self.work = Path(work) if work else Path(tempfile.mkdtemp(prefix="cbvm-"))
@@ -43,6 +46,7 @@ class VM:
         self.webui_port = webui_port or free_port()
         self.wireguard_port = wireguard_port or free_port(socket.SOCK_DGRAM)
         self.card_mib = card_mib  # the guest's disk: the image, grown to a card this size
+        self.cmdline = f"{self.info['cmdline']} {cmdline_extra}".strip()
         self.console_log = self.work / "console.log"
         self.qmp_path = self.work / "qmp.sock"
         self.channel_path = self.work / "testchannel.sock"
@@ -61,7 +65,7 @@ class VM:
                "-smp", str(self.smp), "-m", str(self.memory_mib),
                "-kernel", str(self.image_dir / i["kernel"]),
                "-initrd", str(self.image_dir / i["initrd"]),
-               "-append", i["cmdline"],
+               "-append", self.cmdline,
                "-drive", f"file={overlay},format=qcow2,if=virtio",
                "-netdev", f"user,id=net0,{fwd}", "-device", "virtio-net-pci,netdev=net0",
                "-qmp", f"unix:{self.qmp_path},server=on,wait=off",
@@ -72,8 +76,9 @@ class VM:
         else:
             cmd += ["-chardev", f"file,id=con,path={self.console_log}", "-serial", "chardev:con",
                     "-monitor", "none"]
-        cmd += ["-chardev", f"socket,id=tc,path={self.channel_path},server=on,wait=off",
-                "-serial", "chardev:tc"]
+        cmd += ["-device", "virtio-serial-pci,id=vser",
+                "-chardev", f"socket,id=tc,path={self.channel_path},server=on,wait=off",
+                "-device", f"virtserialport,bus=vser.0,chardev=tc,name={CHANNEL}"]
         return cmd
 
     def _overlay(self):
