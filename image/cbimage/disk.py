@@ -55,14 +55,14 @@ def make_ext4(path: Path, size_mib: int, label: str, tree: Path | None, fs_uuid:
            "-E", f"hash_seed={fs_uuid},root_owner=0:0", "-O", "^metadata_csum_seed"]
     if tree is not None:
         cmd += ["-d", tree]
-    # E2FSPROGS_FAKE_TIME: mke2fs's own times (superblock, root, lost+found, journal, crtime).
-    run(*cmd, path, f"{size_mib}M", stdout=subprocess.DEVNULL,
-        env=dict(os.environ, E2FSPROGS_FAKE_TIME=str(epoch)))
+    # E2FSPROGS_FAKE_TIME: libext2fs's own times (superblock, root, lost+found, journal, crtime).
+    env = dict(os.environ, E2FSPROGS_FAKE_TIME=str(epoch))
+    run(*cmd, path, f"{size_mib}M", stdout=subprocess.DEVNULL, env=env)
     if tree is not None:
-        pin_times(path, tree, epoch)
+        pin_times(path, tree, epoch, env)
 
 
-def pin_times(image: Path, tree: Path, epoch: int):
+def pin_times(image: Path, tree: Path, epoch: int, env: dict):
     """`mkfs.ext4 -d` (1.47) copies each file's atime, ctime and mtime from TREE: the first
     two are when this build unpacked it, which no one can set. Set both to EPOCH and clamp
     mtime to it, in the image, with debugfs."""
@@ -75,7 +75,7 @@ def pin_times(image: Path, tree: Path, epoch: int):
         if p.lstat().st_mtime > epoch:
             cmds.append(f'sif "{name}" mtime @{epoch}')
     r = subprocess.run(["debugfs", "-w", "-f", "-", image], input="\n".join(cmds) + "\n",
-                       text=True, errors="surrogateescape", capture_output=True, check=False)
+                       text=True, errors="surrogateescape", capture_output=True, check=False, env=env)
     errors = r.stderr.splitlines()[1:]  # the first line is debugfs's version
     if r.returncode or errors:
         raise SystemExit(f"cbimage: debugfs on {image}: {' / '.join(errors[:5])}")
