@@ -12,6 +12,7 @@ import json
 import math
 import os
 import shutil
+import stat
 import subprocess
 import sys
 import time
@@ -72,12 +73,13 @@ def build(board: str, out: Path, cache: Path, test: bool = False, log=print,
     profile = load(board)
     timings = {}
     locked = recipe.read_lock(lock) if lock else None
-    rkey = recipe.key(profile, locked)
+    epoch = recipe.epoch(profile)
+    rkey = recipe.key(profile, epoch, locked)
     rootfs = cache / "rootfs" / f"{board}-{rkey[:16]}.tar"
     if rootfs.is_file():
         log(f"rootfs: cached {rootfs}")
     else:
-        timings["rootfs_s"] = round(recipe.build(profile, rootfs, log, locked), 1)
+        timings["rootfs_s"] = round(recipe.build(profile, rootfs, epoch, log, locked), 1)
         log(f"rootfs: built in {timings['rootfs_s']} s")
     sources = project_sources()
     ikey = image_key(profile, rkey, sources, test)
@@ -89,9 +91,13 @@ def build(board: str, out: Path, cache: Path, test: bool = False, log=print,
         shutil.rmtree(work, ignore_errors=True)
         work.mkdir(parents=True)
         t0 = time.monotonic()
-        info = _assemble(profile, rootfs, sources, work, test, log)
+        umask = os.umask(0o022)  # the modes of the files this build writes, not the caller's
+        try:
+            info = _assemble(profile, rootfs, sources, work, test, epoch, log)
+        finally:
+            os.umask(umask)
         timings["image_s"] = round(time.monotonic() - t0, 1)
-        info.update(key=ikey, rootfs_key=rkey, timings=timings)
+        info.update(key=ikey, rootfs_key=rkey, source_date_epoch=epoch, timings=timings)
         (work / "image.json").write_text(json.dumps(info, indent=2) + "\n")
         # What `commonsbox image sign` signs: the image's hash and everything in it.
         (work / "manifest.json").write_text(json.dumps(
@@ -116,7 +122,7 @@ def build(board: str, out: Path, cache: Path, test: bool = False, log=print,
 
 
 def _assemble(profile: Profile, rootfs: Path, sources: list[Path], work: Path, test: bool,
-              log) -> dict:
+              epoch: int, log) -> dict:
     root = work / "root"
     root.mkdir()
     log("image: unpacking the root file system")
@@ -141,15 +147,16 @@ def _assemble(profile: Profile, rootfs: Path, sources: list[Path], work: Path, t
                f",115200 panic=-1 loglevel=4")
 
     d = profile.disk
-    used_mib = int(subprocess.run(["du", "-s", "--block-size=1M", root], check=True,
-                                  capture_output=True, text=True).stdout.split()[0])
+    used_mib = tree_mib(root)
     root_mib = 4 * math.ceil((used_mib * 1.1 + d["root_headroom_mib"]) / 4)
     log(f"image: root file system {used_mib} MiB -> partitions of {root_mib} MiB")
     boot_img, root_img, data_img = work / "boot.vfat", work / "rootA.ext4", work / "data.ext4"
     disk.make_vfat(boot_img, d["boot_mib"], "CBBOOT",
                    {"vmlinuz": kernel, "initrd.img": initrd}, puuid["boot"][:8])
-    disk.make_ext4(root_img, root_mib, "rootA", root, disk.stable_uuid(profile.name, "fs", "rootA"))
-    disk.make_ext4(data_img, d["data_mib"], "data", None, disk.stable_uuid(profile.name, "fs", "data"))
+    disk.make_ext4(root_img, root_mib, "rootA", root, disk.stable_uuid(profile.name, "fs", "rootA"),
+                   epoch)
+    disk.make_ext4(data_img, d["data_mib"], "data", None, disk.stable_uuid(profile.name, "fs", "data"),
+                   epoch)
     image = work / "disk.img"
     disk.assemble(image, profile.name, [
         disk.Part("boot", disk.ESP, d["boot_mib"], boot_img),
@@ -170,6 +177,17 @@ def _assemble(profile: Profile, rootfs: Path, sources: list[Path], work: Path, t
             "python_wheels": sorted(w.name for w in (work / "wheels").glob("*.whl"))}
 
 
+def tree_mib(root: Path) -> int:
+    """The tree's size in 4 KiB blocks, from its files' sizes: what du counts depends on
+    the file system this build unpacked it on, and the partitions' sizes must not."""
+    inodes = {}
+    for d, dirs, files in os.walk(root):
+        for name in dirs + files:
+            st = os.lstat(os.path.join(d, name))
+            inodes[st.st_ino] = 1 if stat.S_ISDIR(st.st_mode) else -(-st.st_size // 4096)
+    return sum(inodes.values()) * 4096 // (1 << 20)
+
+
 def _install_project(profile: Profile, sources: list[Path], work: Path, root: Path, log):
     """The project as a wheel, and the PyPI wheels Debian lacks, into /usr/lib/commonsbox."""
     src, wheels = work / "src", work / "wheels"
@@ -187,8 +205,11 @@ def _install_project(profile: Profile, sources: list[Path], work: Path, root: Pa
     subprocess.run([*pip, "download", "--no-deps", *compat, "-d", wheels, *recipe.PYPI_WHEELS],
                    check=True, stdout=subprocess.DEVNULL)
     dest = root / PYLIB
+    # By name from --find-links, not by path: pip records a path in direct_url.json, and
+    # this one is in the build's cache directory.
+    names = sorted(w.name.split("-")[0] for w in wheels.glob("*.whl"))
     subprocess.run([*pip, "install", "--no-deps", "--no-compile", "--no-index", *compat,
-                    "--target", dest, *sorted(wheels.glob("*.whl"))], check=True)
+                    "--find-links", wheels, "--target", dest, *names], check=True)
     shutil.rmtree(dest / "bin", ignore_errors=True)  # host shebangs; /usr/bin/commonsbox instead
     # Byte-compile with the guest's own Python (hash-based .pyc: no timestamps).
     subprocess.run(["chroot", root, "python3", "-m", "compileall", "-q", "-j0",
@@ -198,12 +219,12 @@ def _install_project(profile: Profile, sources: list[Path], work: Path, root: Pa
 def _configure(profile: Profile, root: Path, puuid: dict, test: bool):
     units = root / "usr/lib/systemd/system"
     for unit in UNITS + (TEST_UNITS if test else ()):
-        shutil.copy2(FILES / unit, units / unit)
+        shutil.copyfile(FILES / unit, units / unit)  # not the checkout's time and mode
     cli = root / "usr/bin/commonsbox"
-    shutil.copy2(FILES / "commonsbox", cli)
+    shutil.copyfile(FILES / "commonsbox", cli)
     cli.chmod(0o755)
     if test:
-        shutil.copy2(FILES / "testchannel.py", root / LIB / "testchannel.py")
+        shutil.copyfile(FILES / "testchannel.py", root / LIB / "testchannel.py")
         (root / "etc/commonsbox-test-image").write_text(
             "This is a TEST image: a root command channel listens on the virtio port org.commonsbox.test.\n")
     (root / "var/lib/commonsbox").mkdir(parents=True, exist_ok=True)

@@ -3,8 +3,10 @@
 Each partition is made as a file (`mkfs.vfat` + mtools for boot, `mkfs.ext4 -d` for
 root A from the unpacked tree), the table is written with `sfdisk` on the image file,
 and each partition file is copied into place with `dd conv=notrunc`.
+Every time stamp comes from the files or from the epoch (SOURCE_DATE_EPOCH), never the clock.
 """
 
+import os
 import subprocess
 import uuid
 from dataclasses import dataclass
@@ -39,19 +41,44 @@ def run(*cmd, **kw):
 
 def make_vfat(path: Path, size_mib: int, label: str, files: dict[str, Path], volid: str):
     path.unlink(missing_ok=True)
-    run("mkfs.vfat", "-C", "-n", label.upper(), "-i", volid, path, size_mib * 1024,
-        stdout=subprocess.DEVNULL)
-    for name, src in files.items():
-        run("mcopy", "-o", "-i", path, src, f"::{name}")
+    # --invariant: a fixed time for the volume label (before -i, which it would override).
+    run("mkfs.vfat", "--invariant", "-C", "-n", label.upper(), "-i", volid, path,
+        size_mib * 1024, stdout=subprocess.DEVNULL)
+    for name, src in files.items():  # -m: the file's own time; FAT keeps local time: UTC
+        run("mcopy", "-m", "-o", "-i", path, src, f"::{name}", env=dict(os.environ, TZ="UTC"))
 
 
-def make_ext4(path: Path, size_mib: int, label: str, tree: Path | None, fs_uuid: str):
+def make_ext4(path: Path, size_mib: int, label: str, tree: Path | None, fs_uuid: str,
+              epoch: int):
     path.unlink(missing_ok=True)
     cmd = ["mkfs.ext4", "-q", "-F", "-L", label, "-U", fs_uuid,
            "-E", f"hash_seed={fs_uuid},root_owner=0:0", "-O", "^metadata_csum_seed"]
     if tree is not None:
         cmd += ["-d", tree]
-    run(*cmd, path, f"{size_mib}M", stdout=subprocess.DEVNULL)
+    # E2FSPROGS_FAKE_TIME: libext2fs's own times (superblock, root, lost+found, journal, crtime).
+    env = dict(os.environ, E2FSPROGS_FAKE_TIME=str(epoch))
+    run(*cmd, path, f"{size_mib}M", stdout=subprocess.DEVNULL, env=env)
+    if tree is not None:
+        pin_times(path, tree, epoch, env)
+
+
+def pin_times(image: Path, tree: Path, epoch: int, env: dict):
+    """`mkfs.ext4 -d` (1.47) copies each file's atime, ctime and mtime from TREE: the first
+    two are when this build unpacked it, which no one can set. Set both to EPOCH and clamp
+    mtime to it, in the image, with debugfs."""
+    cmds = []
+    for p in [tree] + [Path(d, n) for d, dirs, files in os.walk(tree) for n in dirs + files]:
+        name = "/" if p == tree else f"/{p.relative_to(tree)}"
+        if '"' in name or "\n" in name:
+            raise SystemExit(f"cbimage: debugfs cannot name {name!r}")
+        cmds += [f'sif "{name}" atime @{epoch}', f'sif "{name}" ctime @{epoch}']
+        if p.lstat().st_mtime > epoch:
+            cmds.append(f'sif "{name}" mtime @{epoch}')
+    r = subprocess.run(["debugfs", "-w", "-f", "-", image], input="\n".join(cmds) + "\n",
+                       text=True, errors="surrogateescape", capture_output=True, check=False, env=env)
+    errors = r.stderr.splitlines()[1:]  # the first line is debugfs's version
+    if r.returncode or errors:
+        raise SystemExit(f"cbimage: debugfs on {image}: {' / '.join(errors[:5])}")
 
 
 def assemble(image: Path, board: str, parts: list[Part]) -> None:

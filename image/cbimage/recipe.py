@@ -13,7 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from .profile import Profile
+from .profile import PROFILES, Profile
 
 # The Debian mirror apt uses on the build machines (/etc/apt/sources.list.d/debian.sources).
 MIRROR = "http://deb.debian.org/debian"
@@ -71,6 +71,9 @@ chroot "$R" passwd --lock root >/dev/null
 mkdir -p "$R/etc/systemd/network"
 printf '[Match]\nType=ether\n\n[Network]\nDHCP=yes\n' > "$R/etc/systemd/network/20-wired.network"
 chroot "$R" systemctl enable systemd-networkd.service >/dev/null 2>&1
+# mmdebstrap copied the build machine's resolv.conf: not the box's, and not the same on
+# every build machine.
+rm -f "$R/etc/resolv.conf"
 # Each box makes its own machine-id on first boot.
 : > "$R/etc/machine-id"
 rm -f "$R/var/lib/dbus/machine-id"
@@ -81,10 +84,26 @@ def packages(profile: Profile) -> list[str]:
     return sorted({*BASE_PACKAGES, *PYTHON_PACKAGES, profile.kernel_package, *profile.packages})
 
 
-def key(profile: Profile, lock: dict[str, str] | None = None) -> str:
-    """What the root file system depends on: the profile, this recipe's source and,
-    for a build held to a lock, the lock."""
+def epoch(profile: Profile) -> int:
+    """SOURCE_DATE_EPOCH, the time in every timestamp of the root file system and the image:
+    $SOURCE_DATE_EPOCH if set, else the time of the last commit that changed this recipe or
+    the board's profile. Not HEAD's: the epoch is baked into the cached root file system,
+    which is rebuilt only when these files change."""
+    if os.environ.get("SOURCE_DATE_EPOCH"):
+        return int(os.environ["SOURCE_DATE_EPOCH"])
+    out = subprocess.run(["git", "log", "-1", "--format=%ct", "--", Path(__file__).resolve(),
+                          PROFILES / f"{profile.name}.toml"],
+                         cwd=PROFILES, check=True, capture_output=True, text=True).stdout
+    if not out.strip():
+        raise SystemExit("cbimage: the recipe has no git history; set SOURCE_DATE_EPOCH")
+    return int(out)
+
+
+def key(profile: Profile, epoch: int, lock: dict[str, str] | None = None) -> str:
+    """What the root file system depends on: the profile, this recipe's source, the
+    epoch and, for a build held to a lock, the lock."""
     h = hashlib.sha256()
+    h.update(f"epoch {epoch}\n".encode())
     h.update(profile.canonical().encode())
     h.update(Path(__file__).read_bytes())
     h.update(MIRROR.encode())
@@ -138,7 +157,8 @@ def dpkg_status(text: str) -> dict[str, str]:
     return dict(sorted(packages.items()))
 
 
-def build(profile: Profile, out: Path, log, lock: dict[str, str] | None = None) -> float:
+def build(profile: Profile, out: Path, epoch: int, log,
+          lock: dict[str, str] | None = None) -> float:
     """mmdebstrap the root file system into the tarball OUT (and its lock beside it);
     with LOCK, apt may install only the locked versions and the result must match it.
     Return the seconds it took."""
@@ -162,7 +182,8 @@ def build(profile: Profile, out: Path, log, lock: dict[str, str] | None = None) 
             f"{len(packages(profile))} packages{' held to a lock' if lock else ''} -> {out.name}")
         t0 = time.monotonic()
         with open(out.with_suffix(".log"), "w") as f:
-            r = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, env=dict(os.environ))
+            r = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT,  # honoured by all it runs
+                               env=dict(os.environ, SOURCE_DATE_EPOCH=str(epoch)))
     if r.returncode:
         raise SystemExit(f"mmdebstrap failed ({r.returncode}); see {out.with_suffix('.log')}")
     got = dpkg_status(subprocess.run(["tar", "-xOf", tmp, "./var/lib/dpkg/status"], check=True,
