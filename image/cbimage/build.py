@@ -74,13 +74,15 @@ def build(board: str, out: Path, cache: Path, test: bool = False, log=print,
     timings = {}
     locked = recipe.read_lock(lock) if lock else None
     epoch = recipe.epoch(profile)
-    rkey = recipe.key(profile, epoch, locked)
+    rkey = recipe.key(profile, epoch)
     rootfs = cache / "rootfs" / f"{board}-{rkey[:16]}.tar"
     if rootfs.is_file():
         log(f"rootfs: cached {rootfs}")
     else:
-        timings["rootfs_s"] = round(recipe.build(profile, rootfs, epoch, log, locked), 1)
+        timings["rootfs_s"] = round(recipe.build(profile, rootfs, epoch, log), 1)
         log(f"rootfs: built in {timings['rootfs_s']} s")
+    if locked is not None:
+        recipe.check_lock(recipe.rootfs_packages(rootfs), locked)
     sources = project_sources()
     ikey = image_key(profile, rkey, sources, test)
     done = cache / "images" / f"{board}{'-test' if test else ''}-{ikey[:16]}"

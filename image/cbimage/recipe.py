@@ -9,7 +9,6 @@ import hashlib
 import os
 import re
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 
@@ -99,16 +98,13 @@ def epoch(profile: Profile) -> int:
     return int(out)
 
 
-def key(profile: Profile, epoch: int, lock: dict[str, str] | None = None) -> str:
-    """What the root file system depends on: the profile, this recipe's source, the
-    epoch and, for a build held to a lock, the lock."""
+def key(profile: Profile, epoch: int) -> str:
+    """What the root file system depends on: the profile, this recipe's source, the epoch."""
     h = hashlib.sha256()
     h.update(f"epoch {epoch}\n".encode())
     h.update(profile.canonical().encode())
     h.update(Path(__file__).read_bytes())
     h.update(MIRROR.encode())
-    if lock is not None:
-        h.update(lock_text(lock).encode())
     return h.hexdigest()
 
 
@@ -137,12 +133,6 @@ def read_lock(path: Path) -> dict[str, str]:
     return lock
 
 
-def pins(lock: dict[str, str]) -> str:
-    """apt preferences that make every locked version the only candidate."""
-    return "".join(f"Package: {n}\nPin: version {v}\nPin-Priority: 1001\n\n"
-                   for n, v in sorted(lock.items()))
-
-
 def dpkg_status(text: str) -> dict[str, str]:
     """Installed packages and versions, from dpkg's status file."""
     packages, fields = {}, {}
@@ -157,42 +147,39 @@ def dpkg_status(text: str) -> dict[str, str]:
     return dict(sorted(packages.items()))
 
 
-def build(profile: Profile, out: Path, epoch: int, log,
-          lock: dict[str, str] | None = None) -> float:
-    """mmdebstrap the root file system into the tarball OUT (and its lock beside it);
-    with LOCK, apt may install only the locked versions and the result must match it.
-    Return the seconds it took."""
+def rootfs_packages(tarball: Path) -> dict[str, str]:
+    status = subprocess.run(["tar", "-xOf", tarball, "./var/lib/dpkg/status"], check=True,
+                            capture_output=True, text=True).stdout
+    return dpkg_status(status)
+
+
+def check_lock(got: dict[str, str], lock: dict[str, str]) -> None:
+    """A build held to a lock must have installed exactly the locked versions. The
+    registry serves one version of each package (no snapshot archive here), so a lock
+    cannot choose old versions: it can only refuse a build that differs."""
+    if got != lock:
+        wrong = sorted(f"{n}: locked {lock.get(n, '-')}, got {got.get(n, '-')}"
+                       for n in lock.keys() | got.keys() if lock.get(n) != got.get(n))
+        raise SystemExit("cbimage: the root file system does not match the lock (the "
+                         "registry now serves other versions):\n  " + "\n  ".join(wrong))
+
+
+def build(profile: Profile, out: Path, epoch: int, log) -> float:
+    """mmdebstrap the root file system into the tarball OUT; return the seconds it took."""
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.stem + ".part.tar")  # mmdebstrap picks the format by suffix
     tmp.unlink(missing_ok=True)
-    hooks = [f"--customize-hook={CUSTOMIZE}"]
-    with tempfile.TemporaryDirectory() as scratch:
-        if lock is not None:
-            pin_file = Path(scratch) / "commonsbox-lock"
-            pin_file.write_text(pins(lock))
-            hooks = ['--setup-hook=mkdir -p "$1/etc/apt/preferences.d"',
-                     f"--setup-hook=upload {pin_file} /etc/apt/preferences.d/commonsbox-lock",
-                     *hooks,
-                     '--customize-hook=rm "$1/etc/apt/preferences.d/commonsbox-lock"']
-        cmd = ["mmdebstrap", "--variant=apt", f"--architectures={profile.architecture}",
-               "--components=main", f"--include={','.join(packages(profile))}",
-               *(f"--dpkgopt={o}" for o in DPKG_EXCLUDES), *hooks,
-               profile.suite, str(tmp), MIRROR]
-        log(f"rootfs: mmdebstrap {profile.suite} {profile.architecture}, "
-            f"{len(packages(profile))} packages{' held to a lock' if lock else ''} -> {out.name}")
-        t0 = time.monotonic()
-        with open(out.with_suffix(".log"), "w") as f:
-            r = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT,  # honoured by all it runs
-                               env=dict(os.environ, SOURCE_DATE_EPOCH=str(epoch)))
+    cmd = ["mmdebstrap", "--variant=apt", f"--architectures={profile.architecture}",
+           "--components=main", f"--include={','.join(packages(profile))}",
+           *(f"--dpkgopt={o}" for o in DPKG_EXCLUDES), f"--customize-hook={CUSTOMIZE}",
+           profile.suite, str(tmp), MIRROR]
+    log(f"rootfs: mmdebstrap {profile.suite} {profile.architecture}, "
+        f"{len(packages(profile))} packages -> {out.name}")
+    t0 = time.monotonic()
+    with open(out.with_suffix(".log"), "w") as f:
+        r = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT,  # honoured by all it runs
+                           env=dict(os.environ, SOURCE_DATE_EPOCH=str(epoch)))
     if r.returncode:
         raise SystemExit(f"mmdebstrap failed ({r.returncode}); see {out.with_suffix('.log')}")
-    got = dpkg_status(subprocess.run(["tar", "-xOf", tmp, "./var/lib/dpkg/status"], check=True,
-                                     capture_output=True, text=True).stdout)
-    if lock is not None and got != lock:
-        wrong = sorted(f"{n}: locked {lock.get(n, '-')}, got {got.get(n, '-')}"
-                       for n in lock.keys() | got.keys() if lock.get(n) != got.get(n))
-        raise SystemExit("the build does not match its lock (the registry serves only its "
-                         "current versions):\n  " + "\n  ".join(wrong))
-    out.with_suffix(".lock").write_text(lock_text(got))
     tmp.rename(out)
     return time.monotonic() - t0
