@@ -73,9 +73,9 @@ def build(board: str, out: Path, cache: Path, test: bool = False, log=print,
     profile = load(board)
     timings = {}
     locked = recipe.read_lock(lock) if lock else None
-    epoch = recipe.epoch(profile)
+    epoch = recipe.epoch()
     rkey = recipe.key(profile, epoch)
-    rootfs = cache / "rootfs" / f"{board}-{rkey[:16]}.tar"
+    rootfs = cache / "rootfs" / f"{profile.suite}-{profile.architecture}-{rkey[:16]}.tar"
     if rootfs.is_file():
         log(f"rootfs: cached {rootfs}")
     else:
@@ -138,23 +138,14 @@ def _assemble(profile: Profile, rootfs: Path, sources: list[Path], work: Path, t
              for name in ("boot", "rootA", "rootB", "data")}
     _configure(profile, root, puuid, test)
 
-    # The kernel and initrd, beside the image (QEMU direct boot) and on the boot partition,
-    # their only copy on the box: the root does not need them.
-    kernel = max(root.glob("boot/vmlinuz-*"))
-    initrd = max(root.glob("boot/initrd.img-*"))
-    shutil.move(kernel, work / "vmlinuz")
-    shutil.move(initrd, work / "initrd.img")
-    kernel, initrd = work / "vmlinuz", work / "initrd.img"
-    cmdline = (f"root=PARTUUID={puuid['rootA']} rw console={profile.qemu.get('console', 'ttyS0')}"
-               f",115200 panic=-1 loglevel=4")
+    version, boot_files, cmdline = _boot_files(profile, root, work, puuid, epoch)
 
     d = profile.disk
     used_mib = tree_mib(root)
     root_mib = 4 * math.ceil((used_mib * 1.1 + d["root_headroom_mib"]) / 4)
     log(f"image: root file system {used_mib} MiB -> partitions of {root_mib} MiB")
     boot_img, root_img, data_img = work / "boot.vfat", work / "rootA.ext4", work / "data.ext4"
-    disk.make_vfat(boot_img, d["boot_mib"], "CBBOOT",
-                   {"vmlinuz": kernel, "initrd.img": initrd}, puuid["boot"][:8])
+    disk.make_vfat(boot_img, d["boot_mib"], "CBBOOT", boot_files, puuid["boot"][:8])
     disk.make_ext4(root_img, root_mib, "rootA", root, disk.stable_uuid(profile.name, "fs", "rootA"),
                    epoch)
     disk.make_ext4(data_img, d["data_mib"], "data", None, disk.stable_uuid(profile.name, "fs", "data"),
@@ -172,11 +163,47 @@ def _assemble(profile: Profile, rootfs: Path, sources: list[Path], work: Path, t
     st = image.stat()
     return {"board": profile.name, "test_image": test, "image": "disk.img",
             "kernel": "vmlinuz", "initrd": "initrd.img", "cmdline": cmdline,
-            "kernel_version": kernel.name.removeprefix("vmlinuz-"),
+            "kernel_version": version, "boot_files": sorted(boot_files),
             "qemu": profile.qemu, "partitions": puuid, "root_mib": root_mib,
             "size_bytes": st.st_size, "allocated_bytes": st.st_blocks * 512,
             "sha256": sha.hexdigest(), "packages": packages,
             "python_wheels": sorted(w.name for w in (work / "wheels").glob("*.whl"))}
+
+
+def _boot_files(profile: Profile, root: Path, work: Path, puuid: dict, epoch: int):
+    """The boot partition's files and the kernel command line, by the board's boot kind:
+    "direct" (QEMU loads the kernel and initrd, which are also kept beside the image) or
+    "raspi" (the Pi firmware reads config.txt and cmdline.txt, loads the kernel, the
+    initrd and the device tree). Their only copy on the box is the boot partition: they
+    leave the root. Returns (kernel version, {name on the partition: file}, cmdline)."""
+    version = max(root.glob("boot/vmlinuz-*")).name.removeprefix("vmlinuz-")
+    files = {"vmlinuz": work / "vmlinuz", "initrd.img": work / "initrd.img"}
+    shutil.move(root / f"boot/vmlinuz-{version}", files["vmlinuz"])
+    shutil.move(root / f"boot/initrd.img-{version}", files["initrd.img"])
+    boot = profile.boot
+    cmdline = f"root=PARTUUID={puuid['rootA']} rw console={boot['console']},115200 loglevel=4"
+    if boot["kind"] == "direct":
+        cmdline += " panic=-1"  # QEMU runs with -no-reboot: a panic ends the VM
+    elif boot["kind"] == "raspi":
+        cmdline += " rootwait panic=10"  # an unattended box reboots after a panic
+        for name in boot["firmware"]:
+            files[name] = root / "usr/lib/raspi-firmware" / name
+        for dtb in boot["device_trees"]:
+            files[Path(dtb).name] = root / f"usr/lib/linux-image-{version}" / dtb
+        for name, text in (("config.txt", boot["config_txt"]), ("cmdline.txt", cmdline + "\n")):
+            files[name] = work / name
+            files[name].write_text(text)
+            os.utime(files[name], (epoch, epoch))
+    else:
+        raise SystemExit(f"{profile.name}: unknown boot kind {boot['kind']!r}")
+    for name in list(files):  # copied now: the sources below leave the root
+        if files[name].is_relative_to(root):
+            files[name] = Path(shutil.copy2(files[name], work / f"boot-{name}"))
+    for path in ("boot/firmware", "usr/lib/raspi-firmware", f"usr/lib/linux-image-{version}"):
+        shutil.rmtree(root / path, ignore_errors=True)
+    for link in ("vmlinuz", "vmlinuz.old", "initrd.img", "initrd.img.old"):
+        (root / link).unlink(missing_ok=True)  # pointed into /boot
+    return version, files, cmdline
 
 
 def tree_mib(root: Path) -> int:

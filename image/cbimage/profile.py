@@ -13,17 +13,15 @@ class Profile:
     name: str
     architecture: str
     suite: str
-    kernel_package: str
-    packages: tuple[str, ...]
-    qemu: dict
+    boot: dict  # kind "direct" (QEMU loads the kernel) or "raspi" (the Pi firmware does)
+    qemu: dict  # how QEMU runs it; empty for boards QEMU cannot run
     disk: dict
     source: str  # the TOML text, part of the cache key
 
     def canonical(self) -> str:
         """The profile as canonical JSON, for hashing (comments do not matter)."""
         return json.dumps({"name": self.name, "architecture": self.architecture,
-                           "suite": self.suite, "kernel_package": self.kernel_package,
-                           "packages": list(self.packages), "qemu": self.qemu,
+                           "suite": self.suite, "boot": self.boot, "qemu": self.qemu,
                            "disk": self.disk}, sort_keys=True)
 
 
@@ -38,6 +36,5 @@ def load(board: str) -> Profile:
     text = path.read_text()
     data = tomllib.loads(text)
     return Profile(name=data["name"], architecture=data["architecture"], suite=data["suite"],
-                   kernel_package=data["kernel_package"],
-                   packages=tuple(data.get("packages", ())), qemu=dict(data.get("qemu", {})),
+                   boot=dict(data["boot"]), qemu=dict(data.get("qemu", {})),
                    disk=dict(data["disk"]), source=text)

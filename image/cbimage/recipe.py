@@ -1,8 +1,9 @@
 """The one root file system recipe every board shares: mmdebstrap of Debian 13 (trixie).
 
-The result is a tarball, cached by the hash of the profile and this recipe: the
-project's own code is added later (cbimage.build), so editing the agent does not
-re-run mmdebstrap.
+One root per architecture: every arm64 board (QEMU virt, Raspberry Pi 4 and 5) boots
+the same root and differs only in its boot partition (cbimage.build). The result is a
+tarball, cached by the hash of the suite, the architecture and this recipe: the
+project's own code is added later, so editing the agent does not re-run mmdebstrap.
 """
 
 import hashlib
@@ -12,7 +13,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from .profile import PROFILES, Profile
+from .profile import Profile
 
 # The Debian mirror apt uses on the build machines (/etc/apt/sources.list.d/debian.sources).
 MIRROR = "http://deb.debian.org/debian"
@@ -22,7 +23,12 @@ BASE_PACKAGES = (
     "systemd", "systemd-sysv", "udev", "dbus", "kmod", "initramfs-tools", "passwd",
     "iproute2", "procps", "nftables", "wireguard-tools",
     "e2fsprogs", "fdisk",  # fsck and resize2fs for ext4; sfdisk grows data on first boot
+    "zstd",  # initramfs-tools compresses with it (gzip, its fallback, is slower)
 )
+KERNEL = {"amd64": "linux-image-amd64", "arm64": "linux-image-arm64"}
+# The Raspberry Pi's boot firmware (start4.elf, fixup4.dat, ...) comes from Debian too;
+# the image builder copies it to the boot partition of the Pi boards.
+ARCH_PACKAGES = {"amd64": (), "arm64": ("raspi-firmware",)}
 # Debian's Python packages the agent and the web UI import (pyproject.toml's dependencies).
 PYTHON_PACKAGES = (
     "python3", "python3-pyroute2", "python3-cryptography", "python3-segno",
@@ -55,6 +61,16 @@ DPKG_EXCLUDES = (
     *(f"path-exclude=/usr/lib/modules/*/kernel/{d}/*" for d in KERNEL_EXCLUDES),
 )
 
+# Runs after the essential packages are in: the initramfs is made once, at the end,
+# rather than by the kernel's hook and again by each trigger (minutes each, emulated).
+ESSENTIAL = r"""
+set -eu
+R="$1"
+chroot "$R" dpkg-divert --quiet --local --rename --add /usr/sbin/update-initramfs
+printf '#!/bin/sh\nexit 0\n' > "$R/usr/sbin/update-initramfs"
+chmod 755 "$R/usr/sbin/update-initramfs"
+"""
+
 # Runs on the build machine after the packages are in; "$1" is the new root.
 CUSTOMIZE = r"""
 set -eu
@@ -76,33 +92,38 @@ rm -f "$R/etc/resolv.conf"
 # Each box makes its own machine-id on first boot.
 : > "$R/etc/machine-id"
 rm -f "$R/var/lib/dbus/machine-id"
+# The one initramfs (see ESSENTIAL).
+rm "$R/usr/sbin/update-initramfs"
+chroot "$R" dpkg-divert --quiet --local --rename --remove /usr/sbin/update-initramfs
+chroot "$R" update-initramfs -c -k all
 """.replace("{user}", WEBUI_USER)
 
 
-def packages(profile: Profile) -> list[str]:
-    return sorted({*BASE_PACKAGES, *PYTHON_PACKAGES, profile.kernel_package, *profile.packages})
+def packages(architecture: str) -> list[str]:
+    return sorted({*BASE_PACKAGES, *PYTHON_PACKAGES, KERNEL[architecture],
+                   *ARCH_PACKAGES[architecture]})
 
 
-def epoch(profile: Profile) -> int:
+def epoch() -> int:
     """SOURCE_DATE_EPOCH, the time in every timestamp of the root file system and the image:
-    $SOURCE_DATE_EPOCH if set, else the time of the last commit that changed this recipe or
-    the board's profile. Not HEAD's: the epoch is baked into the cached root file system,
-    which is rebuilt only when these files change."""
+    $SOURCE_DATE_EPOCH if set, else the time of the last commit that changed this recipe.
+    Not HEAD's: the epoch is baked into the cached root file system, which is rebuilt only
+    when the recipe changes."""
     if os.environ.get("SOURCE_DATE_EPOCH"):
         return int(os.environ["SOURCE_DATE_EPOCH"])
-    out = subprocess.run(["git", "log", "-1", "--format=%ct", "--", Path(__file__).resolve(),
-                          PROFILES / f"{profile.name}.toml"],
-                         cwd=PROFILES, check=True, capture_output=True, text=True).stdout
+    here = Path(__file__).resolve()
+    out = subprocess.run(["git", "log", "-1", "--format=%ct", "--", here], cwd=here.parent,
+                         check=True, capture_output=True, text=True).stdout
     if not out.strip():
         raise SystemExit("cbimage: the recipe has no git history; set SOURCE_DATE_EPOCH")
     return int(out)
 
 
 def key(profile: Profile, epoch: int) -> str:
-    """What the root file system depends on: the profile, this recipe's source, the epoch."""
+    """What the root file system depends on: the suite, the architecture, this recipe's
+    source and the epoch (not the board: boards of one architecture share the root)."""
     h = hashlib.sha256()
-    h.update(f"epoch {epoch}\n".encode())
-    h.update(profile.canonical().encode())
+    h.update(f"epoch {epoch}\nsuite {profile.suite}\narch {profile.architecture}\n".encode())
     h.update(Path(__file__).read_bytes())
     h.update(MIRROR.encode())
     return h.hexdigest()
@@ -170,11 +191,12 @@ def build(profile: Profile, out: Path, epoch: int, log) -> float:
     tmp = out.with_name(out.stem + ".part.tar")  # mmdebstrap picks the format by suffix
     tmp.unlink(missing_ok=True)
     cmd = ["mmdebstrap", "--variant=apt", f"--architectures={profile.architecture}",
-           "--components=main", f"--include={','.join(packages(profile))}",
-           *(f"--dpkgopt={o}" for o in DPKG_EXCLUDES), f"--customize-hook={CUSTOMIZE}",
+           "--components=main", f"--include={','.join(packages(profile.architecture))}",
+           *(f"--dpkgopt={o}" for o in DPKG_EXCLUDES), f"--essential-hook={ESSENTIAL}",
+           f"--customize-hook={CUSTOMIZE}",
            profile.suite, str(tmp), MIRROR]
     log(f"rootfs: mmdebstrap {profile.suite} {profile.architecture}, "
-        f"{len(packages(profile))} packages -> {out.name}")
+        f"{len(packages(profile.architecture))} packages -> {out.name}")
     t0 = time.monotonic()
     with open(out.with_suffix(".log"), "w") as f:
         r = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT,  # honoured by all it runs
