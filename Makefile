@@ -15,7 +15,7 @@ test: setup
 	$(PY) -m pytest --vm
 
 test-slow: setup
-	$(PY) -m pytest -m slow
+	$(PY) -m pytest -m slow --vm
 
 bench: setup
 	$(PY) bench/vpn_scale.py

@@ -17,6 +17,11 @@ def pytest_terminal_summary(terminalreporter):
         if skipped:
             why = str(skipped[0].longrepr[-1]).split(": ", 1)[-1]
             lines.append(f"NOT RUN: {tier}: {len(skipped)} tests skipped: {why}")
+    deselected = tr.stats.get("deselected", ())
+    if deselected:
+        where = sorted({item.nodeid.split("::")[0] for item in deselected})
+        lines.append(f"NOT RUN: {len(deselected)} slow tests (run `make test-slow`): "
+                     f"{', '.join(where)}")
     if lines:
         tr.section("tiers NOT run", sep="!", bold=True, red=True)
         for line in lines:

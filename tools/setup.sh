@@ -16,6 +16,8 @@ APT_PACKAGES=(
     arch-test fakechroot fakeroot gpg uidmap  # what mmdebstrap recommends (and was tested with)
     libdistro-info-perl libdpkg-perl
     qemu-system-x86 qemu-utils                # the VM tier boots it (qemu-img for overlays)
+    qemu-user-static binfmt-support           # arm64 root file systems built under emulation
+    qemu-system-arm                           # the qemu-arm64 board (make test-slow)
 )
 
 missing=()
@@ -30,6 +32,12 @@ if ((${#missing[@]})); then
     echo "setup: installing ${missing[*]}"
     apt-get update -q
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+# Without an init system nothing registers qemu-user's binfmt handlers: do it here.
+if [[ ! -e /proc/sys/fs/binfmt_misc/qemu-aarch64 && $EUID -eq 0 ]]; then
+    mountpoint -q /proc/sys/fs/binfmt_misc || mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
+    update-binfmts --enable qemu-aarch64
 fi
 
 # Debian's own Python, not whatever else is first on PATH.
