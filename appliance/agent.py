@@ -19,6 +19,7 @@ from pathlib import Path
 
 from .api.server import ApiServer
 from .box import Box
+from .console import announce
 from .paths import Paths
 from .tls import ensure_certificate
 from .vpn.backends import detect, probe
@@ -35,6 +36,11 @@ def sd_notify(message: str) -> None:
         address = "\0" + address[1:]
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
         sock.sendto(message.encode(), address)
+
+
+def show_setup_code(box: Box) -> None:
+    claimed = box.head()[1].box.claimed
+    announce(box.paths, None if claimed else box.runtime.setup_code()[0])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -68,10 +74,12 @@ def main(argv: list[str] | None = None) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
+    show_setup_code(box)
     sd_notify("READY=1\nSTATUS=serving")
     log.info("ready on %s", paths.socket)
     while not stop.wait(args.interval):
         box.reconcile()
+        show_setup_code(box)  # a new code once the old one expires
     sd_notify("STOPPING=1")
     server.shutdown()
     server.server_close()

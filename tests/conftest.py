@@ -17,7 +17,7 @@ def pytest_terminal_summary(terminalreporter):
         if skipped:
             why = str(skipped[0].longrepr[-1]).split(": ", 1)[-1]
             lines.append(f"NOT RUN: {tier}: {len(skipped)} tests skipped: {why}")
-    deselected = tr.stats.get("deselected", ())
+    deselected = [i for i in tr.stats.get("deselected", ()) if i.get_closest_marker("slow")]
     if deselected:
         where = sorted({item.nodeid.split("::")[0] for item in deselected})
         lines.append(f"NOT RUN: {len(deselected)} slow tests (run `make test-slow`): "

@@ -15,6 +15,7 @@ from typing import Any, Callable
 
 from ..accounts.service import Caller
 from ..box import Box
+from ..console import announce
 from ..errors import Forbidden, Invalid, NotFound, Unauthorized
 from ..validate import address, text
 from ..vpn.schema import Device
@@ -190,6 +191,7 @@ def setup_claim(box: Box, caller: Caller, code, address, language, box_name, adm
 
     revision, _, outcomes = box.change(f"{admin_name} (claim)", "claim the box", make)
     box.runtime.kill_setup_code()
+    announce(box.paths, None)
     token, user = box.accounts.login(box.head()[1], admin_name, passphrase, where)
     return {**_changed(revision, outcomes), "session": token, "user": user.to_json()}
 

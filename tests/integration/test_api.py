@@ -143,10 +143,15 @@ def test_only_root_and_the_web_ui_user_may_call(tmp_path):
         # The web UI's user gets in, but acts only through a household member's session.
         assert _call_as(lab, 65534, 65534, "vpn.device.add", name="x") == {"error": "forbidden"}
         code = lab.api.call("setup.code")["code"]
+        # the box's own login prompts show the code while it is unclaimed, to root only
+        issue = root / "run/issue.d/commonsbox.issue"
+        assert f"setup code  {code}" in issue.read_text() and "https://\\4/" in issue.read_text()
+        assert oct(issue.stat().st_mode & 0o777) == "0o600"
         claim = _call_as(lab, 65534, 65534, "setup.claim", code=code, address="192.0.2.9",
                          language="pt", box_name="Casa", admin_name="ana",
                          passphrase="three unrelated words", timezone="Europe/Lisbon")
         session = claim["ok"]["session"]
+        assert not issue.exists()
         assert _call_as(lab, 65534, 65534, "vpn.device.add", name="x") == {
             "error": "unauthorized"}
         added = _call_as(lab, 65534, 65534, "vpn.device.add", session, name="from the web UI")

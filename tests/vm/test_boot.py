@@ -4,6 +4,7 @@ import ipaddress
 import json
 import os
 import ssl
+import time
 import urllib.request
 
 import pytest
@@ -150,3 +151,14 @@ def test_a_phone_connects_to_the_guests_kernel_wireguard_and_pings_the_box(vm, p
     devices = json.loads(vm.run(["commonsbox", "vpn", "device", "list", "--json"],
                                 check=True).stdout)
     assert [d["latest_handshake"] > 0 for d in devices if d["name"] == "vm-phone"] == [True]
+
+
+def test_the_boxs_console_shows_how_to_set_it_up(vm):
+    """No keyboard, no SSH: the login prompt on the screen and the serial console shows
+    the address and the one-time setup code while the box is unclaimed."""
+    code = json.loads(vm.run(["commonsbox", "setup-code", "--json"], check=True).stdout)["code"]
+    deadline = time.monotonic() + 60
+    while f"setup code  {code}" not in vm.console_log.read_text(errors="replace"):
+        assert time.monotonic() < deadline, vm.tail()
+        time.sleep(0.5)  # reading the console's log, which QEMU writes as it comes
+    assert "https://10.0.2.15/" in vm.console_log.read_text(errors="replace")  # agetty's \4
