@@ -26,9 +26,11 @@ BASE_PACKAGES = (
     "zstd",  # initramfs-tools compresses with it (gzip, its fallback, is slower)
 )
 KERNEL = {"amd64": "linux-image-amd64", "arm64": "linux-image-arm64"}
-# The Raspberry Pi's boot firmware (start4.elf, fixup4.dat, ...) comes from Debian too;
-# the image builder copies it to the boot partition of the Pi boards.
+# The Raspberry Pi's boot firmware (start4.elf, fixup4.dat, ...) comes from Debian too,
+# from its non-free-firmware component (the Pi's GPU boots the board: no free firmware
+# exists); the image builder copies it to the boot partition of the Pi boards.
 ARCH_PACKAGES = {"amd64": (), "arm64": ("raspi-firmware",)}
+COMPONENTS = {"amd64": "main", "arm64": "main,non-free-firmware"}
 # Debian's Python packages the agent and the web UI import (pyproject.toml's dependencies).
 PYTHON_PACKAGES = (
     "python3", "python3-pyroute2", "python3-cryptography", "python3-segno",
@@ -191,7 +193,7 @@ def build(profile: Profile, out: Path, epoch: int, log) -> float:
     tmp = out.with_name(out.stem + ".part.tar")  # mmdebstrap picks the format by suffix
     tmp.unlink(missing_ok=True)
     cmd = ["mmdebstrap", "--variant=apt", f"--architectures={profile.architecture}",
-           "--components=main", f"--include={','.join(packages(profile.architecture))}",
+           f"--components={COMPONENTS[profile.architecture]}", f"--include={','.join(packages(profile.architecture))}",
            *(f"--dpkgopt={o}" for o in DPKG_EXCLUDES), f"--essential-hook={ESSENTIAL}",
            f"--customize-hook={CUSTOMIZE}",
            profile.suite, str(tmp), MIRROR]
