@@ -13,14 +13,18 @@ ISSUE = "run/issue.d/commonsbox.issue"
 
 
 def announce(paths: Paths, setup_code: str | None) -> None:
+    """Show SETUP_CODE at the box's login prompts, or nothing (None). A no-op when the
+    prompts already show it: a reload reprints every prompt."""
     path = paths.root / ISSUE
-    if setup_code is None:
-        if not path.exists():
-            return
+    text = None if setup_code is None else (
+        "\nThis Commonsbox is not set up yet. On the home network, open\n"
+        f"    https://\\4/\nand enter the setup code  {setup_code}\n\n")
+    shown = path.read_text() if path.exists() else None
+    if text == shown:
+        return
+    if text is None:
         path.unlink()
     else:
-        text = ("\nThis Commonsbox is not set up yet. On the home network, open\n"
-                f"    https://\\4/\nand enter the setup code  {setup_code}\n\n")
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
