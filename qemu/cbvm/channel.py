@@ -45,7 +45,11 @@ class Channel:
         rid = self.next_id
         self.next_id += 1
         req = {"id": rid, "argv": list(argv), "timeout": max(1, int(timeout) - 1)}
-        self.sock.sendall(b"\n" + json.dumps(req).encode() + b"\n")
+        self.sock.settimeout(timeout)
+        try:  # the leading newline ends any line a timed-out send left half written
+            self.sock.sendall(b"\n" + json.dumps(req).encode() + b"\n")
+        except socket.timeout:  # the guest has not opened its end: QEMU stops reading
+            return None
         deadline = time.monotonic() + timeout
         while True:
             while b"\n" in self.buf:
