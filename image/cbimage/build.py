@@ -181,7 +181,8 @@ def _boot_files(profile: Profile, root: Path, work: Path, puuid: dict, epoch: in
     shutil.move(root / f"boot/vmlinuz-{version}", files["vmlinuz"])
     shutil.move(root / f"boot/initrd.img-{version}", files["initrd.img"])
     boot = profile.boot
-    cmdline = f"root=PARTUUID={puuid['rootA']} rw console={boot['console']},115200 loglevel=4"
+    cmdline = (f"root=PARTUUID={puuid['rootA']} rw console={boot['console']},115200 loglevel=4 "
+               f"{boot.get('cmdline', '')}").strip()
     if boot["kind"] == "direct":
         cmdline += " panic=-1"  # QEMU runs with -no-reboot: a panic ends the VM
     elif boot["kind"] == "raspi":
