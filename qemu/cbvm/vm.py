@@ -38,6 +38,8 @@ class VM:
                  cmdline_extra: str = ""):
         self.image_dir = Path(image_dir)
         self.info = json.loads((self.image_dir / "image.json").read_text())
+        if not self.info["qemu"]:
+            raise VMError(f"{self.info['board']} is not a QEMU board: flash its image to a card")
         self.work = Path(work) if work else Path(tempfile.mkdtemp(prefix="cbvm-"))
         self.work.mkdir(parents=True, exist_ok=True)
         q = self.info["qemu"]
