@@ -101,7 +101,7 @@ def main() -> int:
             t0 = time.monotonic()
             info = build(board, out, cache, test=True, log=lambda m: print(m, flush=True))
             r = {"build_s": round(time.monotonic() - t0, 1), "cold": args.cold,
-                 **{k: v for k, v in info["this_run"].items()},
+                 **info["this_run"],
                  "image_mib": round(info["size_bytes"] / 2**20, 1),
                  "written_mib": round(info["allocated_bytes"] / 2**20, 1)}
             with tempfile.TemporaryDirectory() as work:

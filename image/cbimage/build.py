@@ -1,9 +1,10 @@
 """Build a board's image: the cached root file system + the project + units -> disk image.
 
 Two cache levels under the cache directory:
-  rootfs/BOARD-KEY.tar     mmdebstrap's output, keyed by profile + recipe (cbimage.recipe)
-  images/BOARD[-test]-KEY/ the finished image, keyed by that key + the project's source
-                           + this builder's own code + the variant (test or not)
+  rootfs/SUITE-ARCH-KEY.tar  mmdebstrap's output, keyed by suite, architecture, recipe
+                             and epoch (cbimage.recipe); shared by the boards of an arch
+  images/BOARD[-test]-KEY/   the finished image, keyed by that key + the profile + the
+                             project's source + this builder's own code + the variant
 An unchanged input set reuses both; the output directory gets hard links to the cache.
 """
 
@@ -17,6 +18,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+from appliance.imagesign import file_sha256  # the box verifies with the same code
 
 from . import disk, recipe
 from .profile import Profile, load
@@ -134,7 +137,7 @@ def _assemble(profile: Profile, rootfs: Path, sources: list[Path], work: Path, t
     packages = recipe.dpkg_status((root / "var/lib/dpkg/status").read_text())
     (work / "packages.lock").write_text(recipe.lock_text(packages))
     # Root B is not in the image: the box makes it on first boot (appliance/storage/grow.py).
-    puuid = {name: disk.Part(name, disk.LINUX, 0, None).uuid(profile.name)
+    puuid = {name: disk.partition_uuid(profile.name, name)
              for name in ("boot", "rootA", "rootB", "data")}
     _configure(profile, root, puuid, test)
 
@@ -156,17 +159,13 @@ def _assemble(profile: Profile, rootfs: Path, sources: list[Path], work: Path, t
         disk.Part("rootA", disk.LINUX, root_mib, root_img),
         disk.Part("data", disk.LINUX, d["data_mib"], data_img),
     ])
-    sha = hashlib.sha256()
-    with open(image, "rb") as f:
-        while chunk := f.read(1 << 22):
-            sha.update(chunk)
     st = image.stat()
     return {"board": profile.name, "test_image": test, "image": "disk.img",
             "kernel": "vmlinuz", "initrd": "initrd.img", "cmdline": cmdline,
             "kernel_version": version, "boot_files": sorted(boot_files),
             "qemu": profile.qemu, "partitions": puuid, "root_mib": root_mib,
             "size_bytes": st.st_size, "allocated_bytes": st.st_blocks * 512,
-            "sha256": sha.hexdigest(), "packages": packages,
+            "sha256": file_sha256(image), "packages": packages,
             "python_wheels": sorted(w.name for w in (work / "wheels").glob("*.whl"))}
 
 
@@ -228,9 +227,8 @@ def _install_project(profile: Profile, sources: list[Path], work: Path, root: Pa
     log("image: building the project's wheel")
     subprocess.run([*pip, "wheel", "--no-deps", "-w", wheels, src], check=True,
                    stdout=subprocess.DEVNULL)
-    target = dict(platform=PLATFORMS[profile.architecture])
-    compat = ["--only-binary=:all:", "--platform", target["platform"], "--python-version",
-              GUEST_PYTHON, "--implementation", "cp"]
+    compat = ["--only-binary=:all:", "--platform", PLATFORMS[profile.architecture],
+              "--python-version", GUEST_PYTHON, "--implementation", "cp"]
     log(f"image: fetching {', '.join(recipe.PYPI_WHEELS)}")
     subprocess.run([*pip, "download", "--no-deps", *compat, "-d", wheels, *recipe.PYPI_WHEELS],
                    check=True, stdout=subprocess.DEVNULL)

@@ -24,6 +24,10 @@ def stable_uuid(*parts: str) -> str:
     return str(uuid.uuid5(NAMESPACE, "/".join(parts)))
 
 
+def partition_uuid(board: str, name: str) -> str:
+    return stable_uuid(board, "partition", name)
+
+
 @dataclass(frozen=True)
 class Part:
     name: str
@@ -32,7 +36,7 @@ class Part:
     file: Path | None  # None: left empty (zeros, sparse)
 
     def uuid(self, board: str) -> str:
-        return stable_uuid(board, "partition", self.name)
+        return partition_uuid(board, self.name)
 
 
 def run(*cmd, **kw):

@@ -142,9 +142,13 @@ def lock_text(packages: dict[str, str]) -> str:
 
 
 def read_lock(path: Path) -> dict[str, str]:
-    """A lock file, every line checked: its names and versions go into apt's pins."""
+    """A lock file, every line checked before it is compared with what dpkg installed."""
+    try:
+        text = Path(path).read_text()
+    except (OSError, UnicodeDecodeError) as err:
+        raise SystemExit(f"cbimage: cannot read the lock {path}: {err}") from None
     lock = {}
-    for number, line in enumerate(Path(path).read_text().splitlines(), 1):
+    for number, line in enumerate(text.splitlines(), 1):
         if not line.strip() or line.startswith("#"):
             continue
         parts = line.split()

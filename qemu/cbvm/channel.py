@@ -1,7 +1,7 @@
 """The harness's side of the test-only command channel (the guest's testchannel.py).
 
-QEMU serves the guest's virtio port org.commonsbox.test as a Unix socket; each request and answer is one JSON
-line. Test images only: a real image has no such channel.
+QEMU serves the guest's virtio port org.commonsbox.test as a Unix socket; each request
+and answer is one JSON line. Test images only: a real image has no such channel.
 """
 
 import json
