@@ -238,7 +238,12 @@ def _install_project(profile: Profile, sources: list[Path], work: Path, root: Pa
     names = sorted(w.name.split("-")[0] for w in wheels.glob("*.whl"))
     subprocess.run([*pip, "install", "--no-deps", "--no-compile", "--no-index", *compat,
                     "--find-links", wheels, "--target", dest, *names], check=True)
-    shutil.rmtree(dest / "bin", ignore_errors=True)  # host shebangs; /usr/bin/commonsbox instead
+    # pip's scripts start with this build's interpreter path: /usr/bin/commonsbox instead,
+    # and RECORD forgets them (their hashes would carry that path into the image).
+    shutil.rmtree(dest / "bin", ignore_errors=True)
+    for record in dest.glob("*.dist-info/RECORD"):
+        lines = record.read_text().splitlines(keepends=True)
+        record.write_text("".join(l for l in lines if not l.startswith("../../bin/")))
     # Byte-compile with the guest's own Python (hash-based .pyc: no timestamps).
     subprocess.run(["chroot", root, "python3", "-m", "compileall", "-q", "-j0",
                     "--invalidation-mode", "checked-hash", f"/{PYLIB}"], check=True)
