@@ -24,7 +24,16 @@ BASE_PACKAGES = (
     "iproute2", "procps", "nftables", "wireguard-tools",
     "e2fsprogs", "fdisk",  # fsck and resize2fs for ext4; sfdisk grows data on first boot
     "zstd",  # initramfs-tools compresses with it (gzip, its fallback, is slower)
+    "systemd-resolved",  # the box's own DNS resolver (MX lookups, the DNS-record check)
+    "ca-certificates",  # TLS to a smarthost and to other servers
 )
+# The mail and chat relay (appliance/mail, appliance/chat): off until the agent
+# configures them. lua-unbound: Prosody's DNS (SRV lookups for federation).
+RELAY_PACKAGES = (
+    "postfix", "dovecot-core", "dovecot-imapd", "dovecot-lmtpd", "opendkim",
+    "prosody", "lua-unbound",
+)
+RELAY_UNITS = ("postfix.service", "dovecot.service", "opendkim.service", "prosody.service")
 KERNEL = {"amd64": "linux-image-amd64", "arm64": "linux-image-arm64"}
 # The Raspberry Pi's boot firmware (start4.elf, fixup4.dat, ...) comes from Debian too,
 # from its non-free-firmware component (the Pi's GPU boots the board: no free firmware
@@ -88,9 +97,14 @@ chroot "$R" passwd --lock root >/dev/null
 mkdir -p "$R/etc/systemd/network"
 printf '[Match]\nType=ether\n\n[Network]\nDHCP=yes\n' > "$R/etc/systemd/network/20-wired.network"
 chroot "$R" systemctl enable systemd-networkd.service >/dev/null 2>&1
-# mmdebstrap copied the build machine's resolv.conf: not the box's, and not the same on
-# every build machine.
+# Resolve for the box itself only: no LLMNR or mDNS answers to the neighbours.
+mkdir -p "$R/etc/systemd/resolved.conf.d"
+printf '[Resolve]\nLLMNR=no\nMulticastDNS=no\n' > "$R/etc/systemd/resolved.conf.d/commonsbox.conf"
+# The relay's daemons start when the agent has configured them, not with their defaults.
+chroot "$R" systemctl disable --quiet {relay_units} 2>/dev/null
+# mmdebstrap copied the build machine's resolv.conf: the box's is systemd-resolved's.
 rm -f "$R/etc/resolv.conf"
+ln -s ../run/systemd/resolve/stub-resolv.conf "$R/etc/resolv.conf"
 # Each box makes its own machine-id on first boot.
 : > "$R/etc/machine-id"
 rm -f "$R/var/lib/dbus/machine-id"
@@ -98,11 +112,11 @@ rm -f "$R/var/lib/dbus/machine-id"
 rm "$R/usr/sbin/update-initramfs"
 chroot "$R" dpkg-divert --quiet --local --rename --remove /usr/sbin/update-initramfs
 chroot "$R" update-initramfs -c -k all
-""".replace("{user}", WEBUI_USER)
+""".replace("{user}", WEBUI_USER).replace("{relay_units}", " ".join(RELAY_UNITS))
 
 
 def packages(architecture: str) -> list[str]:
-    return sorted({*BASE_PACKAGES, *PYTHON_PACKAGES, KERNEL[architecture],
+    return sorted({*BASE_PACKAGES, *PYTHON_PACKAGES, *RELAY_PACKAGES, KERNEL[architecture],
                    *ARCH_PACKAGES[architecture]})
 
 
