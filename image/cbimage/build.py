@@ -69,6 +69,23 @@ def image_key(profile: Profile, rootfs_key: str, sources: list[Path], test: bool
     return h.hexdigest()
 
 
+def root_tarball(board: str, cache: Path, log=print, timings: dict | None = None
+                 ) -> tuple[Path, str]:
+    """BOARD's root file system as mmdebstrap made it (built unless cached), and its key.
+    The box-in-a-namespace runs this tree too (appliance/boxroot.py)."""
+    profile = load(board)
+    rkey = recipe.key(profile, recipe.epoch())
+    rootfs = cache / "rootfs" / f"{profile.suite}-{profile.architecture}-{rkey[:16]}.tar"
+    if rootfs.is_file():
+        log(f"rootfs: cached {rootfs}")
+    else:
+        seconds = round(recipe.build(profile, rootfs, recipe.epoch(), log), 1)
+        if timings is not None:
+            timings["rootfs_s"] = seconds
+        log(f"rootfs: built in {seconds} s")
+    return rootfs, rkey
+
+
 def build(board: str, out: Path, cache: Path, test: bool = False, log=print,
           lock: Path | None = None) -> dict:
     """Build (or reuse) BOARD's image; hard-link it into OUT; return its image.json.
@@ -77,13 +94,7 @@ def build(board: str, out: Path, cache: Path, test: bool = False, log=print,
     timings = {}
     locked = recipe.read_lock(lock) if lock else None
     epoch = recipe.epoch()
-    rkey = recipe.key(profile, epoch)
-    rootfs = cache / "rootfs" / f"{profile.suite}-{profile.architecture}-{rkey[:16]}.tar"
-    if rootfs.is_file():
-        log(f"rootfs: cached {rootfs}")
-    else:
-        timings["rootfs_s"] = round(recipe.build(profile, rootfs, epoch, log), 1)
-        log(f"rootfs: built in {timings['rootfs_s']} s")
+    rootfs, rkey = root_tarball(board, cache, log, timings)
     if locked is not None:
         recipe.check_lock(recipe.rootfs_packages(rootfs), locked)
     sources = project_sources()
