@@ -6,6 +6,7 @@ from dataclasses import dataclass, replace
 from . import validate as v
 from .accounts.schema import LANGUAGES, Accounts
 from .errors import Invalid
+from .mail.schema import MailSettings
 from .vpn.schema import VpnSettings
 
 SCHEMA_VERSION = 1
@@ -53,6 +54,7 @@ class Desired:
     box: BoxSettings
     vpn: VpnSettings
     accounts: Accounts = Accounts()
+    mail: MailSettings = MailSettings()
 
     @classmethod
     def new(cls) -> "Desired":
@@ -60,7 +62,7 @@ class Desired:
 
     @classmethod
     def from_json(cls, doc) -> "Desired":
-        v.only_keys(doc, "", {"schema", "box", "vpn"}, {"accounts"})
+        v.only_keys(doc, "", {"schema", "box", "vpn"}, {"accounts", "mail"})
         if doc["schema"] != SCHEMA_VERSION:
             raise Invalid(f"schema version {doc['schema']!r} is not {SCHEMA_VERSION}", "schema")
         accounts = Accounts.from_json(doc.get("accounts", {"users": []}))
@@ -68,14 +70,22 @@ class Desired:
         for i, d in enumerate(vpn.devices):
             if d.owner is not None and accounts.user(d.owner) is None:
                 raise Invalid(f"vpn.devices[{i}].owner is not a user", f"vpn.devices[{i}].owner")
-        return cls(box=BoxSettings.from_json(doc["box"]), vpn=vpn, accounts=accounts)
+        mail = MailSettings.from_json(doc.get("mail", {"enabled": False}))
+        for i, p in enumerate(mail.app_passwords):
+            if accounts.user(p.owner) is None:
+                raise Invalid(f"mail.app_passwords[{i}].owner is not a user",
+                              f"mail.app_passwords[{i}].owner")
+        return cls(box=BoxSettings.from_json(doc["box"]), vpn=vpn, accounts=accounts, mail=mail)
 
     def to_json(self) -> dict:
         return {"schema": SCHEMA_VERSION, "box": self.box.to_json(), "vpn": self.vpn.to_json(),
-                "accounts": self.accounts.to_json()}
+                "accounts": self.accounts.to_json(), "mail": self.mail.to_json()}
 
     def with_vpn(self, vpn: VpnSettings) -> "Desired":
         return replace(self, vpn=vpn)
+
+    def with_mail(self, mail: MailSettings) -> "Desired":
+        return replace(self, mail=mail)
 
     def with_box(self, box: BoxSettings) -> "Desired":
         return replace(self, box=replace(box, claimed=self.box.claimed))

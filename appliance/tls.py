@@ -23,30 +23,36 @@ def fingerprint(cert_pem: bytes) -> str:
 def ensure_certificate(cert: Path, key: Path, group: int | None, box_name: str) -> str:
     """Make the key and certificate unless both exist; return the fingerprint."""
     if not (cert.exists() and key.exists()):
-        from cryptography import x509
-        from cryptography.hazmat.primitives import hashes, serialization
-        from cryptography.hazmat.primitives.asymmetric import ec
-        from cryptography.x509.oid import NameOID
-
-        private = ec.generate_private_key(ec.SECP256R1())
-        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "commonsbox.local"),
-                          x509.NameAttribute(NameOID.ORGANIZATION_NAME, box_name[:64])])
-        now = datetime.datetime.now(datetime.timezone.utc)
-        certificate = (
-            x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(private.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(days=1))
-            .not_valid_after(now + datetime.timedelta(days=3650))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in NAMES]),
-                           critical=False)
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .sign(private, hashes.SHA256()))
+        key_pem, cert_pem = self_signed(NAMES, box_name)
         cert.parent.mkdir(parents=True, exist_ok=True)
-        _write(key, private.private_bytes(serialization.Encoding.PEM,
-                                          serialization.PrivateFormat.PKCS8,
-                                          serialization.NoEncryption()), 0o640, group)
-        _write(cert, certificate.public_bytes(serialization.Encoding.PEM), 0o644, None)
+        _write(key, key_pem, 0o640, group)
+        _write(cert, cert_pem, 0o644, None)
     return fingerprint(cert.read_bytes())
+
+
+def self_signed(names, organisation: str) -> tuple[bytes, bytes]:
+    """A new EC key and a 10-year self-signed certificate for NAMES (PEM, PEM)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    private = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0]),
+                      x509.NameAttribute(NameOID.ORGANIZATION_NAME, organisation[:64])])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    certificate = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name)
+        .public_key(private.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=3650))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]),
+                       critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .sign(private, hashes.SHA256()))
+    return (private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                  serialization.NoEncryption()),
+            certificate.public_bytes(serialization.Encoding.PEM))
 
 
 def _write(path: Path, data: bytes, mode: int, group: int | None) -> None:

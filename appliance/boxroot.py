@@ -1,0 +1,133 @@
+"""The box's own Debian 13 root file system, running in namespaces on this machine.
+
+The relay's daemons must be the versions the box ships (Postfix 3.10, Dovecot 2.4,
+Prosody 13), not the build machine's. So the demo and the tests run them from the image
+recipe's own amd64 root (cbimage.build.root_tarball): unpacked once, each box an overlay
+over it, in the box's network namespace plus its own mount, PID, UTS and IPC namespaces.
+Killing the box's PID 1 ends everything in it, and its mounts vanish with it.
+
+The agent stays outside (it takes a root directory, as in every test): it reaches the
+box's files through /proc/PID/root and runs the box's commands with `nsenter`, which is
+exactly what ``System`` abstracts (appliance/system.py).
+"""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from .sandbox import Netns
+from .system import System
+
+REPO = Path(__file__).resolve().parent.parent
+TREES = Path(os.environ.get("CB_BOXROOT_DIR", "/var/tmp/commonsbox/boxroot"))
+
+# Inside the new namespaces, before the box's own PID 1 starts: the overlay, /proc, /sys,
+# a minimal /dev, and tmpfs on /run and /tmp. Arguments: lower upper work merged hostname.
+_SETUP = r"""
+set -eu
+mount -t overlay overlay -o "lowerdir=$1,upperdir=$2,workdir=$3" "$4"
+cd "$4"
+mount -t proc proc proc
+mount -t sysfs -o ro sysfs sys
+mount -t tmpfs -o mode=755,size=16m tmpfs dev
+for n in null zero full random urandom tty; do touch "dev/$n"; mount --bind "/dev/$n" "dev/$n"; done
+mkdir dev/pts dev/shm
+mount -t devpts -o newinstance,ptmxmode=0666 devpts dev/pts
+ln -s pts/ptmx dev/ptmx
+mount -t tmpfs tmpfs dev/shm
+mount -t tmpfs -o mode=755 tmpfs run
+mount -t tmpfs -o mode=1777 tmpfs tmp
+hostname "$5"
+exec chroot . /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin /usr/bin/python3 -c "$6"
+"""
+
+# The box's PID 1: says it is up, then reaps orphans (daemons that double-fork) until
+# told to stop. Its death ends every process in the box.
+_INIT = r"""
+import os, signal, sys, time
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+print("up", flush=True)
+while True:
+    try:
+        os.wait()
+    except ChildProcessError:
+        time.sleep(0.5)
+"""
+
+
+def tree(log=print) -> Path:
+    """The recipe's amd64 root, unpacked once per recipe (the key names the directory)."""
+    sys.path.insert(0, str(REPO / "image"))
+    from cbimage.build import default_cache, root_tarball
+    tarball, key = root_tarball("qemu-amd64", default_cache(), log)
+    where = TREES / key[:16]
+    if not (where / ".complete").exists():
+        shutil.rmtree(where, ignore_errors=True)
+        where.mkdir(parents=True)
+        subprocess.run(["tar", "--numeric-owner", "--xattrs", "--xattrs-include=*", "-xpf",
+                        tarball, "-C", where], check=True)
+        (where / ".complete").touch()
+    return where
+
+
+class BoxRoot:
+    """One box: an overlay over ``lower`` in ``netns``, its changes kept in ``work``."""
+
+    def __init__(self, netns: Netns, lower: Path, work: Path, hostname: str):
+        self.netns, self.lower, self.work, self.hostname = netns, lower, work, hostname
+        self.process: subprocess.Popen | None = None
+        self.pid: int | None = None  # the box's PID 1, as this machine numbers it
+
+    def start(self) -> System:
+        dirs = [self.work / d for d in ("upper", "overlay-work", "merged")]
+        for d in dirs:
+            d.mkdir(parents=True, exist_ok=True)
+        self.process = subprocess.Popen(
+            self.netns.cmd(["unshare", "--mount", "--propagation", "private", "--pid",
+                            "--fork", "--kill-child", "--uts", "--ipc",
+                            "sh", "-c", _SETUP, "sh", str(self.lower), *map(str, dirs),
+                            self.hostname, _INIT]),
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+        line = self.process.stdout.readline()
+        if line.strip() != "up":
+            self.process.kill()
+            raise RuntimeError(f"box {self.hostname} did not start: {self.process.stderr.read()}")
+        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children").read_text()
+        self.pid = int(children.split()[0])
+        return self.system()
+
+    def system(self) -> System:
+        return System(root=Path(f"/proc/{self.pid}/root"),
+                      enter=("nsenter", "-t", str(self.pid), "-m", "-u", "-i", "-n", "-p",
+                             "-r", "-w", "--", "/usr/bin/env", "-i",
+                             "PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8"))
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)  # --kill-child: the box's PID 1 goes too
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.pid = None
+
+    def __enter__(self) -> System:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+if __name__ == "__main__":  # a quick look: python -m appliance.boxroot
+    ns = Netns("cb-boxroot-try")
+    try:
+        with BoxRoot(ns, tree(), Path(sys.argv[1] if len(sys.argv) > 1 else "/tmp/cb-boxroot"),
+                     "box.test") as system:
+            print(system.run(["sh", "-c", "hostname; postconf mail_version; "
+                              "dovecot --version; prosodyctl about | head -3"]).stdout)
+    finally:
+        ns.delete()

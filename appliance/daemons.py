@@ -1,0 +1,86 @@
+"""Starting, reloading and stopping the relay's daemons, and checking their configs.
+
+Two managers, for a real difference only: on the box systemd runs the daemons (their
+Debian units, logging to the journal); the box-in-a-namespace has no init system, so
+there the daemons' own commands start them. Either way a config is checked by the
+daemon's own checker before the daemon sees it.
+"""
+
+from dataclasses import dataclass
+
+from .system import System
+
+
+@dataclass(frozen=True)
+class Daemon:
+    name: str
+    unit: str
+    start: tuple[str, ...]
+    reload: tuple[str, ...]
+    pidfile: str
+    # The checker, given the directory or file of a staged config (see check()).
+    check: tuple[str, ...]
+
+
+DAEMONS = {d.name: d for d in (
+    Daemon("opendkim", "opendkim.service", ("opendkim", "-x", "/etc/opendkim.conf"),
+           ("sh", "-c", 'kill -USR1 "$(cat /run/opendkim/opendkim.pid)"'),
+           "/run/opendkim/opendkim.pid", ("opendkim", "-n", "-x", "{}")),
+    Daemon("dovecot", "dovecot.service", ("dovecot",), ("doveadm", "reload"),
+           "/run/dovecot/master.pid", ("doveconf", "-n", "-c", "{}")),
+    Daemon("postfix", "postfix.service", ("postfix", "start"), ("postfix", "reload"),
+           "/var/spool/postfix/pid/master.pid", ("postfix", "-c", "{}", "check")),
+    Daemon("prosody", "prosody.service", ("prosodyctl", "start"), ("prosodyctl", "reload"),
+           "/run/prosody/prosody.pid", ("prosodyctl", "--config", "{}", "check", "config")),
+)}
+
+
+def check(system: System, daemon: str, staged: str) -> None:
+    """Run DAEMON's own config checker on the staged file or directory (a path inside
+    the box); raises SystemFailure with the checker's words if it refuses."""
+    system.run([part.replace("{}", staged) for part in DAEMONS[daemon].check])
+
+
+class Systemd:
+    def __init__(self, system: System):
+        self.system = system
+
+    def running(self, name: str) -> bool:
+        return self.system.run(["systemctl", "is-active", "--quiet", DAEMONS[name].unit],
+                               check=False).returncode == 0
+
+    def start(self, name: str) -> None:
+        self.system.run(["systemctl", "enable", "--now", "--quiet", DAEMONS[name].unit])
+
+    def reload(self, name: str) -> None:
+        self.system.run(["systemctl", "reload-or-restart", DAEMONS[name].unit])
+
+    def stop(self, name: str) -> None:
+        self.system.run(["systemctl", "disable", "--now", "--quiet", DAEMONS[name].unit])
+
+
+class Direct:
+    """No init system: the daemons' own commands, and their pid files to tell."""
+
+    def __init__(self, system: System):
+        self.system = system
+
+    def running(self, name: str) -> bool:
+        pid = (self.system.read(DAEMONS[name].pidfile) or b"").strip()
+        return pid.isdigit() and self.system.run(["kill", "-0", pid.decode()],
+                                                 check=False).returncode == 0
+
+    def start(self, name: str) -> None:
+        self.system.run(list(DAEMONS[name].start), daemon=True)
+
+    def reload(self, name: str) -> None:
+        self.system.run(list(DAEMONS[name].reload), daemon=True)
+
+    def stop(self, name: str) -> None:
+        pid = (self.system.read(DAEMONS[name].pidfile) or b"").strip()
+        if pid.isdigit():
+            self.system.run(["kill", pid.decode()], check=False)
+
+
+def manager(system: System) -> Systemd | Direct:
+    return Systemd(system) if system.path("/run/systemd/system").is_dir() else Direct(system)

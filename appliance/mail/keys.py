@@ -1,0 +1,34 @@
+"""The keys mail needs, made by the agent: the DKIM signing key and the TLS certificate."""
+
+import base64
+import hashlib
+
+from .. import tls
+
+
+def dkim_key() -> str:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption()).decode()
+
+
+def dkim_public(key_pem: str) -> str:
+    """The base64 SubjectPublicKeyInfo that the DKIM DNS record publishes (p=)."""
+    from cryptography.hazmat.primitives import serialization
+    key = serialization.load_pem_private_key(key_pem.encode(), None)
+    der = key.public_key().public_bytes(serialization.Encoding.DER,
+                                        serialization.PublicFormat.SubjectPublicKeyInfo)
+    return base64.b64encode(der).decode()
+
+
+def dkim_selector(key_pem: str) -> str:
+    """Named after the key, so a new key gets a new selector and both can be published
+    while mail signed with the old one is still in flight."""
+    return "cb" + hashlib.sha256(dkim_public(key_pem).encode()).hexdigest()[:10]
+
+
+def mail_certificate(domain: str) -> tuple[str, str]:
+    key, cert = tls.self_signed([domain], domain)
+    return key.decode(), cert.decode()

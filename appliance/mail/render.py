@@ -1,0 +1,236 @@
+"""Mail's configuration files, rendered from the desired state: a pure function.
+
+Every value that reaches a file was checked by the schema (domains, user names, numbers);
+``_line`` refuses anything with a line break or control character all the same, so a
+config file can never gain a line nobody wrote. The result maps each path on the box to
+its bytes, mode and owner; the capability writes only what differs.
+"""
+
+import base64
+import hashlib
+from dataclasses import dataclass
+
+from ..errors import Invalid
+from .schema import APP_PASSWORDS_MAX, MailSettings
+
+MAIL_USER = "vmail"  # owns the mailboxes; created by the capability
+MAILDIR = "/var/lib/commonsbox/mail"  # on the data partition (or the encrypted store)
+TLS_KEY, TLS_CERT = "/etc/commonsbox/mail/tls.key", "/etc/commonsbox/mail/tls.crt"
+DKIM_SOCKET_DIR = "/run/opendkim"
+CB = "commonsbox"  # our own subdirectory in each daemon's config directory
+SMTP_PORTS = {"smtp": 25, "submission": 587, "submissions": 465}
+IMAP_PORTS = {"imap": 143, "imaps": 993}
+
+
+@dataclass(frozen=True)
+class File:
+    data: bytes
+    mode: int = 0o644
+    owner: tuple[str, str] = ("root", "root")
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """What the files depend on besides the settings: secrets and the place."""
+    users: tuple[str, ...]  # the household's user names (each gets a mailbox)
+    password_hashes: dict[tuple[str, int], str]  # (owner, slot) -> Dovecot hash
+    dkim_selector: str
+    dkim_key_pem: str
+    tls_key_pem: str
+    tls_cert_pem: str
+    log_dir: str | None  # None: the system's log (journald on the box)
+    smarthost_password: str | None = None
+
+
+def _line(text: str) -> str:
+    if any(ord(c) < 32 or ord(c) == 127 for c in text):
+        raise Invalid(f"refusing to write a config line with a control character: {text!r}")
+    return text + "\n"
+
+
+def _lines(lines) -> bytes:
+    return "".join(_line(x) for x in lines).encode()
+
+
+def hash_app_password(password: str, salt: bytes) -> str:
+    """Dovecot's {SSHA512}: app passwords are 120-bit random strings made by the box, so
+    a salted hash suffices (no slow hash needed against guessing: nothing to guess)."""
+    digest = hashlib.sha512(password.encode() + salt).digest()
+    return "{SSHA512}" + base64.b64encode(digest + salt).decode()
+
+
+def postfix_main(s: MailSettings, i: Inputs) -> bytes:
+    conf = {
+        "compatibility_level": "3.10",
+        "myhostname": s.domain, "mydomain": s.domain, "myorigin": "$mydomain",
+        "mydestination": "", "local_transport": "error:local delivery is off",
+        "alias_maps": "", "alias_database": "", "biff": "no", "append_dot_mydomain": "no",
+        "readme_directory": "no", "inet_interfaces": "all", "inet_protocols": "all",
+        "smtpd_banner": "$myhostname ESMTP",
+        "virtual_mailbox_domains": s.domain,
+        "virtual_mailbox_maps": f"texthash:/etc/postfix/{CB}/mailboxes",
+        "virtual_transport": "lmtp:unix:private/dovecot-lmtp",
+        "message_size_limit": str(s.max_message_mib * 1024 * 1024),
+        "mailbox_size_limit": "0",
+        # TLS on every hop the box controls; other servers get it when they offer it.
+        "smtpd_tls_chain_files": f"{TLS_KEY}, {TLS_CERT}",
+        "smtpd_tls_security_level": "may", "smtpd_tls_auth_only": "yes",
+        "smtpd_tls_protocols": ">=TLSv1.2", "smtpd_tls_received_header": "yes",
+        "smtp_tls_security_level": "may", "smtp_tls_protocols": ">=TLSv1.2",
+        # Authentication is Dovecot's; only on submission (master.cf).
+        "smtpd_sasl_type": "dovecot", "smtpd_sasl_path": "private/auth",
+        "smtpd_sasl_auth_enable": "no", "smtpd_sasl_authenticated_header": "no",
+        "smtpd_sender_login_maps": f"texthash:/etc/postfix/{CB}/senders",
+        # Never an open relay: only authenticated users send beyond the box's domain.
+        "smtpd_relay_restrictions": "permit_sasl_authenticated, reject_unauth_destination",
+        "smtpd_recipient_restrictions": "reject_non_fqdn_recipient, reject_unlisted_recipient",
+        "smtpd_helo_required": "yes", "disable_vrfy_command": "yes",
+        # A client that keeps trying passwords is turned away for a while (anvil).
+        "smtpd_client_auth_rate_limit": "10", "anvil_rate_time_unit": "60s",
+        # DKIM: OpenDKIM signs what the household sends; if it is down, mail waits
+        # rather than leaving unsigned.
+        "smtpd_milters": f"unix:{DKIM_SOCKET_DIR}/opendkim.sock",
+        "non_smtpd_milters": "$smtpd_milters", "milter_default_action": "tempfail",
+    }
+    if s.smarthost is not None:
+        h = s.smarthost
+        conf["relayhost"] = f"[{h.host}]:{h.port}"
+        conf["smtp_tls_security_level"] = "encrypt"  # credentials never go in clear
+        if h.username:
+            conf.update(smtp_sasl_auth_enable="yes", smtp_sasl_security_options="noanonymous",
+                        smtp_sasl_password_maps=f"texthash:/etc/postfix/{CB}/smarthost")
+    if i.log_dir:  # no syslog in the box-in-a-namespace
+        conf["maillog_file"] = f"{i.log_dir}/postfix.log"
+    return _lines(["# Written by the Commonsbox agent from the desired state: edits are undone."]
+                  + [f"{k} = {v}".rstrip() for k, v in conf.items()])
+
+
+_SUBMISSION = [
+    "-o smtpd_tls_security_level=encrypt", "-o smtpd_sasl_auth_enable=yes",
+    "-o smtpd_client_restrictions=permit_sasl_authenticated,reject",
+    "-o smtpd_sender_restrictions=reject_sender_login_mismatch",
+    "-o smtpd_recipient_restrictions=permit_sasl_authenticated,reject",
+    "-o cleanup_service_name=subcleanup",
+]
+# service type private unpriv chroot wakeup maxproc command (chroot off: the daemons
+# read the box's /etc and Dovecot's sockets directly)
+_SERVICES = [
+    ("smtp", "inet", "n", "-", "n", "-", "-", "smtpd", []),
+    ("submission", "inet", "n", "-", "n", "-", "-", "smtpd",
+     ["-o syslog_name=postfix/submission", *_SUBMISSION]),
+    ("submissions", "inet", "n", "-", "n", "-", "-", "smtpd",
+     ["-o syslog_name=postfix/submissions", "-o smtpd_tls_wrappermode=yes", *_SUBMISSION]),
+    # Mail from the household's apps loses the headers that tell where they were.
+    ("subcleanup", "unix", "n", "-", "n", "-", "0", "cleanup",
+     [f"-o header_checks=regexp:/etc/postfix/{CB}/submission_header_cleanup"]),
+    ("pickup", "unix", "n", "-", "n", "60", "1", "pickup", []),
+    ("cleanup", "unix", "n", "-", "n", "-", "0", "cleanup", []),
+    ("qmgr", "unix", "n", "-", "n", "300", "1", "qmgr", []),
+    ("tlsmgr", "unix", "-", "-", "n", "1000?", "1", "tlsmgr", []),
+    ("rewrite", "unix", "-", "-", "n", "-", "-", "trivial-rewrite", []),
+    ("bounce", "unix", "-", "-", "n", "-", "0", "bounce", []),
+    ("defer", "unix", "-", "-", "n", "-", "0", "bounce", []),
+    ("trace", "unix", "-", "-", "n", "-", "0", "bounce", []),
+    ("verify", "unix", "-", "-", "n", "-", "1", "verify", []),
+    ("flush", "unix", "n", "-", "n", "1000?", "0", "flush", []),
+    ("proxymap", "unix", "-", "-", "n", "-", "-", "proxymap", []),
+    ("proxywrite", "unix", "-", "-", "n", "-", "1", "proxymap", []),
+    ("smtp", "unix", "-", "-", "n", "-", "-", "smtp", []),
+    ("relay", "unix", "-", "-", "n", "-", "-", "smtp", []),
+    ("showq", "unix", "n", "-", "n", "-", "-", "showq", []),
+    ("error", "unix", "-", "-", "n", "-", "-", "error", []),
+    ("retry", "unix", "-", "-", "n", "-", "-", "error", []),
+    ("discard", "unix", "-", "-", "n", "-", "-", "discard", []),
+    ("lmtp", "unix", "-", "-", "n", "-", "-", "lmtp", []),
+    ("anvil", "unix", "-", "-", "n", "-", "1", "anvil", []),
+    ("scache", "unix", "-", "-", "n", "-", "1", "scache", []),
+    ("postlog", "unix-dgram", "n", "-", "n", "-", "1", "postlogd", []),
+]
+
+
+def postfix_master() -> bytes:
+    lines = ["# Written by the Commonsbox agent: edits are undone."]
+    for *columns, options in _SERVICES:
+        lines.append("  ".join(columns))
+        lines += [f"  {o}" for o in options]
+    return _lines(lines)
+
+
+def dovecot_conf(s: MailSettings, i: Inputs) -> bytes:
+    lines = [
+        "# Written by the Commonsbox agent from the desired state: edits are undone.",
+        "dovecot_config_version = 2.4.1", "dovecot_storage_version = 2.4.1",
+        "protocols = imap lmtp", "listen = *, ::",
+        f"log_path = {i.log_dir}/dovecot.log" if i.log_dir else "log_path = syslog",
+        "ssl = required", f"ssl_server_cert_file = {TLS_CERT}",
+        f"ssl_server_key_file = {TLS_KEY}", "ssl_min_protocol = TLSv1.2",
+        "auth_mechanisms = plain login", "auth_allow_cleartext = no",
+        # Mailboxes are addresses; keep the domain (Debian's default strips it).
+        "auth_username_format = %{user | lower}",
+        "auth_failure_delay = 2s",
+        f"mail_uid = {MAIL_USER}", f"mail_gid = {MAIL_USER}",
+        "mail_driver = maildir", f"mail_home = {MAILDIR}/%{{user | domain}}/%{{user | username}}",
+        "mail_path = ~/Maildir",
+        "mail_plugins {", "  quota = yes", "}",
+        "quota \"User quota\" {", f"  quota_storage_size = {s.quota_mib}M", "}",
+        "namespace inbox {", "  inbox = yes", "  separator = /", "}",
+        "protocol imap {", "  mail_max_userip_connections = 20", "}",
+    ]
+    # One app password per file and slot: a user's apps each have their own password,
+    # and Dovecot tries the slots in turn until one matches.
+    for slot in range(1, APP_PASSWORDS_MAX + 1):
+        lines += [f"passdb slot{slot} {{", "  driver = passwd-file",
+                  f"  passwd_file_path = /etc/dovecot/{CB}/passwords.{slot}",
+                  "  result_failure = continue" if slot < APP_PASSWORDS_MAX else "", "}"]
+    lines += ["userdb users {", "  driver = passwd-file",
+              f"  passwd_file_path = /etc/dovecot/{CB}/users", "}",
+              "service lmtp {", "  unix_listener /var/spool/postfix/private/dovecot-lmtp {",
+              "    user = postfix", "    group = postfix", "    mode = 0600", "  }", "}",
+              "service auth {", "  unix_listener /var/spool/postfix/private/auth {",
+              "    user = postfix", "    group = postfix", "    mode = 0600", "  }", "}"]
+    return _lines(x for x in lines if x)
+
+
+def opendkim_conf(s: MailSettings, i: Inputs) -> bytes:
+    return _lines([
+        "# Written by the Commonsbox agent: edits are undone.",
+        "Syslog no", "Mode sv", "UserID opendkim", "UMask 0007",
+        f"Socket local:{DKIM_SOCKET_DIR}/opendkim.sock",
+        f"PidFile {DKIM_SOCKET_DIR}/opendkim.pid",
+        f"Domain {s.domain}", f"Selector {i.dkim_selector}",
+        f"KeyFile /etc/opendkim/keys/{s.domain}.private",
+        "Canonicalization relaxed/simple", "SignatureAlgorithm rsa-sha256",
+        "OversignHeaders From", "On-NoSignature accept",
+    ])
+
+
+def render(s: MailSettings, i: Inputs) -> dict[str, File]:
+    """Every file mail needs, by its path on the box."""
+    addresses = [s.address(u) for u in i.users]
+    files = {
+        "/etc/postfix/main.cf": File(postfix_main(s, i)),
+        "/etc/postfix/master.cf": File(postfix_master()),
+        f"/etc/postfix/{CB}/mailboxes": File(_lines(f"{a} OK" for a in addresses)),
+        f"/etc/postfix/{CB}/senders": File(_lines(f"{a} {a}" for a in addresses)),
+        f"/etc/postfix/{CB}/submission_header_cleanup": File(_lines([
+            "/^Received:/ IGNORE", "/^X-Originating-IP:/ IGNORE", "/^X-Mailer:/ IGNORE",
+            "/^User-Agent:/ IGNORE"])),
+        "/etc/dovecot/dovecot.conf": File(dovecot_conf(s, i), 0o644),
+        f"/etc/dovecot/{CB}/users": File(_lines(f"{a}::::::" for a in addresses),
+                                         0o640, ("root", "dovecot")),
+        "/etc/opendkim.conf": File(opendkim_conf(s, i)),
+        f"/etc/opendkim/keys/{s.domain}.private": File(i.dkim_key_pem.encode(), 0o600,
+                                                       ("opendkim", "opendkim")),
+        TLS_KEY: File(i.tls_key_pem.encode(), 0o600),
+        TLS_CERT: File(i.tls_cert_pem.encode()),
+    }
+    for slot in range(1, APP_PASSWORDS_MAX + 1):
+        entries = [f"{s.address(owner)}:{h}" for (owner, n), h in sorted(i.password_hashes.items())
+                   if n == slot and owner in i.users]
+        files[f"/etc/dovecot/{CB}/passwords.{slot}"] = File(_lines(entries), 0o640,
+                                                             ("root", "dovecot"))
+    if s.smarthost is not None and s.smarthost.username:
+        h = s.smarthost
+        files[f"/etc/postfix/{CB}/smarthost"] = File(
+            _lines([f"[{h.host}]:{h.port} {h.username}:{i.smarthost_password or ''}"]), 0o600)
+    return files
