@@ -21,6 +21,7 @@ from .api.server import ApiServer
 from .box import Box
 from .console import announce
 from .paths import Paths
+from .system import System
 from .tls import ensure_certificate
 from .vpn.backends import detect, probe
 
@@ -48,6 +49,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--root", type=Path, default=Path("/"))
     parser.add_argument("--backend", choices=("auto", "kernel", "userspace"), default="auto")
     parser.add_argument("--webui-user", default=None)
+    parser.add_argument("--enter", type=int, default=None, metavar="PID",
+                        help="run the system's commands in the namespaces and root of "
+                             "process PID (the box-in-a-namespace: appliance/boxroot.py)")
     parser.add_argument("--interval", type=float, default=60.0,
                         help="seconds between reconciles that heal drift")
     args = parser.parse_args(argv)
@@ -62,7 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     backend = detect(args.backend, found, paths.log_dir)
     log.info("detected %s; WireGuard backend: %s",
              ", ".join(f"{k}={'yes' if v else 'no'}" for k, v in found.items()), backend.kind)
-    box = Box(paths, backend, found)
+    system = System.inside(args.enter) if args.enter else System(paths.root)
+    box = Box(paths, backend, found, system)
     group = pwd.getpwnam(args.webui_user).pw_gid if args.webui_user else None
     box.tls_fingerprint = ensure_certificate(paths.tls_cert, paths.tls_key, group,
                                              box.head()[1].box.name)

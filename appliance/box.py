@@ -21,11 +21,14 @@ from .accounts.sessions import RuntimeStore
 from .errors import Invalid, SystemFailure
 from .firewall import ruleset
 from .firewall.capability import FirewallCapability
+from .mail.capability import MailCapability
+from .mail.service import MailService
 from .paths import Paths
 from .reconcile import Outcome, reconcile
 from .schema import Desired
 from .secrets import SecretStore
 from .store import Revision, StateStore
+from .system import System
 from .vpn.backends import Backend
 from .vpn.capability import VpnCapability, device_key_name, psk_name
 from .vpn.service import VpnService
@@ -48,7 +51,8 @@ def system_facts(paths: Paths) -> dict:
 
 
 class Box:
-    def __init__(self, paths: Paths, backend: Backend, detected: dict[str, bool] | None = None):
+    def __init__(self, paths: Paths, backend: Backend, detected: dict[str, bool] | None = None,
+                 system: System | None = None):
         self.paths = paths
         self.detected = detected or {}
         self.lock = threading.RLock()
@@ -58,7 +62,10 @@ class Box:
         self.accounts = AccountService(self.secrets, self.runtime)
         self.vpn = VpnService(self.store, self.secrets)
         self.backend = backend
-        self.capabilities = [VpnCapability(backend, self.secrets), FirewallCapability()]
+        self.mail = MailService(self.secrets)
+        self.system = system or System(paths.root)
+        self.capabilities = [VpnCapability(backend, self.secrets), FirewallCapability(),
+                             MailCapability(self.system, self.secrets)]
         self.last_outcomes: list[Outcome] = []
         self.tls_fingerprint: str | None = None
         self._facts: dict[str, tuple[float, object]] = {}  # for views: (when read, facts)

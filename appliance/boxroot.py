@@ -100,10 +100,7 @@ class BoxRoot:
         return self.system()
 
     def system(self) -> System:
-        return System(root=Path(f"/proc/{self.pid}/root"),
-                      enter=("nsenter", "-t", str(self.pid), "-m", "-u", "-i", "-n", "-p",
-                             "-r", "-w", "--", "/usr/bin/env", "-i",
-                             "PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8"))
+        return System.inside(self.pid)
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:

@@ -79,8 +79,9 @@ class BoxSandbox:
     """The real agent, in its own namespace and root directory."""
 
     def __init__(self, netns: Netns, root: Path, backend: str = "auto",
-                 webui_user: str | None = None):
+                 webui_user: str | None = None, enter: int | None = None):
         self.netns = netns
+        self.enter = enter  # the box's own root in namespaces (boxroot.BoxRoot.pid)
         self.paths = Paths(root)
         self.backend = backend
         self.webui_user = webui_user
@@ -99,6 +100,8 @@ class BoxSandbox:
                "--backend", self.backend]
         if self.webui_user:
             cmd += ["--webui-user", self.webui_user]
+        if self.enter:
+            cmd += ["--enter", str(self.enter)]
         env = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
                "PYTHONPATH": str(REPO)}
         with open(self.log, "ab") as log:

@@ -20,6 +20,15 @@ class System:
     root: Path = Path("/")
     enter: tuple[str, ...] = ()  # what runs a command inside; () on the box itself
 
+    @classmethod
+    def inside(cls, pid: int) -> "System":
+        """The system that process PID sees: its root, namespaces and nothing of this
+        machine's environment."""
+        return cls(root=Path(f"/proc/{pid}/root"),
+                   enter=("nsenter", "-t", str(pid), "-m", "-u", "-i", "-n", "-p", "-r", "-w",
+                          "--", "/usr/bin/env", "-i", "PATH=/usr/sbin:/usr/bin:/sbin:/bin",
+                          "LANG=C.UTF-8"))
+
     def path(self, absolute: str) -> Path:
         return self.root / absolute.lstrip("/")
 

@@ -122,8 +122,10 @@ class AccountService:
             raise Conflict("the last admin cannot be removed", "name")
         # Someone who leaves the household takes no tunnel home with them.
         devices = tuple(d for d in desired.vpn.devices if d.owner != user.name)
+        mail = replace(desired.mail, app_passwords=tuple(
+            p for p in desired.mail.app_passwords if p.owner != user.name))
         return replace(desired, accounts=desired.accounts.without(user.name),
-                       vpn=replace(desired.vpn, devices=devices))
+                       vpn=replace(desired.vpn, devices=devices), mail=mail)
 
     def find(self, desired: Desired, name) -> User:
         user = desired.accounts.user(name) if isinstance(name, str) else None

@@ -413,6 +413,68 @@ def device_config(box: Box, caller: Caller, device):
     return {"file_name": file_name, "config": config}
 
 
+# -- mail ---------------------------------------------------------------------------
+
+@method("mail.settings.get", access="member")
+def mail_settings_get(box: Box, caller: Caller):
+    mail = box.head()[1].mail.to_json()
+    mail.pop("app_passwords")
+    return mail
+
+
+@method("mail.settings.set", enabled=(BOOL, UNSET), domain=(TEXT, UNSET),
+        max_message_mib=(INT, UNSET), quota_mib=(INT, UNSET), delete_after_days=(INT, UNSET),
+        encrypted_only=(BOOL, UNSET), smarthost=(OPT_OBJ, UNSET),
+        smarthost_password=(OPT_TEXT, None), **WHY)
+def mail_settings_set(box: Box, caller: Caller, why, smarthost_password, **changes):
+    changes = {k: v for k, v in changes.items() if v is not UNSET}
+    if not changes and smarthost_password is None:
+        raise Invalid("nothing to change")
+    answer = _apply(box, caller.who, _why(why, "change mail settings: " + ", ".join(sorted(changes))),
+                    lambda d: box.mail.change_settings(d, smarthost_password, **changes))
+    return {**answer, "settings": mail_settings_get(box, caller)}
+
+
+def _owner(box: Box, caller: Caller, owner) -> str:
+    """Members act for themselves; managers (and root) for anyone."""
+    if owner is None or owner == caller.name:
+        if caller.role == "root":
+            raise Invalid("say whose app password this is", "owner")
+        return caller.name
+    if not caller.manages_box:
+        raise Forbidden("you can only manage your own app passwords")
+    return owner
+
+
+@method("mail.password.add", access="member", label=(TEXT, REQUIRED), owner=(OPT_TEXT, None), **WHY)
+def mail_password_add(box: Box, caller: Caller, label, owner, why):
+    who = _owner(box, caller, owner)
+    revision, (entry, password), outcomes = box.change(
+        caller.who, _why(why, f"add an app password for {who}"),
+        lambda d: box.mail.add_password(d, who, label))
+    mail = box.head()[1].mail
+    return {**_changed(revision, outcomes), "app_password": entry.to_json(),
+            "address": mail.address(who), "password": password}
+
+
+@method("mail.password.list", access="member", owner=(OPT_TEXT, None))
+def mail_password_list(box: Box, caller: Caller, owner):
+    who = None if owner is None and caller.manages_box else _owner(box, caller, owner)
+    return [p.to_json() for p in box.head()[1].mail.app_passwords if who in (None, p.owner)]
+
+
+@method("mail.password.remove", access="member", id=(INT, REQUIRED), **WHY)
+def mail_password_remove(box: Box, caller: Caller, id, why):
+    owner = None if caller.manages_box else caller.name
+    return _apply(box, caller.who, _why(why, f"revoke app password {id}"),
+                  lambda d: box.mail.remove_password(d, id, owner))
+
+
+@method("mail.dns", access="manager")
+def mail_dns(box: Box, caller: Caller):
+    return box.mail.dns_records(box.head()[1])
+
+
 def call(box: Box, caller: Caller, name, params) -> Any:
     if not isinstance(name, str) or name not in METHODS:
         raise NotFound(f"there is no method {name!r}", "method")

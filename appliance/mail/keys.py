@@ -32,3 +32,10 @@ def dkim_selector(key_pem: str) -> str:
 def mail_certificate(domain: str) -> tuple[str, str]:
     key, cert = tls.self_signed([domain], domain)
     return key.decode(), cert.decode()
+
+
+def certificate_names(cert_pem: str) -> list[str]:
+    from cryptography import x509
+    cert = x509.load_pem_x509_certificate(cert_pem.encode())
+    san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    return san.value.get_values_for_type(x509.DNSName)
