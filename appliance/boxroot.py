@@ -102,6 +102,19 @@ class BoxRoot:
     def system(self) -> System:
         return System.inside(self.pid)
 
+    def processes(self) -> list[int]:
+        """The box's processes (its daemons) as this machine numbers them, without PID 1."""
+        mine = os.readlink(f"/proc/{self.pid}/ns/pid")
+        found = []
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit() and int(entry.name) != self.pid:
+                try:
+                    if os.readlink(entry / "ns/pid") == mine:
+                        found.append(int(entry.name))
+                except OSError:
+                    continue  # gone, or a kernel thread
+        return found
+
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)  # --kill-child: the box's PID 1 goes too

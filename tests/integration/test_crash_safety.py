@@ -70,7 +70,7 @@ def run_trials(lab, trials: int, seed: int) -> None:
         lab.box.start()  # loads and validates the head revision, then reconciles
         status = lab.api.call("status")
         assert all(o["converged"] for o in status["last_reconcile"]), (trial, status)
-        assert [o["actions"] for o in lab.api.call("reconcile")] == [[], []], trial
+        assert not any(o["actions"] for o in lab.api.call("reconcile")), trial
         wanted = {d["public_key"] for d in lab.api.call("vpn.device.list")}
         assert peers_on_the_interface(lab) == wanted, trial
     made = lab.api.call("config.history", limit=1)[0]["revision"] - first

@@ -36,7 +36,7 @@ def test_two_devices_one_removed_then_restored_and_the_other_never_disturbed(lab
     # Restarting the agent changes nothing on the system.
     lab.restart_agent()
     outcomes = lab.api.call("status")["last_reconcile"]
-    assert [o["actions"] for o in outcomes] == [[], []], outcomes
+    assert not any(o["actions"] for o in outcomes), outcomes
     assert lab.box_ifindex() == ifindex
     assert (lab.box_peer(d2["public_key"])["latest_handshake"], p2.latest_handshake()) == session
     assert lab.phone_ns[1].ping(BOX_VPN_IP, timeout=1)
@@ -91,7 +91,7 @@ def test_a_change_made_behind_the_agents_back_is_repaired_by_the_next_change(lab
     b = lab.api.call("vpn.device.add", name="b")
     assert b["applied"] and b["reconcile"][0]["actions"] == [
         "SetPeers(wg0: 1 set, 0 removed)", "SetPeers(wg0: 1 set, 0 removed)"]
-    assert [o["actions"] for o in lab.api.call("reconcile")] == [[], []]
+    assert not any(o["actions"] for o in lab.api.call("reconcile"))
 
 
 def test_from_outside_the_box_answers_only_its_open_ports_and_the_vpn_reaches_the_rest(lab):
