@@ -10,6 +10,7 @@ import base64
 import hashlib
 from dataclasses import dataclass
 
+from ..daemonconfig import File
 from ..errors import Invalid
 from .schema import APP_PASSWORDS_MAX, MailSettings
 
@@ -20,13 +21,6 @@ DKIM_SOCKET_DIR = "/run/opendkim"
 CB = "commonsbox"  # our own subdirectory in each daemon's config directory
 SMTP_PORTS = {"smtp": 25, "submission": 587, "submissions": 465}
 IMAP_PORTS = {"imap": 143, "imaps": 993}
-
-
-@dataclass(frozen=True)
-class File:
-    data: bytes
-    mode: int = 0o644
-    owner: tuple[str, str] = ("root", "root")
 
 
 @dataclass(frozen=True)

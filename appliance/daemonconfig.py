@@ -1,0 +1,217 @@
+"""The shape of the relay's capabilities (mail, chat): rendered files -> checked by the
+daemons' own checkers -> written atomically -> the daemons that read them reloaded, or
+started. Only what changed; a reconcile with nothing to do touches nothing.
+
+A capability of this shape says which daemons it runs (in start order), which daemon
+reads which files, which file each daemon's checker is given, how to render its files
+from the desired state, and what the daemons need before they start.
+"""
+
+import hashlib
+import os
+import stat
+from dataclasses import dataclass
+
+from .daemons import check, manager
+from .reconcile import Check
+from .schema import Desired
+from .system import System
+
+STAGE = "/run/commonsbox/stage"
+
+
+@dataclass(frozen=True)
+class File:
+    data: bytes
+    mode: int = 0o644
+    owner: tuple[str, str] = ("root", "root")
+
+
+@dataclass(frozen=True)
+class Facts:
+    files: dict[str, tuple[str, int, int, int] | None]  # path -> (sha256, mode, uid, gid)
+    running: dict[str, bool]
+    ready: bool  # what the daemons need that no file gives (users, groups) is there
+
+
+@dataclass(frozen=True)
+class Prepare:
+    what: str
+
+    def __str__(self):
+        return self.what
+
+
+@dataclass(frozen=True)
+class Write:
+    paths: tuple[str, ...]
+
+    def __str__(self):
+        return f"write {len(self.paths)} file(s): {', '.join(self.paths[:3])}" + \
+            (" ..." if len(self.paths) > 3 else "")
+
+
+@dataclass(frozen=True)
+class Start:
+    daemon: str
+
+    def __str__(self):
+        return f"start {self.daemon}"
+
+
+@dataclass(frozen=True)
+class Reload:
+    daemon: str
+
+    def __str__(self):
+        return f"reload {self.daemon}"
+
+
+@dataclass(frozen=True)
+class Stop:
+    daemon: str
+
+    def __str__(self):
+        return f"stop {self.daemon}"
+
+
+def fingerprint(f: File, ids: tuple[int, int]) -> tuple[str, int, int, int]:
+    return hashlib.sha256(f.data).hexdigest(), f.mode, *ids
+
+
+def plan(facts: Facts, enabled: bool, wanted: dict[str, tuple], daemons: tuple[str, ...],
+         readers, prepare: str) -> list:
+    """Pure: FACTS and what the files should be (path -> fingerprint) -> actions."""
+    if not enabled:
+        return [Stop(d) for d in reversed(daemons) if facts.running.get(d)]
+    actions = [] if facts.ready else [Prepare(prepare)]
+    changed = tuple(sorted(p for p, fp in wanted.items() if facts.files.get(p) != fp))
+    if changed:
+        actions.append(Write(changed))
+    touched = {d for p in changed for d in readers(p)}
+    for d in daemons:
+        if not facts.running.get(d):
+            actions.append(Start(d))
+        elif d in touched:
+            actions.append(Reload(d))
+    return actions
+
+
+class DaemonConfig:
+    name: str
+    daemons: tuple[str, ...]  # in the order they start
+    read_by: tuple[tuple[str, tuple[str, ...]], ...]  # path prefix -> daemons reading it
+    checked: dict[str, str]  # daemon -> the config file its checker is given
+    prepare_text = "prepare the daemons' users"
+
+    def __init__(self, system: System):
+        self.system = system
+        self.manager = manager(system)
+        # Without journald (the box-in-a-namespace) the daemons log to files here.
+        self.log_dir = None if self.manager.__class__.__name__ == "Systemd" \
+            else "/var/log/commonsbox"
+        self._wanted: dict[str, File] = {}
+
+    # -- what a capability of this shape provides --------------------------------------
+
+    def enabled(self, desired: Desired) -> bool:
+        raise NotImplementedError
+
+    def files(self, desired: Desired) -> dict[str, File]:
+        raise NotImplementedError
+
+    def is_ready(self) -> bool:
+        return True
+
+    def make_ready(self) -> None:
+        pass
+
+    def runtime_dirs(self) -> list[tuple[str, str, str]]:
+        """(path, user, group) of the directories the daemons' units would make."""
+        return []
+
+    # -- the common part ---------------------------------------------------------------
+
+    def readers(self, path: str) -> tuple[str, ...]:
+        return next((names for prefix, names in self.read_by if path.startswith(prefix)), ())
+
+    def _ids(self, owner: tuple[str, str]) -> tuple[int, int]:
+        return self.system.ids(owner[0], owner[1])
+
+    def read_facts(self) -> Facts:
+        files = {}
+        for path in self._wanted:
+            p = self.system.path(path)
+            try:
+                st = p.stat()
+                files[path] = (hashlib.sha256(p.read_bytes()).hexdigest(),
+                               stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid)
+            except FileNotFoundError:
+                files[path] = None
+        return Facts(files=files, running={d: self.manager.running(d) for d in self.daemons},
+                     ready=self.is_ready())
+
+    def plan(self, facts: Facts, desired: Desired) -> list:
+        if not self.enabled(desired):
+            return plan(facts, False, {}, self.daemons, self.readers, self.prepare_text)
+        self._wanted = self.files(desired)
+        if any(p not in facts.files for p in self._wanted):  # new files: read their facts
+            facts = self.read_facts()
+        ids = {f.owner: self._ids(f.owner) for f in self._wanted.values()} if facts.ready else {}
+        wanted = {p: fingerprint(f, ids.get(f.owner, (-1, -1))) for p, f in self._wanted.items()}
+        return plan(facts, True, wanted, self.daemons, self.readers, self.prepare_text)
+
+    def apply(self, actions: list) -> None:
+        for action in actions:
+            if isinstance(action, Prepare):
+                self.make_ready()
+            elif isinstance(action, Write):
+                self._prepare_runtime()
+                self._write(action.paths)
+            elif isinstance(action, Start):
+                self._prepare_runtime()
+                self.manager.start(action.daemon)
+            elif isinstance(action, Reload):
+                self.manager.reload(action.daemon)
+            elif isinstance(action, Stop):
+                self.manager.stop(action.daemon)
+
+    def _prepare_runtime(self) -> None:
+        dirs = self.runtime_dirs() + ([(self.log_dir, "root", "root")] if self.log_dir else [])
+        for path, user, group in dirs:
+            where = self.system.path(path)
+            where.mkdir(mode=0o750, parents=True, exist_ok=True)
+            os.chown(where, *self.system.ids(user, group))
+
+    def _write(self, paths: tuple[str, ...]) -> None:
+        """The data files (keys, maps, password files) go in place first; then each
+        daemon's own config is staged beside, checked by its checker, and put in place.
+        A refused config leaves the running one untouched: nothing was reloaded yet."""
+        folders = {m.rsplit("/", 1)[0] for m in self.checked.values()}
+        configs = {p for p in paths if p.rsplit("/", 1)[0] in folders}
+        for p in sorted(set(paths) - configs):
+            self._put(p, p)
+        for daemon, main in self.checked.items():
+            folder = main.rsplit("/", 1)[0]
+            mine = [p for p in self._wanted
+                    if p.rsplit("/", 1)[0] == folder and daemon in self.readers(p)]
+            if not configs.intersection(mine):
+                continue
+            stage = f"{STAGE}/{self.name}/{daemon}"
+            for p in mine:  # the whole config, as it will be
+                self._put(p, f"{stage}/{p.rsplit('/', 1)[1]}")
+            check(self.system, daemon, stage if daemon == "postfix" else
+                  f"{stage}/{main.rsplit('/', 1)[1]}")
+        for p in sorted(configs):
+            self._put(p, p)
+
+    def _put(self, path: str, where: str) -> None:
+        f = self._wanted[path]
+        self.system.write(where, f.data, f.mode, self._ids(f.owner))
+
+    def health(self, facts: Facts, desired: Desired) -> list[Check]:
+        if not self.enabled(desired):
+            return []
+        return [Check(self.name, d, bool(facts.running.get(d)),
+                      "running" if facts.running.get(d) else "not running")
+                for d in self.daemons]
