@@ -21,6 +21,7 @@ from .accounts.sessions import RuntimeStore
 from .errors import Invalid, SystemFailure
 from .firewall import ruleset
 from .firewall.capability import FirewallCapability
+from .chat.capability import ChatCapability
 from .mail.capability import MailCapability
 from .mail.service import MailService
 from .paths import Paths
@@ -65,7 +66,8 @@ class Box:
         self.mail = MailService(self.secrets)
         self.system = system or System(paths.root)
         self.capabilities = [VpnCapability(backend, self.secrets), FirewallCapability(),
-                             MailCapability(self.system, self.secrets)]
+                             MailCapability(self.system, self.secrets),
+                             ChatCapability(self.system, self.secrets)]
         self.last_outcomes: list[Outcome] = []
         self.tls_fingerprint: str | None = None
         self._facts: dict[str, tuple[float, object]] = {}  # for views: (when read, facts)

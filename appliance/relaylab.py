@@ -204,3 +204,54 @@ class Idler:
             self.imap.logout()
         except (OSError, self.imap.abort):
             pass
+
+
+def chat(world: RelayWorld, sender: tuple[dict, str], recipient: tuple[dict, str], text: str,
+         timeout: float = 30) -> float:
+    """SENDER's app sends TEXT to RECIPIENT's app, both XMPP clients (slixmpp) logged in
+    at their boxes ((login, box address) each); returns the seconds until it arrived.
+    A refused login raises PermissionError."""
+    import asyncio
+
+    import slixmpp
+
+    class App(slixmpp.ClientXMPP):
+        def __init__(self, login: dict):
+            super().__init__(login["address"], login["password"])
+            self.ssl_context = app_tls()
+            self.online, self.refused = asyncio.Event(), asyncio.Event()
+            self.inbox: asyncio.Queue = asyncio.Queue()
+            self.add_event_handler("session_start", self._online)
+            self.add_event_handler("failed_all_auth", lambda _: self.refused.set())
+            self.add_event_handler("message", lambda m: self.inbox.put_nowait(m))
+
+        async def _online(self, _):
+            self.send_presence()
+            self.online.set()
+
+    async def run() -> float:
+        apps = [App(login) for login, _ in (sender, recipient)]
+        for app, (_, host) in zip(apps, (sender, recipient)):
+            app.connect(host, 5222)
+        try:
+            for app in apps:
+                waits = [asyncio.ensure_future(e.wait()) for e in (app.online, app.refused)]
+                await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+                for w in waits:
+                    w.cancel()
+                if app.refused.is_set():
+                    raise PermissionError(f"{app.boundjid.bare}: the box refused the login")
+                if not app.online.is_set():
+                    raise TimeoutError(f"{app.boundjid.bare}: not online after {timeout} s")
+            started = time.perf_counter()
+            apps[0].send_message(mto=recipient[0]["address"], mbody=text, mtype="chat")
+            while True:
+                got = await asyncio.wait_for(apps[1].inbox.get(), timeout)
+                if got["body"] == text:
+                    return time.perf_counter() - started
+        finally:
+            for app in apps:
+                app.disconnect()
+
+    with world.outside():
+        return asyncio.run(run())

@@ -6,6 +6,7 @@ from dataclasses import dataclass, replace
 from . import validate as v
 from .accounts.schema import LANGUAGES, Accounts
 from .errors import Invalid
+from .chat.schema import ChatSettings
 from .mail.schema import MailSettings
 from .vpn.schema import VpnSettings
 
@@ -55,6 +56,7 @@ class Desired:
     vpn: VpnSettings
     accounts: Accounts = Accounts()
     mail: MailSettings = MailSettings()
+    chat: ChatSettings = ChatSettings()
 
     @classmethod
     def new(cls) -> "Desired":
@@ -62,7 +64,7 @@ class Desired:
 
     @classmethod
     def from_json(cls, doc) -> "Desired":
-        v.only_keys(doc, "", {"schema", "box", "vpn"}, {"accounts", "mail"})
+        v.only_keys(doc, "", {"schema", "box", "vpn"}, {"accounts", "mail", "chat"})
         if doc["schema"] != SCHEMA_VERSION:
             raise Invalid(f"schema version {doc['schema']!r} is not {SCHEMA_VERSION}", "schema")
         accounts = Accounts.from_json(doc.get("accounts", {"users": []}))
@@ -75,17 +77,24 @@ class Desired:
             if accounts.user(p.owner) is None:
                 raise Invalid(f"mail.app_passwords[{i}].owner is not a user",
                               f"mail.app_passwords[{i}].owner")
-        return cls(box=BoxSettings.from_json(doc["box"]), vpn=vpn, accounts=accounts, mail=mail)
+        chat = ChatSettings.from_json(doc.get("chat", {"enabled": False}))
+        if chat.enabled and not mail.domain:
+            raise Invalid("chat needs the box's domain: set up mail first", "chat.enabled")
+        return cls(box=BoxSettings.from_json(doc["box"]), vpn=vpn, accounts=accounts, mail=mail,
+                   chat=chat)
 
     def to_json(self) -> dict:
         return {"schema": SCHEMA_VERSION, "box": self.box.to_json(), "vpn": self.vpn.to_json(),
-                "accounts": self.accounts.to_json(), "mail": self.mail.to_json()}
+                "accounts": self.accounts.to_json(), "mail": self.mail.to_json(), "chat": self.chat.to_json()}
 
     def with_vpn(self, vpn: VpnSettings) -> "Desired":
         return replace(self, vpn=vpn)
 
     def with_mail(self, mail: MailSettings) -> "Desired":
         return replace(self, mail=mail)
+
+    def with_chat(self, chat: ChatSettings) -> "Desired":
+        return replace(self, chat=chat)
 
     def with_box(self, box: BoxSettings) -> "Desired":
         return replace(self, box=replace(box, claimed=self.box.claimed))

@@ -470,6 +470,22 @@ def mail_password_remove(box: Box, caller: Caller, id, why):
                   lambda d: box.mail.remove_password(d, id, owner))
 
 
+@method("chat.settings.get", access="member")
+def chat_settings_get(box: Box, caller: Caller):
+    return box.head()[1].chat.to_json()
+
+
+@method("chat.settings.set", enabled=(BOOL, UNSET), archive_days=(INT, UNSET),
+        upload_mib=(INT, UNSET), upload_days=(INT, UNSET), **WHY)
+def chat_settings_set(box: Box, caller: Caller, why, **changes):
+    changes = {k: v for k, v in changes.items() if v is not UNSET}
+    if not changes:
+        raise Invalid("nothing to change")
+    answer = _apply(box, caller.who, _why(why, "change chat settings: " + ", ".join(sorted(changes))),
+                    lambda d: box.mail.change_chat(d, **changes))
+    return {**answer, "settings": chat_settings_get(box, caller)}
+
+
 @method("mail.dns", access="manager")
 def mail_dns(box: Box, caller: Caller):
     return box.mail.dns_records(box.head()[1])

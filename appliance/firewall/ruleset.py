@@ -20,11 +20,13 @@ DHCP_CLIENT_PORTS = (68, 546)  # the uplink's DHCPv4 and DHCPv6 answers
 # SMTP from other servers; submission (STARTTLS and TLS) and IMAP (STARTTLS and TLS)
 # from the household's apps, which are often away from home.
 MAIL_PORTS = (25, 465, 587, 143, 993)
+# XMPP: apps (c2s), other servers (s2s), file sharing over HTTPS.
+CHAT_PORTS = (5222, 5269, 5281)
 
 
 def open_ports(desired: Desired) -> frozenset[tuple[str, int]]:
     """What the box answers from outside the VPN: nothing else may listen there."""
-    mail = MAIL_PORTS if desired.mail.enabled else ()
+    mail = (MAIL_PORTS if desired.mail.enabled else ()) + (CHAT_PORTS if desired.chat.enabled else ())
     return frozenset({("tcp", WEBUI_PORT), ("udp", desired.vpn.listen_port),
                       *(("udp", port) for port in DHCP_CLIENT_PORTS),
                       *(("tcp", port) for port in mail)})

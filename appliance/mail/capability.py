@@ -30,7 +30,9 @@ def app_password_hashes(secrets: SecretStore, desired: Desired) -> dict[tuple[st
 class MailCapability(DaemonConfig):
     name = "mail"
     daemons = ("opendkim", "dovecot", "postfix")
-    read_by = (("/etc/postfix/", ("postfix",)), ("/etc/dovecot/", ("dovecot",)),
+    # Dovecot reads its password and user files at each login: no reload for those.
+    read_by = (("/etc/dovecot/commonsbox/", ()),
+               ("/etc/postfix/", ("postfix",)), ("/etc/dovecot/", ("dovecot",)),
                ("/etc/opendkim", ("opendkim",)), ("/etc/commonsbox/mail/", ("postfix", "dovecot")))
     checked = {"postfix": "/etc/postfix/main.cf", "dovecot": "/etc/dovecot/dovecot.conf",
                "opendkim": "/etc/opendkim.conf"}

@@ -29,8 +29,14 @@ def dkim_selector(key_pem: str) -> str:
     return "cb" + hashlib.sha256(dkim_public(key_pem).encode()).hexdigest()[:10]
 
 
+def certificate_for(domain: str) -> list[str]:
+    """The names the box's mail and chat certificate holds: the domain, and the host
+    chat shares files from."""
+    return [domain, f"upload.{domain}"]
+
+
 def mail_certificate(domain: str) -> tuple[str, str]:
-    key, cert = tls.self_signed([domain], domain)
+    key, cert = tls.self_signed(certificate_for(domain), domain)
     return key.decode(), cert.decode()
 
 

@@ -3,6 +3,7 @@
 import secrets as random
 
 from ..errors import Conflict, Invalid, NotFound, PoolExhausted
+from ..chat.schema import ChatSettings
 from ..schema import Desired
 from ..secrets import Secret, SecretStore
 from . import keys
@@ -36,11 +37,20 @@ class MailService:
             self.secrets.put(SMARTHOST_SECRET, Secret(smarthost_password))
         return desired.with_mail(settings)
 
+    def change_chat(self, desired: Desired, **changes) -> Desired:
+        """Chat shares mail's domain, certificate and app passwords."""
+        chat = ChatSettings.from_json({**desired.chat.to_json(), **changes})
+        if chat.enabled:
+            if not desired.mail.domain:
+                raise Conflict("chat needs the box's domain: set up mail first", "enabled")
+            self._ensure_keys(desired.mail.domain)
+        return desired.with_chat(chat)
+
     def _ensure_keys(self, domain: str) -> None:
         if self.secrets.get(DKIM_SECRET) is None:
             self.secrets.put(DKIM_SECRET, Secret(keys.dkim_key()))
         cert = self.secrets.get(TLS_CERT_SECRET)
-        if cert is None or not keys.certificate_names(cert.reveal()) == [domain]:
+        if cert is None or not keys.certificate_names(cert.reveal()) == keys.certificate_for(domain):
             key_pem, cert_pem = keys.mail_certificate(domain)
             self.secrets.put(TLS_KEY_SECRET, Secret(key_pem))
             self.secrets.put(TLS_CERT_SECRET, Secret(cert_pem))
@@ -98,5 +108,14 @@ class MailService:
             records.append({"name": f"{keys.dkim_selector(pem)}._domainkey.{d}", "type": "TXT",
                             "value": f"v=DKIM1; k=rsa; p={keys.dkim_public(pem)}",
                             "why": "DKIM: the key receivers check the box's signatures with"})
+        if desired.chat.enabled:
+            records += [
+                {"name": f"_xmpp-client._tcp.{d}", "type": "SRV", "value": f"0 5 5222 {d}.",
+                 "why": "chat apps find the box"},
+                {"name": f"_xmpp-server._tcp.{d}", "type": "SRV", "value": f"0 5 5269 {d}.",
+                 "why": "other chat servers find the box"},
+                {"name": f"upload.{d}", "type": "CNAME", "value": f"{d}.",
+                 "why": "files shared in chats"},
+            ]
         return records
 

@@ -13,7 +13,7 @@ import dkim
 import pytest
 
 from appliance.errors import ApplianceError
-from appliance.relaylab import Idler, RelayWorld, app_tls
+from appliance.relaylab import Idler, RelayWorld, app_tls, chat
 
 APP = RelayWorld.WORLD  # where the mail apps connect from
 MAX_MIB = 1
@@ -186,3 +186,25 @@ def test_a_bad_mail_domain_is_refused_and_the_old_one_kept(mail, domain):
     with pytest.raises(ApplianceError):
         a.api.call("mail.settings.set", domain=domain)
     assert a.api.call("mail.settings.get")["domain"] == "box-a.test"
+
+
+def test_chat_federates_between_the_boxes(mail):
+    a, b = mail.boxes["box-a.test"], mail.boxes["box-b.test"]
+    for box in (a, b):
+        box.api.call("chat.settings.set", enabled=True)
+    henry, iris = user(a, "henry"), user(b, "iris")
+    seconds = chat(mail, (henry, a.address), (iris, b.address), "hello across servers")
+    print(f"first federated chat message: {seconds:.3f} s")
+
+
+def test_chat_refuses_a_wrong_or_revoked_app_password(mail):
+    a, b = mail.boxes["box-a.test"], mail.boxes["box-b.test"]
+    a.api.call("chat.settings.set", enabled=True)
+    b.api.call("chat.settings.set", enabled=True)
+    jack, kim = user(a, "jack"), user(b, "kim")
+    with pytest.raises(PermissionError):
+        chat(mail, ({**jack, "password": "wrong"}, a.address), (kim, b.address), "no")
+    a.api.call("mail.password.remove", id=jack["app_password"]["id"])
+    with pytest.raises(PermissionError):
+        chat(mail, (jack, a.address), (kim, b.address), "no")
+    assert chat(mail, (kim, b.address), (user(a, "lena"), a.address), "still works") < 5
