@@ -76,8 +76,10 @@ def tree(log=print) -> Path:
 class BoxRoot:
     """One box: an overlay over ``lower`` in ``netns``, its changes kept in ``work``."""
 
-    def __init__(self, netns: Netns, lower: Path, work: Path, hostname: str):
+    def __init__(self, netns: Netns, lower: Path, work: Path, hostname: str,
+                 nameserver: str = "127.0.0.53"):
         self.netns, self.lower, self.work, self.hostname = netns, lower, work, hostname
+        self.nameserver = nameserver  # what systemd-resolved would be on the box
         self.process: subprocess.Popen | None = None
         self.pid: int | None = None  # the box's PID 1, as this machine numbers it
 
@@ -97,7 +99,12 @@ class BoxRoot:
             raise RuntimeError(f"box {self.hostname} did not start: {self.process.stderr.read()}")
         children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children").read_text()
         self.pid = int(children.split()[0])
-        return self.system()
+        system = self.system()
+        # The box's /etc/resolv.conf points at systemd-resolved's file in /run (a fresh
+        # tmpfs here): without it, Prosody's resolver does not even start.
+        system.write("/run/systemd/resolve/stub-resolv.conf",
+                     f"nameserver {self.nameserver}\n".encode())
+        return system
 
     def system(self) -> System:
         return System.inside(self.pid)

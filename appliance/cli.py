@@ -175,6 +175,71 @@ def cmd_rollback(api: Client, args) -> object:
     return api.call("config.rollback", revision=args.revision)
 
 
+def _switch(value: str | None) -> bool | None:
+    return None if value is None else value == "on"
+
+
+def cmd_mail_set(api: Client, args) -> object:
+    changes = {k: v for k, v in (
+        ("enabled", _switch(args.mail)), ("domain", args.domain),
+        ("max_message_mib", args.max_message_mib), ("quota_mib", args.quota_mib),
+        ("delete_after_days", args.delete_after_days),
+        ("encrypted_only", _switch(args.encrypted_only))) if v is not None}
+    if args.smarthost is not None:
+        if args.smarthost == "":
+            changes["smarthost"] = None
+        else:
+            host, _, port = args.smarthost.rpartition(":") if ":" in args.smarthost \
+                else (args.smarthost, "", "587")
+            changes["smarthost"] = {"host": host, "port": int(port),
+                                    **({"username": args.smarthost_user}
+                                       if args.smarthost_user else {})}
+    password = Path(args.smarthost_password_file).read_text().strip() \
+        if args.smarthost_password_file else None
+    return api.call("mail.settings.set", why=args.why, smarthost_password=password, **changes)
+
+
+def cmd_chat_set(api: Client, args) -> object:
+    changes = {k: v for k, v in (("enabled", _switch(args.chat)), ("archive_days", args.archive_days),
+                                 ("upload_mib", args.upload_mib)) if v is not None}
+    return api.call("chat.settings.set", why=args.why, **changes)
+
+
+def cmd_app_password_add(api: Client, args) -> object:
+    from .vpn.export import qr_terminal
+
+    result = api.call("mail.password.add", owner=args.user, label=args.label, why=args.why)
+    if args.qr:
+        result["qr"] = qr_terminal(result["client"]["dclogin"])
+    return result
+
+
+def cmd_app_password_list(api: Client, args) -> object:
+    return api.call("mail.password.list", owner=args.user)
+
+
+def cmd_app_password_remove(api: Client, args) -> object:
+    return api.call("mail.password.remove", id=args.id, why=args.why)
+
+
+def cmd_mail_dns(api: Client, args) -> object:
+    return api.call("mail.dns")
+
+
+def print_client(result: dict) -> None:
+    c = result["client"]
+    print(f"app password {result['app_password']['id']} for {c['address']} "
+          f"({result['app_password']['label']}): {c['password']}")
+    print("  it is shown this once; the box keeps only its hash")
+    print(f"  IMAP {c['imap']['host']} port {c['imap']['port']} ({c['imap']['security']}), "
+          f"SMTP {c['smtp']['host']} port {c['smtp']['port']} ({c['smtp']['security']})")
+    if "xmpp" in c:
+        print(f"  XMPP {c['xmpp']['jid']} (server {c['xmpp']['host']}, port {c['xmpp']['port']})")
+    print(f"  Delta Chat: {c['dclogin']}")
+    if result.get("qr"):
+        print(result["qr"], end="")
+
+
 def show_text(args, result) -> None:
     match args.func:
         case f if f is cmd_status:
@@ -200,6 +265,15 @@ def show_text(args, result) -> None:
         case f if f is cmd_diff:
             print(result["diff"] or f"revisions {result['a']} and {result['b']} are the same",
                   end="" if result["diff"] else "\n")
+        case f if f is cmd_app_password_add:
+            print_client(result)
+        case f if f is cmd_app_password_list:
+            for p in result:
+                print(f"{p['id']:>4}  {p['owner']:<16}  {p['label']}")
+        case f if f is cmd_mail_dns:
+            for r in result:
+                print(f"{r['name']:<40} {r['type']:<5} {r['value']}")
+                print(f"{'':<40} ; {r['why']}")
         case _:
             print_change(result)
             if "device" in result and args.func is cmd_device_add:
@@ -275,6 +349,40 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--svg", help="also write the QR code as SVG to this file")
     p = leaf(dev, "remove", cmd_device_remove, "cut a device off at once")
     p.add_argument("device")
+    p.add_argument("--why")
+
+    mail = sub.add_parser("mail", help="mail (Postfix, Dovecot, DKIM)").add_subparsers(
+        dest="mail_cmd", required=True)
+    p = leaf(mail, "set", cmd_mail_set, "turn mail on or off, change its settings")
+    p.add_argument("mail", nargs="?", choices=("on", "off"))
+    p.add_argument("--domain", help="the household's domain: user@DOMAIN")
+    p.add_argument("--max-message-mib", type=int)
+    p.add_argument("--quota-mib", type=int, help="per mailbox")
+    p.add_argument("--delete-after-days", type=int, help="read mail leaves the server after")
+    p.add_argument("--encrypted-only", choices=("on", "off"))
+    p.add_argument("--smarthost", help="HOST[:PORT] to send through ('' for none)")
+    p.add_argument("--smarthost-user")
+    p.add_argument("--smarthost-password-file", help="a file holding the smarthost's password")
+    p.add_argument("--why")
+    leaf(mail, "dns", cmd_mail_dns, "the DNS records to publish for the domain")
+    pw = mail.add_parser("password", help="app passwords (mail and chat)").add_subparsers(
+        dest="password_cmd", required=True)
+    p = leaf(pw, "add", cmd_app_password_add, "a new app password for a member's app")
+    p.add_argument("user")
+    p.add_argument("label", help="which app or device, e.g. \"Alice's phone\"")
+    p.add_argument("--qr", action="store_true", help="the Delta Chat login as a QR code")
+    p.add_argument("--why")
+    p = leaf(pw, "list", cmd_app_password_list, "app passwords (not the passwords)")
+    p.add_argument("user", nargs="?")
+    p = leaf(pw, "remove", cmd_app_password_remove, "revoke an app password at once")
+    p.add_argument("id", type=int)
+    p.add_argument("--why")
+    chat = sub.add_parser("chat", help="chat (Prosody, XMPP)").add_subparsers(
+        dest="chat_cmd", required=True)
+    p = leaf(chat, "set", cmd_chat_set, "turn chat on or off, change its settings")
+    p.add_argument("chat", nargs="?", choices=("on", "off"))
+    p.add_argument("--archive-days", type=int)
+    p.add_argument("--upload-mib", type=int)
     p.add_argument("--why")
 
     cfg = sub.add_parser("config", help="configuration history").add_subparsers(

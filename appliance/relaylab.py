@@ -99,10 +99,8 @@ class RelayBox:
         world.ns.run(["ip", "link", "set", f"cbr{short}", "master", "br0", "up"])
         self.ns.run(["ip", "addr", "add", f"{address}/24", "dev", "eth0"])
         self.ns.run(["ip", "link", "set", "eth0", "up"])
-        self.root = BoxRoot(self.ns, world.lower, work / domain, domain)
+        self.root = BoxRoot(self.ns, world.lower, work / domain, domain, world.NAMESERVER)
         self.system = self.root.start()
-        self.system.write("/run/systemd/resolve/stub-resolv.conf",
-                          f"nameserver {world.NAMESERVER}\n".encode())
         # The agent's own state stays on this machine; its daemons are the box's.
         self.agent = BoxSandbox(self.ns, work / f"{domain}-agent", backend="userspace",
                                 enter=self.root.pid)

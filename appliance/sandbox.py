@@ -212,9 +212,13 @@ class World:
     ENDPOINT = {"host": "192.0.2.1", "port": 51820}
     INTERNET = "203.0.113.7"
 
-    def __init__(self, prefix: str, root: Path, phones: int = 1, webui_user: str | None = None):
+    def __init__(self, prefix: str, root: Path, phones: int = 1, webui_user: str | None = None,
+                 relay_name: str | None = None):
+        """RELAY_NAME: also run the box's own root (its mail and chat daemons) under
+        this host name (boxroot.BoxRoot)."""
         self.prefix = prefix
         self.namespaces: list[Netns] = []
+        self.box_root = None
         try:
             self.box_ns = self._ns(f"{prefix}-box")
             self.box_ns.run(["ip", "addr", "add", "192.0.2.1/32", "dev", "lo"])
@@ -226,7 +230,12 @@ class World:
                 link(self.box_ns, f"lan{i}", f"100.64.{i}.1/24", ns, "eth0", f"100.64.{i}.10/24")
                 ns.run(["ip", "route", "add", "default", "via", f"100.64.{i}.1"])
                 self.phone_ns.append(ns)
-            self.box = BoxSandbox(self.box_ns, root, webui_user=webui_user)
+            if relay_name:
+                from .boxroot import BoxRoot, tree
+                self.box_root = BoxRoot(self.box_ns, tree(), root / "boxroot", relay_name)
+                self.box_root.start()
+            self.box = BoxSandbox(self.box_ns, root, webui_user=webui_user,
+                                  enter=self.box_root.pid if self.box_root else None)
             self.box.start()
         except BaseException:
             self.close()
@@ -250,6 +259,8 @@ class World:
         try:
             if getattr(self, "box", None):
                 self.box.stop()
+            if self.box_root:
+                self.box_root.stop()
         finally:
             for ns in reversed(self.namespaces):
                 ns.delete()

@@ -16,6 +16,7 @@ from typing import Any, Callable
 from ..accounts.service import Caller
 from ..box import Box
 from ..console import announce
+from ..mail.service import client_settings
 from ..errors import Forbidden, Invalid, NotFound, Unauthorized
 from ..validate import address, text
 from ..vpn.schema import Device
@@ -452,9 +453,12 @@ def mail_password_add(box: Box, caller: Caller, label, owner, why):
     revision, (entry, password), outcomes = box.change(
         caller.who, _why(why, f"add an app password for {who}"),
         lambda d: box.mail.add_password(d, who, label))
-    mail = box.head()[1].mail
+    desired = box.head()[1]
+    address = desired.mail.address(who)
     return {**_changed(revision, outcomes), "app_password": entry.to_json(),
-            "address": mail.address(who), "password": password}
+            "address": address, "password": password,
+            "client": client_settings(desired.mail.domain, address, password,
+                                      desired.chat.enabled)}
 
 
 @method("mail.password.list", access="member", owner=(OPT_TEXT, None))

@@ -1,6 +1,7 @@
 """Mail's operations on the desired state: settings, app passwords, the DNS records."""
 
 import secrets as random
+from urllib.parse import quote, urlencode
 
 from ..errors import Conflict, Invalid, NotFound, PoolExhausted
 from ..chat.schema import ChatSettings
@@ -19,6 +20,21 @@ _ALPHABET = "abcdefghijkmnpqrstuvwxyz23456789"
 
 def new_app_password() -> str:
     return "".join(random.choice(_ALPHABET) for _ in range(24))
+
+
+def client_settings(domain: str, address: str, password: str, chat: bool) -> dict:
+    """How an app connects: the servers, and a `dclogin:` link (as a QR code, Delta Chat
+    sets the account up from it in one scan). The box's certificate is its own, so the
+    app is told to accept it; the household checks its fingerprint instead."""
+    settings = {"address": address, "password": password,
+                "imap": {"host": domain, "port": 993, "security": "TLS"},
+                "smtp": {"host": domain, "port": 465, "security": "TLS"},
+                "dclogin": f"dclogin:{quote(address, safe='@')}?" + urlencode({
+                    "v": "1", "p": password, "ih": domain, "ip": "993", "is": "ssl",
+                    "sh": domain, "sp": "465", "ss": "ssl", "ic": "3", "sc": "3"})}
+    if chat:
+        settings["xmpp"] = {"jid": address, "host": domain, "port": 5222, "security": "STARTTLS"}
+    return settings
 
 
 class MailService:
