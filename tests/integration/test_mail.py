@@ -208,3 +208,31 @@ def test_chat_refuses_a_wrong_or_revoked_app_password(mail):
     with pytest.raises(PermissionError):
         chat(mail, (jack, a.address), (kim, b.address), "no")
     assert chat(mail, (kim, b.address), (user(a, "lena"), a.address), "still works") < 5
+
+
+def test_an_app_that_keeps_trying_passwords_is_turned_away_for_a_while(mail):
+    """Last in this file: it blocks the apps' address on box B for a minute."""
+    b = mail.boxes["box-b.test"]
+    mona = user(b, "mona")
+    codes = []
+    for _ in range(15):
+        with mail.outside():
+            smtp = smtplib.SMTP(b.address, 587, timeout=30)
+        smtp.starttls(context=app_tls())
+        try:
+            smtp.login(mona["address"], "guess")
+        except smtplib.SMTPAuthenticationError as err:
+            codes.append(err.smtp_code)
+        except smtplib.SMTPException as err:
+            codes.append(getattr(err, "smtp_code", 0))
+            break
+        finally:
+            smtp.close()
+    assert codes[-1] // 100 == 4 and 535 in codes, codes  # refused, then a temporary block
+    with mail.outside():
+        smtp = smtplib.SMTP(b.address, 587, timeout=30)
+    smtp.starttls(context=app_tls())
+    with pytest.raises(smtplib.SMTPException) as blocked:  # even the right password, for now
+        smtp.login(mona["address"], mona["password"])
+    smtp.close()
+    assert getattr(blocked.value, "smtp_code", 0) // 100 == 4
