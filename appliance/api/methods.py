@@ -16,6 +16,7 @@ from typing import Any, Callable
 from ..accounts.service import Caller
 from ..box import Box
 from ..console import announce
+from ..mail.autoconfig import autoconfig_xml
 from ..mail.service import client_settings
 from ..errors import Forbidden, Invalid, NotFound, Unauthorized
 from ..validate import address, text
@@ -488,6 +489,15 @@ def chat_settings_set(box: Box, caller: Caller, why, **changes):
     answer = _apply(box, caller.who, _why(why, "change chat settings: " + ", ".join(sorted(changes))),
                     lambda d: box.mail.change_chat(d, **changes))
     return {**answer, "settings": chat_settings_get(box, caller)}
+
+
+@method("mail.autoconfig", access="public")
+def mail_autoconfig(box: Box, caller: Caller):
+    """What mail apps fetch to set an account up (public: it holds no secret)."""
+    desired = box.head()[1]
+    if not desired.mail.enabled:
+        raise NotFound("mail is off")
+    return {"xml": autoconfig_xml(desired.mail.domain, desired.box.name).decode()}
 
 
 @method("mail.dns", access="manager")

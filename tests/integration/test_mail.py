@@ -210,6 +210,18 @@ def test_chat_refuses_a_wrong_or_revoked_app_password(mail):
     assert chat(mail, (kim, b.address), (user(a, "lena"), a.address), "still works") < 5
 
 
+def test_mail_apps_find_their_settings_at_the_well_known_address(mail):
+    import xml.etree.ElementTree as ET
+
+    from webui import create_app
+    a = mail.boxes["box-a.test"]
+    web = create_app(a.agent.paths.socket, testing=True).test_client()
+    page = web.get("/.well-known/autoconfig/mail/config-v1.1.xml", base_url="https://box-a.test")
+    assert page.status_code == 200 and page.mimetype == "application/xml"
+    doc = ET.fromstring(page.data)
+    assert doc.findtext("emailProvider/incomingServer/hostname") == "box-a.test"
+    assert doc.findtext("emailProvider/outgoingServer/port") == "465"
+
 def test_an_app_that_keeps_trying_passwords_is_turned_away_for_a_while(mail):
     """Last in this file: it blocks the apps' address on box B for a minute."""
     b = mail.boxes["box-b.test"]

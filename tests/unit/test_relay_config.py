@@ -137,3 +137,18 @@ def test_chat_config_enables_what_omemo_clients_need_and_no_registration():
     assert 'Component "upload.example.org" "http_file_share"' in cfg
     assert "unbound" not in cfg  # only a .test domain asks the test network's DNS
     assert files["/etc/prosody/commonsbox/passwords"].data == b"alice:{SSHA512}x\n"
+
+
+def test_autoconfig_tells_mail_apps_the_servers_and_escapes_the_box_name():
+    import xml.etree.ElementTree as ET
+
+    from appliance.mail.autoconfig import autoconfig_xml
+    doc = ET.fromstring(autoconfig_xml("example.org", "Our <home> & \"box\""))
+    provider = doc.find("emailProvider")
+    assert provider.get("id") == "example.org"
+    assert provider.findtext("displayName") == 'Our <home> & "box"'
+    incoming, outgoing = provider.find("incomingServer"), provider.find("outgoingServer")
+    assert (incoming.get("type"), incoming.findtext("port"), incoming.findtext("socketType")) == \
+        ("imap", "993", "SSL")
+    assert (outgoing.get("type"), outgoing.findtext("port")) == ("smtp", "465")
+    assert incoming.findtext("username") == "%EMAILADDRESS%"
