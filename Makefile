@@ -20,6 +20,7 @@ test-slow: setup
 bench: setup
 	$(PY) bench/vpn_scale.py
 	$(PY) bench/webui_pages.py
+	$(PY) bench/relay.py
 	$(PY) bench/image_boot.py
 
 # The OS image of a board (image/profiles/BOARD.toml), built outside the repository;

@@ -65,7 +65,8 @@ def tree(log=print) -> Path:
     tarball, key = root_tarball("qemu-amd64", default_cache(), log)
     where = TREES / key[:16]
     if not (where / ".complete").exists():
-        shutil.rmtree(where, ignore_errors=True)
+        for old in TREES.glob("*") if TREES.is_dir() else ():  # earlier recipes' trees
+            shutil.rmtree(old, ignore_errors=True)
         where.mkdir(parents=True)
         subprocess.run(["tar", "--numeric-owner", "--xattrs", "--xattrs-include=*", "-xpf",
                         tarball, "-C", where], check=True)

@@ -154,6 +154,14 @@ class RelayWorld:
         """Where the apps are: `with world.outside(): smtplib.SMTP(...)`."""
         return in_netns(self.ns.name)
 
+    def submission(self, host: str):
+        """An app's connection to HOST's submission port (587), after STARTTLS."""
+        import smtplib
+        with self.outside():
+            smtp = smtplib.SMTP(host, 587, timeout=60)
+        smtp.starttls(context=app_tls())
+        return smtp
+
     def stop(self) -> None:
         self.zone.close()
         for box in self.boxes.values():

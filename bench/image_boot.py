@@ -10,7 +10,6 @@ difference of the two boots' userspace times (systemd's own timestamps).
 """
 
 import argparse
-import json
 import os
 import shutil
 import sys

@@ -28,7 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from appliance.relaylab import Idler, RelayWorld, app_tls  # noqa: E402
+from appliance.relaylab import Idler, RelayWorld  # noqa: E402
 from bench.vpn_scale import pct, report  # noqa: E402
 
 TARGETS = {"p99_s": 1.0, "messages_per_s": 20.0, "relay_stack_mb": 150.0}
@@ -42,9 +42,7 @@ def message(sender: str, to: str, n: int) -> EmailMessage:
 
 
 def submitter(world: RelayWorld, host: str, login: dict) -> smtplib.SMTP:
-    with world.outside():
-        smtp = smtplib.SMTP(host, 587, timeout=60)
-    smtp.starttls(context=app_tls())
+    smtp = world.submission(host)
     smtp.login(login["address"], login["password"])
     return smtp
 
@@ -105,8 +103,13 @@ def main() -> int:
             with concurrent.futures.ThreadPoolExecutor(4) as pool:
                 list(pool.map(burst, [range(k, n, 4) for k in range(4)]))
             count = 0
-            while count < already + n:
-                count = idle.wait(timeout=60)
+            try:
+                while count < already + n:
+                    count = idle.wait(timeout=60)
+            except TimeoutError:
+                queues = {d: box.system.run(["postqueue", "-p"], check=False).stdout[-800:]
+                          for d, box in world.boxes.items()}
+                raise SystemExit(f"only {count - already} of {n} messages arrived; queues: {queues}")
             throughput = n / (time.perf_counter() - started)
             idle.close()
             memory = {box.domain: pss_mb(box.root.processes()) for box in world.boxes.values()}

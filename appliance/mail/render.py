@@ -64,6 +64,9 @@ def postfix_main(s: MailSettings, i: Inputs) -> bytes:
         "virtual_mailbox_domains": s.domain,
         "virtual_mailbox_maps": f"texthash:/etc/postfix/{CB}/mailboxes",
         "virtual_transport": "lmtp:unix:private/dovecot-lmtp",
+        # Fewer parallel LMTP deliveries than Dovecot allows one user (10): a burst to
+        # one member must not be deferred for minutes with "too many deliveries".
+        "lmtp_destination_concurrency_limit": "8",
         "message_size_limit": str(s.max_message_mib * 1024 * 1024),
         "mailbox_size_limit": "0",
         # TLS on every hop the box controls; other servers get it when they offer it.

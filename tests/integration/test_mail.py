@@ -62,9 +62,7 @@ def test_mail_goes_from_box_a_to_box_b_signed_encrypted_and_without_the_apps_add
     boxes = mail.boxes
     a, b = boxes["box-a.test"], boxes["box-b.test"]
     alice, bob = user(a, "alice"), user(b, "bob")
-    with mail.outside():
-        smtp = smtplib.SMTP(a.address, 587, timeout=30)
-    smtp.starttls(context=app_tls())
+    smtp = mail.submission(a.address)
     smtp.login(alice["address"], alice["password"])
     smtp.send_message(message(alice["address"], bob["address"], "first federated mail"))
     smtp.quit()
@@ -85,9 +83,7 @@ def test_a_message_to_a_local_user_reaches_an_app_waiting_in_idle(mail):
     frank, grace = user(b, "frank"), user(b, "grace")
     idle = Idler(mail, b.address, grace)
     try:
-        with mail.outside():
-            smtp = smtplib.SMTP(b.address, 587, timeout=30)
-        smtp.starttls(context=app_tls())
+        smtp = mail.submission(b.address)
         smtp.login(frank["address"], frank["password"])
         started = time.monotonic()
         smtp.send_message(message(frank["address"], grace["address"], "are you there?"))
@@ -124,9 +120,7 @@ def test_an_oversized_message_is_refused_with_552(mail):
     boxes = mail.boxes
     a = boxes["box-a.test"]
     carol = user(a, "carol")
-    with mail.outside():
-        smtp = smtplib.SMTP(a.address, 587, timeout=30)
-    smtp.starttls(context=app_tls())
+    smtp = mail.submission(a.address)
     smtp.login(carol["address"], carol["password"])
     big = message(carol["address"], "bob@box-b.test", "too big", "x" * (MAX_MIB * 1024 * 1024 + 1))
     with pytest.raises(smtplib.SMTPSenderRefused) as refused:
@@ -139,18 +133,14 @@ def test_a_wrong_password_is_refused_and_a_revoked_one_stops_working(mail):
     boxes = mail.boxes
     a = boxes["box-a.test"]
     dave = user(a, "dave")
-    with mail.outside():
-        smtp = smtplib.SMTP(a.address, 587, timeout=30)
-    smtp.starttls(context=app_tls())
+    smtp = mail.submission(a.address)
     started = time.monotonic()
     with pytest.raises(smtplib.SMTPAuthenticationError):
         smtp.login(dave["address"], "not-the-password")
     assert time.monotonic() - started >= 1.5, "a wrong password is answered slowly"
     smtp.close()
     a.api.call("mail.password.remove", id=dave["app_password"]["id"])
-    with mail.outside():
-        smtp = smtplib.SMTP(a.address, 587, timeout=30)
-    smtp.starttls(context=app_tls())
+    smtp = mail.submission(a.address)
     with pytest.raises(smtplib.SMTPAuthenticationError):
         smtp.login(dave["address"], dave["password"])
     smtp.close()
@@ -160,9 +150,7 @@ def test_a_user_cannot_send_as_someone_else(mail):
     boxes = mail.boxes
     a = boxes["box-a.test"]
     erin = user(a, "erin")
-    with mail.outside():
-        smtp = smtplib.SMTP(a.address, 587, timeout=30)
-    smtp.starttls(context=app_tls())
+    smtp = mail.submission(a.address)
     smtp.login(erin["address"], erin["password"])
     with pytest.raises(smtplib.SMTPRecipientsRefused):
         smtp.send_message(message("alice@box-a.test", "bob@box-b.test", "forged"))
@@ -228,9 +216,7 @@ def test_an_app_that_keeps_trying_passwords_is_turned_away_for_a_while(mail):
     mona = user(b, "mona")
     codes = []
     for _ in range(15):
-        with mail.outside():
-            smtp = smtplib.SMTP(b.address, 587, timeout=30)
-        smtp.starttls(context=app_tls())
+        smtp = mail.submission(b.address)
         try:
             smtp.login(mona["address"], "guess")
         except smtplib.SMTPAuthenticationError as err:
@@ -241,9 +227,7 @@ def test_an_app_that_keeps_trying_passwords_is_turned_away_for_a_while(mail):
         finally:
             smtp.close()
     assert codes[-1] // 100 == 4 and 535 in codes, codes  # refused, then a temporary block
-    with mail.outside():
-        smtp = smtplib.SMTP(b.address, 587, timeout=30)
-    smtp.starttls(context=app_tls())
+    smtp = mail.submission(b.address)
     with pytest.raises(smtplib.SMTPException) as blocked:  # even the right password, for now
         smtp.login(mona["address"], mona["password"])
     smtp.close()
