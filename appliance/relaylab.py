@@ -8,6 +8,7 @@ them through `--enter`. Mail and chat apps run in the world namespace, so the bo
 them as outsiders, as they would a phone on a mobile network.
 """
 
+import concurrent.futures
 import ctypes
 import socket
 import threading
@@ -259,5 +260,10 @@ def chat(world: RelayWorld, sender: tuple[dict, str], recipient: tuple[dict, str
             for app in apps:
                 app.disconnect()
 
-    with world.outside():
-        return asyncio.run(run())
+    def in_world():
+        with world.outside():
+            return asyncio.run(run())
+
+    # A thread of its own: the caller's may already run an event loop (Playwright's).
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(in_world).result()
