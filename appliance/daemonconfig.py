@@ -12,7 +12,8 @@ import os
 import stat
 from dataclasses import dataclass
 
-from .daemons import check, manager
+from .daemons import Systemd, check, manager
+from .errors import Invalid
 from .reconcile import Check
 from .schema import Desired
 from .system import System
@@ -75,6 +76,18 @@ class Stop:
         return f"stop {self.daemon}"
 
 
+def line(text: str) -> str:
+    """One line of a config file. Every value was checked by the schema; this refuses a
+    line break or control character all the same, so no file gains a line nobody wrote."""
+    if any(ord(c) < 32 or ord(c) == 127 for c in text):
+        raise Invalid(f"refusing to write a config line with a control character: {text!r}")
+    return text + "\n"
+
+
+def lines(texts) -> bytes:
+    return "".join(line(t) for t in texts).encode()
+
+
 def fingerprint(f: File, ids: tuple[int, int]) -> tuple[str, int, int, int]:
     return hashlib.sha256(f.data).hexdigest(), f.mode, *ids
 
@@ -108,8 +121,7 @@ class DaemonConfig:
         self.system = system
         self.manager = manager(system)
         # Without journald (the box-in-a-namespace) the daemons log to files here.
-        self.log_dir = None if self.manager.__class__.__name__ == "Systemd" \
-            else "/var/log/commonsbox"
+        self.log_dir = None if isinstance(self.manager, Systemd) else "/var/log/commonsbox"
         self._wanted: dict[str, File] = {}
 
     # -- what a capability of this shape provides --------------------------------------

@@ -10,9 +10,8 @@ members are made by the box.
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..daemonconfig import File
+from ..daemonconfig import File, line, lines
 from ..errors import Invalid
-from ..mail.render import _line, _lines
 from ..mail.schema import MailSettings
 from .schema import ChatSettings
 
@@ -37,7 +36,7 @@ class Inputs:
 
 def _lua(text: str) -> str:
     """A Lua string literal of checked text (domains, paths, numbers)."""
-    _line(text)
+    line(text)
     if '"' in text or "\\" in text:
         raise Invalid(f"refusing to quote {text!r} for Lua")
     return f'"{text}"'
@@ -48,7 +47,7 @@ def prosody_cfg(chat: ChatSettings, domain: str, i: Inputs) -> bytes:
     # Prosody writes its log as the prosody user: its own directory, not log_dir.
     log = '{ warn = "/var/log/prosody/prosody.log" }' if i.log_dir else '{ warn = "*console" }'
     upload = f"upload.{domain}"
-    return _lines(line for line in [
+    return lines(text for text in [
         "-- Written by the Commonsbox agent from the desired state: edits are undone.",
         'pidfile = "/run/prosody/prosody.pid"',
         "prosodyctl_service_warnings = false",
@@ -80,7 +79,7 @@ def prosody_cfg(chat: ChatSettings, domain: str, i: Inputs) -> bytes:
         f"  http_file_share_size_limit = {chat.upload_mib * 1024 * 1024}",
         f'  http_file_share_expires_after = "{chat.upload_days}d"',
         f"  http_host = {_lua(upload)}",
-    ] if line)
+    ] if text)
 
 
 def render(chat: ChatSettings, mail: MailSettings, i: Inputs) -> dict[str, File]:
@@ -89,8 +88,8 @@ def render(chat: ChatSettings, mail: MailSettings, i: Inputs) -> dict[str, File]
     return {
         "/etc/prosody/prosody.cfg.lua": File(prosody_cfg(chat, domain, i), 0o640, owner),
         f"{MODULES_DIR}/mod_auth_commonsbox.lua": File(MODULE.read_bytes()),
-        f"{AUTH_DIR}/users": File(_lines(f"{u}:" for u in i.users), 0o640, owner),
-        f"{AUTH_DIR}/passwords": File(_lines(
+        f"{AUTH_DIR}/users": File(lines(f"{u}:" for u in i.users), 0o640, owner),
+        f"{AUTH_DIR}/passwords": File(lines(
             f"{o}:{h}" for (o, _), h in sorted(i.password_hashes.items()) if o in i.users),
             0o640, owner),
         f"/etc/prosody/certs/{domain}.key": File(i.tls_key_pem.encode(), 0o640, owner),

@@ -1,8 +1,7 @@
 """Mail's configuration files, rendered from the desired state: a pure function.
 
 Every value that reaches a file was checked by the schema (domains, user names, numbers);
-``_line`` refuses anything with a line break or control character all the same, so a
-config file can never gain a line nobody wrote. The result maps each path on the box to
+``daemonconfig.line`` refuses a line break or control character all the same. The result maps each path on the box to
 its bytes, mode and owner; the capability writes only what differs.
 """
 
@@ -10,8 +9,7 @@ import base64
 import hashlib
 from dataclasses import dataclass
 
-from ..daemonconfig import File
-from ..errors import Invalid
+from ..daemonconfig import File, lines
 from .schema import APP_PASSWORDS_MAX, MailSettings
 
 MAIL_USER = "vmail"  # owns the mailboxes; created by the capability
@@ -34,16 +32,6 @@ class Inputs:
     tls_cert_pem: str
     log_dir: str | None  # None: the system's log (journald on the box)
     smarthost_password: str | None = None
-
-
-def _line(text: str) -> str:
-    if any(ord(c) < 32 or ord(c) == 127 for c in text):
-        raise Invalid(f"refusing to write a config line with a control character: {text!r}")
-    return text + "\n"
-
-
-def _lines(lines) -> bytes:
-    return "".join(_line(x) for x in lines).encode()
 
 
 def hash_app_password(password: str, salt: bytes) -> str:
@@ -98,7 +86,7 @@ def postfix_main(s: MailSettings, i: Inputs) -> bytes:
                         smtp_sasl_password_maps=f"texthash:/etc/postfix/{CB}/smarthost")
     if i.log_dir:  # no syslog in the box-in-a-namespace
         conf["maillog_file"] = f"{i.log_dir}/postfix.log"
-    return _lines(["# Written by the Commonsbox agent from the desired state: edits are undone."]
+    return lines(["# Written by the Commonsbox agent from the desired state: edits are undone."]
                   + [f"{k} = {v}".rstrip() for k, v in conf.items()])
 
 
@@ -146,15 +134,15 @@ _SERVICES = [
 
 
 def postfix_master() -> bytes:
-    lines = ["# Written by the Commonsbox agent: edits are undone."]
+    out = ["# Written by the Commonsbox agent: edits are undone."]
     for *columns, options in _SERVICES:
-        lines.append("  ".join(columns))
-        lines += [f"  {o}" for o in options]
-    return _lines(lines)
+        out.append("  ".join(columns))
+        out += [f"  {o}" for o in options]
+    return lines(out)
 
 
 def dovecot_conf(s: MailSettings, i: Inputs) -> bytes:
-    lines = [
+    out = [
         "# Written by the Commonsbox agent from the desired state: edits are undone.",
         "dovecot_config_version = 2.4.1", "dovecot_storage_version = 2.4.1",
         "protocols = imap lmtp", "listen = *, ::",
@@ -176,20 +164,20 @@ def dovecot_conf(s: MailSettings, i: Inputs) -> bytes:
     # One app password per file and slot: a user's apps each have their own password,
     # and Dovecot tries the slots in turn until one matches.
     for slot in range(1, APP_PASSWORDS_MAX + 1):
-        lines += [f"passdb slot{slot} {{", "  driver = passwd-file",
+        out += [f"passdb slot{slot} {{", "  driver = passwd-file",
                   f"  passwd_file_path = /etc/dovecot/{CB}/passwords.{slot}",
                   "  result_failure = continue" if slot < APP_PASSWORDS_MAX else "", "}"]
-    lines += ["userdb users {", "  driver = passwd-file",
+    out += ["userdb users {", "  driver = passwd-file",
               f"  passwd_file_path = /etc/dovecot/{CB}/users", "}",
               "service lmtp {", "  unix_listener /var/spool/postfix/private/dovecot-lmtp {",
               "    user = postfix", "    group = postfix", "    mode = 0600", "  }", "}",
               "service auth {", "  unix_listener /var/spool/postfix/private/auth {",
               "    user = postfix", "    group = postfix", "    mode = 0600", "  }", "}"]
-    return _lines(x for x in lines if x)
+    return lines(x for x in out if x)
 
 
 def opendkim_conf(s: MailSettings, i: Inputs) -> bytes:
-    return _lines([
+    return lines([
         "# Written by the Commonsbox agent: edits are undone.",
         "Syslog no", "Mode sv", "UserID opendkim", "UMask 0007",
         f"Socket local:{DKIM_SOCKET_DIR}/opendkim.sock",
@@ -207,13 +195,13 @@ def render(s: MailSettings, i: Inputs) -> dict[str, File]:
     files = {
         "/etc/postfix/main.cf": File(postfix_main(s, i)),
         "/etc/postfix/master.cf": File(postfix_master()),
-        f"/etc/postfix/{CB}/mailboxes": File(_lines(f"{a} OK" for a in addresses)),
-        f"/etc/postfix/{CB}/senders": File(_lines(f"{a} {a}" for a in addresses)),
-        f"/etc/postfix/{CB}/submission_header_cleanup": File(_lines([
+        f"/etc/postfix/{CB}/mailboxes": File(lines(f"{a} OK" for a in addresses)),
+        f"/etc/postfix/{CB}/senders": File(lines(f"{a} {a}" for a in addresses)),
+        f"/etc/postfix/{CB}/submission_header_cleanup": File(lines([
             "/^Received:/ IGNORE", "/^X-Originating-IP:/ IGNORE", "/^X-Mailer:/ IGNORE",
             "/^User-Agent:/ IGNORE"])),
         "/etc/dovecot/dovecot.conf": File(dovecot_conf(s, i), 0o644),
-        f"/etc/dovecot/{CB}/users": File(_lines(f"{a}::::::" for a in addresses),
+        f"/etc/dovecot/{CB}/users": File(lines(f"{a}::::::" for a in addresses),
                                          0o640, ("root", "dovecot")),
         "/etc/opendkim.conf": File(opendkim_conf(s, i)),
         f"/etc/opendkim/keys/{s.domain}.private": File(i.dkim_key_pem.encode(), 0o600,
@@ -224,10 +212,10 @@ def render(s: MailSettings, i: Inputs) -> dict[str, File]:
     for slot in range(1, APP_PASSWORDS_MAX + 1):
         entries = [f"{s.address(owner)}:{h}" for (owner, n), h in sorted(i.password_hashes.items())
                    if n == slot and owner in i.users]
-        files[f"/etc/dovecot/{CB}/passwords.{slot}"] = File(_lines(entries), 0o640,
+        files[f"/etc/dovecot/{CB}/passwords.{slot}"] = File(lines(entries), 0o640,
                                                              ("root", "dovecot"))
     if s.smarthost is not None and s.smarthost.username:
         h = s.smarthost
         files[f"/etc/postfix/{CB}/smarthost"] = File(
-            _lines([f"[{h.host}]:{h.port} {h.username}:{i.smarthost_password or ''}"]), 0o600)
+            lines([f"[{h.host}]:{h.port} {h.username}:{i.smarthost_password or ''}"]), 0o600)
     return files
