@@ -182,9 +182,8 @@ def _switch(value: str | None) -> bool | None:
 def cmd_mail_set(api: Client, args) -> object:
     changes = {k: v for k, v in (
         ("enabled", _switch(args.mail)), ("domain", args.domain),
-        ("max_message_mib", args.max_message_mib), ("quota_mib", args.quota_mib),
-        ("delete_after_days", args.delete_after_days),
-        ("encrypted_only", _switch(args.encrypted_only))) if v is not None}
+        ("max_message_mib", args.max_message_mib), ("quota_mib", args.quota_mib))
+        if v is not None}
     if args.smarthost is not None:
         if args.smarthost == "":
             changes["smarthost"] = None
@@ -358,8 +357,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--domain", help="the household's domain: user@DOMAIN")
     p.add_argument("--max-message-mib", type=int)
     p.add_argument("--quota-mib", type=int, help="per mailbox")
-    p.add_argument("--delete-after-days", type=int, help="read mail leaves the server after")
-    p.add_argument("--encrypted-only", choices=("on", "off"))
     p.add_argument("--smarthost", help="HOST[:PORT] to send through ('' for none)")
     p.add_argument("--smarthost-user")
     p.add_argument("--smarthost-password-file", help="a file holding the smarthost's password")

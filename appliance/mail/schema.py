@@ -75,15 +75,12 @@ class MailSettings:
     domain: str = ""
     max_message_mib: int = 25
     quota_mib: int = 2048  # per mailbox
-    delete_after_days: int = 30  # read messages leave the server this long after they came
-    encrypted_only: bool = False  # refuse unencrypted mail between the box's own users
     smarthost: Smarthost | None = None
     app_passwords: tuple[AppPassword, ...] = ()
 
     @classmethod
     def from_json(cls, value, fld: str = "mail") -> "MailSettings":
         v.only_keys(value, fld, {"enabled"}, {"domain", "max_message_mib", "quota_mib",
-                                              "delete_after_days", "encrypted_only",
                                               "smarthost", "app_passwords"})
         enabled = v.boolean(value["enabled"], f"{fld}.enabled")
         dom = value.get("domain", "")
@@ -93,10 +90,6 @@ class MailSettings:
             max_message_mib=v.integer(value.get("max_message_mib", 25),
                                       f"{fld}.max_message_mib", 1, 100),
             quota_mib=v.integer(value.get("quota_mib", 2048), f"{fld}.quota_mib", 10, 10**6),
-            delete_after_days=v.integer(value.get("delete_after_days", 30),
-                                        f"{fld}.delete_after_days", 1, 3650),
-            encrypted_only=v.boolean(value.get("encrypted_only", False),
-                                     f"{fld}.encrypted_only"),
             smarthost=(Smarthost.from_json(value["smarthost"], f"{fld}.smarthost")
                        if value.get("smarthost") is not None else None),
             app_passwords=v.listed(value.get("app_passwords", []), f"{fld}.app_passwords",
@@ -109,8 +102,6 @@ class MailSettings:
     def to_json(self) -> dict:
         out = {"enabled": self.enabled, "domain": self.domain,
                "max_message_mib": self.max_message_mib, "quota_mib": self.quota_mib,
-               "delete_after_days": self.delete_after_days,
-               "encrypted_only": self.encrypted_only,
                "app_passwords": [p.to_json() for p in self.app_passwords]}
         if self.smarthost is not None:
             out["smarthost"] = self.smarthost.to_json()
