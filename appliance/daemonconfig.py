@@ -212,8 +212,7 @@ class DaemonConfig:
             stage = f"{STAGE}/{self.name}/{daemon}"
             for p in mine:  # the whole config, as it will be
                 self._put(p, f"{stage}/{p.rsplit('/', 1)[1]}")
-            check(self.system, daemon, stage if daemon == "postfix" else
-                  f"{stage}/{main.rsplit('/', 1)[1]}")
+            check(self.system, daemon, f"{stage}/{main.rsplit('/', 1)[1]}")
         for p in sorted(configs):
             self._put(p, p)
 

@@ -18,7 +18,7 @@ class Daemon:
     start: tuple[str, ...]
     reload: tuple[str, ...]
     pidfile: str
-    # The checker, given the directory or file of a staged config (see check()).
+    # The checker: {} is the staged config file, {dir} the directory it is in.
     check: tuple[str, ...]
 
 
@@ -29,7 +29,7 @@ DAEMONS = {d.name: d for d in (
     Daemon("dovecot", "dovecot.service", ("dovecot",), ("doveadm", "reload"),
            "/run/dovecot/master.pid", ("doveconf", "-n", "-c", "{}")),
     Daemon("postfix", "postfix.service", ("postfix", "start"), ("postfix", "reload"),
-           "/var/spool/postfix/pid/master.pid", ("postfix", "-c", "{}", "check")),
+           "/var/spool/postfix/pid/master.pid", ("postfix", "-c", "{dir}", "check")),
     Daemon("prosody", "prosody.service", ("prosodyctl", "start"), ("prosodyctl", "reload"),
            "/run/prosody/prosody.pid", ("prosodyctl", "--config", "{}", "check", "config")),
 )}
@@ -38,7 +38,9 @@ DAEMONS = {d.name: d for d in (
 def check(system: System, daemon: str, staged: str) -> None:
     """Run DAEMON's own config checker on the staged file or directory (a path inside
     the box); raises SystemFailure with the checker's words if it refuses."""
-    system.run([part.replace("{}", staged) for part in DAEMONS[daemon].check])
+    folder = staged.rsplit("/", 1)[0]
+    system.run([part.replace("{}", staged).replace("{dir}", folder)
+                for part in DAEMONS[daemon].check])
 
 
 class Systemd:

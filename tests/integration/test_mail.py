@@ -31,6 +31,17 @@ def user(box, name):
     return box.user(name, f"{name}'s phone")
 
 
+def rcpt_from_outside(world, box, sender, recipient):
+    """A stranger's server offers BOX mail on port 25: the answer to RCPT TO."""
+    with world.outside():
+        smtp = smtplib.SMTP(world.boxes[box].address, 25, timeout=30)
+    smtp.ehlo("stranger.test")
+    smtp.mail(sender)
+    answer = smtp.rcpt(recipient)
+    smtp.quit()
+    return answer
+
+
 def message(sender, to, subject, body="Hello from one box to the other."):
     m = EmailMessage()
     m["From"], m["To"], m["Subject"] = sender, to, subject
@@ -95,24 +106,14 @@ def test_a_message_to_a_local_user_reaches_an_app_waiting_in_idle(mail):
 
 
 def test_the_box_is_not_an_open_relay(mail):
-    boxes = mail.boxes
-    with mail.outside():
-        smtp = smtplib.SMTP(boxes["box-a.test"].address, 25, timeout=30)
-    smtp.ehlo("stranger.test")
-    smtp.mail("spammer@stranger.test")
-    code, text = smtp.rcpt("victim@box-b.test")
-    smtp.quit()
+    code, text = rcpt_from_outside(mail, "box-a.test", "spammer@stranger.test",
+                                   "victim@box-b.test")
     assert code == 554 and b"Relay access denied" in text, (code, text)
 
 
 def test_mail_from_outside_to_a_local_user_is_accepted_but_unknown_users_are_not(mail):
-    boxes = mail.boxes
-    with mail.outside():
-        smtp = smtplib.SMTP(boxes["box-b.test"].address, 25, timeout=30)
-    smtp.ehlo("stranger.test")
-    smtp.mail("someone@stranger.test")
-    code, text = smtp.rcpt("nobody@box-b.test")
-    smtp.quit()
+    code, text = rcpt_from_outside(mail, "box-b.test", "someone@stranger.test",
+                                   "nobody@box-b.test")
     assert code == 550, (code, text)
 
 
