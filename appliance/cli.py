@@ -222,7 +222,11 @@ def cmd_app_password_remove(api: Client, args) -> object:
 
 
 def cmd_mail_dns(api: Client, args) -> object:
-    return api.call("mail.dns")
+    return api.call("mail.dns", check=args.check)
+
+
+DNS_STATES = {"published": "published", "missing": "NOT PUBLISHED",
+              "different": "DIFFERENT: DNS says", "unknown": "could not check"}
 
 
 def print_client(result: dict) -> None:
@@ -273,6 +277,10 @@ def show_text(args, result) -> None:
             for r in result:
                 print(f"{r['name']:<40} {r['type']:<5} {r['value']}")
                 print(f"{'':<40} ; {r['why']}")
+                if "state" in r:
+                    print(f"{'':<40} ; {DNS_STATES[r['state']]}"
+                          + "".join(f"\n{'':<40} ;   {f}" for f in r["found"])
+                          + (f" ({r['error']})" if r.get("error") else ""))
         case _:
             print_change(result)
             if "device" in result and args.func is cmd_device_add:
@@ -361,7 +369,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--smarthost-user")
     p.add_argument("--smarthost-password-file", help="a file holding the smarthost's password")
     p.add_argument("--why")
-    leaf(mail, "dns", cmd_mail_dns, "the DNS records to publish for the domain")
+    p = leaf(mail, "dns", cmd_mail_dns, "the DNS records to publish for the domain")
+    p.add_argument("--check", action="store_true",
+                   help="ask the box's resolver whether each record is published")
     pw = mail.add_parser("password", help="app passwords (mail and chat)").add_subparsers(
         dest="password_cmd", required=True)
     p = leaf(pw, "add", cmd_app_password_add, "a new app password for a member's app")

@@ -499,9 +499,15 @@ def mail_autoconfig(box: Box, caller: Caller):
     return {"xml": autoconfig_xml(desired.mail.domain, desired.box.name).decode()}
 
 
-@method("mail.dns", access="manager")
-def mail_dns(box: Box, caller: Caller):
-    return box.mail.dns_records(box.head()[1])
+@method("mail.dns", access="manager", check=(BOOL, False))
+def mail_dns(box: Box, caller: Caller, check):
+    """The records to publish; with CHECK, what the box's resolver finds for each."""
+    records = box.mail.dns_records(box.head()[1])
+    if not check:
+        return records
+    from ..mail import dnscheck  # dnspython is ~5 MB the agent needs only here
+    resolv_conf = box.system.read("/etc/resolv.conf") or b""
+    return dnscheck.check(records, dnscheck.nameservers(resolv_conf.decode("utf-8", "replace")))
 
 
 def call(box: Box, caller: Caller, name, params) -> Any:

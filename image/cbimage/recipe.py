@@ -49,7 +49,8 @@ QEMU_CPU = {"arm64": "cortex-a72"}
 PYTHON_PACKAGES = (
     "python3", "python3-pyroute2", "python3-cryptography", "python3-segno",
     "python3-argon2", "python3-cffi-backend", "python3-pyotp", "python3-flask",
-    "python3-flask-babel", "python3-babel", "python3-gunicorn",
+    "python3-flask-babel", "python3-babel", "python3-gunicorn", "python3-dnspython",
+    "python3-pyudev", "python3-smbus2",
 )
 # Not in Debian, or too old there: wheels from PyPI installed beside the project.
 # trixie's python3-argon2 (21.1.0) lacks argon2.exceptions.InvalidHashError.

@@ -211,6 +211,27 @@ def test_mail_apps_find_their_settings_at_the_well_known_address(mail):
     assert doc.findtext("emailProvider/incomingServer/hostname") == "box-a.test"
     assert doc.findtext("emailProvider/outgoingServer/port") == "465"
 
+def test_the_dns_check_says_which_records_the_world_sees_and_which_not(mail):
+    a = mail.boxes["box-a.test"]
+    records = {(r["name"], r["type"]): r for r in a.api.call("mail.dns")}
+    zone = mail.zone.records
+    saved = dict(zone)
+    try:
+        zone.pop(("_dmarc.box-a.test", "TXT"))  # never published
+        zone[("box-a.test", "TXT")] = ['"v=spf1 a:old-server.example -all"']  # an old one
+        checked = {(r["name"], r["type"]): r for r in a.api.call("mail.dns", check=True)}
+    finally:
+        zone.clear()
+        zone.update(saved)
+    assert checked.keys() == records.keys()
+    dkim_name = next(n for n, t in records if n.endswith("._domainkey.box-a.test"))
+    assert checked[(dkim_name, "TXT")]["state"] == "published"  # 400 bytes: split in DNS
+    assert checked[("box-a.test", "MX")]["state"] == "published"
+    assert checked[("_dmarc.box-a.test", "TXT")]["state"] == "missing"
+    spf = checked[("box-a.test", "TXT")]
+    assert spf["state"] == "different" and spf["found"] == ["v=spf1 a:old-server.example -all"]
+
+
 def test_an_app_that_keeps_trying_passwords_is_turned_away_for_a_while(mail):
     """Last in this file: it blocks the apps' address on box B for a minute."""
     b = mail.boxes["box-b.test"]
