@@ -84,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     log.info("ready on %s", paths.socket)
     while not stop.wait(args.interval):
         box.reconcile()
+        box.housekeeping()
         show_setup_code(box)  # a new code once the old one expires
     sd_notify("STOPPING=1")
     server.shutdown()

@@ -18,7 +18,7 @@ from typing import Callable
 from . import __version__
 from .accounts.service import AccountService
 from .accounts.sessions import RuntimeStore
-from .errors import Invalid, SystemFailure
+from .errors import ApplianceError, Invalid, SystemFailure
 from .firewall import ruleset
 from .firewall.capability import FirewallCapability
 from .chat.capability import ChatCapability
@@ -117,6 +117,17 @@ class Box:
                 else:
                     self._settled.pop(outcome.capability, None)
             return self.last_outcomes
+
+    def housekeeping(self) -> None:
+        """What capabilities do on a timer besides converging (mail forgets old mail)."""
+        with self.lock:
+            desired = self.store.head()[1]
+        for cap in self.capabilities:
+            if hasattr(cap, "housekeeping"):
+                try:
+                    cap.housekeeping(desired, time.time())
+                except ApplianceError as err:
+                    log.warning("%s housekeeping: %s", cap.name, err)
 
     def rollback(self, n: int, who: str) -> tuple[Revision, list[Outcome]]:
         """Restore revision ``n``'s configuration as a new revision.

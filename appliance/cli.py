@@ -182,7 +182,9 @@ def _switch(value: str | None) -> bool | None:
 def cmd_mail_set(api: Client, args) -> object:
     changes = {k: v for k, v in (
         ("enabled", _switch(args.mail)), ("domain", args.domain),
-        ("max_message_mib", args.max_message_mib), ("quota_mib", args.quota_mib))
+        ("max_message_mib", args.max_message_mib), ("quota_mib", args.quota_mib),
+        ("delete_fetched_after_days", args.delete_fetched_after_days),
+        ("encrypted_only", _switch(args.encrypted_only)))
         if v is not None}
     if args.smarthost is not None:
         if args.smarthost == "":
@@ -365,6 +367,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--domain", help="the household's domain: user@DOMAIN")
     p.add_argument("--max-message-mib", type=int)
     p.add_argument("--quota-mib", type=int, help="per mailbox")
+    p.add_argument("--delete-fetched-after-days", type=int, metavar="DAYS",
+                   help="delete mail from the box DAYS after an app fetched it (0: keep)")
+    p.add_argument("--encrypted-only", choices=("on", "off"),
+                   help="refuse unencrypted mail between household members")
     p.add_argument("--smarthost", help="HOST[:PORT] to send through ('' for none)")
     p.add_argument("--smarthost-user")
     p.add_argument("--smarthost-password-file", help="a file holding the smarthost's password")

@@ -19,13 +19,22 @@ class Daemon:
     reload: tuple[str, ...]
     pidfile: str
     # The checker: {} is the staged config file, {dir} the directory it is in.
-    check: tuple[str, ...]
+    check: tuple[str, ...] = ()
 
+
+_MILTER_PID = "/run/commonsbox-mailfilter/milter.pid"
+_MILTER = ("setpriv", "--reuid=cbmilter", "--regid=cbmilter", "--clear-groups",
+           "python3", "-I", "/etc/commonsbox/mail/filter/milter.py",
+           "/run/commonsbox-mailfilter/milter.sock", "--pidfile", _MILTER_PID)
 
 DAEMONS = {d.name: d for d in (
     Daemon("opendkim", "opendkim.service", ("opendkim", "-x", "/etc/opendkim.conf"),
            ("sh", "-c", 'kill -USR1 "$(cat /run/opendkim/opendkim.pid)"'),
            "/run/opendkim/opendkim.pid", ("opendkim", "-n", "-x", "{}")),
+    # The encrypted-only filter (mail/milter.py); its unit is the image's.
+    Daemon("mailfilter", "commonsbox-mailfilter.service", _MILTER,
+           ("sh", "-c", f'kill "$(cat {_MILTER_PID})"; sleep 0.2; exec "$@"', "-", *_MILTER),
+           _MILTER_PID),
     Daemon("dovecot", "dovecot.service", ("dovecot",), ("doveadm", "reload"),
            "/run/dovecot/master.pid", ("doveconf", "-n", "-c", "{}")),
     Daemon("postfix", "postfix.service", ("postfix", "start"), ("postfix", "reload"),

@@ -425,8 +425,9 @@ def mail_settings_get(box: Box, caller: Caller):
 
 
 @method("mail.settings.set", enabled=(BOOL, UNSET), domain=(TEXT, UNSET),
-        max_message_mib=(INT, UNSET), quota_mib=(INT, UNSET), smarthost=(OPT_OBJ, UNSET),
-        smarthost_password=(OPT_TEXT, None), **WHY)
+        max_message_mib=(INT, UNSET), quota_mib=(INT, UNSET),
+        delete_fetched_after_days=(INT, UNSET), encrypted_only=(BOOL, UNSET),
+        smarthost=(OPT_OBJ, UNSET), smarthost_password=(OPT_TEXT, None), **WHY)
 def mail_settings_set(box: Box, caller: Caller, why, smarthost_password, **changes):
     changes = {k: v for k, v in changes.items() if v is not UNSET}
     if not changes and smarthost_password is None:

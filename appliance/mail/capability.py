@@ -7,14 +7,23 @@ from ..schema import Desired
 from ..secrets import SecretStore
 from ..system import System
 from . import keys
-from .render import DKIM_SOCKET_DIR, MAIL_USER, MAILDIR, Inputs, render
+from .render import (DKIM_SOCKET_DIR, FILTER_DIR, FILTER_USER, MAIL_USER, MAILDIR, Inputs,
+                     render)
 
 DKIM_SECRET, TLS_KEY_SECRET, TLS_CERT_SECRET = "mail/dkim", "mail/tls-key", "mail/tls-cert"
 SMARTHOST_SECRET = "mail/smarthost"
+EXPUNGE_EVERY = 3600  # seconds
 
 
 def password_secret(owner: str, slot: int) -> str:
     return f"mail/app/{owner}/{slot}"
+
+
+def expunge_fetched(system: System, before: float) -> None:
+    """Delete every message an app has fetched (\\Seen) that the box received before BEFORE
+    (a time.time()), from every mailbox of every member."""
+    system.run(["doveadm", "expunge", "-A", "mailbox", "*", "SEEN", "savedbefore",
+                str(int(before))])
 
 
 def app_password_hashes(secrets: SecretStore, desired: Desired) -> dict[tuple[str, int], str]:
@@ -29,18 +38,26 @@ def app_password_hashes(secrets: SecretStore, desired: Desired) -> dict[tuple[st
 
 class MailCapability(DaemonConfig):
     name = "mail"
-    daemons = ("opendkim", "dovecot", "postfix")
+    daemons = ("opendkim", "mailfilter", "dovecot", "postfix")
     # Dovecot reads its password and user files at each login: no reload for those.
-    read_by = (("/etc/dovecot/commonsbox/", ()),
+    read_by = (("/etc/dovecot/commonsbox/", ()), ("/etc/commonsbox/mail/filter/", ("mailfilter",)),
                ("/etc/postfix/", ("postfix",)), ("/etc/dovecot/", ("dovecot",)),
                ("/etc/opendkim", ("opendkim",)), ("/etc/commonsbox/mail/", ("postfix", "dovecot")))
     checked = {"postfix": "/etc/postfix/main.cf", "dovecot": "/etc/dovecot/dovecot.conf",
                "opendkim": "/etc/opendkim.conf"}
-    prepare_text = f"create the {MAIL_USER} user; let Postfix reach OpenDKIM"
+    prepare_text = f"create the {MAIL_USER} and {FILTER_USER} users; let Postfix reach OpenDKIM"
 
     def __init__(self, system: System, secrets: SecretStore):
         super().__init__(system)
         self.secrets = secrets
+        self._expunged_at = float("-inf")
+
+    def housekeeping(self, desired: Desired, now: float) -> None:
+        """Hourly: forget fetched mail older than the household keeps it."""
+        days = desired.mail.delete_fetched_after_days
+        if desired.mail.enabled and days and now - self._expunged_at >= EXPUNGE_EVERY:
+            expunge_fetched(self.system, now - days * 86400)
+            self._expunged_at = now
 
     def depends_on(self, desired: Desired):
         return desired.mail, tuple(u.name for u in desired.accounts.users)
@@ -67,13 +84,18 @@ class MailCapability(DaemonConfig):
         group = (self.system.read("/etc/group") or b"").decode()
         dkim_members = next((line.split(":")[3].split(",") for line in group.splitlines()
                              if line.startswith("opendkim:")), [])
-        return f"\n{MAIL_USER}:" in passwd and "postfix" in dkim_members
+        return (all(f"\n{u}:" in passwd for u in (MAIL_USER, FILTER_USER))
+                and "postfix" in dkim_members)
 
     def make_ready(self) -> None:
-        if f"\n{MAIL_USER}:" not in "\n" + (self.system.read("/etc/passwd") or b"").decode():
-            self.system.run(["useradd", "--system", "--user-group", "--home-dir", MAILDIR,
-                             "--no-create-home", "--shell", "/usr/sbin/nologin", MAIL_USER])
+        passwd = "\n" + (self.system.read("/etc/passwd") or b"").decode()
+        for user, home in ((MAIL_USER, MAILDIR), (FILTER_USER, "/nonexistent")):
+            if f"\n{user}:" not in passwd:
+                self.system.run(["useradd", "--system", "--user-group", "--home-dir", home,
+                                 "--no-create-home", "--shell", "/usr/sbin/nologin", user])
         self.system.run(["usermod", "--append", "--groups", "opendkim", "postfix"])
 
     def runtime_dirs(self) -> list[tuple[str, str, str]]:
-        return [(DKIM_SOCKET_DIR, "opendkim", "opendkim"), (MAILDIR, MAIL_USER, MAIL_USER)]
+        # The filter's socket is reachable by Postfix only: through its directory.
+        return [(DKIM_SOCKET_DIR, "opendkim", "opendkim"), (MAILDIR, MAIL_USER, MAIL_USER),
+                (FILTER_DIR, FILTER_USER, "postfix")]

@@ -8,6 +8,7 @@ its bytes, mode and owner; the capability writes only what differs.
 import base64
 import hashlib
 from dataclasses import dataclass
+from pathlib import Path
 
 from ..daemonconfig import File, lines
 from .schema import APP_PASSWORDS_MAX, MailSettings
@@ -16,6 +17,12 @@ MAIL_USER = "vmail"  # owns the mailboxes; created by the capability
 MAILDIR = "/var/lib/commonsbox/mail"  # on the data partition (or the encrypted store)
 TLS_KEY, TLS_CERT = "/etc/commonsbox/mail/tls.key", "/etc/commonsbox/mail/tls.crt"
 DKIM_SOCKET_DIR = "/run/opendkim"
+DKIM_MILTER = f"unix:{DKIM_SOCKET_DIR}/opendkim.sock"
+FILTER_USER = "cbmilter"  # runs the encrypted-only filter (milter.py)
+FILTER_DIR = "/run/commonsbox-mailfilter"
+FILTER_SCRIPT = "/etc/commonsbox/mail/filter/milter.py"
+FILTER_MILTER = f"unix:{FILTER_DIR}/milter.sock"
+MILTER_SOURCE = Path(__file__).with_name("milter.py")
 CB = "commonsbox"  # our own subdirectory in each daemon's config directory
 SMTP_PORTS = {"smtp": 25, "submission": 587, "submissions": 465}
 IMAP_PORTS = {"imap": 143, "imaps": 993}
@@ -74,7 +81,7 @@ def postfix_main(s: MailSettings, i: Inputs) -> bytes:
         "smtpd_client_auth_rate_limit": "10", "anvil_rate_time_unit": "60s",
         # DKIM: OpenDKIM signs what the household sends; if it is down, mail waits
         # rather than leaving unsigned.
-        "smtpd_milters": f"unix:{DKIM_SOCKET_DIR}/opendkim.sock",
+        "smtpd_milters": DKIM_MILTER,
         "non_smtpd_milters": "$smtpd_milters", "milter_default_action": "tempfail",
     }
     if s.smarthost is not None:
@@ -133,11 +140,13 @@ _SERVICES = [
 ]
 
 
-def postfix_master() -> bytes:
+def postfix_master(s: MailSettings) -> bytes:
     out = ["# Written by the Commonsbox agent: edits are undone."]
     for *columns, options in _SERVICES:
         out.append("  ".join(columns))
         out += [f"  {o}" for o in options]
+        if s.encrypted_only and columns[0] in SMTP_PORTS and columns[0] != "smtp":
+            out.append(f"  -o smtpd_milters={FILTER_MILTER},{DKIM_MILTER}")
     return lines(out)
 
 
@@ -194,7 +203,7 @@ def render(s: MailSettings, i: Inputs) -> dict[str, File]:
     addresses = [s.address(u) for u in i.users]
     files = {
         "/etc/postfix/main.cf": File(postfix_main(s, i)),
-        "/etc/postfix/master.cf": File(postfix_master()),
+        "/etc/postfix/master.cf": File(postfix_master(s)),
         f"/etc/postfix/{CB}/mailboxes": File(lines(f"{a} OK" for a in addresses)),
         f"/etc/postfix/{CB}/senders": File(lines(f"{a} {a}" for a in addresses)),
         f"/etc/postfix/{CB}/submission_header_cleanup": File(lines([
@@ -208,6 +217,7 @@ def render(s: MailSettings, i: Inputs) -> dict[str, File]:
                                                        ("opendkim", "opendkim")),
         TLS_KEY: File(i.tls_key_pem.encode(), 0o600),
         TLS_CERT: File(i.tls_cert_pem.encode()),
+        FILTER_SCRIPT: File(MILTER_SOURCE.read_bytes()),
     }
     for slot in range(1, APP_PASSWORDS_MAX + 1):
         entries = [f"{s.address(owner)}:{h}" for (owner, n), h in sorted(i.password_hashes.items())

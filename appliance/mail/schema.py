@@ -75,12 +75,17 @@ class MailSettings:
     domain: str = ""
     max_message_mib: int = 25
     quota_mib: int = 2048  # per mailbox
+    # Delete a message from the box this many days after an app has fetched it (0: keep).
+    delete_fetched_after_days: int = 0
+    # Refuse unencrypted mail from the household's apps to household members.
+    encrypted_only: bool = False
     smarthost: Smarthost | None = None
     app_passwords: tuple[AppPassword, ...] = ()
 
     @classmethod
     def from_json(cls, value, fld: str = "mail") -> "MailSettings":
         v.only_keys(value, fld, {"enabled"}, {"domain", "max_message_mib", "quota_mib",
+                                              "delete_fetched_after_days", "encrypted_only",
                                               "smarthost", "app_passwords"})
         enabled = v.boolean(value["enabled"], f"{fld}.enabled")
         dom = value.get("domain", "")
@@ -90,6 +95,9 @@ class MailSettings:
             max_message_mib=v.integer(value.get("max_message_mib", 25),
                                       f"{fld}.max_message_mib", 1, 100),
             quota_mib=v.integer(value.get("quota_mib", 2048), f"{fld}.quota_mib", 10, 10**6),
+            delete_fetched_after_days=v.integer(value.get("delete_fetched_after_days", 0),
+                                                f"{fld}.delete_fetched_after_days", 0, 3650),
+            encrypted_only=v.boolean(value.get("encrypted_only", False), f"{fld}.encrypted_only"),
             smarthost=(Smarthost.from_json(value["smarthost"], f"{fld}.smarthost")
                        if value.get("smarthost") is not None else None),
             app_passwords=v.listed(value.get("app_passwords", []), f"{fld}.app_passwords",
@@ -102,6 +110,8 @@ class MailSettings:
     def to_json(self) -> dict:
         out = {"enabled": self.enabled, "domain": self.domain,
                "max_message_mib": self.max_message_mib, "quota_mib": self.quota_mib,
+               "delete_fetched_after_days": self.delete_fetched_after_days,
+               "encrypted_only": self.encrypted_only,
                "app_passwords": [p.to_json() for p in self.app_passwords]}
         if self.smarthost is not None:
             out["smarthost"] = self.smarthost.to_json()

@@ -31,6 +31,8 @@ LIB = "usr/lib/commonsbox"          # inside the image
 PYLIB = f"{LIB}/python"
 UNITS = ("commonsbox-agent.service", "commonsbox-webui.service", "commonsbox-grow.service")
 TEST_UNITS = ("commonsbox-testchannel.service",)
+# Installed, not enabled: the agent starts them when the household turns them on.
+AGENT_STARTED_UNITS = ("commonsbox-mailfilter.service",)
 PLATFORMS = {"amd64": "manylinux2014_x86_64", "arm64": "manylinux2014_aarch64"}
 GUEST_PYTHON = "3.13"  # trixie's
 OUTPUTS = ("disk.img", "vmlinuz", "initrd.img", "image.json", "manifest.json", "packages.lock")
@@ -283,7 +285,7 @@ def _install_project(profile: Profile, sources: list[Path], work: Path, root: Pa
 
 def _configure(profile: Profile, root: Path, puuid: dict, test: bool):
     units = root / "usr/lib/systemd/system"
-    for unit in UNITS + (TEST_UNITS if test else ()):
+    for unit in UNITS + AGENT_STARTED_UNITS + (TEST_UNITS if test else ()):
         shutil.copyfile(FILES / unit, units / unit)  # not the checkout's time and mode
     cli = root / "usr/bin/commonsbox"
     shutil.copyfile(FILES / "commonsbox", cli)

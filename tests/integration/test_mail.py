@@ -211,6 +211,84 @@ def test_mail_apps_find_their_settings_at_the_well_known_address(mail):
     assert doc.findtext("emailProvider/incomingServer/hostname") == "box-a.test"
     assert doc.findtext("emailProvider/outgoingServer/port") == "465"
 
+def encrypted_message(sender, to, subject):
+    """What a PGP/MIME message looks like on the wire (the ciphertext is not checked)."""
+    m = EmailMessage()
+    m["From"], m["To"], m["Subject"] = sender, to, subject
+    m.set_type("multipart/encrypted")
+    m.set_param("protocol", "application/pgp-encrypted")
+    m.set_boundary("b1")
+    m.set_payload(None)
+    body = ("--b1\r\nContent-Type: application/pgp-encrypted\r\n\r\nVersion: 1\r\n"
+            "--b1\r\nContent-Type: application/octet-stream\r\n\r\n-----BEGIN PGP MESSAGE-----"
+            "\r\n\r\nhQEMA\r\n-----END PGP MESSAGE-----\r\n--b1--\r\n")
+    raw = m.as_bytes().split(b"\n\n", 1)[0] + b"\n\n" + body.encode()
+    return raw
+
+
+def test_encrypted_only_refuses_plain_mail_between_members_but_not_to_the_world(mail):
+    b = mail.boxes["box-b.test"]
+    nina, omar = user(b, "nina"), user(b, "omar")
+    b.api.call("mail.settings.set", encrypted_only=True)
+    try:
+        smtp = mail.submission(b.address)
+        smtp.login(nina["address"], nina["password"])
+        with pytest.raises(smtplib.SMTPDataError) as refused:
+            smtp.send_message(message(nina["address"], omar["address"], "plain to a member"))
+        assert refused.value.smtp_code == 550 and b"encrypted" in refused.value.smtp_error
+        smtp.sendmail(nina["address"], [omar["address"]],
+                      encrypted_message(nina["address"], omar["address"], "sealed"))
+        smtp.send_message(message(nina["address"], "alice@box-a.test", "plain to the world"))
+        smtp.quit()
+        assert b"BEGIN PGP MESSAGE" in fetch(mail, b.address, omar, "sealed")
+    finally:
+        b.api.call("mail.settings.set", encrypted_only=False)
+    smtp = mail.submission(b.address)  # off again: plain mail between members flows
+    smtp.login(nina["address"], nina["password"])
+    smtp.send_message(message(nina["address"], omar["address"], "plain again"))
+    smtp.quit()
+    fetch(mail, b.address, omar, "plain again")
+
+
+def test_fetched_mail_is_deleted_from_the_box_and_unread_mail_kept(mail):
+    from appliance.mail.capability import expunge_fetched
+    from appliance.system import System
+    b = mail.boxes["box-b.test"]
+    pia = user(b, "pia")
+    smtp = mail.submission(b.address)
+    smtp.login(pia["address"], pia["password"])
+    for subject in ("read me", "not yet"):
+        smtp.send_message(message(pia["address"], pia["address"], subject))
+    smtp.quit()
+    fetch(mail, b.address, pia, "read me")  # an app fetches it: \\Seen
+    fetch_peek = None
+    deadline = time.monotonic() + 30
+    while fetch_peek is None and time.monotonic() < deadline:
+        with mail.outside():
+            imap = imaplib.IMAP4_SSL(b.address, ssl_context=app_tls())
+        imap.login(pia["address"], pia["password"])
+        imap.select("INBOX")
+        _, found = imap.search(None, "UNSEEN", 'SUBJECT "not yet"')
+        fetch_peek = found[0] or None
+        imap.logout()
+        time.sleep(0.2)
+    assert fetch_peek, "the unread message must arrive"
+    # What the agent does hourly for mail older than the household's setting; here the
+    # cut-off is "now", so every fetched message qualifies.
+    expunge_fetched(System.inside(b.root.pid), time.time() + 1)
+    with mail.outside():
+        imap = imaplib.IMAP4_SSL(b.address, ssl_context=app_tls())
+    imap.login(pia["address"], pia["password"])
+    imap.select("INBOX")
+    subjects = []
+    _, found = imap.search(None, "ALL")
+    for n in found[0].split():
+        _, data = imap.fetch(n, "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+        subjects.append(data[0][1].decode().strip())
+    imap.logout()
+    assert subjects == ["Subject: not yet"], subjects
+
+
 def test_the_dns_check_says_which_records_the_world_sees_and_which_not(mail):
     a = mail.boxes["box-a.test"]
     records = {(r["name"], r["type"]): r for r in a.api.call("mail.dns")}
