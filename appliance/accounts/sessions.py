@@ -19,6 +19,8 @@ CREATE TABLE IF NOT EXISTS failures (
     key TEXT PRIMARY KEY, count INTEGER NOT NULL, last REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS links (
     token_sha256 TEXT PRIMARY KEY, device_id INTEGER NOT NULL, expires REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS invites (
+    token_sha256 TEXT PRIMARY KEY, user TEXT NOT NULL, role TEXT NOT NULL, expires REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS setup_code (
     id INTEGER PRIMARY KEY CHECK (id = 1), code TEXT NOT NULL, expires REAL NOT NULL);
 """
@@ -27,6 +29,7 @@ TOUCH_EVERY = 15
 MAX_AGE = 12 * 3600
 SETUP_CODE_LIFETIME = 7 * 24 * 3600
 LINK_LIFETIME = 24 * 3600
+INVITE_LIFETIME = 7 * 24 * 3600
 FREE_FAILURES = 3  # then 1 s, 2 s, 4 s ... up to 15 min between attempts
 MAX_DELAY = 15 * 60
 # No 0/O or 1/I/L: the code is read off a screen and typed on a phone.
@@ -105,6 +108,24 @@ class RuntimeStore:
             row = self._db.execute("DELETE FROM links WHERE token_sha256 = ? RETURNING "
                                    "device_id, expires", (_sha256(token),)).fetchone()
         return row[0] if row and row[1] > self.clock() else None
+
+    # -- invitations to join the household --------------------------------------------
+
+    def open_invite(self, user: str, role: str) -> tuple[str, float]:
+        token = random.token_urlsafe(24)
+        expires = self.clock() + INVITE_LIFETIME
+        self._run("INSERT INTO invites VALUES (?, ?, ?, ?)", (_sha256(token), user, role, expires))
+        return token, expires
+
+    def invite(self, token: str) -> tuple[str, str] | None:
+        """(user name, role) of a live invitation, which stays live."""
+        rows = self._run("SELECT user, role, expires FROM invites WHERE token_sha256 = ?",
+                         (_sha256(token),))
+        return rows[0][:2] if rows and rows[0][2] > self.clock() else None
+
+    def close_invite(self, token: str) -> None:
+        self._run("DELETE FROM invites WHERE token_sha256 = ? OR expires <= ?",
+                  (_sha256(token), self.clock()))
 
     # -- failed logins ---------------------------------------------------------------
 

@@ -13,13 +13,14 @@ refused before the box is touched. ``access`` says who may call it:
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from ..accounts.schema import ROLES, user_name
 from ..accounts.service import Caller
 from ..box import Box
 from ..console import announce
 from ..mail.autoconfig import autoconfig_xml
 from ..mail.service import client_settings
-from ..errors import Forbidden, Invalid, NotFound, Unauthorized
-from ..validate import address, text
+from ..errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
+from ..validate import address, choice, text
 from ..vpn.schema import Device
 from ..vpn.service import UNSET
 
@@ -265,6 +266,42 @@ def users_list(box: Box, caller: Caller):
 def users_add(box: Box, caller: Caller, name, role, passphrase, language):
     return _apply(box, caller.who, f"add user {name}",
                   lambda d: box.accounts.add_user(d, name, role, passphrase, language))
+
+
+@method("users.invite", name=(TEXT, REQUIRED), role=(TEXT, "member"))
+def users_invite(box: Box, caller: Caller, name, role):
+    """A link (valid 7 days, once) with which NAME sets their own passphrase and joins."""
+    desired = box.head()[1]
+    name, role = user_name(name), choice(role, "role", ROLES)
+    if desired.accounts.user(name):
+        raise Conflict(f"there is already a user called {name}", "name")
+    token, expires = box.runtime.open_invite(name, role)
+    return {"token": token, "expires": expires, "name": name, "role": role}
+
+
+@method("users.invitation", access="public", token=(TEXT, REQUIRED))
+def users_invitation(box: Box, caller: Caller, token):
+    """Who a live invitation is for (the page that accepts it shows the name)."""
+    found = box.runtime.invite(token) if len(token) <= 128 else None
+    if found is None:
+        raise NotFound("this invitation is unknown, used or expired", "token")
+    return {"name": found[0], "role": found[1], "box": box.head()[1].box.name}
+
+
+@method("users.join", access="public", token=(TEXT, REQUIRED), passphrase=(TEXT, REQUIRED),
+        language=(OPT_TEXT, None))
+def users_join(box: Box, caller: Caller, token, passphrase, language):
+    """Accept an invitation: the account is made with the passphrase its owner chose,
+    and the invitation dies. A refused passphrase leaves the invitation usable."""
+    def join(desired):
+        found = box.runtime.invite(token) if len(token) <= 128 else None
+        if found is None:
+            raise NotFound("this invitation is unknown, used or expired", "token")
+        return box.accounts.add_user(desired, found[0], found[1], passphrase, language), found[0]
+    revision, name, outcomes = box.change("invitation", "a new member accepted an invitation",
+                                          join)
+    box.runtime.close_invite(token)
+    return {**_changed(revision, outcomes), "name": name}
 
 
 @method("users.remove", name=(TEXT, REQUIRED))

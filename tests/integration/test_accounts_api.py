@@ -153,3 +153,42 @@ call("users.list", s)
     assert devices == []  # revision 1 had no devices
     assert [u["name"] for u in users] == ["ana"]  # still claimed, ana still admin
     assert lab.api.call("setup.status")["claimed"] is True
+
+
+def test_an_invitation_lets_a_new_member_choose_their_passphrase_once(webui_box):
+    lab = webui_box
+    code = lab.api.call("setup.code")["code"]
+    results = as_webui(lab, f"""
+admin = call("setup.claim", code={code!r}, address="192.0.2.9", language="en",
+             box_name="Home", admin_name="amina", passphrase="three unrelated words",
+             timezone="UTC")["session"]
+member = None
+call("users.add", admin, name="baraka", role="member", passphrase="kilima cha mvua njema")
+member = call("auth.login", name="baraka", passphrase="kilima cha mvua njema",
+              address="192.0.2.10")["session"]
+call("users.invite", member, name="eve")
+invite = call("users.invite", admin, name="zawadi")
+call("users.invite", admin, name="baraka")
+call("users.invite", admin, name="Bad\\nName")
+call("users.invitation", token=invite["token"])
+call("users.join", token=invite["token"], passphrase="short")
+call("users.join", token=invite["token"], passphrase="mwezi mpya wa tatu", language="sw")
+call("users.join", token=invite["token"], passphrase="mwezi mpya wa tatu")
+call("users.invitation", token=invite["token"])
+call("auth.login", name="zawadi", passphrase="mwezi mpya wa tatu", address="192.0.2.12")
+""")
+    assert codes(results) == [
+        "ok", "ok", "ok",  # claim, a member added, who logs in
+        "forbidden",       # members do not invite
+        "ok",              # the admin invites zawadi
+        "conflict",        # a name already taken
+        "invalid",         # a name with a line break
+        "ok",              # the invitation page knows the name
+        "invalid",         # a weak passphrase: refused, the invitation still good...
+        "ok",              # ...and used
+        "not_found", "not_found",  # once only
+        "ok",              # zawadi logs in with the passphrase she chose
+    ], results
+    assert results[7][1]["ok"] == {"name": "zawadi", "role": "member", "box": "Home"}
+    users = {u["name"]: u for u in lab.api.call("users.list")}
+    assert users["zawadi"]["role"] == "member" and users["zawadi"]["language"] == "sw"
