@@ -28,6 +28,9 @@ from .paths import Paths
 from .reconcile import Outcome, reconcile
 from .schema import Desired
 from .secrets import SecretStore
+from .storage.capability import StorageCapability
+from .storage.place import MAPPED
+from .storage.service import StorageService
 from .store import Revision, StateStore
 from .system import System
 from .vpn.backends import Backend
@@ -65,9 +68,11 @@ class Box:
         self.backend = backend
         self.mail = MailService(self.secrets)
         self.system = system or System(paths.root)
+        self.storage = StorageService(self.system, self.runtime)
+        self.data_services = [MailCapability(self.system, self.secrets),
+                              ChatCapability(self.system, self.secrets)]
         self.capabilities = [VpnCapability(backend, self.secrets), FirewallCapability(),
-                             MailCapability(self.system, self.secrets),
-                             ChatCapability(self.system, self.secrets)]
+                             StorageCapability(self.system, self.storage), *self.data_services]
         self.last_outcomes: list[Outcome] = []
         self.tls_fingerprint: str | None = None
         self._facts: dict[str, tuple[float, object]] = {}  # for views: (when read, facts)
@@ -129,12 +134,35 @@ class Box:
                 except ApplianceError as err:
                     log.warning("%s housekeeping: %s", cap.name, err)
 
+    def lock_storage(self) -> list[Outcome]:
+        """Stop what keeps data on the encrypted storage, then lock it."""
+        with self.lock:
+            for cap in self.data_services:
+                cap.stop_all()
+            self.storage.lock()
+            return self.reconcile()
+
+    def storage_unplugged(self) -> None:
+        """A disk went away: if it was the unlocked storage's, stop its services at once
+        (they would fail on every write) and let go of it."""
+        with self.lock:
+            volume = self.store.head()[1].storage.volume
+            if volume is None or not self.system.path(MAPPED).exists() \
+                    or self.storage.device(volume) is not None:
+                return
+            log.warning("the storage disk (%s) was unplugged while unlocked", volume.disk)
+            for cap in self.data_services:
+                cap.stop_all()
+            self.storage.gone()
+            self.reconcile()
+
     def rollback(self, n: int, who: str) -> tuple[Revision, list[Outcome]]:
         """Restore revision ``n``'s configuration as a new revision.
 
         Who may log in is not configuration: the accounts and the claim stay as they
         are now, so restoring an old version can neither lock the household out nor
-        un-claim the box. A restored device whose owner is gone becomes the box's.
+        un-claim the box. Nor is the encrypted volume: a disk formatted since stays.
+        A restored device whose owner is gone becomes the box's.
         """
         with self.lock:
             try:
@@ -145,7 +173,8 @@ class Box:
             def restore(current: Desired):
                 devices = tuple(d if d.owner is None or current.accounts.user(d.owner)
                                 else replace(d, owner=None) for d in old.vpn.devices)
-                return replace(old, accounts=current.accounts,
+                # The encrypted volume is a disk that exists now, whatever the past said.
+                return replace(old, accounts=current.accounts, storage=current.storage,
                                box=replace(old.box, claimed=current.box.claimed),
                                vpn=replace(old.vpn, devices=devices)), None
             revision, _, outcomes = self.change(who, f"restore revision {n}", restore)

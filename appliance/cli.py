@@ -231,6 +231,74 @@ DNS_STATES = {"published": "published", "missing": "NOT PUBLISHED",
               "different": "DIFFERENT: DNS says", "unknown": "could not check"}
 
 
+def _secret(path: str | None, prompt: str, twice: bool = False) -> str:
+    """A passphrase from a file (first line) or typed, unseen, on the terminal."""
+    if path:
+        lines = Path(path).read_text().splitlines()
+        return lines[0] if lines else ""
+    import getpass
+    value = getpass.getpass(f"{prompt}: ")
+    if twice and getpass.getpass(f"{prompt} (again): ") != value:
+        raise Invalid("the two entries differ", "passphrase")
+    return value
+
+
+def cmd_storage_status(api: Client, args) -> object:
+    return api.call("storage.status")
+
+
+def cmd_storage_disks(api: Client, args) -> object:
+    return api.call("storage.disks")
+
+
+def cmd_storage_format(api: Client, args) -> object:
+    disk = next((d for d in api.call("storage.disks") if d["name"] == args.disk), None)
+    if disk is None:
+        raise Invalid(f"there is no disk {args.disk!r} (see: commonsbox storage disks)", "disk")
+    confirm = args.confirm
+    if confirm is None:
+        print(f"{disk['name']}: {disk['confirm_name']}, {_bytes(disk['size'])}, holds: "
+              f"{disk['contents']}. EVERYTHING ON IT WILL BE ERASED.", file=sys.stderr)
+        confirm = input(f"Type {disk['confirm_name']!r} to erase it: ")
+    return api.call("storage.format", disk=args.disk, confirm=confirm, cipher=args.cipher,
+                    passphrase=_secret(args.passphrase_file, "the household's storage passphrase",
+                                       twice=True))
+
+
+def cmd_storage_unlock(api: Client, args) -> object:
+    return api.call("storage.unlock", key=_secret(args.key_file, "passphrase or recovery key"))
+
+
+def cmd_storage_lock(api: Client, args) -> object:
+    return api.call("storage.lock")
+
+
+def cmd_storage_passphrase(api: Client, args) -> object:
+    return api.call("storage.passphrase", old=_secret(args.old_file, "current passphrase"),
+                    new=_secret(args.new_file, "new passphrase", twice=True))
+
+
+def cmd_storage_recovery_key(api: Client, args) -> object:
+    return api.call("storage.recovery_key", passphrase=_secret(args.passphrase_file, "passphrase"))
+
+
+def cmd_storage_unencrypted(api: Client, args) -> object:
+    return api.call("storage.settings.set", allow_unencrypted=args.choice == "on", why=args.why)
+
+
+def print_storage(status: dict) -> None:
+    v = status["volume"]
+    if v is None:
+        print("encrypted storage: none yet" + ("; data kept unencrypted by the household's choice"
+                                              if status["allow_unencrypted"] else
+                                              "; mail and chat wait for it"))
+    else:
+        state = ("unlocked" if v["mounted"] else "LOCKED") if v["present"] else "DISK MISSING"
+        print(f"encrypted storage: {v['disk']} ({v['cipher']}): {state}")
+        print(f"  key slots: {', '.join(f'{k} ({kdf})' for k, kdf in v['key_slots'].items())}")
+    print(f"  this box's cipher: {status['suggested_cipher']} ({status['why']})")
+
+
 def print_client(result: dict) -> None:
     c = result["client"]
     print(f"app password {result['app_password']['id']} for {c['address']} "
@@ -275,6 +343,19 @@ def show_text(args, result) -> None:
         case f if f is cmd_app_password_list:
             for p in result:
                 print(f"{p['id']:>4}  {p['owner']:<16}  {p['label']}")
+        case f if f in (cmd_storage_status, cmd_storage_lock, cmd_storage_unlock):
+            print_storage(result.get("status", result))
+        case f if f is cmd_storage_disks:
+            for d in result:
+                use = "the box's own" if d["system"] else ("STORAGE" if d["is_storage"] else "")
+                print(f"{d['name']:<8} {_bytes(d['size']):>10}  {'USB ' if d['usb'] else ''}"
+                      f"{d['confirm_name']:<28} {d['contents']} {d['detail']} {use}")
+        case f if f in (cmd_storage_format, cmd_storage_recovery_key):
+            if "status" in result:
+                print_storage(result["status"])
+            print(f"RECOVERY KEY: {result['recovery_key']}")
+            print("  write it down or print it, and keep it away from the box: it is shown "
+                  "this once, and opens the storage if the passphrase is lost")
         case f if f is cmd_mail_dns:
             for r in result:
                 print(f"{r['name']:<40} {r['type']:<5} {r['value']}")
@@ -398,6 +479,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--upload-mib", type=int)
     p.add_argument("--why")
 
+    st = sub.add_parser("storage", help="the household's encrypted storage").add_subparsers(
+        dest="storage_cmd", required=True)
+    leaf(st, "status", cmd_storage_status, "the encrypted storage: locked, unlocked, key slots")
+    leaf(st, "disks", cmd_storage_disks, "the disks the box sees, and what they hold")
+    p = leaf(st, "format", cmd_storage_format, "ERASE a disk and make it the encrypted storage")
+    p.add_argument("disk", help="its name in `storage disks` (sda)")
+    p.add_argument("--confirm", help="the disk's name as `storage disks` shows it (else asked)")
+    p.add_argument("--cipher", choices=("aes-xts", "adiantum"),
+                   help="instead of the one chosen for this box's processor")
+    p.add_argument("--passphrase-file")
+    p = leaf(st, "unlock", cmd_storage_unlock, "unlock with the passphrase or recovery key")
+    p.add_argument("--key-file")
+    leaf(st, "lock", cmd_storage_lock, "stop mail and chat, then lock the storage")
+    p = leaf(st, "passphrase", cmd_storage_passphrase, "change the storage passphrase")
+    p.add_argument("--old-file")
+    p.add_argument("--new-file")
+    p = leaf(st, "recovery-key", cmd_storage_recovery_key, "a new recovery key (the old one dies)")
+    p.add_argument("--passphrase-file")
+    p = leaf(st, "unencrypted", cmd_storage_unencrypted,
+             "whether mail and chat may keep data unencrypted when there is no encrypted disk")
+    p.add_argument("choice", choices=("on", "off"))
+    p.add_argument("--why")
+
     cfg = sub.add_parser("config", help="configuration history").add_subparsers(
         dest="config_cmd", required=True)
     p = leaf(cfg, "history", cmd_history, "list revisions: who, when, why")
@@ -414,7 +518,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     socket_path = args.socket or (Paths(args.root).socket if args.root else DEFAULT_SOCKET)
     try:
-        with Client(socket_path) as api:
+        # Generous: under emulation (the VM tier) turning mail on takes minutes.
+        with Client(socket_path, timeout=900) as api:
             result = args.func(api, args)
     except OSError as err:  # the image commands read and write files
         print(f"commonsbox: {err.filename or ''}: {err.strerror or err}", file=sys.stderr)

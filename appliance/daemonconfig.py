@@ -16,6 +16,7 @@ from .daemons import Systemd, check, manager
 from .errors import Invalid
 from .reconcile import Check
 from .schema import Desired
+from .storage.place import blocked, mounted_at
 from .system import System
 
 STAGE = "/run/commonsbox/stage"
@@ -33,6 +34,7 @@ class Facts:
     files: dict[str, tuple[str, int, int, int] | None]  # path -> (sha256, mode, uid, gid)
     running: dict[str, bool]
     ready: bool  # what the daemons need that no file gives (users, groups) is there
+    private: str | None = None  # what is mounted where the household's data lives
 
 
 @dataclass(frozen=True)
@@ -161,10 +163,10 @@ class DaemonConfig:
             except FileNotFoundError:
                 files[path] = None
         return Facts(files=files, running={d: self.manager.running(d) for d in self.daemons},
-                     ready=self.is_ready())
+                     ready=self.is_ready(), private=mounted_at(self.system))
 
     def plan(self, facts: Facts, desired: Desired) -> list:
-        if not self.enabled(desired):
+        if not self.enabled(desired) or blocked(desired.storage, facts.private):
             return plan(facts, False, {}, self.daemons, self.readers, self.prepare_text)
         self._wanted = self.files(desired)
         if any(p not in facts.files for p in self._wanted):  # new files: read their facts
@@ -187,6 +189,10 @@ class DaemonConfig:
                 self.manager.reload(action.daemon)
             elif isinstance(action, Stop):
                 self.manager.stop(action.daemon)
+
+    def stop_all(self) -> None:
+        """Stop every daemon now (their data is about to go away)."""
+        self.apply([Stop(d) for d in reversed(self.daemons) if self.manager.running(d)])
 
     def _prepare_runtime(self) -> None:
         dirs = self.runtime_dirs() + ([(self.log_dir, "root", "root")] if self.log_dir else [])
@@ -223,6 +229,8 @@ class DaemonConfig:
     def health(self, facts: Facts, desired: Desired) -> list[Check]:
         if not self.enabled(desired):
             return []
+        if why := blocked(desired.storage, facts.private):
+            return [Check(self.name, "storage", False, why)]
         return [Check(self.name, d, bool(facts.running.get(d)),
                       "running" if facts.running.get(d) else "not running")
                 for d in self.daemons]

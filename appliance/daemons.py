@@ -6,8 +6,10 @@ there the daemons' own commands start them. Either way a config is checked by th
 daemon's own checker before the daemon sees it.
 """
 
+import time
 from dataclasses import dataclass
 
+from .errors import SystemFailure
 from .system import System
 
 
@@ -87,10 +89,18 @@ class Direct:
     def reload(self, name: str) -> None:
         self.system.run(list(DAEMONS[name].reload), daemon=True)
 
-    def stop(self, name: str) -> None:
-        pid = (self.system.read(DAEMONS[name].pidfile) or b"").strip()
-        if pid.isdigit():
-            self.system.run(["kill", pid.decode()], check=False)
+    def stop(self, name: str, timeout: float = 10) -> None:
+        """Until it is gone: a daemon still exiting removes its socket as the next one
+        made it (OpenDKIM did, and Postfix then deferred all mail)."""
+        pid = (self.system.read(DAEMONS[name].pidfile) or b"").strip().decode()
+        if not pid.isdigit():
+            return
+        self.system.run(["kill", pid], check=False)
+        deadline = time.monotonic() + timeout
+        while self.system.run(["kill", "-0", pid], check=False).returncode == 0:
+            if time.monotonic() > deadline:
+                raise SystemFailure(f"{name} did not stop within {timeout:.0f} s")
+            time.sleep(0.05)
 
 
 def manager(system: System) -> Systemd | Direct:

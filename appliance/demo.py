@@ -38,6 +38,8 @@ def relay(world: World, api, box_ip: str, cli: str) -> None:
     from .mail.service import client_settings
     from .relaylab import app_tls, in_netns
 
+    # This machine has no disk to give the box: the demo keeps its data unencrypted.
+    api.call("storage.settings.set", allow_unencrypted=True, why="demo: no disk to encrypt")
     api.call("mail.settings.set", enabled=True, domain=DOMAIN, why="demo: mail")
     api.call("chat.settings.set", enabled=True, why="demo: chat")
     import secrets

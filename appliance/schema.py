@@ -7,6 +7,7 @@ from . import validate as v
 from .accounts.schema import LANGUAGES, Accounts
 from .errors import Invalid
 from .chat.schema import ChatSettings
+from .storage.schema import StorageSettings
 from .mail.schema import MailSettings
 from .vpn.schema import VpnSettings
 
@@ -57,6 +58,7 @@ class Desired:
     accounts: Accounts = Accounts()
     mail: MailSettings = MailSettings()
     chat: ChatSettings = ChatSettings()
+    storage: StorageSettings = StorageSettings()
 
     @classmethod
     def new(cls) -> "Desired":
@@ -64,7 +66,7 @@ class Desired:
 
     @classmethod
     def from_json(cls, doc) -> "Desired":
-        v.only_keys(doc, "", {"schema", "box", "vpn"}, {"accounts", "mail", "chat"})
+        v.only_keys(doc, "", {"schema", "box", "vpn"}, {"accounts", "mail", "chat", "storage"})
         if doc["schema"] != SCHEMA_VERSION:
             raise Invalid(f"schema version {doc['schema']!r} is not {SCHEMA_VERSION}", "schema")
         accounts = Accounts.from_json(doc.get("accounts", {"users": []}))
@@ -81,11 +83,12 @@ class Desired:
         if chat.enabled and not mail.domain:
             raise Invalid("chat needs the box's domain: set up mail first", "chat.enabled")
         return cls(box=BoxSettings.from_json(doc["box"]), vpn=vpn, accounts=accounts, mail=mail,
-                   chat=chat)
+                   chat=chat, storage=StorageSettings.from_json(doc.get("storage", {})))
 
     def to_json(self) -> dict:
         return {"schema": SCHEMA_VERSION, "box": self.box.to_json(), "vpn": self.vpn.to_json(),
-                "accounts": self.accounts.to_json(), "mail": self.mail.to_json(), "chat": self.chat.to_json()}
+                "accounts": self.accounts.to_json(), "mail": self.mail.to_json(), "chat": self.chat.to_json(),
+                "storage": self.storage.to_json()}
 
     def with_vpn(self, vpn: VpnSettings) -> "Desired":
         return replace(self, vpn=vpn)
@@ -95,6 +98,9 @@ class Desired:
 
     def with_chat(self, chat: ChatSettings) -> "Desired":
         return replace(self, chat=chat)
+
+    def with_storage(self, storage: StorageSettings) -> "Desired":
+        return replace(self, storage=storage)
 
     def with_box(self, box: BoxSettings) -> "Desired":
         return replace(self, box=replace(box, claimed=self.box.claimed))

@@ -33,9 +33,11 @@ class System:
         return self.root / absolute.lstrip("/")
 
     def run(self, cmd: list[str], check: bool = True, input: str | None = None,
-            timeout: float = 60, daemon: bool = False) -> subprocess.CompletedProcess:
+            timeout: float = 60, daemon: bool = False,
+            pass_fds: tuple[int, ...] = ()) -> subprocess.CompletedProcess:
         """DAEMON: the command leaves a process behind that keeps its output open, so
-        the output goes to a file (a pipe would wait for that process to end)."""
+        the output goes to a file (a pipe would wait for that process to end).
+        PASS_FDS: open files the command reads as /dev/fd/N (keys: never on a disk)."""
         if daemon:
             with tempfile.TemporaryFile("w+") as out:
                 done = subprocess.run([*self.enter, *cmd], stdin=subprocess.DEVNULL,
@@ -44,7 +46,7 @@ class System:
                 done.stdout, done.stderr = out.read(), ""
         else:
             done = subprocess.run([*self.enter, *cmd], input=input, capture_output=True,
-                                  text=True, timeout=timeout)
+                                  text=True, timeout=timeout, pass_fds=pass_fds)
         if check and done.returncode != 0:
             raise SystemFailure(f"{cmd[0]} failed ({done.returncode}): "
                                 f"{(done.stderr or done.stdout).strip()[-500:]}")

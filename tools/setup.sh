@@ -10,6 +10,7 @@ APT_PACKAGES=(
     nftables iproute2 iputils-ping procps     # firewall, namespaces, ping, pkill
     util-linux curl                           # setsid, setpriv; curl in tests
     zbar-tools wrk                            # zbarimg reads QR codes back; wrk loads the web UI
+    cryptsetup-bin                            # LUKS2 headers on files (the storage tests)
     chromium                                  # the browser tier (Playwright drives it)
     fonts-noto-core                           # so Devanagari (Hindi) renders in it
     mmdebstrap fdisk dosfstools mtools        # the image: root fs, partitions, boot fs

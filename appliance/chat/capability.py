@@ -6,7 +6,7 @@ from ..mail.capability import TLS_CERT_SECRET, TLS_KEY_SECRET, app_password_hash
 from ..schema import Desired
 from ..secrets import SecretStore
 from ..system import System
-from .render import AUTH_DIR, Inputs, render
+from .render import AUTH_DIR, DATA_DIR, Inputs, render
 
 
 class ChatCapability(DaemonConfig):
@@ -21,7 +21,8 @@ class ChatCapability(DaemonConfig):
         self.secrets = secrets
 
     def depends_on(self, desired: Desired):
-        return desired.chat, desired.mail, tuple(u.name for u in desired.accounts.users)
+        return (desired.chat, desired.mail, desired.storage,
+                tuple(u.name for u in desired.accounts.users))
 
     def enabled(self, desired: Desired) -> bool:
         return desired.chat.enabled
@@ -36,4 +37,4 @@ class ChatCapability(DaemonConfig):
             tls_key_pem=key.reveal(), tls_cert_pem=cert.reveal(), log_dir=self.log_dir))
 
     def runtime_dirs(self) -> list[tuple[str, str, str]]:
-        return [("/run/prosody", "prosody", "prosody")]
+        return [("/run/prosody", "prosody", "prosody"), (DATA_DIR, "prosody", "prosody")]

@@ -13,8 +13,10 @@ from pathlib import Path
 from ..daemonconfig import File, line, lines
 from ..errors import Invalid
 from ..mail.schema import MailSettings
+from ..storage.place import PRIVATE
 from .schema import ChatSettings
 
+DATA_DIR = f"{PRIVATE}/chat"  # archives, uploads, rosters: on the encrypted storage
 AUTH_DIR = "/etc/prosody/commonsbox"  # the users and their app passwords' hashes
 MODULES_DIR = "/etc/prosody/commonsbox-modules"
 MODULE = Path(__file__).with_name("mod_auth_commonsbox.lua")
@@ -50,6 +52,7 @@ def prosody_cfg(chat: ChatSettings, domain: str, i: Inputs) -> bytes:
     return lines(text for text in [
         "-- Written by the Commonsbox agent from the desired state: edits are undone.",
         'pidfile = "/run/prosody/prosody.pid"',
+        f"data_path = {_lua(DATA_DIR)}",
         "prosodyctl_service_warnings = false",
         f"plugin_paths = {{ {_lua(MODULES_DIR)} }}",
         f"log = {log}",

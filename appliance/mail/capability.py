@@ -60,7 +60,7 @@ class MailCapability(DaemonConfig):
             self._expunged_at = now
 
     def depends_on(self, desired: Desired):
-        return desired.mail, tuple(u.name for u in desired.accounts.users)
+        return desired.mail, desired.storage, tuple(u.name for u in desired.accounts.users)
 
     def enabled(self, desired: Desired) -> bool:
         return desired.mail.enabled

@@ -11,10 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..daemonconfig import File, lines
+from ..storage.place import PRIVATE
 from .schema import APP_PASSWORDS_MAX, MailSettings
 
 MAIL_USER = "vmail"  # owns the mailboxes; created by the capability
-MAILDIR = "/var/lib/commonsbox/mail"  # on the data partition (or the encrypted store)
+MAILDIR = f"{PRIVATE}/mail"  # on the encrypted storage (storage/place.py)
 TLS_KEY, TLS_CERT = "/etc/commonsbox/mail/tls.key", "/etc/commonsbox/mail/tls.crt"
 DKIM_SOCKET_DIR = "/run/opendkim"
 DKIM_MILTER = f"unix:{DKIM_SOCKET_DIR}/opendkim.sock"
@@ -162,6 +163,9 @@ def dovecot_conf(s: MailSettings, i: Inputs) -> bytes:
         # Mailboxes are addresses; keep the domain (Debian's default strips it).
         "auth_username_format = %{user | lower}",
         "auth_failure_delay = 2s",
+        # Logins are logged without the app's or the box's address.
+        "login_log_format_elements = user=<%{user}> method=%{mechanism} %{secured} "
+        "session=<%{session}>",
         f"mail_uid = {MAIL_USER}", f"mail_gid = {MAIL_USER}",
         "mail_driver = maildir", f"mail_home = {MAILDIR}/%{{user | domain}}/%{{user | username}}",
         "mail_path = ~/Maildir",

@@ -26,6 +26,7 @@ BASE_PACKAGES = (
     "zstd",  # initramfs-tools compresses with it (gzip, its fallback, is slower)
     "systemd-resolved",  # the box's own DNS resolver (MX lookups, the DNS-record check)
     "ca-certificates",  # TLS to a smarthost and to other servers
+    "cryptsetup-bin",  # LUKS2 for the household's storage (appliance/storage)
 )
 # The mail and chat relay (appliance/mail, appliance/chat): off until the agent
 # configures them. lua-unbound: Prosody's DNS (SRV lookups for federation).
@@ -161,6 +162,9 @@ chroot "$R" systemctl enable systemd-networkd.service >/dev/null 2>&1
 # Resolve for the box itself only: no LLMNR or mDNS answers to the neighbours.
 mkdir -p "$R/etc/systemd/resolved.conf.d"
 printf '[Resolve]\nLLMNR=no\nMulticastDNS=no\n' > "$R/etc/systemd/resolved.conf.d/commonsbox.conf"
+# Logs kept short: in memory only (never on the card), two days at most, 32 MB.
+mkdir -p "$R/etc/systemd/journald.conf.d"
+printf '[Journal]\nStorage=volatile\nMaxRetentionSec=2day\nRuntimeMaxUse=32M\n' > "$R/etc/systemd/journald.conf.d/commonsbox.conf"
 # The relay's daemons start when the agent has configured them, not with their defaults.
 chroot "$R" systemctl disable --quiet {relay_units} 2>/dev/null
 # mmdebstrap copied the build machine's resolv.conf: the box's is systemd-resolved's.

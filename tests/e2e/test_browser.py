@@ -9,6 +9,7 @@ import re
 import time
 import warnings
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -221,6 +222,52 @@ def test_the_login_page_works_from_the_keyboard(box):
     assert page.get_by_role("heading", level=1, name="Home").is_visible()
 
 
+def test_an_invitation_opened_on_the_new_members_phone_joins_and_shows_mail(box):
+    page = box.page
+    box.claim()
+    page.get_by_role("navigation").get_by_role("link", name="Users").click()
+    page.get_by_label("Their user name").fill("rosa")
+    page.get_by_role("button", name="Make an invitation").click()
+    page.wait_for_load_state()
+    assert page.get_by_role("heading", level=1, name="Invitation for rosa").is_visible()
+    link = page.locator("main p.mono a").get_attribute("href")
+    assert link.startswith(box.url + "/join/"), link
+    qr = page.locator("figure.qr svg path").bounding_box()
+    assert qr["width"] >= 150, qr  # drawn large enough for a phone's camera
+    box.shot("invitation")
+
+    # Rosa's phone: another browser profile, a phone's screen, not logged in.
+    phone = page.context.browser.new_context(viewport={"width": 390, "height": 844},
+                                             locale="en-GB")
+    try:
+        other = phone.new_page()
+        other.goto(link)
+        assert other.get_by_role("heading", level=1, name="Join Home").is_visible()
+        assert other.get_by_text("You are invited to join Home as rosa.").is_visible()
+        other.get_by_label("Your passphrase", exact=True).fill("short")
+        other.get_by_label("The same passphrase again").fill("short")
+        other.get_by_role("button", name="Join", exact=True).click()
+        other.wait_for_load_state()
+        note = other.locator("#passphrase-note")
+        assert note.is_visible() and "at least 12 characters" in note.inner_text()
+        assert other.locator("#passphrase").get_attribute("aria-invalid") == "true"
+        other.get_by_label("Your passphrase", exact=True).fill(PASS)
+        other.get_by_label("The same passphrase again").fill(PASS)
+        other.get_by_role("button", name="Join", exact=True).click()
+        other.wait_for_load_state()
+        assert other.url == box.url + "/mail/", other.url
+        assert other.get_by_role("heading", level=1, name="Mail and chat").is_visible()
+        assert other.get_by_text("Mail is not set up on this box yet.").is_visible()
+        assert other.get_by_role("button", name="Log out (rosa)").is_visible()
+        assert other.evaluate("document.documentElement.scrollWidth") <= 390
+        other.screenshot(path=str(box.shots[0].with_name(f"{box.name}-phone.png")), full_page=True)
+    finally:
+        phone.close()
+    answer = box.goto(urlsplit(link).path)
+    assert answer.status == 404
+    assert page.get_by_text("This link has already been used or has expired.").is_visible()
+
+
 # What sticks out past the sides of the screen: the outermost such elements, named.
 OVERFLOW = """() => {
   const w = document.documentElement.clientWidth, out = [];
@@ -272,7 +319,7 @@ def test_every_page_fits_a_phone_screen(box, language):
     check("device")
     qr = page.locator("figure.qr svg").bounding_box()
     assert qr["x"] >= 0 and qr["x"] + qr["width"] <= 390  # the whole QR code on screen
-    for path in ("/devices/", "/users", "/settings", "/history"):
+    for path in ("/devices/", "/mail/", "/users", "/settings", "/history"):
         box.goto(path)
         check(path.strip("/").replace("/", "-") or "home")
     box.goto("/history/1")

@@ -289,6 +289,32 @@ def test_fetched_mail_is_deleted_from_the_box_and_unread_mail_kept(mail):
     assert subjects == ["Subject: not yet"], subjects
 
 
+def test_mail_stops_without_storage_the_household_chose_and_comes_back(mail):
+    a = mail.boxes["box-a.test"]
+
+    def relay_checks():
+        return {(c["capability"], c["name"]): c for c in a.api.call("status")["health"]
+                if c["capability"] in ("mail", "chat")}
+
+    a.api.call("storage.settings.set", allow_unencrypted=False)
+    try:
+        checks = relay_checks()
+        assert not checks[("mail", "storage")]["ok"]
+        assert "no encrypted storage" in checks[("mail", "storage")]["detail"]
+        with pytest.raises(OSError):  # Postfix stopped: nothing answers on port 587
+            mail.submission(a.address)
+    finally:
+        a.api.call("storage.settings.set", allow_unencrypted=True)
+    checks = relay_checks()
+    assert all(c["ok"] for c in checks.values()) and ("mail", "postfix") in checks, checks
+    quinn = user(a, "quinn")
+    smtp = mail.submission(a.address)
+    smtp.login(quinn["address"], quinn["password"])
+    smtp.send_message(message(quinn["address"], quinn["address"], "back again"))
+    smtp.quit()
+    fetch(mail, a.address, quinn, "back again")
+
+
 def test_the_dns_check_says_which_records_the_world_sees_and_which_not(mail):
     a = mail.boxes["box-a.test"]
     records = {(r["name"], r["type"]): r for r in a.api.call("mail.dns")}

@@ -112,6 +112,36 @@ def test_nothing_listens_outside_that_the_firewall_does_not_open(vm):
     assert "policy drop;" in chain
 
 
+def test_mail_and_chat_run_under_systemd_and_their_ports_are_the_firewalls(vm):
+    """The relay's systemd path (the namespace tests run the daemons without an init)."""
+    relay = ["postfix", "dovecot", "opendkim", "commonsbox-mailfilter", "prosody"]
+    vm.run(["commonsbox", "storage", "unencrypted", "on"], check=True)
+    vm.run(["commonsbox", "mail", "set", "on", "--domain", "box.test", "--encrypted-only", "on"],
+           check=True, timeout=300)
+    vm.run(["commonsbox", "chat", "set", "on"], check=True, timeout=300)
+    try:
+        active = vm.run(["systemctl", "is-active", *relay]).stdout.split()
+        assert active == ["active"] * len(relay), dict(zip(relay, active))
+        status = json.loads(vm.run(["commonsbox", "status", "--json"], check=True).stdout)
+        listening = _listeners(vm)
+        assert {"tcp/25", "tcp/587", "tcp/993", "tcp/5222", "tcp/5269"} <= listening
+        assert listening <= set(status["firewall"]["open_ports"])
+        socket_dir = vm.run(["stat", "-c", "%U:%G %a", "/run/commonsbox-mailfilter"],
+                            check=True).stdout.split()
+        assert socket_dir == ["cbmilter:postfix", "750"]
+    finally:
+        vm.run(["commonsbox", "chat", "set", "off"], check=True, timeout=300)
+        vm.run(["commonsbox", "mail", "set", "off"], check=True, timeout=300)
+        vm.run(["commonsbox", "storage", "unencrypted", "off"], check=True)
+    assert vm.run(["systemctl", "is-active", *relay]).stdout.split() == ["inactive"] * len(relay)
+
+
+def test_logs_are_kept_in_memory_and_short(vm):
+    journald = vm.run(["systemd-analyze", "cat-config", "systemd/journald.conf"], check=True).stdout
+    assert "Storage=volatile" in journald and "MaxRetentionSec=2day" in journald
+    assert vm.run(["test", "-e", "/var/log/journal"]).rc != 0, "nothing logged to the card"
+
+
 @pytest.fixture
 def phone_ns():
     from appliance.sandbox import Netns, run

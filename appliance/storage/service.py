@@ -1,0 +1,160 @@
+"""Storage's operations: make a disk the household's encrypted storage, unlock and lock
+it, change its passphrase and recovery key. Formatting is the one thing here that
+destroys data: it happens only to a disk named by the household, typed back exactly.
+"""
+
+from ..accounts import passwords
+from ..accounts.sessions import RuntimeStore
+from ..errors import Conflict, Invalid, NotFound, RateLimited, Unauthorized
+from ..schema import Desired
+from ..system import System
+from . import cipher as ciphers
+from . import luks
+from .disks import Disk, list_disks
+from .place import MAPPED, MAPPER, PRIVATE, mounted_at
+from .recovery import new_recovery_key, normal
+from .schema import StorageSettings, Volume
+
+UNLOCK_KEYS = ["storage:unlock"]  # one counter for the box: wrong keys slow everyone down
+MOUNT_OPTIONS = "nodev,nosuid,noexec"
+
+
+class StorageService:
+    def __init__(self, system: System, runtime: RuntimeStore, kdf: tuple[str, ...] = luks.KDF):
+        self.system, self.runtime, self.kdf = system, runtime, kdf
+
+    # -- what there is -----------------------------------------------------------------
+
+    def disks(self) -> list[Disk]:
+        return list_disks(self.system)
+
+    def cipher_for_this_box(self) -> tuple[ciphers.Cipher, str]:
+        return ciphers.choose((self.system.read("/proc/cpuinfo") or b"").decode())
+
+    def device(self, volume: Volume) -> str | None:
+        """Where the volume's disk is now (it may be plugged into another port)."""
+        done = self.system.run(["blkid", "-U", volume.uuid], check=False)
+        return done.stdout.strip() or None
+
+    def status(self, desired: Desired) -> dict:
+        volume = desired.storage.volume
+        chosen, why = self.cipher_for_this_box()
+        out = {"allow_unencrypted": desired.storage.allow_unencrypted,
+               "suggested_cipher": chosen.name, "why": why, "volume": None}
+        if volume is not None:
+            device = self.device(volume)
+            header = luks.header(self.system, device) if device else None
+            out["volume"] = {**volume.to_json(), "device": device, "present": device is not None,
+                             "unlocked": self.system.path(MAPPED).exists(),
+                             "mounted": mounted_at(self.system) == MAPPED,
+                             "key_slots": {luks.SLOT_NAMES.get(n, str(n)): kdf for n, kdf in
+                                           sorted(header.slots.items())} if header else {}}
+        return out
+
+    # -- making and opening the volume -------------------------------------------------
+
+    def change_settings(self, desired: Desired, allow_unencrypted: bool) -> Desired:
+        return desired.with_storage(StorageSettings(desired.storage.volume, allow_unencrypted))
+
+    def format(self, desired: Desired, disk_name: str, confirm: str, passphrase: str,
+               cipher: str | None = None) -> tuple[Desired, str]:
+        """Erase DISK_NAME and make it the household's encrypted storage. Returns the new
+        state and the recovery key, shown this once."""
+        disk = next((d for d in self.disks() if d.name == disk_name), None)
+        if disk is None:
+            raise NotFound(f"there is no disk {disk_name!r}", "disk")
+        if disk.system:
+            raise Conflict("the box runs from this disk: choose another", "disk")
+        if desired.storage.volume is not None:
+            raise Conflict("the box already has its encrypted storage", "disk")
+        if confirm != disk.confirm_name:
+            raise Invalid(f"to erase this disk, type its name exactly: {disk.confirm_name}",
+                          "confirm")
+        passphrase = passwords.check_strength(passphrase, "")
+        chosen = self.cipher_for_this_box()[0] if cipher is None else ciphers.CIPHERS.get(cipher)
+        if chosen is None:
+            raise Invalid(f"cipher must be one of: {', '.join(ciphers.CIPHERS)}", "cipher")
+        key = new_recovery_key()
+        luks.format_volume(self.system, disk.path, passphrase, chosen, self.kdf)
+        luks.add_key(self.system, disk.path, passphrase, key, luks.RECOVERY, self.kdf)
+        uuid = luks.header(self.system, disk.path).uuid
+        luks.open_volume(self.system, disk.path, MAPPER, passphrase)
+        self.system.run(["mkfs.ext4", "-q", "-L", "commonsbox", MAPPED], timeout=600)
+        self.mount()
+        volume = Volume(uuid=uuid, cipher=chosen.name, disk=disk.confirm_name)
+        return desired.with_storage(StorageSettings(volume, desired.storage.allow_unencrypted)), key
+
+    def unlock(self, desired: Desired, key: str) -> int:
+        """Open the volume with the passphrase or the recovery key; returns the slot."""
+        volume = self._volume(desired)
+        wait = self.runtime.wait_before_next(UNLOCK_KEYS)
+        if wait > 0:
+            raise RateLimited(f"too many wrong keys: try again in {wait:.0f} s", "key",
+                              retry_after=wait)
+        device = self.device(volume)
+        if device is None:
+            raise NotFound(f"the storage disk ({volume.disk}) is not plugged in", "disk")
+        if not self.system.path(MAPPED).exists():
+            candidates = [key] + ([normal(key)] if normal(key) not in (None, key) else [])
+            for candidate in candidates:
+                try:
+                    slot = luks.open_volume(self.system, device, MAPPER, candidate)
+                    break
+                except Unauthorized:
+                    continue
+            else:
+                self.runtime.failed(UNLOCK_KEYS)
+                raise Unauthorized("that passphrase or recovery key does not open the storage",
+                                   "key")
+            self.runtime.succeeded(UNLOCK_KEYS)
+        else:
+            slot = -1  # already open
+        if mounted_at(self.system) != MAPPED:
+            self.mount()
+        return slot
+
+    def lock(self) -> None:
+        """Unmount and close (the services using it are stopped first: Box.lock_storage)."""
+        if mounted_at(self.system) == MAPPED:
+            self.system.run(["umount", PRIVATE])
+        luks.close_volume(self.system, MAPPER)
+
+    def gone(self) -> None:
+        """The disk was pulled while unlocked: let go of what is left of it."""
+        if mounted_at(self.system) == MAPPED:
+            self.system.run(["umount", "--lazy", PRIVATE], check=False)
+        self.system.run(["cryptsetup", "close", "--deferred", MAPPER], check=False)
+
+    def mount(self) -> None:
+        self.system.path(PRIVATE).mkdir(mode=0o755, parents=True, exist_ok=True)
+        self.system.run(["mount", "-o", MOUNT_OPTIONS, MAPPED, PRIVATE])
+
+    # -- keys --------------------------------------------------------------------------
+
+    def change_passphrase(self, desired: Desired, old: str, new: str) -> None:
+        device = self._present(desired)
+        new = passwords.check_strength(new, "")
+        luks.change_key(self.system, device, old, new, luks.PASSPHRASE, self.kdf)
+
+    def new_recovery_key(self, desired: Desired, passphrase: str) -> str:
+        """A new recovery key in place of the old one (lost, or seen by someone)."""
+        device = self._present(desired)
+        if luks.which_slot(self.system, device, passphrase) != luks.PASSPHRASE:
+            raise Unauthorized("that is not the storage's passphrase", "passphrase")
+        key = new_recovery_key()
+        if luks.RECOVERY in luks.header(self.system, device).slots:
+            luks.remove_key(self.system, device, luks.RECOVERY, passphrase)
+        luks.add_key(self.system, device, passphrase, key, luks.RECOVERY, self.kdf)
+        return key
+
+    def _volume(self, desired: Desired) -> Volume:
+        if desired.storage.volume is None:
+            raise Conflict("the box has no encrypted storage yet")
+        return desired.storage.volume
+
+    def _present(self, desired: Desired) -> str:
+        volume = self._volume(desired)
+        device = self.device(volume)
+        if device is None:
+            raise NotFound(f"the storage disk ({volume.disk}) is not plugged in", "disk")
+        return device
