@@ -21,6 +21,7 @@ from .api.server import ApiServer
 from .box import Box
 from .console import announce
 from .paths import Paths
+from .storage.watch import watch_disks
 from .system import System
 from .tls import ensure_certificate
 from .vpn.backends import detect, probe
@@ -76,6 +77,8 @@ def main(argv: list[str] | None = None) -> int:
              "; ".join(f"{o.capability} {len(o.actions)} action(s)" for o in outcomes))
     server = ApiServer(paths.socket, box, args.webui_user)
     server.serve_in_thread()
+    if not args.enter:  # the box's own disks (a box in a namespace has none)
+        watch_disks(box.storage_unplugged)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

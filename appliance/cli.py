@@ -286,6 +286,21 @@ def cmd_storage_unencrypted(api: Client, args) -> object:
     return api.call("storage.settings.set", allow_unencrypted=args.choice == "on", why=args.why)
 
 
+def cmd_hardware_status(api: Client, args) -> object:
+    return api.call("hardware.status")
+
+
+def print_hardware(status: dict) -> None:
+    print(f"board: {status['board']['model'] or status['board']['id']} ({status['board']['id']})")
+    for name, d in status["devices"].items():
+        print(f"  {name:<12} {d['state']:<8} {d['model']}" + (f"  ({d['reason']})" if d["reason"] else ""))
+    r = status["readings"]
+    if r["temperature_c"] is not None:
+        print(f"  temperature: {r['temperature_c']:.1f} °C")
+    if r["rtc_time"]:
+        print(f"  clock: {r['rtc_time']}" + ("" if r["rtc_trusted"] else " (NOT TRUSTED: set it)"))
+
+
 def print_storage(status: dict) -> None:
     v = status["volume"]
     if v is None:
@@ -345,6 +360,8 @@ def show_text(args, result) -> None:
                 print(f"{p['id']:>4}  {p['owner']:<16}  {p['label']}")
         case f if f in (cmd_storage_status, cmd_storage_lock, cmd_storage_unlock):
             print_storage(result.get("status", result))
+        case f if f is cmd_hardware_status:
+            print_hardware(result)
         case f if f is cmd_storage_disks:
             for d in result:
                 use = "the box's own" if d["system"] else ("STORAGE" if d["is_storage"] else "")
@@ -501,6 +518,10 @@ def build_parser() -> argparse.ArgumentParser:
              "whether mail and chat may keep data unencrypted when there is no encrypted disk")
     p.add_argument("choice", choices=("on", "off"))
     p.add_argument("--why")
+
+    hw = sub.add_parser("hardware", help="the board and its devices").add_subparsers(
+        dest="hardware_cmd", required=True)
+    leaf(hw, "status", cmd_hardware_status, "clock, temperature, display, watchdog, GPIO")
 
     cfg = sub.add_parser("config", help="configuration history").add_subparsers(
         dest="config_cmd", required=True)

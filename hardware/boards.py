@@ -87,7 +87,7 @@ def i2c_bus_number(board: Board, root: str | os.PathLike[str] = "/") -> int | No
         return board.i2c_bus
     if board.i2c_adapter is None:
         return None
-    adapters = Path(root) / "sys/class/i2c-adapter"
+    adapters = Path(root) / "sys/bus/i2c/devices"  # adapters (i2c-N) beside clients (N-00AA)
     try:
         entries = sorted(adapters.iterdir())
     except OSError:

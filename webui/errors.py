@@ -27,6 +27,16 @@ BY_FIELD = {
     ("unauthorized", "old_passphrase"): _l("The current passphrase is wrong."),
     ("unauthorized", "otp_needed"): _l("Enter the 6-digit code from your authenticator app, or a recovery code."),
     ("unauthorized", "otp"): _l("That code is not right. Check that the time on your phone is correct."),
+    ("invalid", "role"): _l("Choose a role from the list."),
+    ("invalid", "app_password.label"): _l("Use 1 to 64 characters, without line breaks or control characters."),
+    ("pool_exhausted", "owner"): _l("You already have as many apps as the box allows: remove one you no longer use first."),
+    ("invalid", "mail.domain"): _l("Enter a domain name, like example.org."),
+    ("invalid", "mail.max_message_mib"): _l("Enter a whole number from %(low)s to %(high)s.", low=1, high=100),
+    ("invalid", "mail.quota_mib"): _l("Enter a whole number from %(low)s to %(high)s.", low=10, high=1000000),
+    ("invalid", "mail.delete_fetched_after_days"): _l("Enter a whole number from %(low)s to %(high)s.", low=0, high=3650),
+    ("invalid", "chat.archive_days"): _l("Enter a whole number from %(low)s to %(high)s.", low=1, high=3650),
+    ("invalid", "chat.upload_mib"): _l("Enter a whole number from %(low)s to %(high)s.", low=1, high=500),
+    ("conflict", "enabled"): _l("Chat uses mail's domain: set up mail first."),
 }
 BY_CODE = {
     "invalid": _l("Please check what you entered."),

@@ -609,6 +609,17 @@ def storage_recovery_key(box: Box, caller: Caller, passphrase):
     return {"recovery_key": box.storage.new_recovery_key(box.head()[1], passphrase)}
 
 
+# -- hardware -----------------------------------------------------------------------
+
+@method("hardware.status", access="member")
+def hardware_status(box: Box, caller: Caller):
+    """The board and its optional devices (clock, sensor, display, watchdog, GPIO):
+    absent hardware is reported, never an error."""
+    from hardware.boards import detect
+    from hardware.status import survey
+    return survey(detect()).to_dict()
+
+
 def call(box: Box, caller: Caller, name, params) -> Any:
     if not isinstance(name, str) or name not in METHODS:
         raise NotFound(f"there is no method {name!r}", "method")

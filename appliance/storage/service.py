@@ -33,7 +33,8 @@ class StorageService:
 
     def device(self, volume: Volume) -> str | None:
         """Where the volume's disk is now (it may be plugged into another port)."""
-        done = self.system.run(["blkid", "-U", volume.uuid], check=False)
+        # No cache: a disk just pulled must not be found where it was.
+        done = self.system.run(["blkid", "-c", "/dev/null", "-U", volume.uuid], check=False)
         return done.stdout.strip() or None
 
     def status(self, desired: Desired) -> dict:

@@ -45,12 +45,13 @@ def default_cache() -> Path:
 
 def project_sources() -> list[Path]:
     """The project files that go into the image: the agent, the web UI (with its
-    compiled translations) and what building the wheel reads. Relative to REPO."""
+    compiled translations), the hardware drivers and what building the wheel reads.
+    Relative to REPO."""
     subprocess.run(["bash", "tools/i18n.sh", "compile"], cwd=REPO, check=True,
                    stdout=subprocess.DEVNULL)
     listed = subprocess.run(
         ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard", "--",
-         "appliance", "webui", "pyproject.toml", "README.md", "LICENSE*", "COPYING*"],
+         "appliance", "webui", "hardware", "pyproject.toml", "README.md", "LICENSE*", "COPYING*"],
         cwd=REPO, check=True, capture_output=True).stdout.decode().split("\0")
     files = {Path(f) for f in listed if f and (REPO / f).is_file()}
     files |= {p.relative_to(REPO) for p in REPO.glob("webui/translations/*/LC_MESSAGES/*.mo")}

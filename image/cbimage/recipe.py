@@ -33,6 +33,7 @@ BASE_PACKAGES = (
 RELAY_PACKAGES = (
     "postfix", "dovecot-core", "dovecot-imapd", "dovecot-lmtpd", "opendkim",
     "prosody", "lua-unbound",
+    "libsasl2-modules",  # PLAIN and LOGIN, with which Postfix logs in to a smarthost
 )
 RELAY_UNITS = ("postfix.service", "dovecot.service", "opendkim.service", "prosody.service")
 KERNEL = {"amd64": "linux-image-amd64", "arm64": "linux-image-arm64"}

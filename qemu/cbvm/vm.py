@@ -71,6 +71,7 @@ class VM:
                "-drive", f"file={overlay},format=qcow2,if=virtio",
                "-netdev", f"user,id=net0,{fwd}", "-device", "virtio-net-pci,netdev=net0",
                "-qmp", f"unix:{self.qmp_path},server=on,wait=off",
+               "-device", "qemu-xhci,id=xhci",  # USB ports for disks plugged in later
                "-no-reboot", "-display", "none", "-vga", "none"]
         if interactive:  # the console on this terminal, and logged
             cmd += ["-chardev", f"stdio,id=con,mux=on,signal=off,logfile={self.console_log}",
@@ -194,6 +195,34 @@ class VM:
             qmp.close()
         if said.strip():  # the monitor answers nothing on success
             raise VMError(f"hostfwd_add: {said.strip()}")
+
+    def plug_usb_disk(self, image: Path, name: str) -> None:
+        """Plug the raw disk image IMAGE into a USB port, as a household plugs a disk in."""
+        qmp = QMP(self.qmp_path)
+        try:
+            qmp.command("blockdev-add", **{"driver": "raw", "node-name": name,
+                                           "file": {"driver": "file", "filename": str(image)}})
+            qmp.command("device_add", driver="usb-storage", bus="xhci.0", drive=name, id=name,
+                        serial=name)
+        finally:
+            qmp.close()
+
+    def unplug_usb_disk(self, name: str, timeout: float = 30.0) -> None:
+        """Pull it out (no warning to the guest)."""
+        qmp = QMP(self.qmp_path)
+        try:
+            qmp.command("device_del", id=name)
+            deadline = time.monotonic() + timeout
+            while True:  # the device goes asynchronously; then its drive may go
+                try:
+                    qmp.command("blockdev-del", **{"node-name": name})
+                    return
+                except RuntimeError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.2)
+        finally:
+            qmp.close()
 
     def stop(self, timeout: float = 60.0) -> None:
         """Power the guest down through QMP (ACPI); quit QEMU if it does not go."""

@@ -6,6 +6,7 @@ serves their DNS; the mail apps are there too, so their address is an outsider's
 import email
 import imaplib
 import smtplib
+import ssl
 import time
 from email.message import EmailMessage
 
@@ -313,6 +314,84 @@ def test_mail_stops_without_storage_the_household_chose_and_comes_back(mail):
     smtp.send_message(message(quinn["address"], quinn["address"], "back again"))
     smtp.quit()
     fetch(mail, a.address, quinn, "back again")
+
+
+class Smarthost:
+    """An ISP's relay in the world: TLS first, then a login, then it takes the mail."""
+
+    def __init__(self, world, tmp_path, user, password):
+        from aiosmtpd.controller import Controller
+        from aiosmtpd.smtp import AuthResult
+
+        from appliance.tls import self_signed
+        key, cert = self_signed(["smarthost.test"], "An ISP")
+        (tmp_path / "key.pem").write_bytes(key)
+        (tmp_path / "cert.pem").write_bytes(cert)
+        tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        tls.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
+        self.received, self.logins = [], []
+
+        def authenticate(server, session, envelope, mechanism, auth_data):
+            self.logins.append((auth_data.login.decode(), session.ssl is not None))
+            ok = (auth_data.login.decode(), auth_data.password.decode()) == (user, password)
+            return AuthResult(success=ok)
+
+        class Handler:
+            async def handle_DATA(inner, server, session, envelope):
+                self.received.append(envelope)
+                return "250 2.0.0 queued"
+
+        with world.outside():  # the controller's thread listens in the world
+            self.controller = Controller(Handler(), hostname=world.WORLD, port=587,
+                                         tls_context=tls, require_starttls=True,
+                                         authenticator=authenticate, auth_require_tls=True)
+            self.controller.start()
+
+    def stop(self):
+        self.controller.stop()
+
+
+def test_a_smarthost_gets_the_mail_over_tls_with_the_households_login(mail, tmp_path):
+    a = mail.boxes["box-a.test"]
+    relay = Smarthost(mail, tmp_path, "household-7", "relay secret")
+    try:
+        a.api.call("mail.settings.set", smarthost={"host": mail.WORLD, "port": 587,
+                                                   "username": "household-7"},
+                   smarthost_password="relay secret")
+        rosa = user(a, "rosa")
+        smtp = mail.submission(a.address)
+        smtp.login(rosa["address"], rosa["password"])
+        smtp.send_message(message(rosa["address"], "aunt@far-away.example", "via the ISP"))
+        smtp.quit()
+        deadline = time.monotonic() + 30
+        while not relay.received and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert relay.received, f"nothing reached the smarthost (logins: {relay.logins})"
+        got = relay.received[0]
+        assert relay.logins == [("household-7", True)]  # logged in, and only after STARTTLS
+        assert got.mail_from == rosa["address"] and got.rcpt_tos == ["aunt@far-away.example"]
+        assert b"DKIM-Signature:" in got.original_content and APP.encode() not in got.original_content
+    finally:
+        a.api.call("mail.settings.set", smarthost=None)
+        relay.stop()
+
+
+def test_a_full_mailbox_refuses_more_and_the_sender_hears_why(mail):
+    b = mail.boxes["box-b.test"]
+    sam, tess = user(b, "sam"), user(b, "tess")
+    b.api.call("mail.settings.set", quota_mib=10)
+    try:
+        smtp = mail.submission(b.address)
+        smtp.login(tess["address"], tess["password"])
+        chunk = "x" * (900 * 1024)
+        for n in range(13):  # 13 x 0.9 MiB into a 10 MiB mailbox
+            smtp.send_message(message(tess["address"], sam["address"], f"big {n}", chunk))
+        smtp.quit()
+        bounce = email.message_from_bytes(fetch(mail, b.address, tess, "Undelivered Mail",
+                                                timeout=60))
+        assert "Quota exceeded" in bounce.as_string(), bounce.as_string()[:2000]
+    finally:
+        b.api.call("mail.settings.set", quota_mib=2048)
 
 
 def test_the_dns_check_says_which_records_the_world_sees_and_which_not(mail):

@@ -241,14 +241,15 @@ def settings_form(box, **over) -> dict:
     return {**data, **{k: "1" for k, on in checks.items() if on}}
 
 
-def test_an_admin_changes_the_settings_and_checks_the_dns(box, app):
+def test_an_admin_changes_the_settings_and_checks_the_dns(world, box, app):
     web = logged_in(app, "ana")
     page = text(web.get("/mail/", base_url=BASE))
     assert 'id="mail_domain" name="mail_domain" type="text" value="box-w.test"' in page
     assert ticked(page, "mail_enabled") and not ticked(page, "mail_encrypted_only")
+    assert re.search(r'id="mail_quota_mib"[^>]*value="2048"[^>]*inputmode="numeric"', page)
     assert "Records to publish in DNS" in page and "In DNS now" not in page
-    assert re.search(r'<td class="mono">box-w.test</td><td class="mono">MX</td>'
-                     r'<td class="mono">10 box-w.test.</td>', page)
+    assert re.search(r'<span class="mono">box-w.test</span></td>\s*<td[^>]*><span class="mono">MX</span>'
+                     r'</td>\s*<td[^>]*><span class="mono">10 box-w.test.</span>', page)
     before = box.api.call("config.history", limit=1)[0]["revision"]
 
     saved = post(web, "/mail/settings", settings_form(box, mail_encrypted_only=True), "/mail/")
@@ -270,10 +271,25 @@ def test_an_admin_changes_the_settings_and_checks_the_dns(box, app):
     assert 'value="500"' in page  # what they typed, to correct it
     assert box.api.call("mail.settings.get")["max_message_mib"] == 25
 
-    checked = text(web.get("/mail/?check=1", base_url=BASE))
+    zone = world.zone.records  # what the world's DNS serves: one record never
+    saved = dict(zone)  # published, one left over from an older setup
+    try:
+        zone.pop(("_dmarc.box-w.test", "TXT"))
+        zone[("box-w.test", "TXT")] = ['"v=spf1 a:old-server.example -all"']
+        checked = text(web.get("/mail/?check=1", base_url=BASE))
+    finally:
+        zone.clear()
+        zone.update(saved)
     assert "In DNS now" in checked
-    mx = re.search(r'<td class="mono">box-w.test</td><td class="mono">MX</td>.*?</tr>', checked, re.S)
-    assert '<td class="state published">Published' in mx.group(0)
+    rows = re.findall(r"<tr>.*?</tr>", checked, re.S)
+    dmarc = next(r for r in rows if "_dmarc.box-w.test" in r)
+    assert re.search(r'class="state missing"[^>]*>Missing', dmarc)
+    spf = next(r for r in rows if "v=spf1 mx -all" in r)
+    assert re.search(r'class="state different"[^>]*>Different', spf)
+    assert re.search(r'DNS says: <span class="mono">v=spf1 a:old-server.example -all</span>', spf)
+    mx = re.search(r'<span class="mono">box-w.test</span></td>\s*<td[^>]*><span class="mono">MX</span>'
+                   r'.*?</tr>', checked, re.S)
+    assert re.search(r'<td class="state published"[^>]*>Published', mx.group(0))
     assert "Could not check" not in checked
 
 

@@ -76,8 +76,8 @@ def test_unknown_machine(tmp_path):
 
 def test_qemu_finds_the_i2c_stub_bus_by_name(tmp_path):
     root = tree(tmp_path, {"proc/device-tree/compatible": b"linux,dummy-virt\0",
-                           "sys/class/i2c-adapter/i2c-0/name": "i801 SMBus adapter\n",
-                           "sys/class/i2c-adapter/i2c-3/name": "SMBus stub driver\n"})
+                           "sys/bus/i2c/devices/i2c-0/name": "i801 SMBus adapter\n",
+                           "sys/bus/i2c/devices/i2c-3/name": "SMBus stub driver\n"})
     assert i2c_bus_number(detect(root), root) == 3
-    (root / "sys/class/i2c-adapter/i2c-3/name").unlink()
+    (root / "sys/bus/i2c/devices/i2c-3/name").unlink()
     assert i2c_bus_number(detect(root), root) is None  # i2c-stub not loaded

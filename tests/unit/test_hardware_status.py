@@ -97,7 +97,7 @@ def test_qemu_without_i2c_stub(tmp_path):
 
 def test_qemu_with_i2c_stub_chips(tmp_path):
     root = tree(tmp_path, {"proc/device-tree/compatible": b"linux,dummy-virt\0",
-                           "sys/class/i2c-adapter/i2c-0/name": "SMBus stub driver\n"})
+                           "sys/bus/i2c/devices/i2c-0/name": "SMBus stub driver\n"})
     bus = FakeBus({0x68: StubChip(PI_DAY), 0x48: StubChip({0: 0x1A, 1: 0x80})})
     status = survey(detect(root), open_bus=lambda n: bus if n == 0 else None, root=root)
     assert status.rtc.model == "DS3231" and status.rtc_trusted

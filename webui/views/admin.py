@@ -1,12 +1,14 @@
 """What admins (and the installer) look after: users, settings, the history."""
 
 from flask import Blueprint, g, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 
 from appliance.errors import ApplianceError, Forbidden
 
 from ..agent import call
-from ..errors import form_field, message
+from ..errors import BY_FIELD, form_field, message
 from ..i18n import LANGUAGES
+from ..qr import qr_svg
 from .setup import TIMEZONES
 
 bp = Blueprint("admin", __name__)
@@ -40,6 +42,26 @@ def users():
         return redirect(url_for("admin.users"))
     return render_template("users.html", users=call("users.list"), errors=errors, form=form), \
         400 if errors else 200
+
+
+@bp.route("/users/invite", methods=["POST"])
+def invite():
+    """A one-time link with which someone chooses their own passphrase and joins: shown
+    here (with its QR code) to be sent or shown to them, never stored by the web UI."""
+    form = request.form
+    try:
+        made = call("users.invite", name=form.get("invite_name", "").strip().lower(),
+                    role=form.get("invite_role", "member"))
+    except ApplianceError as err:
+        field = form_field(err)
+        text = (str(BY_FIELD[("invalid", "admin_name")])  # a user name's rules
+                if (err.code, field) == ("invalid", "name") else message(err))
+        errors = {f"invite_{field if field in ('name', 'role') else 'form'}": text}
+        return render_template("users.html", users=call("users.list"), errors=errors,
+                               form=form), 400
+    url = url_for("auth.join", token=made["token"], _external=True)
+    return render_template("invitation.html", invitation=made, url=url,
+                           qr=qr_svg(url, _("Invitation for %(name)s", name=made["name"])))
 
 
 @bp.route("/users/<name>/remove", methods=["POST"])

@@ -14,7 +14,11 @@ RECENT = 10
 # The agent names its checks; the member reads them in their language. The detail
 # stays as the agent gave it: it is for whoever has to fix something.
 CHECKS = {("vpn", "interface"): _l("VPN interface"), ("vpn", "devices"): _l("Devices on the VPN"),
-          ("vpn", "endpoint"): _l("Address on the Internet"), ("firewall", "nftables"): _l("Firewall")}
+          ("vpn", "endpoint"): _l("Address on the Internet"), ("firewall", "nftables"): _l("Firewall"),
+          ("mail", "opendkim"): _l("Mail signing (OpenDKIM)"),
+          ("mail", "mailfilter"): _l("Encrypted-only filter"),
+          ("mail", "dovecot"): _l("Mailboxes (Dovecot)"), ("mail", "postfix"): _l("Mail server (Postfix)"),
+          ("chat", "prosody"): _l("Chat server (Prosody)")}
 
 
 @bp.route("/")
