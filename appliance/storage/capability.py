@@ -7,11 +7,13 @@ from dataclasses import dataclass
 from ..reconcile import Check
 from ..schema import Desired
 from ..system import System
-from .place import MAPPED, mounted_at
+from . import luks
+from .place import MAPPED, MAPPER, mounted_at
 
 
 @dataclass(frozen=True)
 class Facts:
+    luks: frozenset[str]  # the UUIDs of the LUKS volumes on the disks plugged in
     unlocked: bool
     mounted: str | None  # what is mounted where the data lives
 
@@ -20,6 +22,12 @@ class Facts:
 class Mount:
     def __str__(self):
         return "mount the unlocked storage"
+
+
+@dataclass(frozen=True)
+class Close:
+    def __str__(self):
+        return "close what is left of the pulled storage disk"
 
 
 class StorageCapability:
@@ -32,22 +40,30 @@ class StorageCapability:
         return desired.storage
 
     def read_facts(self) -> Facts:
-        return Facts(unlocked=self.system.path(MAPPED).exists(), mounted=mounted_at(self.system))
+        return Facts(luks=self.service.luks_volumes(), unlocked=self.system.path(MAPPED).exists(), mounted=mounted_at(self.system))
 
     def plan(self, facts: Facts, desired: Desired) -> list:
-        if desired.storage.volume and facts.unlocked and facts.mounted != MAPPED:
+        # Never the remains of a pulled disk: its mapping lingers until nothing holds it.
+        volume = desired.storage.volume
+        if not facts.unlocked or facts.mounted == MAPPED:
+            return []
+        if volume and volume.uuid in facts.luks:
             return [Mount()]
-        return []
+        return [Close()]
 
     def apply(self, actions: list) -> None:
         for action in actions:
             if isinstance(action, Mount):
                 self.service.mount()
+            elif isinstance(action, Close):
+                luks.close_volume(self.system, MAPPER)
 
     def health(self, facts: Facts, desired: Desired) -> list[Check]:
         volume = desired.storage.volume
         if volume is None:
             return []
+        if volume.uuid not in facts.luks:
+            return [Check(self.name, "encryption", False, f"the disk ({volume.disk}) is missing")]
         if facts.unlocked and facts.mounted == MAPPED:
             return [Check(self.name, "encryption", True, f"unlocked ({volume.cipher})")]
         return [Check(self.name, "encryption", False,

@@ -37,6 +37,11 @@ class StorageService:
         done = self.system.run(["blkid", "-c", "/dev/null", "-U", volume.uuid], check=False)
         return done.stdout.strip() or None
 
+    def luks_volumes(self) -> frozenset[str]:
+        done = self.system.run(["blkid", "-c", "/dev/null", "-t", "TYPE=crypto_LUKS", "-o",
+                                "value", "-s", "UUID"], check=False)
+        return frozenset(done.stdout.split())
+
     def status(self, desired: Desired) -> dict:
         volume = desired.storage.volume
         chosen, why = self.cipher_for_this_box()

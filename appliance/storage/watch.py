@@ -1,8 +1,11 @@
-"""Disks coming and going, from the kernel's own events (they arrive with or without
-udevd): a USB disk pulled while it is the unlocked storage stops the services that used
-it at once, rather than leaving them to fail at every write."""
+"""Disks coming and going: a USB disk pulled while it is the unlocked storage stops the
+services that used it at once, rather than leaving them to fail at every write.
+
+The events come from udevd where it runs (on the box; libudev there passes on no raw
+kernel events), else straight from the kernel (machines without udevd)."""
 
 import logging
+import os
 import threading
 
 import pyudev
@@ -11,7 +14,8 @@ log = logging.getLogger(__name__)
 
 
 def watch_disks(on_removed, on_added=None) -> threading.Thread:
-    monitor = pyudev.Monitor.from_netlink(pyudev.Context(), source="kernel")
+    source = "udev" if os.path.exists("/run/udev/control") else "kernel"
+    monitor = pyudev.Monitor.from_netlink(pyudev.Context(), source=source)
     monitor.filter_by("block")
     monitor.start()
 

@@ -77,3 +77,27 @@ def test_a_slots_key_is_changed_in_place(disk):
     luks.change_key(SYSTEM, disk, PASSPHRASE, "new phrase", luks.PASSPHRASE, kdf=FAST)
     assert luks.which_slot(SYSTEM, disk, "new phrase") == 0
     assert luks.which_slot(SYSTEM, disk, PASSPHRASE) is None
+
+
+def test_the_unlocked_volume_is_mounted_but_never_the_remains_of_a_pulled_disk():
+    from appliance.schema import Desired
+    from appliance.storage.capability import Close, Facts, Mount, StorageCapability
+    from appliance.storage.place import MAPPED, blocked
+    from appliance.storage.schema import StorageSettings, Volume
+
+    uuid = "0f5c2d6e-8a1b-4c3d-9e7f-112233445566"
+    desired = Desired.new().with_storage(StorageSettings(Volume(uuid, "aes-xts", "USB disk")))
+    cap = StorageCapability(SYSTEM, None)
+    plan = lambda **f: cap.plan(Facts(**{"luks": frozenset({uuid}), "unlocked": True,
+                                         "mounted": None, **f}), desired)
+    assert plan() == [Mount()]
+    assert plan(mounted=MAPPED) == []
+    assert plan(unlocked=False) == []  # locked: only a person with the passphrase opens it
+    assert plan(luks=frozenset()) == [Close()]  # pulled out: its dead mapping goes
+    assert cap.health(Facts(frozenset(), True, None), desired)[0].detail == \
+        "the disk (USB disk) is missing"
+    # Mail and chat: without the volume mounted they wait; without any, only by choice.
+    assert blocked(desired.storage, None).startswith("the encrypted storage is locked")
+    assert blocked(desired.storage, MAPPED) is None
+    assert blocked(StorageSettings(), None).startswith("no encrypted storage yet")
+    assert blocked(StorageSettings(allow_unencrypted=True), "/dev/mmcblk0p3") is None

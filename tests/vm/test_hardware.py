@@ -20,12 +20,14 @@ def test_the_drivers_run_on_a_kernel_i2c_bus(vm):
         from smbus2 import SMBus
         from hardware.boards import detect, i2c_bus_number
         from hardware.i2c.rtc import RealTimeClock, from_system
-        bus = SMBus(i2c_bus_number(detect()))
+        number = i2c_bus_number(detect())
+        assert number is not None, "no i2c-stub adapter found"
+        bus = SMBus(number)
         bus.write_i2c_block_data(0x48, 0, [0x19, 0x80])  # the sensor reads 25.5 C
         assert from_system(RealTimeClock(bus, kind="ds3231")).applied
     """)
     done = vm.run([*PYTHON, script])
-    assert done.rc == 0, done.stderr
+    assert done.rc == 0, done.stderr + vm.run(["sh", "-c", "grep . /sys/bus/i2c/devices/*/name"]).stdout
     status = json.loads(vm.run(["commonsbox", "hardware", "status", "--json"], check=True).stdout)
     devices, readings = status["devices"], status["readings"]
     assert status["board"]["id"] == "qemu-amd64"

@@ -83,9 +83,12 @@ def test_mail_keeps_its_mailboxes_there_and_stops_when_the_disk_is_pulled(vm):
         assert vm.run(["findmnt", "-no", "SOURCE", "-T", f"{PRIVATE}/mail"]).stdout.strip() == \
             "/dev/mapper/cbprivate"
         vm.unplug_usb_disk("usbdisk")
-        wait_for(lambda: vm.run(["systemctl", "is-active", "postfix"]).stdout.strip() != "active")
-        status = cli(vm, "storage", "status")[1]["volume"]
-        assert not status["present"] and not status["mounted"]
+        # Under emulation, stopping five units (systemctl disable --now) takes minutes.
+        status = wait_for(lambda: (v := cli(vm, "storage", "status")[1]["volume"])
+                          and not v["mounted"] and v, timeout=600)
+        assert not status["present"]
+        assert vm.run(["systemctl", "is-active", "postfix", "dovecot"]).stdout.split() == \
+            ["inactive", "inactive"]
         health = {(c["capability"], c["name"]): c for c in cli(vm, "status")[1]["health"]}
         assert not health[("mail", "storage")]["ok"]
     finally:
