@@ -48,7 +48,9 @@ class VM:
         self.webui_port = webui_port or free_port()
         self.wireguard_port = wireguard_port or free_port(socket.SOCK_DGRAM)
         self.card_mib = card_mib  # the guest's disk: the image, grown to a card this size
-        self.cmdline = f"{self.info['cmdline']} {cmdline_extra}".strip()
+        # panic=1 with -no-reboot: a guest kernel that panics ends QEMU at once, rather
+        # than hanging until a timeout (TCG has panicked a booting 6.12 kernel, rarely).
+        self.cmdline = f"{self.info['cmdline']} panic=1 {cmdline_extra}".strip()
         self.console_log = self.work / "console.log"
         self.qmp_path = self.work / "qmp.sock"
         self.channel_path = self.work / "testchannel.sock"
@@ -116,6 +118,10 @@ class VM:
         if not self.alive():
             raise VMError(f"QEMU exited ({self.proc.returncode if self.proc else None}):\n"
                           f"{self.tail()}")
+
+    def panicked(self) -> bool:
+        return self.console_log.exists() and "Kernel panic" in self.console_log.read_text(
+            errors="replace")
 
     def tail(self, lines: int = 40) -> str:
         out = []
