@@ -99,27 +99,27 @@ def which_slot(system: System, device: str, key: str) -> int | None:
     return int(found[1]) if found else None
 
 
-def add_key(system: System, device: str, existing: str, new: str, slot: int,
-            kdf: tuple[str, ...] = KDF) -> None:
-    """NEW into SLOT (which must be free), authorised by an EXISTING key."""
-    done = _cryptsetup(system, ["luksAddKey", "--batch-mode", "--key-slot", str(slot), *kdf,
+def _rekey(system: System, action: str, device: str, existing: str, new: str, slot: int,
+           kdf: tuple[str, ...], what: str) -> None:
+    done = _cryptsetup(system, [action, "--batch-mode", "--key-slot", str(slot), *kdf,
                                 "--key-file", "{0}", device, "{1}"], (existing, new))
     if done.returncode == BAD_KEY:
         raise Unauthorized("that key does not open this disk", "key")
     if done.returncode:
-        raise _failed(done, "adding the key")
+        raise _failed(done, what)
+
+
+def add_key(system: System, device: str, existing: str, new: str, slot: int,
+            kdf: tuple[str, ...] = KDF) -> None:
+    """NEW into SLOT (which must be free), authorised by an EXISTING key."""
+    _rekey(system, "luksAddKey", device, existing, new, slot, kdf, "adding the key")
 
 
 def change_key(system: System, device: str, old: str, new: str, slot: int,
                kdf: tuple[str, ...] = KDF) -> None:
     """Replace SLOT's key OLD with NEW (cryptsetup writes the new one before it erases
     the old: a power cut leaves one of them working)."""
-    done = _cryptsetup(system, ["luksChangeKey", "--batch-mode", "--key-slot", str(slot), *kdf,
-                                "--key-file", "{0}", device, "{1}"], (old, new))
-    if done.returncode == BAD_KEY:
-        raise Unauthorized("that key does not open this disk", "key")
-    if done.returncode:
-        raise _failed(done, "changing the key")
+    _rekey(system, "luksChangeKey", device, old, new, slot, kdf, "changing the key")
 
 
 def remove_key(system: System, device: str, slot: int, remaining: str) -> None:

@@ -91,33 +91,32 @@ class StorageService:
         return desired.with_storage(StorageSettings(volume, desired.storage.allow_unencrypted)), key
 
     def unlock(self, desired: Desired, key: str) -> int:
-        """Open the volume with the passphrase or the recovery key; returns the slot."""
-        volume = self._volume(desired)
+        """Open the volume with the passphrase or the recovery key; returns the slot
+        (-1: it was open already)."""
+        self._volume(desired)
         wait = self.runtime.wait_before_next(UNLOCK_KEYS)
         if wait > 0:
             raise RateLimited(f"too many wrong keys: try again in {wait:.0f} s", "key",
                               retry_after=wait)
-        device = self.device(volume)
-        if device is None:
-            raise NotFound(f"the storage disk ({volume.disk}) is not plugged in", "disk")
+        device = self._present(desired)
+        slot = -1
         if not self.system.path(MAPPED).exists():
-            candidates = [key] + ([normal(key)] if normal(key) not in (None, key) else [])
-            for candidate in candidates:
-                try:
-                    slot = luks.open_volume(self.system, device, MAPPER, candidate)
-                    break
-                except Unauthorized:
-                    continue
-            else:
-                self.runtime.failed(UNLOCK_KEYS)
-                raise Unauthorized("that passphrase or recovery key does not open the storage",
-                                   "key")
-            self.runtime.succeeded(UNLOCK_KEYS)
-        else:
-            slot = -1  # already open
+            slot = self._open(device, key)
         if mounted_at(self.system) != MAPPED:
             self.mount()
         return slot
+
+    def _open(self, device: str, key: str) -> int:
+        """The key as given, then as a recovery key typed loosely (case, spaces, O for 0)."""
+        for candidate in dict.fromkeys(k for k in (key, normal(key)) if k is not None):
+            try:
+                slot = luks.open_volume(self.system, device, MAPPER, candidate)
+            except Unauthorized:
+                continue
+            self.runtime.succeeded(UNLOCK_KEYS)
+            return slot
+        self.runtime.failed(UNLOCK_KEYS)
+        raise Unauthorized("that passphrase or recovery key does not open the storage", "key")
 
     def lock(self) -> None:
         """Unmount and close (the services using it are stopped first: Box.lock_storage)."""
