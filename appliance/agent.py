@@ -78,7 +78,9 @@ def main(argv: list[str] | None = None) -> int:
     server = ApiServer(paths.socket, box, args.webui_user)
     server.serve_in_thread()
     if not args.enter:  # the box's own disks (a box in a namespace has none)
-        watch_disks(box.storage_unplugged)
+        watch_disks(box.storage_unplugged, box.storage_plugged)
+        # A USB key plugged in before the agent started (argon2id: not on the boot's path).
+        threading.Thread(target=box.storage_plugged, name="usbkey", daemon=True).start()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

@@ -22,6 +22,7 @@ from .errors import ApplianceError, Invalid, SystemFailure
 from .firewall import ruleset
 from .firewall.capability import FirewallCapability
 from .chat.capability import ChatCapability
+from .files.capability import FilesCapability
 from .mail.capability import MailCapability
 from .mail.service import MailService
 from .paths import Paths
@@ -69,8 +70,9 @@ class Box:
         self.mail = MailService(self.secrets)
         self.system = system or System(paths.root)
         self.storage = StorageService(self.system, self.runtime)
+        self.files = FilesCapability(self.system, self.secrets)
         self.data_services = [MailCapability(self.system, self.secrets),
-                              ChatCapability(self.system, self.secrets)]
+                              ChatCapability(self.system, self.secrets), self.files]
         self.capabilities = [VpnCapability(backend, self.secrets), FirewallCapability(),
                              StorageCapability(self.system, self.storage), *self.data_services]
         self.last_outcomes: list[Outcome] = []
@@ -141,6 +143,16 @@ class Box:
                 cap.stop_all()
             self.storage.lock()
             return self.reconcile()
+
+    def storage_plugged(self) -> None:
+        """A disk came (or the agent started): a USB key among them opens the storage."""
+        with self.lock:
+            opened = self.storage.unlock_with_usb_key(self.store.head()[1])
+            if opened:
+                log.info("the encrypted storage was unlocked with its USB key")
+                self.reconcile()
+            elif opened is False:
+                log.info("the storage is locked and no USB key opened it")
 
     def storage_unplugged(self) -> None:
         """A disk went away: if it was the unlocked storage's, stop its services at once

@@ -282,8 +282,39 @@ def cmd_storage_recovery_key(api: Client, args) -> object:
     return api.call("storage.recovery_key", passphrase=_secret(args.passphrase_file, "passphrase"))
 
 
+def cmd_storage_usb_key(api: Client, args) -> object:
+    passphrase = _secret(args.passphrase_file, "passphrase")
+    if args.action == "remove":
+        return api.call("storage.usb_key.remove", passphrase=passphrase)
+    if args.disk is None:
+        raise Invalid("name the USB stick (see: commonsbox storage disks)", "disk")
+    return api.call("storage.usb_key.add", disk=args.disk, passphrase=passphrase)
+
+
 def cmd_storage_unencrypted(api: Client, args) -> object:
     return api.call("storage.settings.set", allow_unencrypted=args.choice == "on", why=args.why)
+
+
+def cmd_files_set(api: Client, args) -> object:
+    return api.call("files.settings.set", enabled=args.choice == "on", why=args.why)
+
+
+def cmd_files_connection(api: Client, args) -> object:
+    return api.call("files.connection", owner=args.owner)
+
+
+def cmd_files_password(api: Client, args) -> object:
+    return api.call("files.password", owner=args.owner)
+
+
+def print_files(c: dict) -> None:
+    print(f"file share: {'on' if c['enabled'] else 'OFF'}; through the VPN only")
+    print(f"  {c['url']}  (SFTP: server {c['host']}, port {c['port']}, user {c['user']})")
+    print(f"  the app will ask you to trust the box's key: {c['host_key']}")
+    if "password" in c:
+        print(f"  FILES PASSWORD: {c['password']}  (shown this once)")
+    elif not c["has_password"]:
+        print("  no files password yet: commonsbox files password")
 
 
 def cmd_hardware_status(api: Client, args) -> object:
@@ -358,7 +389,8 @@ def show_text(args, result) -> None:
         case f if f is cmd_app_password_list:
             for p in result:
                 print(f"{p['id']:>4}  {p['owner']:<16}  {p['label']}")
-        case f if f in (cmd_storage_status, cmd_storage_lock, cmd_storage_unlock):
+        case f if f in (cmd_storage_status, cmd_storage_lock, cmd_storage_unlock,
+                        cmd_storage_usb_key):
             print_storage(result.get("status", result))
         case f if f is cmd_hardware_status:
             print_hardware(result)
@@ -373,6 +405,8 @@ def show_text(args, result) -> None:
             print(f"RECOVERY KEY: {result['recovery_key']}")
             print("  write it down or print it, and keep it away from the box: it is shown "
                   "this once, and opens the storage if the passphrase is lost")
+        case f if f in (cmd_files_connection, cmd_files_password):
+            print_files(result)
         case f if f is cmd_mail_dns:
             for r in result:
                 print(f"{r['name']:<40} {r['type']:<5} {r['value']}")
@@ -514,10 +548,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--new-file")
     p = leaf(st, "recovery-key", cmd_storage_recovery_key, "a new recovery key (the old one dies)")
     p.add_argument("--passphrase-file")
+    p = leaf(st, "usb-key", cmd_storage_usb_key,
+             "a key on a USB stick that unlocks the storage when the box starts")
+    p.add_argument("action", choices=("add", "remove"))
+    p.add_argument("disk", nargs="?", help="the stick's name in `storage disks` (sdb)")
+    p.add_argument("--passphrase-file")
     p = leaf(st, "unencrypted", cmd_storage_unencrypted,
              "whether mail and chat may keep data unencrypted when there is no encrypted disk")
     p.add_argument("choice", choices=("on", "off"))
     p.add_argument("--why")
+
+    fs = sub.add_parser("files", help="the household's file share (SFTP, VPN only)") \
+        .add_subparsers(dest="files_cmd", required=True)
+    p = leaf(fs, "set", cmd_files_set, "turn the file share on or off")
+    p.add_argument("choice", choices=("on", "off"))
+    p.add_argument("--why")
+    for name, fn, what in (("connection", cmd_files_connection, "how to connect an app"),
+                           ("password", cmd_files_password, "a new files password")):
+        p = leaf(fs, name, fn, what)
+        p.add_argument("--owner", help="the member (for root, and managers acting for one)")
 
     hw = sub.add_parser("hardware", help="the board and its devices").add_subparsers(
         dest="hardware_cmd", required=True)

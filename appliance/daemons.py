@@ -41,6 +41,11 @@ DAEMONS = {d.name: d for d in (
            "/run/dovecot/master.pid", ("doveconf", "-n", "-c", "{}")),
     Daemon("postfix", "postfix.service", ("postfix", "start"), ("postfix", "reload"),
            "/var/spool/postfix/pid/master.pid", ("postfix", "-c", "{dir}", "check")),
+    # The household's file share (files/capability.py): OpenSSH's SFTP, its own instance.
+    Daemon("files", "commonsbox-files.service",
+           ("/usr/sbin/sshd", "-f", "/etc/commonsbox/files/sshd_config"),
+           ("sh", "-c", 'kill -HUP "$(cat /run/commonsbox-files/sshd.pid)"'),
+           "/run/commonsbox-files/sshd.pid", ("/usr/sbin/sshd", "-t", "-f", "{}")),
     Daemon("prosody", "prosody.service", ("prosodyctl", "start"), ("prosodyctl", "reload"),
            "/run/prosody/prosody.pid", ("prosodyctl", "--config", "{}", "check", "config")),
 )}

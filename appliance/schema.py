@@ -7,6 +7,7 @@ from . import validate as v
 from .accounts.schema import LANGUAGES, Accounts
 from .errors import Invalid
 from .chat.schema import ChatSettings
+from .files.schema import FilesSettings
 from .storage.schema import StorageSettings
 from .mail.schema import MailSettings
 from .vpn.schema import VpnSettings
@@ -59,6 +60,7 @@ class Desired:
     mail: MailSettings = MailSettings()
     chat: ChatSettings = ChatSettings()
     storage: StorageSettings = StorageSettings()
+    files: FilesSettings = FilesSettings()
 
     @classmethod
     def new(cls) -> "Desired":
@@ -66,7 +68,8 @@ class Desired:
 
     @classmethod
     def from_json(cls, doc) -> "Desired":
-        v.only_keys(doc, "", {"schema", "box", "vpn"}, {"accounts", "mail", "chat", "storage"})
+        v.only_keys(doc, "", {"schema", "box", "vpn"}, {"accounts", "mail", "chat", "storage",
+                                                       "files"})
         if doc["schema"] != SCHEMA_VERSION:
             raise Invalid(f"schema version {doc['schema']!r} is not {SCHEMA_VERSION}", "schema")
         accounts = Accounts.from_json(doc.get("accounts", {"users": []}))
@@ -83,12 +86,13 @@ class Desired:
         if chat.enabled and not mail.domain:
             raise Invalid("chat needs the box's domain: set up mail first", "chat.enabled")
         return cls(box=BoxSettings.from_json(doc["box"]), vpn=vpn, accounts=accounts, mail=mail,
-                   chat=chat, storage=StorageSettings.from_json(doc.get("storage", {})))
+                   chat=chat, storage=StorageSettings.from_json(doc.get("storage", {})),
+                   files=FilesSettings.from_json(doc.get("files", {"enabled": False})))
 
     def to_json(self) -> dict:
         return {"schema": SCHEMA_VERSION, "box": self.box.to_json(), "vpn": self.vpn.to_json(),
                 "accounts": self.accounts.to_json(), "mail": self.mail.to_json(), "chat": self.chat.to_json(),
-                "storage": self.storage.to_json()}
+                "storage": self.storage.to_json(), "files": self.files.to_json()}
 
     def with_vpn(self, vpn: VpnSettings) -> "Desired":
         return replace(self, vpn=vpn)
@@ -98,6 +102,9 @@ class Desired:
 
     def with_chat(self, chat: ChatSettings) -> "Desired":
         return replace(self, chat=chat)
+
+    def with_files(self, files: FilesSettings) -> "Desired":
+        return replace(self, files=files)
 
     def with_storage(self, storage: StorageSettings) -> "Desired":
         return replace(self, storage=storage)

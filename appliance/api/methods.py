@@ -20,6 +20,7 @@ from ..console import announce
 from ..mail.autoconfig import autoconfig_xml
 from ..mail.service import client_settings
 from ..errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
+from ..files.schema import FilesSettings
 from ..validate import address, choice, text
 from ..vpn.schema import Device
 from ..vpn.service import UNSET
@@ -478,10 +479,10 @@ def _owner(box: Box, caller: Caller, owner) -> str:
     """Members act for themselves; managers (and root) for anyone."""
     if owner is None or owner == caller.name:
         if caller.role == "root":
-            raise Invalid("say whose app password this is", "owner")
+            raise Invalid("say which member this is for", "owner")
         return caller.name
     if not caller.manages_box:
-        raise Forbidden("you can only manage your own app passwords")
+        raise Forbidden("you can only manage your own passwords")
     return owner
 
 
@@ -607,6 +608,43 @@ def storage_passphrase(box: Box, caller: Caller, old, new):
 def storage_recovery_key(box: Box, caller: Caller, passphrase):
     """A new recovery key; the old one stops working."""
     return {"recovery_key": box.storage.new_recovery_key(box.head()[1], passphrase)}
+
+
+@method("storage.usb_key.add", disk=(TEXT, REQUIRED), passphrase=(TEXT, REQUIRED))
+def storage_usb_key_add(box: Box, caller: Caller, disk, passphrase):
+    """A key file on the USB stick DISK that unlocks the storage when the box starts."""
+    box.storage.add_usb_key(box.head()[1], disk, passphrase)
+    return {"status": box.storage.status(box.head()[1])}
+
+
+@method("storage.usb_key.remove", passphrase=(TEXT, REQUIRED))
+def storage_usb_key_remove(box: Box, caller: Caller, passphrase):
+    box.storage.remove_usb_key(box.head()[1], passphrase)
+    return {"status": box.storage.status(box.head()[1])}
+
+
+# -- files --------------------------------------------------------------------------
+
+@method("files.settings.set", enabled=(BOOL, REQUIRED), **WHY)
+def files_settings_set(box: Box, caller: Caller, enabled, why):
+    return _apply(box, caller.who, _why(why, f"turn the file share {'on' if enabled else 'off'}"),
+                  lambda d: d.with_files(FilesSettings(enabled)))
+
+
+@method("files.connection", access="member", owner=(OPT_TEXT, None))
+def files_connection(box: Box, caller: Caller, owner):
+    """How a member's apps reach the share: address, user, the share's host key."""
+    return box.files.connection(box.head()[1], _owner(box, caller, owner))
+
+
+@method("files.password", access="member", owner=(OPT_TEXT, None))
+def files_password(box: Box, caller: Caller, owner):
+    """A new files password (the old one stops working), shown this once."""
+    who = _owner(box, caller, owner)
+    with box.lock:
+        desired = box.head()[1]
+        return {**box.files.connection(desired, who),
+                "password": box.files.new_password(desired, who), "has_password": True}
 
 
 # -- hardware -----------------------------------------------------------------------

@@ -3,13 +3,15 @@ it, change its passphrase and recovery key. Formatting is the one thing here tha
 destroys data: it happens only to a disk named by the household, typed back exactly.
 """
 
+import os
+
 from ..accounts import passwords
 from ..accounts.sessions import RuntimeStore
 from ..errors import Conflict, Invalid, NotFound, RateLimited, Unauthorized
 from ..schema import Desired
 from ..system import System
 from . import cipher as ciphers
-from . import luks
+from . import luks, usbkey
 from .disks import Disk, list_disks
 from .place import MAPPED, MAPPER, PRIVATE, mounted_at
 from .recovery import new_recovery_key, normal
@@ -26,7 +28,8 @@ class StorageService:
     # -- what there is -----------------------------------------------------------------
 
     def disks(self) -> list[Disk]:
-        return list_disks(self.system)
+        # A box in a namespace has no disks of its own: this machine's are not its to erase.
+        return [] if self.system.enter else list_disks(self.system)
 
     def cipher_for_this_box(self) -> tuple[ciphers.Cipher, str]:
         return ciphers.choose((self.system.read("/proc/cpuinfo") or b"").decode())
@@ -46,7 +49,7 @@ class StorageService:
         volume = desired.storage.volume
         chosen, why = self.cipher_for_this_box()
         out = {"allow_unencrypted": desired.storage.allow_unencrypted,
-               "suggested_cipher": chosen.name, "why": why, "volume": None}
+               "suggested_cipher": chosen.name, "why": why, "volume": None, "space": None}
         if volume is not None:
             device = self.device(volume)
             header = luks.header(self.system, device) if device else None
@@ -55,7 +58,17 @@ class StorageService:
                              "mounted": mounted_at(self.system) == MAPPED,
                              "key_slots": {luks.SLOT_NAMES.get(n, str(n)): kdf for n, kdf in
                                            sorted(header.slots.items())} if header else {}}
+        if volume is None or out["volume"]["mounted"]:
+            out["space"] = self.space()
         return out
+
+    def space(self) -> dict | None:
+        """Room where the household's data lives: bytes in all and free."""
+        try:
+            st = os.statvfs(self.system.path(PRIVATE))
+        except OSError:
+            return None
+        return {"total": st.f_blocks * st.f_frsize, "free": st.f_bavail * st.f_frsize}
 
     # -- making and opening the volume -------------------------------------------------
 
@@ -151,6 +164,44 @@ class StorageService:
             luks.remove_key(self.system, device, luks.RECOVERY, passphrase)
         luks.add_key(self.system, device, passphrase, key, luks.RECOVERY, self.kdf)
         return key
+
+    def add_usb_key(self, desired: Desired, disk_name: str, passphrase: str) -> None:
+        """A new key on the USB stick DISK_NAME (in place of any USB key before)."""
+        device = self._present(desired)
+        stick = next((d for d in self.disks() if d.name == disk_name and d.usb), None)
+        if stick is None:
+            raise NotFound(f"there is no USB stick {disk_name!r}", "disk")
+        if luks.which_slot(self.system, device, passphrase) is None:
+            raise Unauthorized("that passphrase does not open the storage", "passphrase")
+        key = usbkey.new_key()
+        # The file first: a stick that cannot be written leaves the slots as they were.
+        usbkey.write_key(self.system, stick, desired.storage.volume.uuid, key)
+        self.remove_usb_key(desired, passphrase)
+        luks.add_key(self.system, device, passphrase, key, luks.USB, self.kdf)
+
+    def remove_usb_key(self, desired: Desired, passphrase: str) -> None:
+        """The USB key opens the storage no more (its file stays on the stick, useless)."""
+        device = self._present(desired)
+        if luks.USB in luks.header(self.system, device).slots:
+            luks.remove_key(self.system, device, luks.USB, passphrase)
+
+    def unlock_with_usb_key(self, desired: Desired) -> bool | None:
+        """Open the locked storage with a USB key plugged in: True if one opened it,
+        False if none did, None if there is no locked storage to open."""
+        volume = desired.storage.volume
+        if volume is None or self.system.path(MAPPED).exists():
+            return None
+        device = self.device(volume)
+        if device is None:
+            return None
+        for key in usbkey.find_keys(self.system, self.disks(), volume.uuid):
+            try:
+                luks.open_volume(self.system, device, MAPPER, key)
+            except Unauthorized:  # a key from before the last change: not a wrong guess
+                continue
+            self.mount()
+            return True
+        return False
 
     def _volume(self, desired: Desired) -> Volume:
         if desired.storage.volume is None:

@@ -21,14 +21,15 @@ def watch_disks(on_removed, on_added=None) -> threading.Thread:
 
     def loop():
         for device in iter(monitor.poll, None):
-            if device.device_type != "disk":
+            # A stick's partitions come after the disk: a key may be on one of them.
+            if device.device_type not in ("disk", "partition"):
                 continue
             try:
-                if device.action == "remove":
+                if device.action == "remove" and device.device_type == "disk":
                     log.info("disk unplugged: %s", device.sys_name)
                     on_removed()
                 elif device.action == "add":
-                    log.info("disk plugged in: %s", device.sys_name)
+                    log.info("plugged in: %s", device.sys_name)
                     if on_added:
                         on_added()
             except Exception:  # the watcher must outlive one bad event

@@ -34,8 +34,10 @@ RELAY_PACKAGES = (
     "postfix", "dovecot-core", "dovecot-imapd", "dovecot-lmtpd", "opendkim",
     "prosody", "lua-unbound",
     "libsasl2-modules",  # PLAIN and LOGIN, with which Postfix logs in to a smarthost
+    "openssh-server",  # its SFTP server is the household's file share (appliance/files)
 )
-RELAY_UNITS = ("postfix.service", "dovecot.service", "opendkim.service", "prosody.service")
+RELAY_UNITS = ("postfix.service", "dovecot.service", "opendkim.service", "prosody.service",
+               "ssh.service")
 KERNEL = {"amd64": "linux-image-amd64", "arm64": "linux-image-arm64"}
 # The Raspberry Pi's boot firmware (start4.elf, fixup4.dat, ...) comes from Debian too,
 # from its non-free-firmware component (the Pi's GPU boots the board: no free firmware
@@ -168,6 +170,13 @@ mkdir -p "$R/etc/systemd/journald.conf.d"
 printf '[Journal]\nStorage=volatile\nMaxRetentionSec=2day\nRuntimeMaxUse=32M\n' > "$R/etc/systemd/journald.conf.d/commonsbox.conf"
 # The relay's daemons start when the agent has configured them, not with their defaults.
 chroot "$R" systemctl disable --quiet {relay_units} 2>/dev/null
+# No SSH login to the box: the file share is OpenSSH's SFTP as an instance of its own
+# (commonsbox-files.service), with its own host key. The package's host keys (one set
+# in every image, and made afresh by each build) go; so does systemd's generator that
+# would offer sshd on local sockets.
+rm -f "$R"/etc/ssh/ssh_host_*
+mkdir -p "$R/etc/systemd/system-generators"
+ln -sf /dev/null "$R/etc/systemd/system-generators/systemd-ssh-generator"
 # mmdebstrap copied the build machine's resolv.conf: the box's is systemd-resolved's.
 rm -f "$R/etc/resolv.conf"
 ln -s ../run/systemd/resolve/stub-resolv.conf "$R/etc/resolv.conf"

@@ -54,9 +54,11 @@ class VM:
         self.console_log = self.work / "console.log"
         self.qmp_path = self.work / "qmp.sock"
         self.channel_path = self.work / "testchannel.sock"
+        self.usb: dict[str, Path] = {}  # the USB disks plugged in: name -> raw image
         self.proc: subprocess.Popen | None = None
         self.channel: Channel | None = None
         self.started_at = 0.0
+        self.status: dict = {}  # what the agent last said when it became ready
 
     # -- the command line ------------------------------------------------------------
     def command(self, interactive: bool = False) -> list[str]:
@@ -75,6 +77,10 @@ class VM:
                "-qmp", f"unix:{self.qmp_path},server=on,wait=off",
                "-device", "qemu-xhci,id=xhci",  # USB ports for disks plugged in later
                "-no-reboot", "-display", "none", "-vga", "none"]
+        for name, image in self.usb.items():  # still plugged in when the box restarts
+            cmd += ["-blockdev", f"driver=raw,node-name={name},file.driver=file,"
+                                 f"file.filename={image}",
+                    "-device", f"usb-storage,bus=xhci.0,drive={name},id={name},serial={name}"]
         if interactive:  # the console on this terminal, and logged
             cmd += ["-chardev", f"stdio,id=con,mux=on,signal=off,logfile={self.console_log}",
                     "-serial", "chardev:con", "-mon", "chardev=con,mode=readline"]
@@ -94,8 +100,10 @@ class VM:
                         *([f"{self.card_mib}M"] if self.card_mib else [])], check=True)
 
     # -- life cycle ------------------------------------------------------------------
-    def start(self) -> "VM":
-        self._overlay()
+    def start(self, fresh: bool = True) -> "VM":
+        """FRESH: a new overlay on the image (else the disk as the last run left it)."""
+        if fresh:
+            self._overlay()
         for p in (self.qmp_path, self.channel_path):
             p.unlink(missing_ok=True)
         self.started_at = time.monotonic()
@@ -103,6 +111,14 @@ class VM:
                                      stdout=open(self.work / "qemu.out", "wb"),
                                      stderr=subprocess.STDOUT)
         return self
+
+    def reboot(self, timeout: float = 600.0) -> dict:
+        """Power the box off and on again, its disk and USB disks as they are; returns
+        the agent's status once it is ready."""
+        self.stop()
+        self.start(fresh=False)
+        self.status = self.wait_ready(timeout)
+        return self.status
 
     def interactive(self) -> int:
         """Boot with the console on this terminal (Ctrl-A X quits); returns QEMU's status."""
@@ -210,6 +226,7 @@ class VM:
                                            "file": {"driver": "file", "filename": str(image)}})
             qmp.command("device_add", driver="usb-storage", bus="xhci.0", drive=name, id=name,
                         serial=name)
+            self.usb[name] = Path(image)
         finally:
             qmp.close()
 
@@ -218,6 +235,7 @@ class VM:
         qmp = QMP(self.qmp_path)
         try:
             qmp.command("device_del", id=name)
+            self.usb.pop(name, None)
             deadline = time.monotonic() + timeout
             while True:  # the device goes asynchronously; then its drive may go
                 try:

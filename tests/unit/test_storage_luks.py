@@ -101,3 +101,22 @@ def test_the_unlocked_volume_is_mounted_but_never_the_remains_of_a_pulled_disk()
     assert blocked(desired.storage, MAPPED) is None
     assert blocked(StorageSettings(), None).startswith("no encrypted storage yet")
     assert blocked(StorageSettings(allow_unencrypted=True), "/dev/mmcblk0p3") is None
+
+
+def stick(**kw):
+    from appliance.storage.disks import Disk
+    fields = dict(name="sdb", path="/dev/sdb", model="Kingston DataTraveler", serial="1",
+                  size=8 << 30, usb=True, system=False, contents="filesystem", detail="vfat",
+                  partitions=())
+    return Disk(**{**fields, **kw})
+
+
+def test_a_usb_key_lives_only_on_a_usb_sticks_fat_exfat_or_ext_file_system():
+    from appliance.storage.usbkey import file_systems
+    assert file_systems(stick(), SYSTEM) == [("/dev/sdb", "vfat")]
+    assert file_systems(stick(detail="ntfs"), SYSTEM) == []
+    assert file_systems(stick(usb=False), SYSTEM) == []  # not a stick: the box's own disk
+    assert file_systems(stick(system=True), SYSTEM) == []
+    assert file_systems(stick(contents="luks", detail="1234"), SYSTEM) == []
+    assert file_systems(stick(contents="empty", detail=""), SYSTEM) == []  # never formatted
+

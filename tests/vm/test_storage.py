@@ -1,9 +1,10 @@
 """The household's encrypted storage in the guest, whose kernel has device-mapper: a USB
 disk plugged in through QMP becomes the storage, is locked and unlocked, keeps its data,
-and is pulled out while mail uses it."""
+is pulled out while mail uses it, and opens after a reboot with a key on a USB stick."""
 
 import json
 import shlex
+import subprocess
 import time
 
 import pytest
@@ -32,8 +33,13 @@ def wait_for(what, timeout=90):
     return found
 
 
-def test_a_usb_disk_becomes_the_encrypted_storage_and_keeps_the_data(vm, tmp_path):
-    image = tmp_path / "usb.img"
+@pytest.fixture(scope="module")
+def usb_image(tmp_path_factory):
+    return tmp_path_factory.mktemp("usb") / "usb.img"
+
+
+def test_a_usb_disk_becomes_the_encrypted_storage_and_keeps_the_data(vm, usb_image):
+    image = usb_image
     with open(image, "wb") as f:
         f.truncate(256 * 1024 * 1024)
     vm.plug_usb_disk(image, "usbdisk")
@@ -93,3 +99,84 @@ def test_mail_keeps_its_mailboxes_there_and_stops_when_the_disk_is_pulled(vm):
         assert not health[("mail", "storage")]["ok"]
     finally:
         cli(vm, "mail", "set", "off")
+
+
+def key_stick(path) -> None:
+    """A 64 MiB USB stick as shops sell them: a partition table, one FAT partition, and
+    a file of the household's on it already."""
+    with open(path, "wb") as f:
+        f.truncate(64 * 1024 * 1024)
+    subprocess.run(["sfdisk", "-q", str(path)], input="start=2048, type=c\n", text=True,
+                   check=True)
+    subprocess.run(["mkfs.vfat", "-n", "KEYS", "--offset", "2048", str(path), "64512"],
+                   check=True, capture_output=True)
+    (path.parent / "holiday.txt").write_text("beach 2026\n")
+    subprocess.run(["mcopy", "-i", f"{path}@@1M", str(path.parent / "holiday.txt"), "::"],
+                   check=True)
+
+
+def stick_files(path) -> str:
+    return subprocess.run(["mdir", "-/", "-b", "-i", f"{path}@@1M", "::"], capture_output=True,
+                          text=True, check=True).stdout
+
+
+def no_key_opened(vm) -> int:
+    """How often the agent looked at the sticks plugged in and found no key that opens."""
+    log = vm.run(["journalctl", "-b", "-u", "commonsbox-agent", "--no-pager"]).stdout
+    return log.count("no USB key opened")
+
+
+def volume(vm):
+    return cli(vm, "storage", "status")[1]["volume"]
+
+
+def test_after_a_reboot_a_usb_key_opens_the_storage_and_the_passphrase_still_does(
+        vm, usb_image, tmp_path):
+    if not usb_image.exists() or cli(vm, "storage", "status")[1]["volume"] is None:
+        pytest.fail("needs the storage made by the tests before")
+    stick = tmp_path / "stick.img"
+    key_stick(stick)
+    if "usbdisk" not in vm.usb:  # the test before pulled it out
+        vm.plug_usb_disk(usb_image, "usbdisk")
+    wait_for(lambda: (v := volume(vm)) and v["present"])
+    vm.plug_usb_disk(stick, "keystick")
+    name = wait_for(lambda: next((d["name"] for d in cli(vm, "storage", "disks")[1]
+                                  if d["usb"] and d["contents"] == "partitions"), None))
+    put(vm, "/run/pp", PASSPHRASE)
+    rc, said = cli(vm, "storage", "usb-key", "add", name, "--passphrase-file", "/run/pp")
+    assert rc == 0, said
+    assert "USB key" in said["status"]["volume"]["key_slots"]
+    uuid = said["status"]["volume"]["uuid"]
+    files = stick_files(stick)
+    assert "::/holiday.txt" in files and f"::/commonsbox/{uuid}.key" in files, files
+
+    # Power off and on with both plugged in: nobody types anything.
+    t0 = time.monotonic()
+    vm.reboot()
+    v = wait_for(lambda: (v := volume(vm)) and v["mounted"] and v, timeout=300)
+    print(f"reboot to storage unlocked by the USB key: {time.monotonic() - t0:.1f} s")
+    assert vm.run(["cat", f"{PRIVATE}/note"], check=True).stdout == "family photos\n"
+    log = vm.run(["journalctl", "-b", "-u", "commonsbox-agent", "--no-pager"]).stdout
+    assert "unlocked with its USB key" in log
+    assert PASSPHRASE not in log
+
+    # Locked, the stick pulled and plugged in again: the agent opens it once more.
+    assert cli(vm, "storage", "lock")[0] == 0
+    vm.unplug_usb_disk("keystick")
+    vm.plug_usb_disk(stick, "keystick")
+    wait_for(lambda: volume(vm)["mounted"], timeout=300)
+
+    # Without its USB key slot, the stick opens nothing; the passphrase still does.
+    put(vm, "/run/pp", PASSPHRASE)
+    rc, said = cli(vm, "storage", "usb-key", "remove", "--passphrase-file", "/run/pp")
+    assert rc == 0 and "USB key" not in said["status"]["volume"]["key_slots"], said
+    assert cli(vm, "storage", "lock")[0] == 0
+    vm.unplug_usb_disk("keystick")
+    tried = no_key_opened(vm)
+    vm.plug_usb_disk(stick, "keystick")
+    wait_for(lambda: no_key_opened(vm) > tried, timeout=300)
+    assert not volume(vm)["unlocked"]
+    rc, opened = cli(vm, "storage", "unlock", "--key-file", "/run/pp")
+    assert rc == 0 and opened["slot"] == 0, opened
+    assert vm.run(["cat", f"{PRIVATE}/note"], check=True).stdout == "family photos\n"
+    vm.unplug_usb_disk("keystick")

@@ -1,0 +1,1 @@
+"""The household's file share: SFTP on the encrypted storage, through the VPN only."""

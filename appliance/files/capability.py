@@ -1,0 +1,212 @@
+"""The file share: OpenSSH's SFTP server, an instance of its own (never the installer's
+SSH), on the box's VPN addresses only; the firewall drops port 22 from anywhere but the
+VPN as well. Each member logs in as themselves with a files password and lands in their
+own folder; `shared` is everybody's. Nothing but SFTP: no shell, no forwarding.
+
+    /var/lib/commonsbox/private/files   root 755    the chroot every login is locked in
+        alice/                          alice 700   only Alice's
+        shared/                         root:cbfiles 2770, files group-writable
+
+Each member is a system user of group cbfiles (no shell, no home, locked until a files
+password is set), so the kernel, not a config line, keeps Alice out of Bob's folder.
+"""
+
+import base64
+import hashlib
+import os
+import secrets as random
+from dataclasses import replace
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from ..daemonconfig import DaemonConfig, File, lines
+from ..errors import Conflict
+from ..reconcile import Check
+from ..schema import Desired
+from ..secrets import Secret, SecretStore
+from ..storage.place import PRIVATE
+from ..system import System
+
+FILES = f"{PRIVATE}/files"
+SHARED = "shared"
+GROUP = "cbfiles"
+CONFIG_DIR = "/etc/commonsbox/files"
+CONFIG = f"{CONFIG_DIR}/sshd_config"
+HOST_KEY = f"{CONFIG_DIR}/host_ed25519"
+PIDFILE = "/run/commonsbox-files/sshd.pid"
+HOST_KEY_SECRET = "files.host_key"
+PORT = 22
+
+
+def host_key(secrets: SecretStore) -> Ed25519PrivateKey:
+    """The share's own SSH host key (devices remember it: it never changes)."""
+    pem = secrets.get(HOST_KEY_SECRET)
+    if pem is None:
+        key = Ed25519PrivateKey.generate()
+        secrets.put(HOST_KEY_SECRET, Secret(key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
+            serialization.NoEncryption()).decode()))
+        return key
+    return serialization.load_ssh_private_key(pem.reveal().encode(), None)
+
+
+def sshd_config(desired: Desired) -> bytes:
+    vpn = desired.vpn
+    return lines([
+        "# Written by the Commonsbox agent: the household's files, SFTP only, VPN only.",
+        f"ListenAddress {vpn.box_ipv4.ip}:{PORT}",
+        f"ListenAddress [{vpn.box_ipv6.ip}]:{PORT}",
+        f"HostKey {HOST_KEY}",
+        f"PidFile {PIDFILE}",
+        "UsePAM no",  # the password in /etc/shadow; no PAM sessions, no motd
+        "PasswordAuthentication yes",
+        "KbdInteractiveAuthentication no",
+        "PubkeyAuthentication no",
+        "PermitRootLogin no",
+        f"AllowGroups {GROUP}",
+        "MaxAuthTries 3",
+        "LoginGraceTime 30",
+        "MaxStartups 4:50:16",
+        "MaxSessions 4",
+        "ClientAliveInterval 60",
+        "PermitTTY no",
+        "AllowTcpForwarding no",
+        "AllowStreamLocalForwarding no",
+        "AllowAgentForwarding no",
+        "X11Forwarding no",
+        "PermitTunnel no",
+        "GatewayPorts no",
+        "PermitUserRC no",
+        f"ChrootDirectory {FILES}",
+        # Group members may change what they put in shared/; a member starts in their own.
+        "ForceCommand internal-sftp -u 0007 -d /%u",
+        "Subsystem sftp internal-sftp",
+    ])
+
+
+def members(desired: Desired) -> frozenset[str]:
+    return frozenset(u.name for u in desired.accounts.users)
+
+
+class FilesCapability(DaemonConfig):
+    name = "files"
+    daemons = ("files",)
+    read_by = ((f"{CONFIG_DIR}/", ("files",)),)
+    checked = {"files": CONFIG}
+    prepare_text = "give each member an account and a folder for their files"
+
+    def __init__(self, system: System, secrets: SecretStore):
+        super().__init__(system)
+        self.secrets = secrets
+        self._members: frozenset[str] = frozenset()
+
+    def depends_on(self, desired: Desired):
+        return desired.files, desired.vpn.ipv4_subnet, desired.vpn.ipv6_subnet, \
+            desired.storage, members(desired)
+
+    def enabled(self, desired: Desired) -> bool:
+        return desired.files.enabled
+
+    def files(self, desired: Desired) -> dict[str, File]:
+        key = host_key(self.secrets).private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
+            serialization.NoEncryption())
+        return {HOST_KEY: File(key, 0o600), CONFIG: File(sshd_config(desired))}
+
+    def runtime_dirs(self) -> list[tuple[str, str, str]]:
+        return [("/run/commonsbox-files", "root", "root"), ("/run/sshd", "root", "root")]
+
+    # -- the members' accounts and folders ---------------------------------------------
+
+    def plan(self, facts, desired: Desired) -> list:
+        # Who has an account is the desired state's: read before the facts are judged.
+        self._members = members(desired)
+        if facts.ready and self.enabled(desired) and not self.is_ready():
+            facts = replace(facts, ready=False)
+        return super().plan(facts, desired)
+
+    def _users(self) -> tuple[dict[str, int], int | None]:
+        """(our accounts: name -> uid, the group's number) from the box's own files."""
+        gid = next((int(f[2]) for f in _table(self.system, "/etc/group") if f[0] == GROUP), None)
+        ours = {f[0]: int(f[2]) for f in _table(self.system, "/etc/passwd")
+                if gid is not None and f[3] == str(gid)}
+        return ours, gid
+
+    def taken(self) -> frozenset[str]:
+        """Members whose name a system account already has (root, postfix...)."""
+        ours, _ = self._users()
+        system_names = {f[0] for f in _table(self.system, "/etc/passwd")} - set(ours)
+        return frozenset(self._members & system_names)
+
+    def is_ready(self) -> bool:
+        ours, gid = self._users()
+        wanted = self._members - self.taken()
+        return gid is not None and set(ours) == wanted and all(
+            self.system.path(f"{FILES}/{name}").is_dir() for name in (*wanted, SHARED))
+
+    def make_ready(self) -> None:
+        run = self.system.run
+        if self._users()[1] is None:
+            run(["groupadd", "--system", GROUP])
+        ours, _ = self._users()
+        for name in sorted(set(ours) - self._members):  # gone from the household
+            run(["pkill", "-KILL", "-U", str(ours[name])], check=False)
+            run(["userdel", name])
+        for name in sorted(self._members - set(ours) - self.taken()):
+            run(["useradd", "--system", "--gid", GROUP, "--home-dir", f"/{name}",
+                 "--no-create-home", "--shell", "/usr/sbin/nologin", name])
+        self._folder(FILES, 0o755, "root", "root")
+        self._folder(f"{FILES}/{SHARED}", 0o2770, "root", GROUP)
+        for name in sorted(self._members - self.taken()):
+            self._folder(f"{FILES}/{name}", 0o700, name, GROUP)
+
+    def _folder(self, path: str, mode: int, user: str, group: str) -> None:
+        where = self.system.path(path)
+        if not where.is_dir():  # a folder that exists keeps what its owner made of it
+            where.mkdir(parents=True)
+            os.chown(where, *self.system.ids(user, group))
+            os.chmod(where, mode)
+
+    # -- what a member is told, and their password --------------------------------------
+
+    def connection(self, desired: Desired, name: str) -> dict:
+        """How a member's app reaches the share, and the key it will be shown."""
+        blob = host_key(self.secrets).public_key().public_bytes(
+            serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).split()[1]
+        digest = base64.b64encode(hashlib.sha256(base64.b64decode(blob)).digest()).decode()
+        host = str(desired.vpn.box_ipv4.ip)
+        return {"enabled": desired.files.enabled, "host": host, "port": PORT, "user": name,
+                "url": f"sftp://{name}@{host}/", "host_key": f"SHA256:{digest.rstrip('=')}",
+                "has_password": self._has_password(name)}
+
+    def new_password(self, desired: Desired, name: str) -> str:
+        """A new files password for NAME (the old one stops working), shown this once."""
+        if not desired.files.enabled:
+            raise Conflict("the file share is off: a manager turns it on first")
+        if name not in self._users()[0]:
+            raise Conflict(f"{name} has no files account yet (is the storage unlocked?)")
+        password = random.token_urlsafe(18)  # 24 characters, 144 bits
+        # chpasswd hashes it as the box's PAM says (yescrypt); it reads it from stdin.
+        self.system.run(["chpasswd"], input=f"{name}:{password}\n")
+        return password
+
+    def _has_password(self, name: str) -> bool:
+        """Whether NAME's account has a password (shadow: '!' or '*' = none)."""
+        for fields in _table(self.system, "/etc/shadow", 2):
+            if fields[0] == name:
+                return not fields[1].startswith(("!", "*")) and fields[1] != ""
+        return False
+
+    def health(self, facts, desired: Desired) -> list[Check]:
+        checks = super().health(facts, desired)
+        if self.enabled(desired) and (taken := self.taken()):
+            checks.append(Check(self.name, "accounts", False,
+                                f"no files for {', '.join(sorted(taken))}: the box's system "
+                                f"already has an account of that name"))
+        return checks
+
+
+def _table(system: System, path: str, columns: int = 4) -> list[list[str]]:
+    return [line.split(":") for line in (system.read(path) or b"").decode().splitlines()
+            if line.count(":") >= columns - 1]
