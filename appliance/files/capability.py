@@ -5,7 +5,7 @@ own folder; `shared` is everybody's. Nothing but SFTP: no shell, no forwarding.
 
     /var/lib/commonsbox/private/files   root 755    the chroot every login is locked in
         alice/                          alice 700   only Alice's
-        shared/                         root:cbfiles 2770, files group-writable
+        shared/                         root:cbfiles 2770, files readable by all
 
 Each member is a system user of group cbfiles (no shell, no home, locked until a files
 password is set), so the kernel, not a config line, keeps Alice out of Bob's folder.
@@ -33,22 +33,22 @@ SHARED = "shared"
 GROUP = "cbfiles"
 CONFIG_DIR = "/etc/commonsbox/files"
 CONFIG = f"{CONFIG_DIR}/sshd_config"
-HOST_KEY = f"{CONFIG_DIR}/host_ed25519"
+HOST_KEY = f"{CONFIG_DIR}/keys/host_ed25519"  # not beside the config: in place before its check
 PIDFILE = "/run/commonsbox-files/sshd.pid"
 HOST_KEY_SECRET = "files.host_key"
 PORT = 22
 
 
-def host_key(secrets: SecretStore) -> Ed25519PrivateKey:
-    """The share's own SSH host key (devices remember it: it never changes)."""
+def host_key_pem(secrets: SecretStore) -> str:
+    """The share's own SSH host key (devices remember it: it never changes), as stored:
+    each serialisation differs (OpenSSH's format has random check bytes)."""
     pem = secrets.get(HOST_KEY_SECRET)
     if pem is None:
-        key = Ed25519PrivateKey.generate()
-        secrets.put(HOST_KEY_SECRET, Secret(key.private_bytes(
+        pem = Secret(Ed25519PrivateKey.generate().private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
-            serialization.NoEncryption()).decode()))
-        return key
-    return serialization.load_ssh_private_key(pem.reveal().encode(), None)
+            serialization.NoEncryption()).decode())
+        secrets.put(HOST_KEY_SECRET, pem)
+    return pem.reveal()
 
 
 def sshd_config(desired: Desired) -> bytes:
@@ -79,7 +79,8 @@ def sshd_config(desired: Desired) -> bytes:
         "GatewayPorts no",
         "PermitUserRC no",
         f"ChrootDirectory {FILES}",
-        # Group members may change what they put in shared/; a member starts in their own.
+        # What is put in shared/ every member can read (and add to, or replace); a
+        # member starts in their own folder.
         "ForceCommand internal-sftp -u 0007 -d /%u",
         "Subsystem sftp internal-sftp",
     ])
@@ -109,10 +110,8 @@ class FilesCapability(DaemonConfig):
         return desired.files.enabled
 
     def files(self, desired: Desired) -> dict[str, File]:
-        key = host_key(self.secrets).private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
-            serialization.NoEncryption())
-        return {HOST_KEY: File(key, 0o600), CONFIG: File(sshd_config(desired))}
+        return {HOST_KEY: File(host_key_pem(self.secrets).encode(), 0o600),
+                CONFIG: File(sshd_config(desired))}
 
     def runtime_dirs(self) -> list[tuple[str, str, str]]:
         return [("/run/commonsbox-files", "root", "root"), ("/run/sshd", "root", "root")]
@@ -172,7 +171,8 @@ class FilesCapability(DaemonConfig):
 
     def connection(self, desired: Desired, name: str) -> dict:
         """How a member's app reaches the share, and the key it will be shown."""
-        blob = host_key(self.secrets).public_key().public_bytes(
+        key = serialization.load_ssh_private_key(host_key_pem(self.secrets).encode(), None)
+        blob = key.public_key().public_bytes(
             serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).split()[1]
         digest = base64.b64encode(hashlib.sha256(base64.b64decode(blob)).digest()).decode()
         host = str(desired.vpn.box_ipv4.ip)

@@ -145,6 +145,9 @@ class StorageService:
 
     def mount(self) -> None:
         self.system.path(PRIVATE).mkdir(mode=0o755, parents=True, exist_ok=True)
+        # The mount point itself immutable: whatever still writes there after the disk
+        # is pulled or locked fails, rather than leaving data unencrypted on the card.
+        self.system.run(["chattr", "+i", PRIVATE], check=False)
         self.system.run(["mount", "-o", MOUNT_OPTIONS, MAPPED, PRIVATE])
 
     # -- keys --------------------------------------------------------------------------

@@ -88,6 +88,10 @@ def test_mail_keeps_its_mailboxes_there_and_stops_when_the_disk_is_pulled(vm):
             ["active", "active"]
         assert vm.run(["findmnt", "-no", "SOURCE", "-T", f"{PRIVATE}/mail"]).stdout.strip() == \
             "/dev/mapper/cbprivate"
+        # Pulled in the middle of a write that would fill the disk.
+        vm.run(["sh", "-c", f"dd if=/dev/zero of={PRIVATE}/big bs=1M count=1000 "
+                            "conv=fsync >/dev/null 2>&1 &"], check=True)
+        wait_for(lambda: int(vm.run(["stat", "-c", "%s", f"{PRIVATE}/big"]).stdout or 0) > 0)
         vm.unplug_usb_disk("usbdisk")
         # Under emulation, stopping five units (systemctl disable --now) takes minutes.
         status = wait_for(lambda: (v := cli(vm, "storage", "status")[1]["volume"])
@@ -97,6 +101,10 @@ def test_mail_keeps_its_mailboxes_there_and_stops_when_the_disk_is_pulled(vm):
             ["inactive", "inactive"]
         health = {(c["capability"], c["name"]): c for c in cli(vm, "status")[1]["health"]}
         assert not health[("mail", "storage")]["ok"]
+        wait_for(lambda: vm.run(["pgrep", "-x", "dd"]).rc != 0, timeout=300)  # it got its error
+        # Nothing reached the card in the storage's place, nor can anything now.
+        assert vm.run(["ls", "-A", PRIVATE]).stdout == ""
+        assert vm.run(["sh", "-c", f"echo x > {PRIVATE}/after"]).rc != 0
     finally:
         cli(vm, "mail", "set", "off")
 
