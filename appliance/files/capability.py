@@ -148,17 +148,22 @@ class FilesCapability(DaemonConfig):
         run = self.system.run
         if self._users()[1] is None:
             run(["groupadd", "--system", GROUP])
-        ours, _ = self._users()
-        for name in sorted(set(ours) - self._members):  # gone from the household
-            run(["pkill", "-KILL", "-U", str(ours[name])], check=False)
-            run(["userdel", name])
-        for name in sorted(self._members - set(ours) - self.taken()):
+        self.remove_accounts(keep=self._members)
+        for name in sorted(self._members - set(self._users()[0]) - self.taken()):
             run(["useradd", "--system", "--gid", GROUP, "--home-dir", f"/{name}",
                  "--no-create-home", "--shell", "/usr/sbin/nologin", name])
         self._folder(FILES, 0o755, "root", "root")
         self._folder(f"{FILES}/{SHARED}", 0o2770, "root", GROUP)
         for name in sorted(self._members - self.taken()):
             self._folder(f"{FILES}/{name}", 0o700, name, GROUP)
+
+    def remove_accounts(self, keep: frozenset[str] = frozenset()) -> None:
+        """The accounts of those no longer in the household (of everyone, at a factory
+        reset: a new Alice must not inherit the old one's files password)."""
+        ours, _ = self._users()
+        for name in sorted(set(ours) - keep):
+            self.system.run(["pkill", "-KILL", "-U", str(ours[name])], check=False)
+            self.system.run(["userdel", name])
 
     def _folder(self, path: str, mode: int, user: str, group: str) -> None:
         where = self.system.path(path)
