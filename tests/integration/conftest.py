@@ -6,12 +6,14 @@ Each test gets its own ``Lab`` (a sandbox.World): the box, family phones and an
 
 import itertools
 import os
+import re
 import shutil
 import signal
 import time
 
 import pytest
 
+from appliance.api.client import Client
 from appliance.sandbox import Phone, World
 
 SUBNET4, SUBNET6 = "10.77.0.0/24", "fd00:77::/64"
@@ -19,6 +21,7 @@ BOX_VPN_IP = "10.77.0.1"
 INTERNET = World.INTERNET
 BOX_OUTSIDE_IP = World.ENDPOINT["host"]
 _counter = itertools.count()
+NOBODY = 65534  # the web UI's user in these tests, as it is its own user on the box
 
 
 def _missing() -> str | None:
@@ -97,3 +100,21 @@ def box(tmp_path):
     world.close()
 
 
+# -- the web UI's tests --------------------------------------------------------------
+
+class ClientAsWebUI(Client):
+    """Connect with the web UI user's credentials (SO_PEERCRED reads them at connect)."""
+
+    def _connect(self):
+        os.setegid(NOBODY)
+        os.seteuid(NOBODY)
+        try:
+            super()._connect()
+        finally:
+            os.seteuid(0)
+            os.setegid(0)
+
+
+def csrf(page) -> str:
+    """The CSRF token in a page's forms (PAGE: a Flask test client's answer)."""
+    return re.search(r'name="csrf_token" value="([^"]+)"', page.get_data(as_text=True)).group(1)

@@ -15,26 +15,11 @@ from pathlib import Path
 import pytest
 
 import webui.agent
-from appliance.api.client import Client
 from webui import create_app
 
-from .conftest import BOX_VPN_IP, Lab
+from .conftest import BOX_VPN_IP, ClientAsWebUI, Lab, csrf
 
 PASS = "three unrelated words"
-NOBODY = 65534
-
-
-class ClientAsWebUI(Client):
-    """Connect with the web UI user's credentials (SO_PEERCRED reads them at connect)."""
-
-    def _connect(self):
-        os.setegid(NOBODY)
-        os.seteuid(NOBODY)
-        try:
-            super()._connect()
-        finally:
-            os.seteuid(0)
-            os.setegid(0)
 
 
 @pytest.fixture
@@ -48,10 +33,6 @@ def web(tmp_path, monkeypatch):
     yield client
     lab.close()
     subprocess.run(["rm", "-rf", str(root)])
-
-
-def csrf(page) -> str:
-    return re.search(r'name="csrf_token" value="([^"]+)"', page.get_data(as_text=True)).group(1)
 
 
 def post(client, url, data, base="https://box.test"):

@@ -22,28 +22,15 @@ import pytest
 
 import appliance.relaylab
 import webui.agent
-from appliance.api.client import Client
 from appliance.relaylab import RelayWorld, app_tls
 from appliance.sandbox import BoxSandbox
 from webui import create_app
 
+from .conftest import ClientAsWebUI, csrf
+
 DOMAIN = "box-w.test"
 BASE = f"https://{DOMAIN}"
 PASS = "correct horse battery staple 7"
-NOBODY = 65534
-
-
-class ClientAsWebUI(Client):
-    """Connect with the web UI user's credentials (SO_PEERCRED reads them at connect)."""
-
-    def _connect(self):
-        os.setegid(NOBODY)
-        os.seteuid(NOBODY)
-        try:
-            super()._connect()
-        finally:
-            os.seteuid(0)
-            os.setegid(0)
 
 
 @pytest.fixture(scope="module")
@@ -83,10 +70,6 @@ def app(box, monkeypatch):
 
 def text(answer) -> str:
     return answer.get_data(as_text=True)
-
-
-def csrf(page) -> str:
-    return re.search(r'name="csrf_token" value="([^"]+)"', text(page)).group(1)
 
 
 def post(web, url, data, page):

@@ -6,11 +6,14 @@ from flask import Blueprint, g, redirect, render_template, url_for
 
 from flask_babel import lazy_gettext as _l
 
+from appliance.errors import ApplianceError
+
 from ..agent import call
 
 bp = Blueprint("home", __name__)
 ONLINE_SECONDS = 180  # WireGuard re-handshakes every 2 minutes while traffic flows
 RECENT = 10
+LOW_SPACE = 0.10  # under a tenth free, the dashboard warns
 # The agent names its checks; the member reads them in their language. The detail
 # stays as the agent gave it: it is for whoever has to fix something.
 CHECKS = {("vpn", "interface"): _l("VPN interface"), ("vpn", "devices"): _l("Devices on the VPN"),
@@ -18,7 +21,9 @@ CHECKS = {("vpn", "interface"): _l("VPN interface"), ("vpn", "devices"): _l("Dev
           ("mail", "opendkim"): _l("Mail signing (OpenDKIM)"),
           ("mail", "mailfilter"): _l("Encrypted-only filter"),
           ("mail", "dovecot"): _l("Mailboxes (Dovecot)"), ("mail", "postfix"): _l("Mail server (Postfix)"),
-          ("chat", "prosody"): _l("Chat server (Prosody)")}
+          ("chat", "prosody"): _l("Chat server (Prosody)"),
+          ("storage", "encryption"): _l("Encrypted storage"),
+          ("mail", "storage"): _l("Mail's storage"), ("chat", "storage"): _l("Chat's storage")}
 
 
 @bp.route("/")
@@ -34,5 +39,18 @@ def dashboard():
     for check in status["health"]:
         check["label"] = CHECKS.get((check["capability"], check["name"]),
                                     f"{check['capability']} · {check['name']}")
+    storage = _storage() if g.user["role"] in ("admin", "installer") else None
+    space = (storage or {}).get("space") or {"total": status["system"]["disk_total"],
+                                             "free": status["system"]["disk_free"]}
     return render_template("dashboard.html", status=status, online=online, recent=recent,
-                           total=len(devices))
+                           total=len(devices), hardware=call("hardware.status"),
+                           storage=storage, space=space,
+                           low=space["free"] < LOW_SPACE * space["total"])
+
+
+def _storage() -> dict | None:
+    """The encrypted storage's state (managers only): the dashboard shows without it."""
+    try:
+        return call("storage.status")
+    except ApplianceError:
+        return None
