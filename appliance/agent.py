@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
              "; ".join(f"{o.capability} {len(o.actions)} action(s)" for o in outcomes))
     server = ApiServer(paths.socket, box, args.webui_user)
     server.serve_in_thread()
-    if not args.enter:  # the box's own disks (a box in a namespace has none)
+    if box.storage.own_disks:  # a box in a namespace or under another root has none
         watch_disks(box.storage_unplugged, box.storage_plugged)
         # A USB key plugged in before the agent started (argon2id: not on the boot's path).
         threading.Thread(target=box.storage_plugged, name="usbkey", daemon=True).start()

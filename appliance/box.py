@@ -18,7 +18,7 @@ from typing import Callable
 from . import __version__
 from .accounts.service import AccountService
 from .accounts.sessions import RuntimeStore
-from .errors import ApplianceError, Invalid, SystemFailure
+from .errors import ApplianceError, Conflict, Invalid, SystemFailure
 from .firewall import ruleset
 from .firewall.capability import FirewallCapability
 from .chat.capability import ChatCapability
@@ -139,6 +139,8 @@ class Box:
     def lock_storage(self) -> list[Outcome]:
         """Stop what keeps data on the encrypted storage, then lock it."""
         with self.lock:
+            if self.store.head()[1].storage.volume is None:
+                raise Conflict("the box has no encrypted storage yet")
             for cap in self.data_services:
                 cap.stop_all()
             self.storage.lock()

@@ -49,9 +49,8 @@ def create_app(socket_path: Path = DEFAULT_SOCKET, secret_key: bytes | None = No
     app.jinja_env.filters["todatetime"] = lambda ts: datetime.fromtimestamp(ts, timezone.utc)
     app.jinja_env.filters["filesize"] = filesize
 
-    from .views import register, storage
+    from .views import register
     register(app)
-    app.register_blueprint(storage.bp)
     return app
 
 

@@ -4,6 +4,7 @@ destroys data: it happens only to a disk named by the household, typed back exac
 """
 
 import os
+from pathlib import Path
 
 from ..accounts import passwords
 from ..accounts.sessions import RuntimeStore
@@ -28,8 +29,13 @@ class StorageService:
     # -- what there is -----------------------------------------------------------------
 
     def disks(self) -> list[Disk]:
-        # A box in a namespace has no disks of its own: this machine's are not its to erase.
-        return [] if self.system.enter else list_disks(self.system)
+        return list_disks(self.system) if self.own_disks else []
+
+    @property
+    def own_disks(self) -> bool:
+        """Whether this machine's disks are the box's: not for a box in a namespace or
+        under another root (the demo, the tests), whose disks are not its to erase."""
+        return not self.system.enter and self.system.root == Path("/")
 
     def cipher_for_this_box(self) -> tuple[ciphers.Cipher, str]:
         return ciphers.choose((self.system.read("/proc/cpuinfo") or b"").decode())
