@@ -9,9 +9,9 @@ from ..errors import message
 
 
 def register(app: Flask) -> None:
-    from . import account, admin, auth, autoconfig, devices, home, mail, setup, storage
+    from . import account, admin, auth, autoconfig, devices, files, home, mail, setup, storage
 
-    for module in (setup, auth, home, devices, mail, storage, admin, account, autoconfig):
+    for module in (setup, auth, home, devices, mail, files, storage, admin, account, autoconfig):
         app.register_blueprint(module.bp)
 
     @app.errorhandler(Unauthorized)
