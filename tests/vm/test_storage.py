@@ -9,6 +9,8 @@ import time
 
 import pytest
 
+from .guest import wait_for
+
 pytestmark = pytest.mark.vm
 
 PASSPHRASE = "our house, our keys 42"
@@ -23,14 +25,6 @@ def cli(vm, *args, timeout=600):
 def put(vm, path, text):
     vm.run(["sh", "-c", f"umask 077; printf %s {shlex.quote(text)} > {path}"], check=True)
 
-
-def wait_for(what, timeout=90):
-    deadline = time.monotonic() + timeout
-    while not (found := what()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout} s")
-        time.sleep(1)
-    return found
 
 
 @pytest.fixture(scope="module")

@@ -16,6 +16,8 @@ from urllib.parse import urlencode
 
 import pytest
 
+from .guest import wait_for
+
 pytestmark = pytest.mark.vm
 
 PASSPHRASE = "our house, our keys 42"  # the storage's, as tests/vm/test_storage.py made it
@@ -69,14 +71,6 @@ def cli(vm, *args, timeout=600):
     return json.loads(answer.stdout)
 
 
-def wait_for(what, timeout=120):
-    deadline = time.monotonic() + timeout
-    while not (found := what()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout} s")
-        time.sleep(1)
-    return found
-
 
 @pytest.fixture(scope="module")
 def web(vm, tmp_path_factory):
@@ -110,7 +104,7 @@ def set_up_through_the_page(vm, web, tmp_path_factory):
         f.truncate(256 * 1024 * 1024)
     vm.plug_usb_disk(image, "webdisk")
     disk = wait_for(lambda: next((d for d in cli(vm, "storage", "disks")
-                                  if d["usb"] and d["contents"] == "empty"), None))
+                                  if d["usb"] and d["contents"] == "empty"), None), timeout=120)
     _, page = web.get("/storage/")
     assert f"Set up {disk['confirm_name']} as the storage" in page
     setup = f"/storage/setup/{disk['name']}"
@@ -135,7 +129,8 @@ def set_up_through_the_page(vm, web, tmp_path_factory):
 def test_the_storage_page_shows_the_volume(vm, web, tmp_path_factory):
     if cli(vm, "storage", "status")["volume"] is None:
         set_up_through_the_page(vm, web, tmp_path_factory)
-    volume = wait_for(lambda: (v := cli(vm, "storage", "status")["volume"]) and v["present"] and v)
+    volume = wait_for(lambda: (v := cli(vm, "storage", "status")["volume"]) and v["present"]
+                      and v, timeout=120)
     answer, page = web.get("/storage/")
     assert answer.status == 200
     assert "Encrypted storage" in page and volume["disk"] in page
