@@ -135,8 +135,11 @@ INITRAMFS_MODULES = (
 # Runs after the essential packages are in. Two tools are run once, at the end, rather
 # than by each package that calls them (under arm64 emulation each run costs seconds to
 # minutes): update-initramfs (the kernel's hook, then each trigger) and py3compile (each
-# Python package's postinst starts an interpreter to byte-compile its files).
-DEFERRED = ("/usr/sbin/update-initramfs", "/usr/bin/py3compile")
+# Python package's postinst starts an interpreter to byte-compile its files). Two are
+# not run at all: the keys they would make (SSH host keys, ssl-cert's "snakeoil") would
+# be one private key in every box's image, and the build removes them anyway.
+DEFERRED = ("/usr/sbin/update-initramfs", "/usr/bin/py3compile", "/usr/bin/ssh-keygen",
+            "/usr/sbin/make-ssl-cert")
 ESSENTIAL = r"""
 set -eu
 R="$1"
@@ -214,9 +217,42 @@ chroot "$R" update-initramfs -c -k all
     .replace("{deferred}", " ".join(DEFERRED)).replace("{modules}", " ".join(INITRAMFS_MODULES))
 
 
+# -- The box's hardware: its service, PID 1's watchdog, the I2C bus, the clock -----------
+# (hardware/README.md) The hardware service's unit and the watchdog drop-in come from
+# files/ (their contents are part of the root's cache key: hardware_inputs); i2c-dev
+# gives the display, clock and sensor their /dev/i2c-N; systemd-timesyncd is the NTP
+# client without which the clock is never synchronised nor stored in the real-time clock.
+HARDWARE_PACKAGES = ("systemd-timesyncd",)
+HARDWARE_FILES = {  # where in the root -> which file of image/cbimage/files
+    "/usr/lib/systemd/system/commonsbox-hardware.service": "commonsbox-hardware.service",
+    "/usr/lib/systemd/system.conf.d/commonsbox-watchdog.conf": "commonsbox-watchdog.conf",
+}
+HARDWARE_MODULES = ("i2c-dev",)
+HARDWARE_UNITS = ("commonsbox-hardware.service",)
+
+
+def hardware_customize() -> str:
+    """The hardware's customize hook: its files in place, its unit enabled."""
+    files = Path(__file__).resolve().parent / "files"
+    return "\n".join([
+        "set -eu", 'R="$1"',
+        *(f'install -D -m 0644 "{files / name}" "$R{where}"'
+          for where, name in HARDWARE_FILES.items()),
+        'mkdir -p "$R/usr/lib/modules-load.d"',
+        f"printf '%s\\n' {' '.join(HARDWARE_MODULES)} > \"$R/usr/lib/modules-load.d/commonsbox.conf\"",
+        f'chroot "$R" systemctl enable --quiet {" ".join(HARDWARE_UNITS)}', ""])
+
+
+def hardware_inputs() -> bytes:
+    files = Path(__file__).resolve().parent / "files"
+    return b"".join(name.encode() + b"\0" + (files / name).read_bytes()
+                    for name in HARDWARE_FILES.values())
+# -- end of the hardware's part ------------------------------------------------------------
+
+
 def packages(architecture: str) -> list[str]:
     return sorted({*BASE_PACKAGES, *PYTHON_PACKAGES, *RELAY_PACKAGES, KERNEL[architecture],
-                   *ARCH_PACKAGES[architecture]})
+                   *ARCH_PACKAGES[architecture], *HARDWARE_PACKAGES})
 
 
 def epoch() -> int:
@@ -240,6 +276,7 @@ def key(profile: Profile, epoch: int) -> str:
     h = hashlib.sha256()
     h.update(f"epoch {epoch}\nsuite {profile.suite}\narch {profile.architecture}\n".encode())
     h.update(Path(__file__).read_bytes())
+    h.update(hardware_inputs())
     h.update(MIRROR.encode())
     return h.hexdigest()
 
@@ -312,7 +349,7 @@ def build(profile: Profile, out: Path, epoch: int, log) -> float:
     cmd = ["mmdebstrap", "--variant=apt", f"--architectures={profile.architecture}",
            f"--components={COMPONENTS[profile.architecture]}", f"--include={','.join(packages(profile.architecture))}",
            *(f"--dpkgopt={o}" for o in DPKG_EXCLUDES), f"--essential-hook={ESSENTIAL}",
-           f"--customize-hook={CUSTOMIZE}",
+           f"--customize-hook={CUSTOMIZE}", f"--customize-hook={hardware_customize()}",
            profile.suite, str(tmp), MIRROR]
     log(f"rootfs: mmdebstrap {profile.suite} {profile.architecture}, "
         f"{len(packages(profile.architecture))} packages -> {out.name}")
