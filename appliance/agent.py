@@ -21,6 +21,7 @@ from .api.server import ApiServer
 from .box import Box
 from .console import announce
 from .paths import Paths
+from .reset import resume as resume_reset
 from .storage.watch import watch_disks
 from .system import System
 from .tls import ensure_certificate
@@ -69,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
              ", ".join(f"{k}={'yes' if v else 'no'}" for k, v in found.items()), backend.kind)
     system = System.inside(args.enter) if args.enter else System(paths.root)
     box = Box(paths, backend, found, system)
+    resume_reset(box)  # a factory reset the power cut short is finished first
     group = pwd.getpwnam(args.webui_user).pw_gid if args.webui_user else None
     box.tls_fingerprint = ensure_certificate(paths.tls_cert, paths.tls_key, group,
                                              box.head()[1].box.name)

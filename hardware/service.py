@@ -137,18 +137,6 @@ class BusPort:
         self._live().write_i2c_block_data(i2c_addr, register, data)
 
 
-def picture(view: BoxView, width: int = 128, height: int = 64) -> Canvas:
-    """What the panel shows for VIEW: status_screen's layout, except that a setup code
-    must be readable whole. Beside the QR code there are 10 columns and the agent's codes
-    have 14 characters (XXXX-XXXX-XXXX): until the layout wraps the code, it is shown
-    without the QR code and the address (the login prompt says the address too)."""
-    canvas = layout(view, width, height)
-    if view.state == "unclaimed" and view.setup_code \
-            and view.setup_code not in "".join(item.text for item in canvas.texts):
-        canvas = layout(replace(view, address="", url=""), width, height)
-    return canvas
-
-
 def _busy(error: HardwareError) -> bool:
     """EBUSY: a kernel driver has bound the chip (an RTC overlay's rtc-ds1307, say)."""
     cause = error.__cause__
@@ -391,7 +379,7 @@ class HardwareService:
         if self._panel is None or view == self.drawn:
             return
         try:
-            self._panel.show(picture(view, self._panel.width, self._panel.height))
+            self._panel.show(layout(view, self._panel.width, self._panel.height))
         except HardwareError as error:
             self._panel = None
             self._device_failed("display", error)

@@ -623,6 +623,15 @@ def storage_usb_key_remove(box: Box, caller: Caller, passphrase):
     return {"status": box.storage.status(box.head()[1])}
 
 
+@method("box.factory_reset", access="root")
+def box_factory_reset(box: Box, caller: Caller):
+    """Forget the household: accounts, secrets, devices, history; the disks' contents
+    stay (appliance/reset.py). The hardware service asks for it after the button."""
+    from ..reset import factory_reset
+    factory_reset(box)
+    return {"claimed": False}
+
+
 # -- files --------------------------------------------------------------------------
 
 @method("files.settings.set", enabled=(BOOL, REQUIRED), **WHY)

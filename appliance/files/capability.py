@@ -165,6 +165,10 @@ class FilesCapability(DaemonConfig):
             self.system.run(["pkill", "-KILL", "-U", str(ours[name])], check=False)
             self.system.run(["userdel", name])
 
+    def forget(self) -> None:
+        """At a factory reset (appliance/reset.py): nobody keeps an account."""
+        self.remove_accounts()
+
     def _folder(self, path: str, mode: int, user: str, group: str) -> None:
         where = self.system.path(path)
         if not where.is_dir():  # a folder that exists keeps what its owner made of it

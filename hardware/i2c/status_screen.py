@@ -82,12 +82,13 @@ def _unclaimed(canvas: Canvas, view: BoxView) -> None:
         text_width = x - 2
     columns = (text_width + 1) // font.CELL_WIDTH
     address = _wrap(view.address, columns) if view.address else []
-    lines = [view.name[:columns], "", "Setup code", view.setup_code, ""]
+    code = _wrap(view.setup_code, columns)  # XXXX-XXXX-XXXX is wider than the text
+    lines = [view.name[:columns], "", "Setup code", *code, ""]
     if canvas.rows < 8:
-        lines = [view.name[:columns], view.setup_code]
+        lines = [view.name[:columns], *code]
     elif address:
         lines.append("Scan, or:" if url else "Open:")
-    lines = (lines + address)[:canvas.rows]
+    lines = _fit(lines + address, canvas.rows)
     for row, line in enumerate(lines):
         if line:
             canvas.text(row, line[:columns])

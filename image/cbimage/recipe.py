@@ -344,7 +344,8 @@ def check_lock(got: dict[str, str], lock: dict[str, str]) -> None:
 def build(profile: Profile, out: Path, epoch: int, log) -> float:
     """mmdebstrap the root file system into the tarball OUT; return the seconds it took."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.stem + ".part.tar")  # mmdebstrap picks the format by suffix
+    # Per process: two builds of the same root at once must not share one part file.
+    tmp = out.with_name(f"{out.stem}.{os.getpid()}.part.tar")  # mmdebstrap: format by suffix
     tmp.unlink(missing_ok=True)
     cmd = ["mmdebstrap", "--variant=apt", f"--architectures={profile.architecture}",
            f"--components={COMPONENTS[profile.architecture]}", f"--include={','.join(packages(profile.architecture))}",
@@ -360,6 +361,7 @@ def build(profile: Profile, out: Path, epoch: int, log) -> float:
             env["QEMU_CPU"] = QEMU_CPU[profile.architecture]  # read by qemu-user's binfmt handler
         r = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, env=env)
     if r.returncode:
+        tmp.unlink(missing_ok=True)
         raise SystemExit(f"mmdebstrap failed ({r.returncode}); see {out.with_suffix('.log')}")
     tmp.rename(out)
     return time.monotonic() - t0

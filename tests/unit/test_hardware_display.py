@@ -143,7 +143,7 @@ def test_absent_display():
 
 # --- status screens, as data -------------------------------------------------------
 
-BOX = BoxView("Miller family box", "192.168.1.23", "unclaimed", "K7QF-2M9X",
+BOX = BoxView("Miller family box", "192.168.1.23", "unclaimed", "K7QF-2M9X-HT4P",
               "http://192.168.1.23/")
 
 
@@ -153,8 +153,9 @@ def texts(canvas):
 
 def test_unclaimed_shows_setup_code_and_a_qr_code_of_the_url():
     canvas = layout(BOX)
-    assert texts(canvas) == {0: "Miller fam", 2: "Setup code", 3: "K7QF-2M9X",
-                             5: "Scan, or:", 6: "192.168.1.", 7: "23"}
+    # A real code (14 characters) is wider than the text beside the QR code: it wraps.
+    assert texts(canvas) == {0: "Miller fam", 1: "Setup code", 2: "K7QF-2M9X-", 3: "HT4P",
+                             4: "Scan, or:", 5: "192.168.1.", 6: "23"}
     (qr,) = canvas.qr_codes
     assert qr.data == "http://192.168.1.23/"
     assert qr.x + qr.size == 128 and qr.size <= 64 and qr.scale == 2

@@ -24,8 +24,9 @@ from hardware.boards import Board
 from hardware.clocksync import STORE_SECONDS, why_not_set
 from hardware.i2c.rtc import RtcReading
 from hardware.i2c.ssd1306 import Ssd1306
-from hardware.i2c.status_screen import BoxView
-from hardware.service import PROBE_SECONDS, HardwareService, indication, picture
+from hardware.i2c import font
+from hardware.i2c.status_screen import BoxView, layout
+from hardware.service import PROBE_SECONDS, HardwareService, indication
 
 from .fakei2c import DS3231, SSD1306, Failing, FakeBus, bcd
 from .test_hardware_display import read_text, zbar
@@ -161,8 +162,11 @@ class Rig:
         return self.watch.poll(self.now)
 
     def text(self) -> list[str]:
+        """The panel's lines of text, left of the QR code when there is one."""
         image = self.panel.visible()
-        return [read_text(image, row) for row in range(8)]
+        qr = layout(self.service.drawn).qr_codes if self.service.drawn else ()
+        count = (qr[0].x + 1) // font.CELL_WIDTH if qr else None
+        return [read_text(image, row, count=count) for row in range(8)]
 
     def hold(self, seconds, step=0.05):
         """Hold the button down for SECONDS, stepping the loop as the box would."""
@@ -190,8 +194,8 @@ def test_the_display_and_leds_follow_the_box_from_starting_to_ready():
     assert rig.poll().state == "unclaimed"
     rig.step(0.05)
     lines = rig.text()
-    assert lines[0] == "Smith family box" and "Setup code" in lines
-    assert "ABCD-EFGH-JKMN" in lines             # whole: a code cut short claims nothing
+    assert lines[0] == "Smith fami" and "Setup code" in lines  # a QR code beside
+    assert "ABCD-EFGH-JKMN" in "".join(lines)    # whole: a code cut short claims nothing
     assert rig.chip.leds() == (True, False)      # steady
     assert rig.service.drawn.url == "https://192.168.1.23/"
 
@@ -266,7 +270,7 @@ def test_hold_ten_seconds_then_press_again_resets_the_box_through_the_agent():
     rig.chip.press(False)
     rig.step(0.05)
     lines = rig.text()                           # the new state, with the new code
-    assert "Setup code" in lines and "PQRS-TUVW-XYZ2" in lines
+    assert "Setup code" in lines and "PQRS-TUVW-XYZ2" in "".join(lines)
 
 
 def test_no_second_press_within_30_s_changes_nothing():
@@ -315,21 +319,18 @@ def test_leds_blink_while_the_reset_is_asked_and_while_it_runs():
     assert indication("resetting", 0.13) == (False, False)
 
 
-def test_a_setup_code_is_shown_whole_and_the_qr_code_when_it_fits(tmp_path):
-    short = BoxView("Smith", "192.168.1.23", "unclaimed", "K7QF-2M9X", "https://192.168.1.23/")
-    canvas = picture(short)
+def test_the_agents_setup_code_is_shown_whole_beside_the_qr_code(tmp_path):
+    view = BoxView("Smith", "192.168.1.23", "unclaimed", "ABCD-EFGH-JKMN", "https://192.168.1.23/")
+    canvas = layout(view)
     assert [qr.data for qr in canvas.qr_codes] == ["https://192.168.1.23/"]
-    assert "K7QF-2M9X" in [item.text for item in canvas.texts]
+    texts = [item.text for item in canvas.texts]
+    assert "".join(texts[texts.index("Setup code") + 1:][:2]) == "ABCD-EFGH-JKMN"
     panel = SSD1306()
     display = Ssd1306(FakeBus({0x3C: panel}))
     display.init()
     display.show(canvas)
     if shutil.which("zbarimg"):
         assert zbar(panel.visible(), tmp_path) == "https://192.168.1.23/"
-    # The agent's own codes (14 characters) do not fit beside a QR code: no QR then.
-    full = replace(short, setup_code="ABCD-EFGH-JKMN")
-    canvas = picture(full)
-    assert canvas.qr_codes == () and "ABCD-EFGH-JKMN" in [item.text for item in canvas.texts]
 
 
 def test_a_box_without_display_or_gpio_runs_and_says_so_once(caplog):
