@@ -79,6 +79,9 @@ class StorageService:
     # -- making and opening the volume -------------------------------------------------
 
     def change_settings(self, desired: Desired, allow_unencrypted: bool) -> Desired:
+        if allow_unencrypted and desired.storage.volume is None:
+            # The place is the card's now (a box reset after it had a volume): writable.
+            self.system.run(["chattr", "-i", PRIVATE], check=False)
         return desired.with_storage(StorageSettings(desired.storage.volume, allow_unencrypted))
 
     def format(self, desired: Desired, disk_name: str, confirm: str, passphrase: str,
