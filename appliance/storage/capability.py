@@ -11,11 +11,15 @@ from . import luks
 from .place import MAPPED, MAPPER, mounted_at
 
 
+LOW_SPACE = 0.1  # below a tenth free, the box asks for attention (and the dashboard says so)
+
+
 @dataclass(frozen=True)
 class Facts:
     luks: frozenset[str]  # the UUIDs of the LUKS volumes on the disks plugged in
     unlocked: bool
     mounted: str | None  # what is mounted where the data lives
+    space: dict | None = None  # {"total", "free"} bytes of the volume while it is mounted
 
 
 @dataclass(frozen=True)
@@ -40,7 +44,9 @@ class StorageCapability:
         return desired.storage
 
     def read_facts(self) -> Facts:
-        return Facts(luks=self.service.luks_volumes(), unlocked=self.system.path(MAPPED).exists(), mounted=mounted_at(self.system))
+        mounted = mounted_at(self.system)
+        return Facts(luks=self.service.luks_volumes(), unlocked=self.system.path(MAPPED).exists(),
+                     mounted=mounted, space=self.service.space() if mounted == MAPPED else None)
 
     def plan(self, facts: Facts, desired: Desired) -> list:
         # Never the remains of a pulled disk: its mapping lingers until nothing holds it.
@@ -58,6 +64,15 @@ class StorageCapability:
             elif isinstance(action, Close):
                 luks.close_volume(self.system, MAPPER)
 
+    @staticmethod
+    def _space(space: dict | None) -> list[Check]:
+        if not space:
+            return []
+        free, total = space["free"], space["total"]
+        low = free < LOW_SPACE * total
+        return [Check("storage", "space", not low, f"{free // 2**20} MiB free of "
+                      f"{total // 2**20} MiB" + (": make room, or mail will be refused" if low else ""))]
+
     def health(self, facts: Facts, desired: Desired) -> list[Check]:
         volume = desired.storage.volume
         if volume is None:
@@ -65,6 +80,7 @@ class StorageCapability:
         if volume.uuid not in facts.luks:
             return [Check(self.name, "encryption", False, f"the disk ({volume.disk}) is missing")]
         if facts.unlocked and facts.mounted == MAPPED:
-            return [Check(self.name, "encryption", True, f"unlocked ({volume.cipher})")]
+            return [Check(self.name, "encryption", True, f"unlocked ({volume.cipher})"),
+                    *self._space(facts.space)]
         return [Check(self.name, "encryption", False,
                       "locked: unlock it with the household's passphrase")]

@@ -96,6 +96,11 @@ def test_the_unlocked_volume_is_mounted_but_never_the_remains_of_a_pulled_disk()
     assert plan(luks=frozenset()) == [Close()]  # pulled out: its dead mapping goes
     assert cap.health(Facts(frozenset(), True, None), desired)[0].detail == \
         "the disk (USB disk) is missing"
+    # A full volume asks for attention (the dashboard, the LED) before mail is refused.
+    health = lambda free: {c.name: c for c in cap.health(Facts(
+        frozenset({uuid}), True, MAPPED, {"total": 100 << 20, "free": free << 20}), desired)}
+    assert health(50)["space"].ok and health(50)["encryption"].ok
+    assert not health(5)["space"].ok and health(5)["space"].detail.startswith("5 MiB free of 100")
     # Mail and chat: without the volume mounted they wait; without any, only by choice.
     assert blocked(desired.storage, None).startswith("the encrypted storage is locked")
     assert blocked(desired.storage, MAPPED) is None

@@ -64,8 +64,12 @@ def test_a_usb_disk_becomes_the_encrypted_storage_and_keeps_the_data(vm, usb_ima
     assert rc == 0 and not locked["status"]["volume"]["mounted"]
     assert vm.run(["test", "-e", f"{PRIVATE}/note"]).rc != 0
     put(vm, "/run/bad", "not our passphrase")
+    for _ in range(3):  # three wrong keys are free; then each next one waits longer
+        rc, said = cli(vm, "storage", "unlock", "--key-file", "/run/bad")
+        assert rc != 0 and "does not open" in said, said
     rc, said = cli(vm, "storage", "unlock", "--key-file", "/run/bad")
-    assert rc != 0 and "does not open" in said, said
+    assert rc != 0 and "too many wrong keys" in said, said
+    time.sleep(1.5)  # the first pause is 1 s (sessions.FREE_FAILURES, then 1 s, 2 s, 4 s...)
     put(vm, "/run/rk", key.lower().replace("-", " "))  # as someone types it from paper
     rc, opened = cli(vm, "storage", "unlock", "--key-file", "/run/rk")
     assert rc == 0 and opened["slot"] == 1, opened
@@ -182,3 +186,14 @@ def test_after_a_reboot_a_usb_key_opens_the_storage_and_the_passphrase_still_doe
     assert rc == 0 and opened["slot"] == 0, opened
     assert vm.run(["cat", f"{PRIVATE}/note"], check=True).stdout == "family photos\n"
     vm.unplug_usb_disk("keystick")
+
+    # Full: the box asks for attention (dashboard, LED); room made, all is well again.
+    def space_ok():
+        health = cli(vm, "status")[1]["health"]
+        return next(c["ok"] for c in health if (c["capability"], c["name"]) == ("storage", "space"))
+    assert space_ok()
+    free = int(vm.run(["df", "--output=avail", "-B1", PRIVATE]).stdout.split()[1])
+    vm.run(["fallocate", "-l", str(free - 2 * 2**20), f"{PRIVATE}/fill"], check=True)
+    wait_for(lambda: not space_ok())
+    vm.run(["rm", f"{PRIVATE}/fill"], check=True)
+    wait_for(space_ok)

@@ -23,6 +23,7 @@ CHECKS = {("vpn", "interface"): _l("VPN interface"), ("vpn", "devices"): _l("Dev
           ("mail", "dovecot"): _l("Mailboxes (Dovecot)"), ("mail", "postfix"): _l("Mail server (Postfix)"),
           ("chat", "prosody"): _l("Chat server (Prosody)"),
           ("storage", "encryption"): _l("Encrypted storage"),
+          ("storage", "space"): _l("Free space on the storage"),
           ("mail", "storage"): _l("Mail's storage"), ("chat", "storage"): _l("Chat's storage"),
           ("files", "files"): _l("File share (SFTP)"), ("files", "storage"): _l("Files' storage"),
           ("files", "accounts"): _l("File share accounts")}
