@@ -12,7 +12,6 @@ import logging
 import os
 import pwd
 import signal
-import socket
 import sys
 import threading
 from pathlib import Path
@@ -22,23 +21,13 @@ from .box import Box
 from .console import announce
 from .paths import Paths
 from .reset import resume as resume_reset
+from .sdnotify import sd_notify
 from .storage.watch import watch_disks
 from .system import System
 from .tls import ensure_certificate
 from .vpn.backends import detect, probe
 
 log = logging.getLogger("commonsbox.agent")
-
-
-def sd_notify(message: str) -> None:
-    """Tell systemd (if it started us) how we are; a no-op elsewhere."""
-    address = os.environ.get("NOTIFY_SOCKET")
-    if not address:
-        return
-    if address.startswith("@"):
-        address = "\0" + address[1:]
-    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
-        sock.sendto(message.encode(), address)
 
 
 def show_setup_code(box: Box) -> None:

@@ -23,7 +23,6 @@ import errno
 import logging
 import os
 import signal
-import socket
 import sys
 import threading
 import time
@@ -33,6 +32,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
+from appliance.sdnotify import sd_notify
 from hardware.agentview import RESET_METHOD, AgentWatch, lan_address
 from hardware.boards import Board, detect, i2c_bus_number
 from hardware.button import ButtonWatcher
@@ -461,20 +461,6 @@ class HardwareService:
 
 
 # -- the daemon ---------------------------------------------------------------------------
-
-
-def sd_notify(message: str) -> None:
-    """Tell systemd how we are (a no-op when it did not start us)."""
-    address = os.environ.get("NOTIFY_SOCKET")
-    if not address:
-        return
-    if address.startswith("@"):
-        address = "\0" + address[1:]
-    try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
-            sock.sendto(message.encode(), address)
-    except OSError:
-        pass
 
 
 def main(argv: list[str] | None = None) -> int:
