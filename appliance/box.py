@@ -141,10 +141,14 @@ class Box:
         with self.lock:
             if self.store.head()[1].storage.volume is None:
                 raise Conflict("the box has no encrypted storage yet")
-            for cap in self.data_services:
-                cap.stop_all()
+            self.stop_data_services()
             self.storage.lock()
             return self.reconcile()
+
+    def stop_data_services(self) -> None:
+        """Mail, chat and files, whose data is about to move or go away."""
+        for cap in self.data_services:
+            cap.stop_all()
 
     def storage_plugged(self) -> None:
         """A disk came (or the agent started): a USB key among them opens the storage."""
@@ -165,8 +169,7 @@ class Box:
                     or self.storage.device(volume) is not None:
                 return
             log.warning("the storage disk (%s) was unplugged while unlocked", volume.disk)
-            for cap in self.data_services:
-                cap.stop_all()
+            self.stop_data_services()
             self.storage.gone()
             self.reconcile()
 

@@ -43,8 +43,7 @@ def factory_reset(box: Box) -> None:
     with box.lock:
         _, old = box.head()
         log.warning("factory reset: the box forgets its household")
-        for cap in box.data_services:
-            cap.stop_all()
+        box.stop_data_services()
         if box.system.path(MAPPED).exists():
             box.lock_storage()
         # Rendered from the secrets, which go below: these paths are known only now.

@@ -577,7 +577,8 @@ def storage_format(box: Box, caller: Caller, disk, confirm, passphrase, cipher):
     recovery key is in the answer, this once."""
     revision, key, outcomes = box.change(
         caller.who, f"make disk {disk} the encrypted storage",
-        lambda d: box.storage.format(d, disk, confirm, passphrase, cipher))
+        lambda d: box.storage.format(d, disk, confirm, passphrase, cipher,
+                                     stop_users=box.stop_data_services))
     return {**_changed(revision, outcomes), "recovery_key": key,
             "status": box.storage.status(box.head()[1])}
 

@@ -20,6 +20,7 @@ from .schema import StorageSettings, Volume
 
 UNLOCK_KEYS = ["storage:unlock"]  # one counter for the box: wrong keys slow everyone down
 MOUNT_OPTIONS = "nodev,nosuid,noexec"
+STAGING = "/run/commonsbox/storage"  # where a new volume is filled before it is mounted
 
 
 class StorageService:
@@ -85,9 +86,10 @@ class StorageService:
         return desired.with_storage(StorageSettings(desired.storage.volume, allow_unencrypted))
 
     def format(self, desired: Desired, disk_name: str, confirm: str, passphrase: str,
-               cipher: str | None = None) -> tuple[Desired, str]:
-        """Erase DISK_NAME and make it the household's encrypted storage. Returns the new
-        state and the recovery key, shown this once."""
+               cipher: str | None = None, stop_users=lambda: None) -> tuple[Desired, str]:
+        """Erase DISK_NAME and make it the household's encrypted storage, with what was
+        kept unencrypted until now moved onto it (STOP_USERS: stops the services using
+        it first). Returns the new state and the recovery key, shown this once."""
         disk = next((d for d in self.disks() if d.name == disk_name), None)
         if disk is None:
             raise NotFound(f"there is no disk {disk_name!r}", "disk")
@@ -103,14 +105,32 @@ class StorageService:
         if chosen is None:
             raise Invalid(f"cipher must be one of: {', '.join(ciphers.CIPHERS)}", "cipher")
         key = new_recovery_key()
+        stop_users()
         luks.format_volume(self.system, disk.path, passphrase, chosen, self.kdf)
         luks.add_key(self.system, disk.path, passphrase, key, luks.RECOVERY, self.kdf)
         uuid = luks.header(self.system, disk.path).uuid
         luks.open_volume(self.system, disk.path, MAPPER, passphrase)
         self.system.run(["mkfs.ext4", "-q", "-L", "commonsbox", MAPPED], timeout=600)
+        self._move_in()
         self.mount()
         volume = Volume(uuid=uuid, cipher=chosen.name, disk=disk.confirm_name)
         return desired.with_storage(StorageSettings(volume, desired.storage.allow_unencrypted)), key
+
+    def _move_in(self) -> None:
+        """What the household kept unencrypted (mail, chat, files) onto the new volume,
+        then off the card: else it would stay there, hidden under the mount. (Flash
+        keeps erased blocks a while: the card still holds traces until they are reused.)"""
+        here = self.system.path(PRIVATE)
+        if not here.is_dir() or not any(here.iterdir()):
+            return
+        staging = f"{STAGING}/new"
+        self.system.path(staging).mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.system.run(["mount", MAPPED, staging])
+        try:
+            self.system.run(["cp", "-a", f"{PRIVATE}/.", staging], timeout=3600)
+        finally:
+            self.system.run(["umount", staging])
+        self.system.run(["find", PRIVATE, "-mindepth", "1", "-delete"], timeout=600)
 
     def unlock(self, desired: Desired, key: str) -> int:
         """Open the volume with the passphrase or the recovery key; returns the slot
