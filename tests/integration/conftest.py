@@ -5,6 +5,7 @@ Each test gets its own ``Lab`` (a sandbox.World): the box, family phones and an
 """
 
 import itertools
+import html
 import os
 import re
 import shutil
@@ -118,3 +119,26 @@ class ClientAsWebUI(Client):
 def csrf(page) -> str:
     """The CSRF token in a page's forms (PAGE: a Flask test client's answer)."""
     return re.search(r'name="csrf_token" value="([^"]+)"', page.get_data(as_text=True)).group(1)
+
+
+# The web UI's page tests (test_webui_storage.py, test_webui_files.py): one box name, one
+# passphrase for their members, and forms posted the way a browser posts them.
+BASE = "https://box.test"
+PASS = "three unrelated words 9"
+
+
+def text(answer) -> str:
+    return html.unescape(answer.get_data(as_text=True))
+
+
+def post(web, url, data, page):
+    """Submit DATA to URL as the form on PAGE does (with that page's CSRF token)."""
+    return web.post(url, data={**data, "csrf_token": csrf(web.get(page, base_url=BASE))},
+                    base_url=BASE)
+
+
+def logged_in(app, name):
+    web = app.test_client()
+    answer = post(web, "/login", {"name": name, "passphrase": PASS}, "/login")
+    assert answer.status_code == 302, text(answer)
+    return web

@@ -7,7 +7,6 @@ The web UI connects to the agent as its own user (nobody), as when served: what 
 may do here is the agent's decision as well as the page's.
 """
 
-import html
 import os
 import re
 import subprocess
@@ -21,11 +20,9 @@ from appliance.errors import Forbidden
 from appliance.sandbox import World
 from webui import create_app
 
-from .conftest import SUBNET4, SUBNET6, ClientAsWebUI, csrf
+from .conftest import BASE, PASS, SUBNET4, SUBNET6, ClientAsWebUI, logged_in, post, text
 from .test_files import BOX_VPN_IP, sftp
 
-BASE = "https://box.test"
-PASS = "three unrelated words 9"
 FILES = "/var/lib/commonsbox/private/files"
 
 
@@ -59,23 +56,6 @@ def app(box, monkeypatch):
     """A fresh web UI per test (its own form rate limit)."""
     monkeypatch.setattr(webui.agent, "Client", ClientAsWebUI)
     return create_app(box.box.paths.socket, testing=True)
-
-
-def text(answer) -> str:
-    return html.unescape(answer.get_data(as_text=True))
-
-
-def post(web, url, data, page):
-    """Submit DATA to URL as the form on PAGE does (with that page's CSRF token)."""
-    return web.post(url, data={**data, "csrf_token": csrf(web.get(page, base_url=BASE))},
-                    base_url=BASE)
-
-
-def logged_in(app, name):
-    web = app.test_client()
-    answer = post(web, "/login", {"name": name, "passphrase": PASS}, "/login")
-    assert answer.status_code == 302, text(answer)
-    return web
 
 
 def share_on(box) -> bool:

@@ -7,7 +7,6 @@ unencrypted, the agent's answers to forms that need one) and that members may no
 reach any of it. Formatting, locking and unlocking for real: tests/vm/test_webui_storage.py.
 """
 
-import html
 import os
 import re
 import subprocess
@@ -21,10 +20,7 @@ from appliance.errors import Forbidden
 from appliance.sandbox import World
 from webui import create_app
 
-from .conftest import ClientAsWebUI, csrf
-
-BASE = "https://box.test"
-PASS = "three unrelated words 9"
+from .conftest import BASE, PASS, ClientAsWebUI, csrf, logged_in, post, text
 
 
 @pytest.fixture(scope="module")
@@ -50,23 +46,6 @@ def app(box, monkeypatch):
     """A fresh web UI per test (its own form rate limit)."""
     monkeypatch.setattr(webui.agent, "Client", ClientAsWebUI)
     return create_app(box.box.paths.socket, testing=True)
-
-
-def text(answer) -> str:
-    return html.unescape(answer.get_data(as_text=True))
-
-
-def post(web, url, data, page):
-    """Submit DATA to URL as the form on PAGE does (with that page's CSRF token)."""
-    return web.post(url, data={**data, "csrf_token": csrf(web.get(page, base_url=BASE))},
-                    base_url=BASE)
-
-
-def logged_in(app, name):
-    web = app.test_client()
-    answer = post(web, "/login", {"name": name, "passphrase": PASS}, "/login")
-    assert answer.status_code == 302, text(answer)
-    return web
 
 
 def test_a_manager_sees_the_storage_page_with_no_disks(app):
