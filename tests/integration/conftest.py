@@ -142,3 +142,12 @@ def logged_in(app, name):
     answer = post(web, "/login", {"name": name, "passphrase": PASS}, "/login")
     assert answer.status_code == 302, text(answer)
     return web
+
+
+@pytest.fixture
+def app(box, monkeypatch):
+    """A fresh web UI per test (its own form rate limit), speaking to BOX's agent."""
+    import webui.agent
+    from webui import create_app
+    monkeypatch.setattr(webui.agent, "Client", ClientAsWebUI)
+    return create_app(box.box.paths.socket, testing=True)

@@ -15,10 +15,8 @@ from pathlib import Path
 
 import pytest
 
-import webui.agent
 from appliance.errors import Forbidden
 from appliance.sandbox import World
-from webui import create_app
 
 from .conftest import BASE, PASS, ClientAsWebUI, csrf, logged_in, post, text
 
@@ -39,13 +37,6 @@ def box():
     finally:
         world.close()
         subprocess.run(["rm", "-rf", "--one-file-system", str(work)], check=False)
-
-
-@pytest.fixture
-def app(box, monkeypatch):
-    """A fresh web UI per test (its own form rate limit)."""
-    monkeypatch.setattr(webui.agent, "Client", ClientAsWebUI)
-    return create_app(box.box.paths.socket, testing=True)
 
 
 def test_a_manager_sees_the_storage_page_with_no_disks(app):

@@ -11,10 +11,11 @@ from flask import (Blueprint, g, make_response, redirect, render_template, reque
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
-from appliance.errors import ApplianceError, Forbidden
+from appliance.errors import ApplianceError
 
 from ..agent import call
 from ..errors import message
+from .admin import managers_only
 
 bp = Blueprint("storage", __name__, url_prefix="/storage")
 SLOW = 900  # seconds: formatting a big disk on a Pi, argon2id, services stopping
@@ -55,14 +56,7 @@ MESSAGES = {
 }
 
 
-@bp.before_request
-def managers_only():
-    """The agent refuses members anyway; this only spares them a broken page."""
-    if g.user is None:
-        return redirect(url_for("auth.login"))
-    if g.user["role"] not in ("admin", "installer"):
-        return render_template("error.html", message=message(Forbidden("forbidden"))), 403
-    return None
+bp.before_request(managers_only)
 
 
 def _slow(method: str, **params):
