@@ -22,17 +22,17 @@ from .errors import ApplianceError, Conflict, Invalid, SystemFailure
 from .firewall import ruleset
 from .firewall.capability import FirewallCapability
 from .chat.capability import ChatCapability
+from .configstore import LOCKED, ConfigStore
 from .files.capability import FilesCapability
 from .mail.capability import MailCapability
 from .mail.service import MailService
 from .paths import Paths
 from .reconcile import Outcome, reconcile
 from .schema import Desired
-from .secrets import SecretStore
 from .storage.capability import StorageCapability
-from .storage.place import MAPPED
+from .storage.place import MAPPED, mounted_at
 from .storage.service import StorageService
-from .store import Revision, StateStore
+from .store import Revision
 from .system import System
 from .vpn.backends import Backend
 from .vpn.capability import VpnCapability, device_key_name, psk_name
@@ -61,14 +61,14 @@ class Box:
         self.paths = paths
         self.detected = detected or {}
         self.lock = threading.RLock()
-        self.store = StateStore(paths.state_db)
-        self.secrets = SecretStore(paths.secrets_db)
+        self.system = system or System(paths.root)
+        self.store = ConfigStore(paths, lambda: mounted_at(self.system) == MAPPED)
+        self.secrets = self.store.secrets
         self.runtime = RuntimeStore(paths.runtime_db)
         self.accounts = AccountService(self.secrets, self.runtime)
         self.vpn = VpnService(self.store, self.secrets)
         self.backend = backend
         self.mail = MailService(self.secrets)
-        self.system = system or System(paths.root)
         self.storage = StorageService(self.system, self.runtime)
         self.files = FilesCapability(self.system, self.secrets)
         self.data_services = [MailCapability(self.system, self.secrets),
@@ -90,6 +90,13 @@ class Box:
     def head(self) -> tuple[Revision, Desired]:
         return self.store.head()
 
+    def data_settings(self) -> Desired:
+        """The desired state, for what is only on the encrypted storage (the mail, chat
+        and file-share settings): refused while it is locked, not shown as off."""
+        if self.store.locked:
+            raise Conflict(LOCKED, "storage")
+        return self.store.head()[1]
+
     def change(self, who: str, why: str, make: Callable[[Desired], tuple[Desired, object]]):
         """Apply ``make`` to the desired state, store the result, reconcile.
 
@@ -109,6 +116,7 @@ class Box:
         """Converge the system to the head revision: every capability, or (after a
         change) those whose part of the desired state is not what they last settled."""
         with self.lock:
+            self.store.follow_storage()  # unlocked, locked or pulled out since
             _, desired = self.store.head()
             wants = {cap.name: cap.depends_on(desired) for cap in self.capabilities}
             skip = frozenset(name for name, want in wants.items()
@@ -142,6 +150,7 @@ class Box:
             if self.store.head()[1].storage.volume is None:
                 raise Conflict("the box has no encrypted storage yet")
             self.stop_data_services()
+            self.store.close_volume()
             self.storage.lock()
             return self.reconcile()
 
@@ -170,6 +179,7 @@ class Box:
                 return
             log.warning("the storage disk (%s) was unplugged while unlocked", volume.disk)
             self.stop_data_services()
+            self.store.close_volume()
             self.storage.gone()
             self.reconcile()
 
@@ -290,5 +300,4 @@ class Box:
 
     def close(self) -> None:
         self.store.close()
-        self.secrets.close()
         self.runtime.close()

@@ -31,6 +31,15 @@ class Paths:
         return self.state_dir / "secrets" / "runtime.db"
 
     @property
+    def volume_state_db(self) -> Path:
+        """On the encrypted storage, once the box has it (appliance/configstore.py)."""
+        return self.state_dir / "private/agent/state.db"
+
+    @property
+    def volume_secrets_db(self) -> Path:
+        return self.state_dir / "private/agent/secrets.db"
+
+    @property
     def run_dir(self) -> Path:
         return self.root / "run/commonsbox"
 

@@ -8,8 +8,9 @@ what it keeps outside the stores) is told to forget. The box gets a new WireGuar
 new VPN subnets and a new setup code.
 
 What stays: the disks' contents. The encrypted storage is locked and forgotten, not
-erased: it stays readable with its passphrase or recovery key, and the next household
-sees a disk holding data, which is never formatted unless its name is typed back. Data
+erased: it stays readable with its passphrase or recovery key (with the configuration
+and keys it held: appliance/configstore.py), and the next household sees a disk holding
+data, which is never formatted unless its name is typed back. Data
 a household kept unencrypted on the card (`storage unencrypted on`) is set aside,
 root's only, beside where it was (private.before-reset-N): no new member of the same
 name finds it in their mailbox. Device ids and VPN addresses already handed out stay
@@ -28,7 +29,7 @@ from .box import Box
 from .console import announce
 from .errors import ApplianceError
 from .schema import Desired
-from .sqlite import open_private
+from .sqlite import compact, open_private
 from .storage.place import MAPPED, PRIVATE, mounted_at
 
 log = logging.getLogger(__name__)
@@ -43,12 +44,14 @@ def factory_reset(box: Box) -> None:
     with box.lock:
         _, old = box.head()
         log.warning("factory reset: the box forgets its household")
+        # Rendered from the secrets, which go below (or are locked away with the storage
+        # below): these paths are known only now. Removing them first is safe: a
+        # reconcile of the old state would write them again.
+        rendered = _rendered(box, old)
         box.stop_data_services()
         if box.system.path(MAPPED).exists():
             box.lock_storage()
-        # Rendered from the secrets, which go below: these paths are known only now.
-        # Removing them first is safe: a reconcile of the old state would write them again.
-        for path in _rendered(box, old):
+        for path in rendered:
             box.system.path(path).unlink(missing_ok=True)
         revision = box.store.commit(Desired.new(), RESET_WHO, RESET_WHY)  # unclaimed
         _forget(box, revision.n)
@@ -111,12 +114,11 @@ def _set_aside_unencrypted(box: Box, reset_revision: int) -> None:
 
 def _wipe(path, only: str | None = None, args: tuple = ()) -> None:
     """Delete the rows (every row of every table, or ONLY's) so that they are gone from
-    the file too: secure_delete overwrites what is deleted, and the write-ahead log,
-    which held the old pages, is emptied. The agent's own connections stay open: SQLite
-    serialises writers."""
+    the file too: secure_delete (appliance/sqlite.py) overwrites what is deleted, and the
+    write-ahead log, which held the old pages, is emptied. The agent's own connections
+    stay open: SQLite serialises writers."""
     db = open_private(path)
     try:
-        db.execute("PRAGMA secure_delete = ON")
         statements = [(only, args)] if only else [
             (f'DELETE FROM "{name}"', ()) for (name,) in db.execute(
                 "SELECT name FROM sqlite_master WHERE type = 'table' "
@@ -129,6 +131,6 @@ def _wipe(path, only: str | None = None, args: tuple = ()) -> None:
         except BaseException:
             db.execute("ROLLBACK")
             raise
-        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        compact(db)
     finally:
         db.close()

@@ -10,7 +10,7 @@ import os
 import threading
 from pathlib import Path
 
-from .sqlite import open_private
+from .sqlite import compact, open_private
 
 
 class Secret:
@@ -74,6 +74,11 @@ class SecretStore:
     def delete(self, name: str) -> None:
         with self._lock:
             self._db.execute("DELETE FROM secrets WHERE name = ?", (name,))
+
+    def compact(self) -> None:
+        """After deletions: nothing of what was deleted stays in the write-ahead log."""
+        with self._lock:
+            compact(self._db)
 
     def close(self) -> None:
         self._db.close()

@@ -1,4 +1,5 @@
-"""One way to open the agent's SQLite files: private to root, WAL, autocommit."""
+"""One way to open the agent's SQLite files: private to root, WAL, autocommit, and
+what is deleted overwritten (secure_delete): a card must not keep what was removed."""
 
 import os
 import sqlite3
@@ -17,4 +18,10 @@ def open_private(path: Path, synchronous: str = "FULL") -> sqlite3.Connection:
     os.chmod(path, 0o600)
     db.execute("PRAGMA journal_mode=WAL")
     db.execute(f"PRAGMA synchronous={synchronous}")
+    db.execute("PRAGMA secure_delete=ON")
     return db
+
+
+def compact(db: sqlite3.Connection) -> None:
+    """Empty the write-ahead log into the file: the old pages it held go too."""
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from .errors import NotFound
 from .schema import Desired
-from .sqlite import open_private
+from .sqlite import compact, open_private
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS revisions (
@@ -106,17 +106,39 @@ class StateStore:
 
     def commit(self, desired: Desired, who: str, why: str) -> Revision:
         """Store ``desired`` as the new head, recording its ids and addresses as used."""
-        doc = json.dumps(desired.to_json(), ensure_ascii=False, sort_keys=True)
-        new_addresses = [(a, d.id) for d in desired.vpn.devices for a in (d.ipv4, d.ipv6)
-                         if a not in self._handed_out]
-        last_id = max([self._last_device_id] + [d.id for d in desired.vpn.devices])
-        at = time.time()
+        return self._write(None, time.time(), who, why, desired)
+
+    def keep_only(self, revision: Revision, desired: Desired) -> None:
+        """Make REVISION, holding DESIRED, the one revision kept (the older ones are
+        overwritten, not only unlinked): the card's copy of what the box needs while its
+        encrypted storage is locked (appliance/configstore.py)."""
+        self._write(revision.n, revision.at, revision.who, revision.why, desired, only=True)
         with self._lock:
+            compact(self._db)
+
+    def copy_to(self, path: Path) -> None:
+        """Every revision and everything handed out, into a new file at PATH."""
+        with self._lock:
+            copy = open_private(path)
+            try:
+                self._db.backup(copy)
+            finally:
+                copy.close()
+
+    def _write(self, n: int | None, at: float, who: str, why: str, desired: Desired,
+               only: bool = False) -> Revision:
+        doc = json.dumps(desired.to_json(), ensure_ascii=False, sort_keys=True)
+        with self._lock:
+            new_addresses = [(a, d.id) for d in desired.vpn.devices for a in (d.ipv4, d.ipv6)
+                             if a not in self._handed_out]
+            last_id = max([self._last_device_id] + [d.id for d in desired.vpn.devices])
             try:
                 self._db.execute("BEGIN IMMEDIATE")
+                if only:
+                    self._db.execute("DELETE FROM revisions")
                 cur = self._db.execute(
-                    "INSERT INTO revisions (at, who, why, doc) VALUES (?, ?, ?, ?)",
-                    (at, who, why, doc))
+                    "INSERT INTO revisions (n, at, who, why, doc) VALUES (?, ?, ?, ?, ?)",
+                    (n, at, who, why, doc))
                 self._db.executemany(
                     "INSERT INTO handed_out (address, device_id) VALUES (?, ?)", new_addresses)
                 self._db.execute(

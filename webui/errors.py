@@ -37,6 +37,7 @@ BY_FIELD = {
     ("invalid", "chat.archive_days"): _l("Enter a whole number from %(low)s to %(high)s.", low=1, high=3650),
     ("invalid", "chat.upload_mib"): _l("Enter a whole number from %(low)s to %(high)s.", low=1, high=500),
     ("conflict", "enabled"): _l("Chat uses mail's domain: set up mail first."),
+    ("conflict", "storage"): _l("The storage is locked: unlock it on the Storage page first, then try again."),
 }
 BY_CODE = {
     "invalid": _l("Please check what you entered."),

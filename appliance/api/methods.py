@@ -457,7 +457,7 @@ def device_config(box: Box, caller: Caller, device):
 
 @method("mail.settings.get", access="member")
 def mail_settings_get(box: Box, caller: Caller):
-    mail = box.head()[1].mail.to_json()
+    mail = box.data_settings().mail.to_json()
     mail.pop("app_passwords")
     return mail
 
@@ -503,7 +503,7 @@ def mail_password_add(box: Box, caller: Caller, label, owner, why):
 @method("mail.password.list", access="member", owner=(OPT_TEXT, None))
 def mail_password_list(box: Box, caller: Caller, owner):
     who = None if owner is None and caller.manages_box else _owner(box, caller, owner)
-    return [p.to_json() for p in box.head()[1].mail.app_passwords if who in (None, p.owner)]
+    return [p.to_json() for p in box.data_settings().mail.app_passwords if who in (None, p.owner)]
 
 
 @method("mail.password.remove", access="member", id=(INT, REQUIRED), **WHY)
@@ -515,7 +515,7 @@ def mail_password_remove(box: Box, caller: Caller, id, why):
 
 @method("chat.settings.get", access="member")
 def chat_settings_get(box: Box, caller: Caller):
-    return box.head()[1].chat.to_json()
+    return box.data_settings().chat.to_json()
 
 
 @method("chat.settings.set", enabled=(BOOL, UNSET), archive_days=(INT, UNSET),
@@ -541,7 +541,7 @@ def mail_autoconfig(box: Box, caller: Caller):
 @method("mail.dns", access="manager", check=(BOOL, False))
 def mail_dns(box: Box, caller: Caller, check):
     """The records to publish; with CHECK, what the box's resolver finds for each."""
-    records = box.mail.dns_records(box.head()[1])
+    records = box.mail.dns_records(box.data_settings())
     if not check:
         return records
     from ..mail import dnscheck  # dnspython is ~5 MB the agent needs only here

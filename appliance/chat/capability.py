@@ -6,14 +6,14 @@ from ..mail.capability import TLS_CERT_SECRET, TLS_KEY_SECRET, app_password_hash
 from ..schema import Desired
 from ..secrets import SecretStore
 from ..system import System
-from .render import AUTH_DIR, DATA_DIR, Inputs, render
+from .render import AUTH_DIR, CERTS, DATA_DIR, Inputs, render
 
 
 class ChatCapability(DaemonConfig):
     name = "chat"
     daemons = ("prosody",)
     # Prosody's auth module reads the users and passwords at each login: no reload.
-    read_by = ((f"{AUTH_DIR}/", ()), ("/etc/prosody/", ("prosody",)))
+    read_by = ((f"{AUTH_DIR}/", ()), (f"{CERTS}/", ("prosody",)), ("/etc/prosody/", ("prosody",)))
     checked = {"prosody": "/etc/prosody/prosody.cfg.lua"}
 
     def __init__(self, system: System, secrets: SecretStore):

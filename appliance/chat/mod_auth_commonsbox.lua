@@ -6,7 +6,7 @@ local hashes = require "util.hashes";
 local base64 = require "util.encodings".base64;
 local new_sasl = require "util.sasl".new;
 
-local dir = module:get_option_string("commonsbox_auth_dir", "/etc/prosody/commonsbox");
+local dir = module:get_option_string("commonsbox_auth_dir");
 
 local function lines(name)
 	local out = {};

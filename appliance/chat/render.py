@@ -13,11 +13,12 @@ from pathlib import Path
 from ..daemonconfig import File, line, lines
 from ..errors import Invalid
 from ..mail.schema import MailSettings
-from ..storage.place import PRIVATE
+from ..storage.place import KEYS, PRIVATE
 from .schema import ChatSettings
 
 DATA_DIR = f"{PRIVATE}/chat"  # archives, uploads, rosters: on the encrypted storage
-AUTH_DIR = "/etc/prosody/commonsbox"  # the users and their app passwords' hashes
+AUTH_DIR = f"{KEYS}/chat/auth"  # the users and their app passwords' hashes
+CERTS = f"{KEYS}/chat/certs"
 MODULES_DIR = "/etc/prosody/commonsbox-modules"
 MODULE = Path(__file__).with_name("mod_auth_commonsbox.lua")
 C2S_PORT, S2S_PORT, HTTPS_PORT = 5222, 5269, 5281
@@ -45,7 +46,7 @@ def _lua(text: str) -> str:
 
 
 def prosody_cfg(chat: ChatSettings, domain: str, i: Inputs) -> bytes:
-    key, cert = f"/etc/prosody/certs/{domain}.key", f"/etc/prosody/certs/{domain}.crt"
+    key, cert = f"{CERTS}/{domain}.key", f"{CERTS}/{domain}.crt"
     # Prosody writes its log as the prosody user: its own directory, not log_dir.
     log = '{ warn = "/var/log/prosody/prosody.log" }' if i.log_dir else '{ warn = "*console" }'
     upload = f"upload.{domain}"
@@ -95,6 +96,6 @@ def render(chat: ChatSettings, mail: MailSettings, i: Inputs) -> dict[str, File]
         f"{AUTH_DIR}/passwords": File(lines(
             f"{o}:{h}" for (o, _), h in sorted(i.password_hashes.items()) if o in i.users),
             0o640, owner),
-        f"/etc/prosody/certs/{domain}.key": File(i.tls_key_pem.encode(), 0o640, owner),
-        f"/etc/prosody/certs/{domain}.crt": File(i.tls_cert_pem.encode()),
+        f"{CERTS}/{domain}.key": File(i.tls_key_pem.encode(), 0o640, owner),
+        f"{CERTS}/{domain}.crt": File(i.tls_cert_pem.encode()),
     }

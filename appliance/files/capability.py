@@ -25,7 +25,7 @@ from ..errors import Conflict
 from ..reconcile import Check
 from ..schema import Desired
 from ..secrets import Secret, SecretStore
-from ..storage.place import PRIVATE
+from ..storage.place import KEYS, PRIVATE
 from ..system import System
 
 FILES = f"{PRIVATE}/files"
@@ -33,7 +33,7 @@ SHARED = "shared"
 GROUP = "cbfiles"
 CONFIG_DIR = "/etc/commonsbox/files"
 CONFIG = f"{CONFIG_DIR}/sshd_config"
-HOST_KEY = f"{CONFIG_DIR}/keys/host_ed25519"  # not beside the config: in place before its check
+HOST_KEY = f"{KEYS}/files/host_ed25519"  # not beside the config: in place before its check
 PIDFILE = "/run/commonsbox-files/sshd.pid"
 HOST_KEY_SECRET = "files.host_key"
 PORT = 22

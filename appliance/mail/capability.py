@@ -7,8 +7,8 @@ from ..schema import Desired
 from ..secrets import SecretStore
 from ..system import System
 from . import keys
-from .render import (DKIM_SOCKET_DIR, FILTER_DIR, FILTER_USER, MAIL_USER, MAILDIR, Inputs,
-                     render)
+from .render import (DKIM_SOCKET_DIR, FILTER_DIR, FILTER_USER, MAIL_KEYS, MAIL_USER, MAILDIR,
+                     SMARTHOST, Inputs, render)
 
 DKIM_SECRET, TLS_KEY_SECRET, TLS_CERT_SECRET = "mail/dkim", "mail/tls-key", "mail/tls-cert"
 SMARTHOST_SECRET = "mail/smarthost"
@@ -40,9 +40,11 @@ class MailCapability(DaemonConfig):
     name = "mail"
     daemons = ("opendkim", "mailfilter", "dovecot", "postfix")
     # Dovecot reads its password and user files at each login: no reload for those.
-    read_by = (("/etc/dovecot/commonsbox/", ()), ("/etc/commonsbox/mail/filter/", ("mailfilter",)),
+    read_by = (("/etc/dovecot/commonsbox/", ()), (f"{MAIL_KEYS}/passwords/", ()),
+               ("/etc/commonsbox/mail/filter/", ("mailfilter",)),
                ("/etc/postfix/", ("postfix",)), ("/etc/dovecot/", ("dovecot",)),
-               ("/etc/opendkim", ("opendkim",)), ("/etc/commonsbox/mail/", ("postfix", "dovecot")))
+               ("/etc/opendkim", ("opendkim",)), (f"{MAIL_KEYS}/dkim/", ("opendkim",)),
+               (SMARTHOST, ("postfix",)), (f"{MAIL_KEYS}/", ("postfix", "dovecot")))
     checked = {"postfix": "/etc/postfix/main.cf", "dovecot": "/etc/dovecot/dovecot.conf",
                "opendkim": "/etc/opendkim.conf"}
     prepare_text = f"create the {MAIL_USER} and {FILTER_USER} users; let Postfix reach OpenDKIM"

@@ -11,12 +11,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..daemonconfig import File, lines
-from ..storage.place import PRIVATE
+from ..storage.place import KEYS, PRIVATE
 from .schema import APP_PASSWORDS_MAX, MailSettings
 
 MAIL_USER = "vmail"  # owns the mailboxes; created by the capability
 MAILDIR = f"{PRIVATE}/mail"  # on the encrypted storage (storage/place.py)
-TLS_KEY, TLS_CERT = "/etc/commonsbox/mail/tls.key", "/etc/commonsbox/mail/tls.crt"
+MAIL_KEYS = f"{KEYS}/mail"  # the TLS and DKIM keys, app passwords, smarthost password
+TLS_KEY, TLS_CERT = f"{MAIL_KEYS}/tls.key", f"{MAIL_KEYS}/tls.crt"
+SMARTHOST = f"{MAIL_KEYS}/smarthost"
 DKIM_SOCKET_DIR = "/run/opendkim"
 DKIM_MILTER = f"unix:{DKIM_SOCKET_DIR}/opendkim.sock"
 FILTER_USER = "cbmilter"  # runs the encrypted-only filter (milter.py)
@@ -91,7 +93,7 @@ def postfix_main(s: MailSettings, i: Inputs) -> bytes:
         conf["smtp_tls_security_level"] = "encrypt"  # credentials never go in clear
         if h.username:
             conf.update(smtp_sasl_auth_enable="yes", smtp_sasl_security_options="noanonymous",
-                        smtp_sasl_password_maps=f"texthash:/etc/postfix/{CB}/smarthost")
+                        smtp_sasl_password_maps=f"texthash:{SMARTHOST}")
     if i.log_dir:  # no syslog in the box-in-a-namespace
         conf["maillog_file"] = f"{i.log_dir}/postfix.log"
     return lines(["# Written by the Commonsbox agent from the desired state: edits are undone."]
@@ -178,7 +180,7 @@ def dovecot_conf(s: MailSettings, i: Inputs) -> bytes:
     # and Dovecot tries the slots in turn until one matches.
     for slot in range(1, APP_PASSWORDS_MAX + 1):
         out += [f"passdb slot{slot} {{", "  driver = passwd-file",
-                  f"  passwd_file_path = /etc/dovecot/{CB}/passwords.{slot}",
+                  f"  passwd_file_path = {MAIL_KEYS}/passwords/{slot}",
                   "  result_failure = continue" if slot < APP_PASSWORDS_MAX else "", "}"]
     out += ["userdb users {", "  driver = passwd-file",
               f"  passwd_file_path = /etc/dovecot/{CB}/users", "}",
@@ -196,7 +198,7 @@ def opendkim_conf(s: MailSettings, i: Inputs) -> bytes:
         f"Socket local:{DKIM_SOCKET_DIR}/opendkim.sock",
         f"PidFile {DKIM_SOCKET_DIR}/opendkim.pid",
         f"Domain {s.domain}", f"Selector {i.dkim_selector}",
-        f"KeyFile /etc/opendkim/keys/{s.domain}.private",
+        f"KeyFile {MAIL_KEYS}/dkim/{s.domain}.private",
         "Canonicalization relaxed/simple", "SignatureAlgorithm rsa-sha256",
         "OversignHeaders From", "On-NoSignature accept",
     ])
@@ -217,7 +219,7 @@ def render(s: MailSettings, i: Inputs) -> dict[str, File]:
         f"/etc/dovecot/{CB}/users": File(lines(f"{a}::::::" for a in addresses),
                                          0o640, ("root", "dovecot")),
         "/etc/opendkim.conf": File(opendkim_conf(s, i)),
-        f"/etc/opendkim/keys/{s.domain}.private": File(i.dkim_key_pem.encode(), 0o600,
+        f"{MAIL_KEYS}/dkim/{s.domain}.private": File(i.dkim_key_pem.encode(), 0o600,
                                                        ("opendkim", "opendkim")),
         TLS_KEY: File(i.tls_key_pem.encode(), 0o600),
         TLS_CERT: File(i.tls_cert_pem.encode()),
@@ -226,10 +228,9 @@ def render(s: MailSettings, i: Inputs) -> dict[str, File]:
     for slot in range(1, APP_PASSWORDS_MAX + 1):
         entries = [f"{s.address(owner)}:{h}" for (owner, n), h in sorted(i.password_hashes.items())
                    if n == slot and owner in i.users]
-        files[f"/etc/dovecot/{CB}/passwords.{slot}"] = File(lines(entries), 0o640,
-                                                             ("root", "dovecot"))
+        files[f"{MAIL_KEYS}/passwords/{slot}"] = File(lines(entries), 0o640, ("root", "dovecot"))
     if s.smarthost is not None and s.smarthost.username:
         h = s.smarthost
-        files[f"/etc/postfix/{CB}/smarthost"] = File(
+        files[SMARTHOST] = File(
             lines([f"[{h.host}]:{h.port} {h.username}:{i.smarthost_password or ''}"]), 0o600)
     return files

@@ -9,6 +9,9 @@ from ..system import System
 from .schema import StorageSettings
 
 PRIVATE = "/var/lib/commonsbox/private"
+# The keys and password files the data services' daemons read (DKIM, TLS, app passwords'
+# hashes, the smarthost's password, the share's host key): with the data, never on the card.
+KEYS = f"{PRIVATE}/keys"
 MAPPER = "cbprivate"  # /dev/mapper/cbprivate while unlocked
 MAPPED = f"/dev/mapper/{MAPPER}"
 

@@ -11,6 +11,7 @@ from appliance.chat.render import render as render_chat
 from appliance.chat.schema import ChatSettings
 from appliance.daemonconfig import Facts, Prepare, Reload, Start, Stop, Write, plan
 from appliance.errors import Invalid
+from appliance.storage.place import KEYS
 from appliance.mail.render import Inputs, hash_app_password, render
 from appliance.mail.schema import AppPassword, MailSettings, Smarthost
 from appliance.mail.service import client_settings
@@ -84,11 +85,11 @@ def test_mail_files_name_the_domain_users_and_limits():
     assert "reject_unauth_destination" in main and "maillog_file" not in main
     assert files["/etc/postfix/commonsbox/mailboxes"].data == \
         b"alice@example.org OK\nbob@example.org OK\n"
-    assert files["/etc/dovecot/commonsbox/passwords.1"].data == \
+    assert files[f"{KEYS}/mail/passwords/1"].data == \
         b"alice@example.org:{SSHA512}aGFzaA==\n"
-    assert files["/etc/dovecot/commonsbox/passwords.2"].data == b""
-    assert files["/etc/opendkim/keys/example.org.private"].mode == 0o600
-    assert files["/etc/commonsbox/mail/tls.key"].mode == 0o600
+    assert files[f"{KEYS}/mail/passwords/2"].data == b""
+    assert files[f"{KEYS}/mail/dkim/example.org.private"].mode == 0o600
+    assert files[f"{KEYS}/mail/tls.key"].mode == 0o600
     cleanup = files["/etc/postfix/commonsbox/submission_header_cleanup"].data
     assert b"/^Received:/ IGNORE" in cleanup
 
@@ -100,7 +101,7 @@ def test_a_smarthost_is_used_with_tls_required_and_its_password_kept_0600():
     main = files["/etc/postfix/main.cf"].data.decode()
     assert "relayhost = [smtp.provider.example]:587\n" in main
     assert "smtp_tls_security_level = encrypt\n" in main
-    table = files["/etc/postfix/commonsbox/smarthost"]
+    table = files[f"{KEYS}/mail/smarthost"]
     assert table.mode == 0o600 and table.data == b"[smtp.provider.example]:587 me:pa ss:word\n"
 
 
@@ -136,7 +137,7 @@ def test_chat_config_enables_what_omemo_clients_need_and_no_registration():
     assert "allow_registration = false" in cfg and 'archive_expires_after = "3d"' in cfg
     assert 'Component "upload.example.org" "http_file_share"' in cfg
     assert "unbound" not in cfg  # only a .test domain asks the test network's DNS
-    assert files["/etc/prosody/commonsbox/passwords"].data == b"alice:{SSHA512}x\n"
+    assert files[f"{KEYS}/chat/auth/passwords"].data == b"alice:{SSHA512}x\n"
 
 
 def test_autoconfig_tells_mail_apps_the_servers_and_escapes_the_box_name():

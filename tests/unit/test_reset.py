@@ -16,7 +16,7 @@ from appliance.errors import NotFound, Unauthorized
 from appliance.paths import Paths
 from appliance.reset import RESET_WHO, RESET_WHY, factory_reset, resume
 from appliance.schema import Desired
-from appliance.storage.place import MAPPED, PRIVATE
+from appliance.storage.place import KEYS, MAPPED, PRIVATE
 from appliance.storage.schema import StorageSettings, Volume
 from appliance.system import System
 from appliance.vpn.capability import BOX_KEY
@@ -73,6 +73,8 @@ def household(box: Box, *, encrypted: bool = True) -> dict:
     d, (entry, _) = box.mail.add_password(d, "alice", "Thunderbird")
     volume = Volume(UUID, "adiantum", "SanDisk Extreme") if encrypted else None
     d = d.with_storage(StorageSettings(volume, allow_unencrypted=not encrypted))
+    if encrypted:
+        unlocked(box)  # the configuration moves onto the volume (appliance/configstore.py)
     box.store.commit(d, "alice (admin)", "the household moves in")
     token, _ = box.accounts.login(box.head()[1], "alice", PASSPHRASE, "192.168.1.50")
     link, _ = box.runtime.open_link(phone.id)
@@ -104,7 +106,6 @@ def unlocked(box: Box) -> None:
 
 def test_after_a_reset_the_box_is_unclaimed_and_knows_nobody(box):
     before = household(box)
-    unlocked(box)
     factory_reset(box)
 
     revision, desired = box.head()
@@ -134,7 +135,6 @@ def test_after_a_reset_the_box_is_unclaimed_and_knows_nobody(box):
 
 def test_the_storage_is_locked_and_forgotten_but_never_erased(box):
     household(box)
-    unlocked(box)
     factory_reset(box)
     commands = box.system.commands
     ran = [" ".join(c) for c in commands]
@@ -151,7 +151,7 @@ def test_the_relays_files_and_every_secret_are_gone_from_the_files_too(box):
     before = household(box)
     rendered = [p for cap in box.data_services if cap.enabled(before["desired"])
                 for p in cap.files(before["desired"])]
-    assert "/etc/dovecot/commonsbox/passwords.1" in rendered
+    assert f"{KEYS}/mail/passwords/1" in rendered
     factory_reset(box)
     assert not [p for p in rendered if box.system.path(p).exists()]
     # secure_delete and an emptied write-ahead log: the old key is not in the files.
@@ -186,7 +186,7 @@ def test_data_kept_unencrypted_on_the_card_is_set_aside_not_erased(box):
 
 
 def test_a_reset_cut_short_after_its_first_step_is_finished_at_the_next_start(box):
-    before = household(box)
+    before = household(box, encrypted=False)
     # The power went as the reset's first commit had landed: the box is unclaimed,
     # the rest is still there.
     box.store.commit(Desired.new(), RESET_WHO, RESET_WHY)

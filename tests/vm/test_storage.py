@@ -63,10 +63,21 @@ def test_a_usb_disk_becomes_the_encrypted_storage_and_keeps_the_data(vm, usb_ima
     vm.run(["sh", "-c", f"echo family photos > {PRIVATE}/note; sync"], check=True)
     assert b"family photos" not in image.read_bytes(), "the disk holds only ciphertext"
     assert any(d["is_storage"] for d in cli(vm, "storage", "disks")[1])
+    # The configuration went with the data: the card keeps only the newest revision of
+    # what opening the storage needs; the history and the relay's keys are on the volume
+    # (test_boot turned mail on for box.test: its settings and DKIM key are history now).
+    history = cli(vm, "config", "history")[1]
+    assert len(history) >= 3, history
+    card = "/var/lib/commonsbox/state.db* /var/lib/commonsbox/secrets/secrets.db*"
+    assert vm.run(["sh", "-c", f"grep -a -l -e box.test -e 'PRIVATE KEY' {card}"]).rc == 1
+    dkim = vm.run(["find", PRIVATE + "/keys", "/etc", "-name", "box.test.private"]).stdout
+    assert dkim.split() in ([], [f"{PRIVATE}/keys/mail/dkim/box.test.private"]), dkim
 
     rc, locked = cli(vm, "storage", "lock")
     assert rc == 0 and not locked["status"]["volume"]["mounted"]
     assert vm.run(["ls", "-A", PRIVATE], check=True).stdout == ""  # none of it on the card
+    rc, said = cli(vm, "config", "history")
+    assert rc != 0 and "locked" in said, said  # the history is on the volume
     put(vm, "/run/bad", "not our passphrase")
     # Three wrong keys are free; then each waits 1 s, 2 s, 4 s ... after the last. Under
     # TCG the CLI alone takes seconds, so a few more go by before one is made to wait.
@@ -84,6 +95,7 @@ def test_a_usb_disk_becomes_the_encrypted_storage_and_keeps_the_data(vm, usb_ima
     rc, opened = cli(vm, "storage", "unlock", "--key-file", "/run/rk")
     assert rc == 0 and opened["slot"] == 1, opened
     assert vm.run(["cat", f"{PRIVATE}/note"], check=True).stdout == "family photos\n"
+    assert cli(vm, "config", "history")[1] == history
 
 
 def test_mail_keeps_its_mailboxes_there_and_stops_when_the_disk_is_pulled(vm):

@@ -159,6 +159,10 @@ def test_lock_and_unlock_through_the_page(vm, web):
     _, home = web.get("/")
     assert "The storage is locked: mail and chat wait until it is unlocked." in home
     assert 'href="/storage/#unlock"' in home and "Encrypted, locked" in home
+    # Mail's settings are on the locked volume: the page says so, not "mail is off".
+    answer, page = web.get("/mail/")
+    assert "The storage is locked: unlock it on the Storage page first" in page, page
+    assert "Mail is not set up" not in page
 
     answer, page = web.submit("/storage/", "/storage/unlock", {"key": "not our passphrase at all"})
     assert answer.status == 400
