@@ -13,9 +13,12 @@ work while data is mounted: growing keeps each partition's start) and grows the 
 system online with resize2fs.
 """
 
+import fcntl
 import json
+import os
 import subprocess
 import sys
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -108,19 +111,37 @@ def data_device(mountpoint: str = "/var/lib/commonsbox") -> tuple[Path, Path]:
     return part, disk
 
 
+@contextmanager
+def locked(disk: Path):
+    """The whole disk BSD-locked, so udev leaves it alone until the new table is
+    written and the kernel told (systemd.io/BLOCK_DEVICE_LOCKING). Unlocked, udev saw
+    the data partition mid-change, its by-partuuid device went away for a moment, and
+    systemd unmounted data and stopped this service half way through the first boot."""
+    fd = os.open(disk, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
 def grow(mountpoint: str = "/var/lib/commonsbox", log=print) -> bool:
     part, disk = data_device(mountpoint)
-    dump = json.loads(subprocess.run(["sfdisk", "--json", disk], check=True,
-                                     capture_output=True, text=True).stdout)
-    sectors = int(Path(f"/sys/class/block/{disk.name}/size").read_text())
-    new = plan(parse(dump), sectors, json.loads(PARTITIONS.read_text())[ROOT_B])
+    with locked(disk):
+        dump = json.loads(subprocess.run(["sfdisk", "--json", disk], check=True,
+                                         capture_output=True, text=True).stdout)
+        sectors = int(Path(f"/sys/class/block/{disk.name}/size").read_text())
+        new = plan(parse(dump), sectors, json.loads(PARTITIONS.read_text())[ROOT_B])
+        if new is not None:
+            subprocess.run(["sfdisk", "--quiet", "--no-reread", "--no-tell-kernel", disk],
+                           input=new.script(), text=True, check=True)
+            subprocess.run(["partx", "--update", disk], check=True)
+    # Also when the table was grown already: a first boot cut short between the two
+    # finishes here (resize2fs does nothing to a file system that fills its partition).
+    subprocess.run(["resize2fs", part], check=True, capture_output=True)
     if new is None:
         log(f"{part}: already grown")
         return False
-    subprocess.run(["sfdisk", "--quiet", "--no-reread", "--no-tell-kernel", disk],
-                   input=new.script(), text=True, check=True)
-    subprocess.run(["partx", "--update", disk], check=True)
-    subprocess.run(["resize2fs", part], check=True, capture_output=True)
     data = new.find(DATA)
     log(f"{part}: grown to {data.size * 512 // 2**20} MiB; root B made on {disk}")
     return True
