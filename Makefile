@@ -11,13 +11,13 @@ demo: setup
 
 # Every tier: unit, integration (namespaces), browser, and the VM tier (builds or takes
 # from the cache the qemu-amd64 test image and boots it under QEMU). If the only failures
-# came with the guest's kernel panicked under TCG, the VM tier runs once more, loudly
-# (tests/vm/conftest.py says why).
+# came with the guest's kernel panicked under TCG, their test files run once more on a
+# fresh guest, loudly (tests/vm/conftest.py says why).
 PANIC_NOTE := tests/artifacts/guest-panicked
 test: setup
 	@rm -f $(PANIC_NOTE)
 	$(PY) -m pytest --vm || { test -f $(PANIC_NOTE) && cat $(PANIC_NOTE) && \
-		rm $(PANIC_NOTE) && $(PY) -m pytest --vm tests/vm; }
+		$(PY) -m pytest --vm $$(tail -n 1 $(PANIC_NOTE)); }
 
 test-slow: setup
 	$(PY) -m pytest -m slow --vm

@@ -16,8 +16,9 @@ import pytest
 BOARD = "qemu-amd64"
 CARD_MIB = 4096  # the guest's disk is the image on a 4 GiB "card"
 # Written when the guest kernel panicked and only VM tests failed: `make test` then runs
-# the VM tier once more (Makefile). TCG with two emulated CPUs has, rarely, panicked a
-# guest kernel that runs fine elsewhere (an int3 while patching its own code; a slab
+# the files of the failed tests once more, on a fresh guest (each file stands alone; the
+# Makefile reads the note's last line). TCG with two emulated CPUs has, rarely, panicked
+# a guest kernel that runs fine elsewhere (an int3 while patching its own code; a slab
 # freelist torn in kmem_cache_alloc); a product defect fails the second run too.
 PANIC_NOTE = Path(__file__).parents[1] / "artifacts" / "guest-panicked"
 _booted = []  # the session's VM, once there is one
@@ -103,8 +104,9 @@ def pytest_sessionfinish(session):
     for line in _panicked[:30]:
         tr.line(line, red=True)
     if all(nodeid.startswith("tests/vm/") for nodeid in failed):
+        files = sorted({nodeid.split("::")[0] for nodeid in failed})
         PANIC_NOTE.parent.mkdir(exist_ok=True)
         PANIC_NOTE.write_text(
             "VM TIER: the guest kernel panicked under TCG (as printed above) and failed "
-            f"{len(failed)} VM tests, nothing else; the VM tier runs once more, from a fresh "
-            "image, and must pass whole.\n")
+            f"{len(failed)} VM tests, nothing else; their files run once more, on a fresh "
+            "guest, and must pass whole:\n" + " ".join(files) + "\n")
