@@ -132,14 +132,15 @@ INITRAMFS_MODULES = (
     "nvmem_rmem",
 )
 
-# Runs after the essential packages are in. Two tools are run once, at the end, rather
+# Runs after the essential packages are in. Three tools are run once, at the end, rather
 # than by each package that calls them (under arm64 emulation each run costs seconds to
-# minutes): update-initramfs (the kernel's hook, then each trigger) and py3compile (each
-# Python package's postinst starts an interpreter to byte-compile its files). Two are
-# not run at all: the keys they would make (SSH host keys, ssl-cert's "snakeoil") would
-# be one private key in every box's image, and the build removes them anyway.
+# minutes): update-initramfs (the kernel's hook, then each trigger), py3compile (each
+# Python package's postinst starts an interpreter to byte-compile its files) and
+# update-ca-certificates (CA_CERTIFICATES). Two are not run at all: the keys they would
+# make (SSH host keys, ssl-cert's "snakeoil") would be one private key in every box's
+# image, and the build removes them anyway.
 DEFERRED = ("/usr/sbin/update-initramfs", "/usr/bin/py3compile", "/usr/bin/ssh-keygen",
-            "/usr/sbin/make-ssl-cert")
+            "/usr/sbin/make-ssl-cert", "/usr/sbin/update-ca-certificates")
 ESSENTIAL = r"""
 set -eu
 R="$1"
@@ -149,6 +150,27 @@ for tool in {deferred}; do
     chmod 755 "$R$tool"
 done
 """.replace("{deferred}", " ".join(DEFERRED))
+
+# The CA certificates' links and bundle in /etc/ssl/certs, made by the image's own
+# update-ca-certificates, run by the build machine's shell, sed and openssl instead of
+# under emulation (there, a shell loop of ~2,500 processes: two minutes of an arm64
+# build). Its links point to /usr/share/ca-certificates: in a mount namespace of its own,
+# that path is the image's directory, so the links and the hashes openssl computes
+# through them are what the package would have made (tests/vm/test_image_recipe.py
+# compares the two). A hook another package adds would run natively too: refused.
+CA_CERTIFICATES = r"""
+if [ -n "$(ls -A "$R/etc/ca-certificates/update.d" 2>/dev/null)" ]; then
+    echo "cbimage: packages added update-ca-certificates hooks; the recipe cannot run them" >&2
+    exit 1
+fi
+unshare --mount sh -euc '
+    for d in /usr/share/ca-certificates /usr/local/share/ca-certificates; do
+        mount --bind "$1$d" "$d"
+    done
+    sh "$1/usr/sbin/update-ca-certificates" --certsconf "$1/etc/ca-certificates.conf" \
+        --etccertsdir "$1/etc/ssl/certs" --hooksdir "$1/etc/ca-certificates/update.d"
+' sh "$R"
+"""
 
 # Runs on the build machine after the packages are in; "$1" is the new root.
 CUSTOMIZE = r"""
@@ -198,6 +220,7 @@ for tool in {deferred}; do
     rm "$R$tool"
     chroot "$R" dpkg-divert --quiet --local --rename --remove "$tool"
 done
+{ca_certificates}
 # Every Python package's modules byte-compiled at once (what each postinst would have
 # done; hash-based .pyc, as SOURCE_DATE_EPOCH is set).
 chroot "$R" py3compile /usr/lib/python3/dist-packages /usr/share/python3
@@ -214,7 +237,8 @@ HOOK
 chmod 755 "$R/etc/initramfs-tools/hooks/commonsbox"
 chroot "$R" update-initramfs -c -k all
 """.replace("{user}", WEBUI_USER).replace("{relay_units}", " ".join(RELAY_UNITS)) \
-    .replace("{deferred}", " ".join(DEFERRED)).replace("{modules}", " ".join(INITRAMFS_MODULES))
+    .replace("{deferred}", " ".join(DEFERRED)).replace("{modules}", " ".join(INITRAMFS_MODULES)) \
+    .replace("{ca_certificates}", CA_CERTIFICATES.strip())
 
 
 # -- The box's hardware: its service, PID 1's watchdog, the I2C bus, the clock -----------
