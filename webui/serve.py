@@ -9,6 +9,7 @@ Run it as the web UI's own unprivileged user; the agent's socket admits that use
 
 import argparse
 import os
+import time
 from pathlib import Path
 
 import gunicorn.http.wsgi
@@ -34,6 +35,18 @@ class _Server(BaseApplication):
         return self.app
 
 
+def wait_for_certificate(cert: Path, timeout: float) -> None:
+    """The agent makes the TLS key and certificate on a box's first start (the
+    certificate last, renamed into place): the web UI starts beside the agent, not after
+    it, so its imports are off the boot's critical path, and waits here for that file."""
+    deadline = time.monotonic() + timeout
+    while not cert.exists():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"no TLS certificate at {cert} after {timeout:.0f} s: "
+                             "is the agent running?")
+        time.sleep(0.1)
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--socket", type=Path, required=True)
@@ -42,10 +55,13 @@ def main(argv=None) -> None:
     parser.add_argument("--key", type=Path, required=True)
     parser.add_argument("--state", type=Path, required=True)
     parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--cert-timeout", type=float, default=300.0,
+                        help="seconds to wait for the agent to make the certificate")
     args = parser.parse_args(argv)
     if os.geteuid() == 0:
         raise SystemExit("the web UI must not run as root: run it as its own user")
     app = create_app(args.socket, load_secret_key(args.state / "cookie.key"))
+    wait_for_certificate(args.cert, args.cert_timeout)
     _Server(app, {"bind": args.bind, "certfile": str(args.cert), "keyfile": str(args.key),
                   "workers": 1, "worker_class": "gthread", "threads": args.threads,
                   "accesslog": None, "errorlog": "-", "loglevel": "warning",

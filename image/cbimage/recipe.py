@@ -132,15 +132,17 @@ INITRAMFS_MODULES = (
     "nvmem_rmem",
 )
 
-# Runs after the essential packages are in. Three tools are run once, at the end, rather
+# Runs after the essential packages are in. Four tools are run once, at the end, rather
 # than by each package that calls them (under arm64 emulation each run costs seconds to
 # minutes): update-initramfs (the kernel's hook, then each trigger), py3compile (each
-# Python package's postinst starts an interpreter to byte-compile its files) and
-# update-ca-certificates (CA_CERTIFICATES). Two are not run at all: the keys they would
-# make (SSH host keys, ssl-cert's "snakeoil") would be one private key in every box's
-# image, and the build removes them anyway.
+# Python package's postinst starts an interpreter to byte-compile its files),
+# update-ca-certificates (CA_CERTIFICATES) and deb-systemd-helper (SYSTEMD_HELPER). Two
+# are not run at all: the keys they would make (SSH host keys, ssl-cert's "snakeoil")
+# would be one private key in every box's image, and the build removes them anyway.
+SYSTEMD_HELPER_BIN = "/usr/bin/deb-systemd-helper"
 DEFERRED = ("/usr/sbin/update-initramfs", "/usr/bin/py3compile", "/usr/bin/ssh-keygen",
-            "/usr/sbin/make-ssl-cert", "/usr/sbin/update-ca-certificates")
+            "/usr/sbin/make-ssl-cert", "/usr/sbin/update-ca-certificates", SYSTEMD_HELPER_BIN)
+SYSTEMD_HELPER_CALLS = "/var/lib/cbimage-deb-systemd-helper.calls"
 ESSENTIAL = r"""
 set -eu
 R="$1"
@@ -149,7 +151,17 @@ for tool in {deferred}; do
     printf '#!/bin/sh\nexit 0\n' > "$R$tool"
     chmod 755 "$R$tool"
 done
-""".replace("{deferred}", " ".join(DEFERRED))
+# deb-systemd-helper's calls are recorded, each with what the helper answers for a unit
+# that was never installed before (SYSTEMD_HELPER runs them and checks the answers).
+cat > "$R{helper}" <<'STUB'
+#!/bin/sh
+for a; do case $a in --*) ;; *) verb=$a; break;; esac; done
+case ${verb:-} in was-enabled) rc=0 ;; debian-installed|is-enabled) rc=1 ;; *) rc=0 ;; esac
+echo "$rc ${DPKG_MAINTSCRIPT_PACKAGE:--} $*" >> {calls}
+exit $rc
+STUB
+""".replace("{deferred}", " ".join(DEFERRED)).replace("{helper}", SYSTEMD_HELPER_BIN) \
+    .replace("{calls}", SYSTEMD_HELPER_CALLS)
 
 # The CA certificates' links and bundle in /etc/ssl/certs, made by the image's own
 # update-ca-certificates, run by the build machine's shell, sed and openssl instead of
@@ -172,10 +184,44 @@ unshare --mount sh -euc '
 ' sh "$R"
 """
 
+# The packages' calls of deb-systemd-helper (enable, unmask, update-state: a Perl start
+# each, a second apiece under emulation), in their order, by the image's own helper run
+# by the build machine's perl with DPKG_ROOT (as in Debian's own chrootless bootstrap).
+# The systemctl it runs for a new unit's preset is the image's, in the image. Every
+# question a package asked must get the answer the recording gave it, or the build stops.
+SYSTEMD_HELPER = r"""
+bin=$(mktemp -d)
+cat > "$bin/systemctl" <<'SHIM'
+#!/bin/sh
+for a; do shift; case $a in --root=*) set -- "$@" --root=/ ;; *) set -- "$@" "$a" ;; esac; done
+exec chroot "$CBIMAGE_ROOT" systemctl "$@"
+SHIM
+chmod 755 "$bin/systemctl"
+set -f
+while read -r want package call; do
+    got=0
+    CBIMAGE_ROOT="$R" PATH="$bin:$PATH" DPKG_ROOT="$R" DPKG_MAINTSCRIPT_PACKAGE="$package" \
+        perl "$R{helper}" $call </dev/null >/dev/null 2>&1 || got=$?
+    if [ "$got" != "$want" ]; then
+        echo "cbimage: $package: deb-systemd-helper $call: $got, not $want as recorded" >&2
+        exit 1
+    fi
+done < "$R{calls}"
+set +f
+rm -r "$bin" "$R{calls}"
+""".replace("{helper}", SYSTEMD_HELPER_BIN).replace("{calls}", SYSTEMD_HELPER_CALLS)
+
 # Runs on the build machine after the packages are in; "$1" is the new root.
 CUSTOMIZE = r"""
 set -eu
 R="$1"
+# The deferred tools back (see ESSENTIAL), and what packages asked deb-systemd-helper
+# to do done, before this recipe enables and disables units itself.
+for tool in {deferred}; do
+    rm "$R$tool"
+    chroot "$R" dpkg-divert --quiet --local --rename --remove "$tool"
+done
+{systemd_helper}
 echo commonsbox > "$R/etc/hostname"
 printf '127.0.0.1\tlocalhost\n127.0.1.1\tcommonsbox\n::1\tlocalhost ip6-localhost ip6-loopback\n' > "$R/etc/hosts"
 # The web UI's own unprivileged user; no login shell, no password.
@@ -215,15 +261,12 @@ rm -f "$R/var/lib/dbus/machine-id"
 rm -f "$R/etc/ssl/private/ssl-cert-snakeoil.key" "$R/etc/ssl/certs/ssl-cert-snakeoil.pem" \
     "$R/etc/aliases.db"
 find "$R/etc/ssl/certs" -lname ssl-cert-snakeoil.pem -delete
-# The deferred tools back (see ESSENTIAL).
-for tool in {deferred}; do
-    rm "$R$tool"
-    chroot "$R" dpkg-divert --quiet --local --rename --remove "$tool"
-done
 {ca_certificates}
 # Every Python package's modules byte-compiled at once (what each postinst would have
-# done; hash-based .pyc, as SOURCE_DATE_EPOCH is set).
-chroot "$R" py3compile /usr/lib/python3/dist-packages /usr/share/python3
+# done; hash-based .pyc, as SOURCE_DATE_EPOCH is set), beside the initramfs (below): two
+# single-threaded emulated jobs, on two cores.
+chroot "$R" py3compile /usr/lib/python3/dist-packages /usr/share/python3 &
+py3compile=$!
 # The one initramfs: the modules that find and mount the root on every board
 # (INITRAMFS_MODULES), zstd at a level that is quick to make and to unpack.
 printf 'MODULES=list\nCOMPRESS=zstd\nCOMPRESSLEVEL=3\n' > "$R/etc/initramfs-tools/conf.d/commonsbox.conf"
@@ -236,9 +279,11 @@ manual_add_modules {modules}
 HOOK
 chmod 755 "$R/etc/initramfs-tools/hooks/commonsbox"
 chroot "$R" update-initramfs -c -k all
+wait "$py3compile"
 """.replace("{user}", WEBUI_USER).replace("{relay_units}", " ".join(RELAY_UNITS)) \
     .replace("{deferred}", " ".join(DEFERRED)).replace("{modules}", " ".join(INITRAMFS_MODULES)) \
-    .replace("{ca_certificates}", CA_CERTIFICATES.strip())
+    .replace("{ca_certificates}", CA_CERTIFICATES.strip()) \
+    .replace("{systemd_helper}", SYSTEMD_HELPER.strip())
 
 
 # -- The box's hardware: its service, PID 1's watchdog, the I2C bus, the clock -----------
