@@ -17,9 +17,6 @@ import os
 import secrets as random
 from dataclasses import replace
 
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
 from ..daemonconfig import DaemonConfig, File, lines
 from ..errors import Conflict
 from ..reconcile import Check
@@ -44,6 +41,9 @@ def host_key_pem(secrets: SecretStore) -> str:
     each serialisation differs (OpenSSH's format has random check bytes)."""
     pem = secrets.get(HOST_KEY_SECRET)
     if pem is None:
+        from cryptography.hazmat.primitives import serialization  # not on the agent's start
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
         pem = Secret(Ed25519PrivateKey.generate().private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
             serialization.NoEncryption()).decode())
@@ -180,6 +180,8 @@ class FilesCapability(DaemonConfig):
 
     def connection(self, desired: Desired, name: str) -> dict:
         """How a member's app reaches the share, and the key it will be shown."""
+        from cryptography.hazmat.primitives import serialization
+
         key = serialization.load_ssh_private_key(host_key_pem(self.secrets).encode(), None)
         blob = key.public_key().public_bytes(
             serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).split()[1]
