@@ -177,6 +177,7 @@ if [ -n "$(ls -A "$R/etc/ca-certificates/update.d" 2>/dev/null)" ]; then
 fi
 unshare --mount sh -euc '
     for d in /usr/share/ca-certificates /usr/local/share/ca-certificates; do
+        mkdir -p "$d"  # a build machine without ca-certificates lacks them
         mount --bind "$1$d" "$d"
     done
     sh "$1/usr/sbin/update-ca-certificates" --certsconf "$1/etc/ca-certificates.conf" \
