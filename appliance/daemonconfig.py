@@ -8,8 +8,10 @@ from the desired state, and what the daemons need before they start.
 """
 
 import hashlib
+import math
 import os
 import stat
+import time
 from dataclasses import dataclass
 
 from .daemons import Systemd, check, manager
@@ -94,6 +96,30 @@ def fingerprint(f: File, ids: tuple[int, int]) -> tuple[str, int, int, int]:
     return hashlib.sha256(f.data).hexdigest(), f.mode, *ids
 
 
+def write_seen_by_mtime(system: System, path: str, f: File, ids: tuple[int, int]) -> None:
+    """Write a file its daemon re-reads on its own when the file's modification time (in
+    whole seconds) or size changes (Dovecot's passwd-file). A rewrite within the second of
+    the last one is stamped a second later: else a change of the same size (one password
+    for another) would go unseen until the next change."""
+    target = system.path(path)
+    try:
+        before = int(target.stat().st_mtime)
+    except FileNotFoundError:
+        before = None
+    system.write(path, f.data, f.mode, ids)
+    written = target.stat().st_mtime
+    if before is not None and int(written) <= before:
+        os.utime(target, (written, before + 1))
+
+
+def until_the_next_second(clock=time.time) -> None:
+    """Such a daemon looks at most once a second: a file written in a second it has
+    looked in is seen from the next one (then a new password logs in, a revoked one
+    no longer does)."""
+    now = clock()
+    time.sleep(math.floor(now) + 1 - now)
+
+
 def plan(facts: Facts, enabled: bool, wanted: dict[str, tuple], daemons: tuple[str, ...],
          readers, prepare: str) -> list:
     """Pure: FACTS and what the files should be (path -> fingerprint) -> actions."""
@@ -116,6 +142,7 @@ class DaemonConfig:
     name: str
     daemons: tuple[str, ...]  # in the order they start
     read_by: tuple[tuple[str, tuple[str, ...]], ...]  # path prefix -> daemons reading it
+    seen_by_mtime: tuple[str, ...] = ()  # path prefixes: see write_seen_by_mtime
     checked: dict[str, str]  # daemon -> the config file its checker is given
     prepare_text = "prepare the daemons' users"
 
@@ -207,8 +234,13 @@ class DaemonConfig:
         A refused config leaves the running one untouched: nothing was reloaded yet."""
         folders = {m.rsplit("/", 1)[0] for m in self.checked.values()}
         configs = {p for p in paths if p.rsplit("/", 1)[0] in folders}
+        polled = [p for p in paths if p.startswith(self.seen_by_mtime)]
         for p in sorted(set(paths) - configs):
-            self._put(p, p)
+            f = self._wanted[p]
+            if p in polled:
+                write_seen_by_mtime(self.system, p, f, self._ids(f.owner))
+            else:
+                self._put(p, p)
         for daemon, main in self.checked.items():
             folder = main.rsplit("/", 1)[0]
             mine = [p for p in self._wanted
@@ -221,6 +253,8 @@ class DaemonConfig:
             check(self.system, daemon, f"{stage}/{main.rsplit('/', 1)[1]}")
         for p in sorted(configs):
             self._put(p, p)
+        if polled:
+            until_the_next_second()
 
     def _put(self, path: str, where: str) -> None:
         f = self._wanted[path]

@@ -39,8 +39,10 @@ def app_password_hashes(secrets: SecretStore, desired: Desired) -> dict[tuple[st
 class MailCapability(DaemonConfig):
     name = "mail"
     daemons = ("opendkim", "mailfilter", "dovecot", "postfix")
-    # Dovecot reads its password and user files at each login: no reload for those.
-    read_by = (("/etc/dovecot/commonsbox/", ()), (f"{MAIL_KEYS}/passwords/", ()),
+    # Dovecot reads its password and user files at each login: no reload for those. It
+    # sees them change by their modification time, looking at most once a second.
+    seen_by_mtime = ("/etc/dovecot/commonsbox/", f"{MAIL_KEYS}/passwords/")
+    read_by = (*((prefix, ()) for prefix in seen_by_mtime),
                ("/etc/commonsbox/mail/filter/", ("mailfilter",)),
                ("/etc/postfix/", ("postfix",)), ("/etc/dovecot/", ("dovecot",)),
                ("/etc/opendkim", ("opendkim",)), (f"{MAIL_KEYS}/dkim/", ("opendkim",)),

@@ -148,6 +148,31 @@ def test_a_wrong_password_is_refused_and_a_revoked_one_stops_working(mail):
     smtp.close()
 
 
+def test_a_new_app_password_works_and_a_revoked_one_fails_at_once_even_right_after_a_login(mail):
+    # Dovecot looks at its password files at most once a second: the agent answers only
+    # when what it wrote is what the next login sees.
+    world, a = mail, mail.boxes["box-a.test"]
+
+    def login(password):
+        with world.outside():
+            imap = imaplib.IMAP4_SSL(a.address, ssl_context=app_tls())
+        try:
+            return imap.login(uma["address"], password)[0]
+        except imaplib.IMAP4.error as err:
+            return str(err)
+        finally:
+            imap.logout()
+
+    uma = user(a, "uma")
+    for _ in range(3):
+        assert login(uma["password"]) == "OK"
+        tablet = a.api.call("mail.password.add", owner="uma", label="uma's tablet")
+        assert login(tablet["password"]) == "OK"
+        a.api.call("mail.password.remove", id=uma["app_password"]["id"])
+        assert "AUTHENTICATIONFAILED" in login(uma["password"])
+        uma = dict(uma, password=tablet["password"], app_password=tablet["app_password"])
+
+
 def test_a_user_cannot_send_as_someone_else(mail):
     boxes = mail.boxes
     a = boxes["box-a.test"]

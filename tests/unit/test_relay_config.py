@@ -9,12 +9,17 @@ import pytest
 from appliance.chat.render import Inputs as ChatInputs
 from appliance.chat.render import render as render_chat
 from appliance.chat.schema import ChatSettings
-from appliance.daemonconfig import Facts, Prepare, Reload, Start, Stop, Write, plan
+import os
+import time
+
+from appliance.daemonconfig import (Facts, File, Prepare, Reload, Start, Stop, Write, plan,
+                                    until_the_next_second, write_seen_by_mtime)
 from appliance.errors import Invalid
 from appliance.storage.place import KEYS
 from appliance.mail.render import Inputs, hash_app_password, render
 from appliance.mail.schema import AppPassword, MailSettings, Smarthost
 from appliance.mail.service import client_settings
+from appliance.system import System
 
 DAEMONS = ("opendkim", "dovecot", "postfix")
 
@@ -58,6 +63,27 @@ def test_a_wrong_mode_or_owner_is_a_change_too():
     current = dict(WANTED, **{"/etc/dovecot/commonsbox/users": ("c", 0o644, 0, 0)})
     assert Write(("/etc/dovecot/commonsbox/users",)) in plan(facts(current), True, WANTED,
                                                              DAEMONS, readers, "p")
+
+
+def test_a_same_size_rewrite_within_a_second_still_changes_the_whole_second_mtime(tmp_path):
+    # Dovecot's passwd-file reloads when the mtime (whole seconds) or the size changes:
+    # one password swapped for another of the same length, in the same second, must show.
+    system, ids = System(root=tmp_path), (os.getuid(), os.getgid())
+    mtimes = []
+    for secret in (b"alice:{SSHA512}aaaa\n", b"alice:{SSHA512}bbbb\n", b"alice:{SSHA512}cccc\n"):
+        write_seen_by_mtime(system, "/etc/dovecot/commonsbox/users", File(secret, 0o640), ids)
+        written = tmp_path / "etc/dovecot/commonsbox/users"
+        assert written.read_bytes() == secret and written.stat().st_mode & 0o777 == 0o640
+        mtimes.append(int(written.stat().st_mtime))
+    assert mtimes[0] < mtimes[1] < mtimes[2]
+
+
+def test_waiting_for_a_once_a_second_reader_ends_in_the_next_second():
+    for _ in range(3):
+        before = time.time()
+        until_the_next_second()
+        after = time.time()
+        assert int(before) + 1 <= after < before + 1.5  # at most one second, and no more
 
 
 def test_turning_off_stops_what_runs_in_reverse_order():
