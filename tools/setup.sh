@@ -15,6 +15,7 @@ APT_PACKAGES=(
     fonts-noto-core                           # so Devanagari (Hindi) renders in it
     mmdebstrap fdisk dosfstools mtools        # the image: root fs, partitions, boot fs
     ca-certificates openssl                   # the image's CA links, made natively
+    patchelf                                  # the build machine's dpkg-deb, run in a foreign root
     arch-test fakechroot fakeroot gpg uidmap  # what mmdebstrap recommends (and was tested with)
     libdistro-info-perl libdpkg-perl
     qemu-system-x86 qemu-utils                # the VM tier boots it (qemu-img for overlays)

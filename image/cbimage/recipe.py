@@ -143,9 +143,38 @@ SYSTEMD_HELPER_BIN = "/usr/bin/deb-systemd-helper"
 DEFERRED = ("/usr/sbin/update-initramfs", "/usr/bin/py3compile", "/usr/bin/ssh-keygen",
             "/usr/sbin/make-ssl-cert", "/usr/sbin/update-ca-certificates", SYSTEMD_HELPER_BIN)
 SYSTEMD_HELPER_CALLS = "/var/lib/cbimage-deb-systemd-helper.calls"
+
+# When the build machine is not of the image's architecture, dpkg's archive back end,
+# dpkg-deb (run for each package: its control files, then its data), is the build
+# machine's own while the packages go in: ~1,600 emulated processes (nearly three
+# minutes of CPU in an arm64 build) become native ones. It only decompresses the archive and hands
+# dpkg the tar stream the package holds, so what is installed is byte for byte the same
+# (the arm64 root built with it is identical to one built without). It and its libraries
+# sit in a directory of their own, found through the paths patchelf writes into it.
+NATIVE_DIR = "/cbimage-native"
+NATIVE_DPKG_DEB = r"""
+if [ "$(dpkg --print-architecture)" != "$(chroot "$R" dpkg --print-architecture)" ]; then
+    mkdir "$R{dir}"
+    cp -L /usr/bin/dpkg-deb $(ldd /usr/bin/dpkg-deb | awk '$2 == "=>" {print $3}') \
+        "$(patchelf --print-interpreter /usr/bin/dpkg-deb)" "$R{dir}/"
+    patchelf --set-rpath {dir} --set-interpreter \
+        "{dir}/$(basename "$(patchelf --print-interpreter /usr/bin/dpkg-deb)")" "$R{dir}/dpkg-deb"
+    chroot "$R" dpkg-divert --quiet --local --rename --add /usr/bin/dpkg-deb
+    ln -s {dir}/dpkg-deb "$R/usr/bin/dpkg-deb"
+    chroot "$R" dpkg-deb --version >/dev/null  # it runs there, or the build stops here
+fi
+""".replace("{dir}", NATIVE_DIR)
+NATIVE_DPKG_DEB_UNDONE = r"""
+if [ -d "$R{dir}" ]; then
+    rm "$R/usr/bin/dpkg-deb" && rm -r "$R{dir}"
+    chroot "$R" dpkg-divert --quiet --local --rename --remove /usr/bin/dpkg-deb
+fi
+""".replace("{dir}", NATIVE_DIR)
+
 ESSENTIAL = r"""
 set -eu
 R="$1"
+{native_dpkg_deb}
 for tool in {deferred}; do
     chroot "$R" dpkg-divert --quiet --local --rename --add "$tool"
     printf '#!/bin/sh\nexit 0\n' > "$R$tool"
@@ -161,7 +190,7 @@ echo "$rc ${DPKG_MAINTSCRIPT_PACKAGE:--} $*" >> {calls}
 exit $rc
 STUB
 """.replace("{deferred}", " ".join(DEFERRED)).replace("{helper}", SYSTEMD_HELPER_BIN) \
-    .replace("{calls}", SYSTEMD_HELPER_CALLS)
+    .replace("{calls}", SYSTEMD_HELPER_CALLS).replace("{native_dpkg_deb}", NATIVE_DPKG_DEB.strip())
 
 # The CA certificates' links and bundle in /etc/ssl/certs, made by the image's own
 # update-ca-certificates, run by the build machine's shell, sed and openssl instead of
@@ -216,12 +245,13 @@ rm -r "$bin" "$R{calls}"
 CUSTOMIZE = r"""
 set -eu
 R="$1"
-# The deferred tools back (see ESSENTIAL), and what packages asked deb-systemd-helper
-# to do done, before this recipe enables and disables units itself.
+# The deferred tools and the image's own dpkg-deb back (see ESSENTIAL), and what packages
+# asked deb-systemd-helper to do done, before this recipe enables and disables units itself.
 for tool in {deferred}; do
     rm "$R$tool"
     chroot "$R" dpkg-divert --quiet --local --rename --remove "$tool"
 done
+{native_dpkg_deb_undone}
 {systemd_helper}
 echo commonsbox > "$R/etc/hostname"
 printf '127.0.0.1\tlocalhost\n127.0.1.1\tcommonsbox\n::1\tlocalhost ip6-localhost ip6-loopback\n' > "$R/etc/hosts"
@@ -284,7 +314,8 @@ wait "$py3compile"
 """.replace("{user}", WEBUI_USER).replace("{relay_units}", " ".join(RELAY_UNITS)) \
     .replace("{deferred}", " ".join(DEFERRED)).replace("{modules}", " ".join(INITRAMFS_MODULES)) \
     .replace("{ca_certificates}", CA_CERTIFICATES.strip()) \
-    .replace("{systemd_helper}", SYSTEMD_HELPER.strip())
+    .replace("{systemd_helper}", SYSTEMD_HELPER.strip()) \
+    .replace("{native_dpkg_deb_undone}", NATIVE_DPKG_DEB_UNDONE.strip())
 
 
 # -- The box's hardware: its service, PID 1's watchdog, the I2C bus, the clock -----------

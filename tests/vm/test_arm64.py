@@ -75,6 +75,11 @@ def test_the_qemu_arm64_image_boots_to_agent_ready_with_kernel_wireguard(tmp_pat
         assert status["backend"] == "kernel" and status["box"]["claimed"] is False
         arch = machine.run(["dpkg", "--print-architecture"], check=True).stdout.strip()
         assert arch == "arm64"
+        # The build machine's dpkg-deb, used while the packages went in, left no trace.
+        assert "(arm64)" in machine.run(["dpkg-deb", "--version"], check=True).stdout
+        diversions = machine.run(["dpkg-divert", "--list"], check=True).stdout
+        assert "local diversion" not in diversions, diversions
+        assert machine.run(["test", "-e", "/cbimage-native"]).rc == 1
         failed = machine.run(["systemctl", "--failed", "--no-legend", "--plain", "--no-pager"])
         assert failed.stdout.strip() == "", failed.stdout
     finally:
