@@ -112,11 +112,11 @@ def write_seen_by_mtime(system: System, path: str, f: File, ids: tuple[int, int]
         os.utime(target, (written, before + 1))
 
 
-def until_the_next_second(clock=time.time) -> None:
+def until_the_next_second() -> None:
     """Such a daemon looks at most once a second: a file written in a second it has
     looked in is seen from the next one (then a new password logs in, a revoked one
     no longer does)."""
-    now = clock()
+    now = time.time()
     time.sleep(math.floor(now) + 1 - now)
 
 

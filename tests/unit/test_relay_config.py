@@ -2,6 +2,8 @@
 would write, for given facts and settings (no daemons here; the integration tier runs
 them)."""
 
+import os
+import time
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -9,9 +11,6 @@ import pytest
 from appliance.chat.render import Inputs as ChatInputs
 from appliance.chat.render import render as render_chat
 from appliance.chat.schema import ChatSettings
-import os
-import time
-
 from appliance.daemonconfig import (Facts, File, Prepare, Reload, Start, Stop, Write, plan,
                                     until_the_next_second, write_seen_by_mtime)
 from appliance.errors import Invalid
