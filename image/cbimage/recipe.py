@@ -165,28 +165,20 @@ if [ "$(dpkg --print-architecture)" != "$(chroot "$R" dpkg --print-architecture)
         # DT_RPATH (not RUNPATH): the libraries' own libraries are found there too
         patchelf --force-rpath --set-rpath {dir} --set-interpreter "{dir}/${loader##*/}" \
             "$R{dir}/${tool##*/}"
-        chroot "$R" dpkg-divert --quiet --local --rename --add "$tool"
+        divert "$tool"
         ln -s "{dir}/${tool##*/}" "$R$tool"
         chroot "$R" "$tool" --version >/dev/null  # it runs there, or the build stops here
     done
-fi
-""".replace("{dir}", NATIVE_DIR).replace("{tools}", " ".join(NATIVE_TOOLS))
-NATIVE_UNDONE = r"""
-if [ -d "$R{dir}" ]; then
-    for tool in {tools}; do
-        rm "$R$tool"
-        chroot "$R" dpkg-divert --quiet --local --rename --remove "$tool"
-    done
-    rm -r "$R{dir}"
 fi
 """.replace("{dir}", NATIVE_DIR).replace("{tools}", " ".join(NATIVE_TOOLS))
 
 ESSENTIAL = r"""
 set -eu
 R="$1"
+divert() { chroot "$R" dpkg-divert --quiet --local --rename --add "$1"; }
 {native}
 for tool in {deferred}; do
-    chroot "$R" dpkg-divert --quiet --local --rename --add "$tool"
+    divert "$tool"
     printf '#!/bin/sh\nexit 0\n' > "$R$tool"
     chmod 755 "$R$tool"
 done
@@ -255,13 +247,16 @@ rm -r "$bin" "$R{calls}"
 CUSTOMIZE = r"""
 set -eu
 R="$1"
-# The deferred tools and the image's own dpkg helpers back (see ESSENTIAL), and what packages
+# The image's own dpkg helpers (in a foreign build) and deferred tools back (see ESSENTIAL),
+# the helpers first so that even dpkg's diversions-old is what it was; then what packages
 # asked deb-systemd-helper to do done, before this recipe enables and disables units itself.
-{native_undone}
-for tool in {deferred}; do
+native=""
+[ -d "$R{native_dir}" ] && native="{native_tools}"
+for tool in $native {deferred}; do
     rm "$R$tool"
     chroot "$R" dpkg-divert --quiet --local --rename --remove "$tool"
 done
+rm -rf "$R{native_dir}"
 {systemd_helper}
 echo commonsbox > "$R/etc/hostname"
 printf '127.0.0.1\tlocalhost\n127.0.1.1\tcommonsbox\n::1\tlocalhost ip6-localhost ip6-loopback\n' > "$R/etc/hosts"
@@ -325,7 +320,7 @@ wait "$py3compile"
     .replace("{deferred}", " ".join(DEFERRED)).replace("{modules}", " ".join(INITRAMFS_MODULES)) \
     .replace("{ca_certificates}", CA_CERTIFICATES.strip()) \
     .replace("{systemd_helper}", SYSTEMD_HELPER.strip()) \
-    .replace("{native_undone}", NATIVE_UNDONE.strip())
+    .replace("{native_dir}", NATIVE_DIR).replace("{native_tools}", " ".join(NATIVE_TOOLS))
 
 
 # -- The box's hardware: its service, PID 1's watchdog, the I2C bus, the clock -----------
