@@ -33,6 +33,7 @@ UNITS = ("commonsbox-agent.service", "commonsbox-webui.service", "commonsbox-gro
 TEST_UNITS = ("commonsbox-testchannel.service",)
 # Installed, not enabled: the agent starts them when the household turns them on.
 AGENT_STARTED_UNITS = ("commonsbox-mailfilter.service", "commonsbox-files.service")
+DROP_INS = {"prosody.service": "prosody-notify.conf"}  # a Debian unit -> our drop-in for it
 PLATFORMS = {"amd64": "manylinux2014_x86_64", "arm64": "manylinux2014_aarch64"}
 GUEST_PYTHON = "3.13"  # trixie's
 OUTPUTS = ("disk.img", "vmlinuz", "initrd.img", "image.json", "manifest.json", "packages.lock")
@@ -288,6 +289,9 @@ def _configure(profile: Profile, root: Path, puuid: dict, test: bool):
     units = root / "usr/lib/systemd/system"
     for unit in UNITS + AGENT_STARTED_UNITS + (TEST_UNITS if test else ()):
         shutil.copyfile(FILES / unit, units / unit)  # not the checkout's time and mode
+    for unit, name in DROP_INS.items():
+        (units / f"{unit}.d").mkdir(exist_ok=True)
+        shutil.copyfile(FILES / name, units / f"{unit}.d" / "commonsbox.conf")
     cli = root / "usr/bin/commonsbox"
     shutil.copyfile(FILES / "commonsbox", cli)
     cli.chmod(0o755)
