@@ -209,10 +209,11 @@ class HardwareService:
         event = self._sample_button(now)
         view = self.view()
         self._light(view.state, now)
-        missing = self._panel is None or self._rtc is None
+        # A probe opens the bus even when both chips are known: that is how a bus that
+        # went away is noticed while the picture stays the same.
         clock_due = self._rtc is not None and now >= self._next_sync_check
-        if (probe and missing) or clock_due or (self._panel is not None and view != self.drawn):
-            self._use_i2c(now, probe and missing, view)
+        if probe or clock_due or (self._panel is not None and view != self.drawn):
+            self._use_i2c(now, probe, view)
         if event == "reset-confirmed":
             self._spawn(self._factory_reset)  # after "resetting" is on the display
         return 0.05 if self._button is not None else 1.0

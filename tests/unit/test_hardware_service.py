@@ -370,6 +370,23 @@ def test_devices_that_come_later_are_found_within_a_minute(tmp_path):
     assert "Setup code" in rig.text()
 
 
+def test_a_bus_that_goes_away_is_noticed_at_the_next_look_even_if_nothing_changed(tmp_path):
+    bus_dir = tmp_path / "sys/bus/i2c/devices/i2c-3"
+    bus_dir.mkdir(parents=True)
+    (bus_dir / "name").write_text("SMBus stub driver\n")
+    rig = Rig(board=QEMU, gpio=False, root=tmp_path)
+    rig.step()
+    assert rig.service.devices["rtc"].state == "present"
+    (bus_dir / "name").unlink()
+    bus_dir.rmdir()                              # modprobe -r i2c-stub
+    rig.step(1)
+    assert rig.service.devices["bus"].state == "present"  # the same picture: not looked
+    rig.service.reprobe()                        # SIGHUP: look now
+    rig.step(1)
+    assert rig.service.devices["bus"].state == "absent"
+    assert rig.service.devices["display"].detail == "no I2C bus"
+
+
 def test_a_faulty_display_is_logged_once_and_never_stops_the_loop(caplog):
     rig = Rig(chips={0x3C: Failing(errno.ETIMEDOUT), 0x68: rtc_chip()})
     with caplog.at_level(logging.INFO, logger="commonsbox.hardware"):
