@@ -24,6 +24,7 @@ from .firewall.capability import FirewallCapability
 from .chat.capability import ChatCapability
 from .configstore import LOCKED, ConfigStore
 from .files.capability import FilesCapability
+from .ssh.capability import SshCapability
 from .mail.capability import MailCapability
 from .mail.service import MailService
 from .paths import Paths
@@ -73,8 +74,10 @@ class Box:
         self.files = FilesCapability(self.system, self.secrets)
         self.data_services = [MailCapability(self.system, self.secrets),
                               ChatCapability(self.system, self.secrets), self.files]
+        self.ssh = SshCapability(self.system, self.secrets)
         self.capabilities = [VpnCapability(backend, self.secrets), FirewallCapability(),
-                             StorageCapability(self.system, self.storage), *self.data_services]
+                             StorageCapability(self.system, self.storage), *self.data_services,
+                             self.ssh]
         self.last_outcomes: list[Outcome] = []
         self.tls_fingerprint: str | None = None
         self._facts: dict[str, tuple[float, object]] = {}  # for views: (when read, facts)
@@ -292,7 +295,9 @@ class Box:
                 "devices": devices,
             },
             "firewall": {"open_ports": [f"{proto}/{port}" for proto, port
-                                        in sorted(ruleset.open_ports(desired))]},
+                                        in sorted(ruleset.open_ports(desired))],
+                         "home_ports": [f"{proto}/{port}" for proto, port
+                                        in sorted(ruleset.home_ports(desired))]},
             "health": checks,
             "system": system_facts(self.paths),
             "last_reconcile": [o.to_json() for o in self.last_outcomes],

@@ -317,6 +317,31 @@ def print_files(c: dict) -> None:
         print("  no files password yet: commonsbox files password")
 
 
+def cmd_ssh_list(api: Client, args) -> object:
+    return api.call("ssh.access")
+
+
+def cmd_ssh_add(api: Client, args) -> object:
+    text = sys.stdin.read() if args.file == "-" else Path(args.file).read_text()
+    return api.call("ssh.key.add", key=text, name=args.name, why=args.why)
+
+
+def cmd_ssh_remove(api: Client, args) -> object:
+    return api.call("ssh.key.remove", fingerprint=args.fingerprint, why=args.why)
+
+
+def print_ssh(access: dict) -> None:
+    if not access["enabled"]:
+        print("installer's SSH: OFF (no key; add one with: commonsbox ssh add KEY.pub)")
+        return
+    print(f"installer's SSH: on, port {access['port']}, user {access['user']}, from the VPN "
+          f"and the home's network; by key only")
+    print(f"  the box's host key: {access['host_key']}")
+    for k in access["keys"]:
+        print(f"  {k['fingerprint']}  {k['kind']:<12} {k['name']}"
+              + (f"  (added by {k['owner']})" if k["owner"] else ""))
+
+
 def cmd_hardware_status(api: Client, args) -> object:
     return api.call("hardware.status")
 
@@ -407,6 +432,11 @@ def show_text(args, result) -> None:
                   "this once, and opens the storage if the passphrase is lost")
         case f if f in (cmd_files_connection, cmd_files_password):
             print_files(result)
+        case f if f is cmd_ssh_list:
+            print_ssh(result)
+        case f if f in (cmd_ssh_add, cmd_ssh_remove):
+            print_change(result)
+            print_ssh(result["ssh"])
         case f if f is cmd_mail_dns:
             for r in result:
                 print(f"{r['name']:<40} {r['type']:<5} {r['value']}")
@@ -567,6 +597,17 @@ def build_parser() -> argparse.ArgumentParser:
                            ("password", cmd_files_password, "a new files password")):
         p = leaf(fs, name, fn, what)
         p.add_argument("--owner", help="the member (for root, and managers acting for one)")
+
+    ssh = sub.add_parser("ssh", help="the installer's SSH: root, by key, off without one") \
+        .add_subparsers(dest="ssh_cmd", required=True)
+    leaf(ssh, "list", cmd_ssh_list, "the keys that may log in, and the box's host key")
+    p = leaf(ssh, "add", cmd_ssh_add, "let a public key log in as root (turns SSH on)")
+    p.add_argument("file", help="the public key file (KEY.pub), or - to read it from stdin")
+    p.add_argument("--name", help="what to call it (default: the key's comment)")
+    p.add_argument("--why")
+    p = leaf(ssh, "remove", cmd_ssh_remove, "stop a key logging in (the last one: SSH off)")
+    p.add_argument("fingerprint", help="SHA256:... as `commonsbox ssh list` shows it")
+    p.add_argument("--why")
 
     hw = sub.add_parser("hardware", help="the board and its devices").add_subparsers(
         dest="hardware_cmd", required=True)

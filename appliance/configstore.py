@@ -3,11 +3,12 @@ then on, the card keeps only what opening that storage needs, and the rest is on
 
 A box far from its household must, after a power cut, bring its VPN up and let a
 manager log in to type the passphrase: so the card keeps the newest revision's box,
-VPN, accounts and storage settings (no older revision), the WireGuard keys and the
-accounts' passphrase hashes and TOTP secrets. Everything else is on the volume, in
-PRIVATE/agent, and read only while it is unlocked: every revision (who changed what,
-when and why), the mail, chat and file-share settings, and their secrets (DKIM and TLS
-keys, the smarthost's password, app passwords' hashes, the share's host key).
+VPN, accounts, storage and SSH settings (no older revision), the WireGuard keys, the
+accounts' passphrase hashes and TOTP secrets, and the installer's SSH host key.
+Everything else is on the volume, in PRIVATE/agent, and read only while it is unlocked:
+every revision (who changed what, when and why), the mail, chat and file-share settings,
+and their secrets (DKIM and TLS keys, the smarthost's password, app passwords' hashes,
+the share's host key).
 
 While the storage is locked the box runs on the card's part: mail, chat and files are
 off (they could not run anyway) and nothing can be changed until it is unlocked; a
@@ -29,7 +30,8 @@ from .store import Revision, StateStore
 
 log = logging.getLogger(__name__)
 
-CARD_SECRETS = ("vpn/", "account/")  # the VPN's keys; logging in (appliance/accounts)
+# The VPN's keys; logging in (appliance/accounts); the installer's SSH host key.
+CARD_SECRETS = ("vpn/", "account/", "ssh/")
 LOCKED = "the encrypted storage is locked: unlock it first"
 CARD_WHY = "the newest revision's copy (the history is on the encrypted storage)"
 
@@ -39,7 +41,7 @@ def card_copy(store: StateStore, revision: Revision, desired: Desired) -> None:
     locked (mail, chat and files off; not even why the change was made)."""
     store.keep_only(Revision(revision.n, revision.at, revision.who, CARD_WHY),
                     Desired(box=desired.box, vpn=desired.vpn, accounts=desired.accounts,
-                            storage=desired.storage))
+                            storage=desired.storage, ssh=desired.ssh))
 
 
 class ConfigStore:

@@ -145,6 +145,7 @@ class DaemonConfig:
     seen_by_mtime: tuple[str, ...] = ()  # path prefixes: see write_seen_by_mtime
     checked: dict[str, str]  # daemon -> the config file its checker is given
     prepare_text = "prepare the daemons' users"
+    uses_storage = True  # runs only where the household's data is (storage/place.py)
 
     def __init__(self, system: System):
         self.system = system
@@ -193,7 +194,7 @@ class DaemonConfig:
                      ready=self.is_ready(), private=mounted_at(self.system))
 
     def plan(self, facts: Facts, desired: Desired) -> list:
-        if not self.enabled(desired) or blocked(desired.storage, facts.private):
+        if not self.enabled(desired) or self._blocked(desired, facts):
             return plan(facts, False, {}, self.daemons, self.readers, self.prepare_text)
         self._wanted = self.files(desired)
         if any(p not in facts.files for p in self._wanted):  # new files: read their facts
@@ -201,6 +202,9 @@ class DaemonConfig:
         ids = {f.owner: self._ids(f.owner) for f in self._wanted.values()} if facts.ready else {}
         wanted = {p: fingerprint(f, ids.get(f.owner, (-1, -1))) for p, f in self._wanted.items()}
         return plan(facts, True, wanted, self.daemons, self.readers, self.prepare_text)
+
+    def _blocked(self, desired: Desired, facts: Facts) -> str | None:
+        return blocked(desired.storage, facts.private) if self.uses_storage else None
 
     def apply(self, actions: list) -> None:
         for action in actions:
@@ -263,7 +267,7 @@ class DaemonConfig:
     def health(self, facts: Facts, desired: Desired) -> list[Check]:
         if not self.enabled(desired):
             return []
-        if why := blocked(desired.storage, facts.private):
+        if why := self._blocked(desired, facts):
             return [Check(self.name, "storage", False, why)]
         return [Check(self.name, d, bool(facts.running.get(d)),
                       "running" if facts.running.get(d) else "not running")

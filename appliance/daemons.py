@@ -46,6 +46,11 @@ DAEMONS = {d.name: d for d in (
            ("/usr/sbin/sshd", "-f", "/etc/commonsbox/files/sshd_config"),
            ("sh", "-c", 'kill -HUP "$(cat /run/commonsbox-files/sshd.pid)"'),
            "/run/commonsbox-files/sshd.pid", ("/usr/sbin/sshd", "-t", "-f", "{}")),
+    # The installer's SSH (ssh/capability.py): OpenSSH again, another instance.
+    Daemon("ssh", "commonsbox-ssh.service",
+           ("/usr/sbin/sshd", "-f", "/etc/commonsbox/ssh/sshd_config"),
+           ("sh", "-c", 'kill -HUP "$(cat /run/commonsbox-ssh/sshd.pid)"'),
+           "/run/commonsbox-ssh/sshd.pid", ("/usr/sbin/sshd", "-t", "-f", "{}")),
     Daemon("prosody", "prosody.service", ("prosodyctl", "start"), ("prosodyctl", "reload"),
            "/run/prosody/prosody.pid", ("prosodyctl", "--config", "{}", "check", "config")),
 )}

@@ -2,10 +2,10 @@
 
 What goes: every account, session, invitation, one-time link and failed-login count,
 every secret (the VPN's and the relay's keys, passphrase hashes, TOTP secrets), every VPN
-device and app password, every revision of the configuration, and the config files the
-data services (mail, chat, files) were given; a data service with a `forget()` (for
-what it keeps outside the stores) is told to forget. The box gets a new WireGuard key,
-new VPN subnets and a new setup code.
+device and app password, every installer's SSH key, every revision of the configuration,
+and the config files the data services (mail, chat, files) and the installer's SSH were
+given; a data service with a `forget()` (for what it keeps outside the stores) is told
+to forget. The box gets a new WireGuard key, new VPN subnets and a new setup code.
 
 What stays: the disks' contents. The encrypted storage is locked and forgotten, not
 erased: it stays readable with its passphrase or recovery key (with the configuration
@@ -89,9 +89,10 @@ def _forget(box: Box, reset_revision: int) -> None:
 
 
 def _rendered(box: Box, desired: Desired) -> set[str]:
-    """The files the data services (mail, chat, files) were given for DESIRED."""
+    """The files the data services (mail, chat, files) and the installer's SSH were
+    given for DESIRED."""
     paths: set[str] = set()
-    for cap in box.data_services:
+    for cap in (*box.data_services, box.ssh):
         try:
             if cap.enabled(desired):
                 paths |= set(cap.files(desired))

@@ -10,6 +10,7 @@ from .chat.schema import ChatSettings
 from .files.schema import FilesSettings
 from .storage.schema import StorageSettings
 from .mail.schema import MailSettings
+from .ssh.schema import SshSettings
 from .vpn.schema import VpnSettings
 
 SCHEMA_VERSION = 1
@@ -61,6 +62,7 @@ class Desired:
     chat: ChatSettings = ChatSettings()
     storage: StorageSettings = StorageSettings()
     files: FilesSettings = FilesSettings()
+    ssh: SshSettings = SshSettings()
 
     @classmethod
     def new(cls) -> "Desired":
@@ -69,7 +71,7 @@ class Desired:
     @classmethod
     def from_json(cls, doc) -> "Desired":
         v.only_keys(doc, "", {"schema", "box", "vpn"}, {"accounts", "mail", "chat", "storage",
-                                                       "files"})
+                                                       "files", "ssh"})
         if doc["schema"] != SCHEMA_VERSION:
             raise Invalid(f"schema version {doc['schema']!r} is not {SCHEMA_VERSION}", "schema")
         accounts = Accounts.from_json(doc.get("accounts", {"users": []}))
@@ -82,17 +84,22 @@ class Desired:
             if accounts.user(p.owner) is None:
                 raise Invalid(f"mail.app_passwords[{i}].owner is not a user",
                               f"mail.app_passwords[{i}].owner")
+        ssh = SshSettings.from_json(doc.get("ssh", {"keys": []}))
+        for i, k in enumerate(ssh.keys):
+            if k.owner is not None and accounts.user(k.owner) is None:
+                raise Invalid(f"ssh.keys[{i}].owner is not a user", f"ssh.keys[{i}].owner")
         chat = ChatSettings.from_json(doc.get("chat", {"enabled": False}))
         if chat.enabled and not mail.domain:
             raise Invalid("chat needs the box's domain: set up mail first", "chat.enabled")
         return cls(box=BoxSettings.from_json(doc["box"]), vpn=vpn, accounts=accounts, mail=mail,
                    chat=chat, storage=StorageSettings.from_json(doc.get("storage", {})),
-                   files=FilesSettings.from_json(doc.get("files", {"enabled": False})))
+                   files=FilesSettings.from_json(doc.get("files", {"enabled": False})), ssh=ssh)
 
     def to_json(self) -> dict:
         return {"schema": SCHEMA_VERSION, "box": self.box.to_json(), "vpn": self.vpn.to_json(),
                 "accounts": self.accounts.to_json(), "mail": self.mail.to_json(), "chat": self.chat.to_json(),
-                "storage": self.storage.to_json(), "files": self.files.to_json()}
+                "storage": self.storage.to_json(), "files": self.files.to_json(),
+                "ssh": self.ssh.to_json()}
 
     def with_vpn(self, vpn: VpnSettings) -> "Desired":
         return replace(self, vpn=vpn)
@@ -105,6 +112,9 @@ class Desired:
 
     def with_files(self, files: FilesSettings) -> "Desired":
         return replace(self, files=files)
+
+    def with_ssh(self, ssh: SshSettings) -> "Desired":
+        return replace(self, ssh=ssh)
 
     def with_storage(self, storage: StorageSettings) -> "Desired":
         return replace(self, storage=storage)

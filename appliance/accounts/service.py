@@ -120,12 +120,13 @@ class AccountService:
         admins = [u for u in desired.accounts.users if u.role == "admin"]
         if user.role == "admin" and len(admins) == 1:
             raise Conflict("the last admin cannot be removed", "name")
-        # Someone who leaves the household takes no tunnel home with them.
+        # Someone who leaves the household takes no tunnel home with them, nor SSH.
         devices = tuple(d for d in desired.vpn.devices if d.owner != user.name)
         mail = replace(desired.mail, app_passwords=tuple(
             p for p in desired.mail.app_passwords if p.owner != user.name))
         return replace(desired, accounts=desired.accounts.without(user.name),
-                       vpn=replace(desired.vpn, devices=devices), mail=mail)
+                       vpn=replace(desired.vpn, devices=devices), mail=mail,
+                       ssh=desired.ssh.without_owner(user.name))
 
     def find(self, desired: Desired, name) -> User:
         user = desired.accounts.user(name) if isinstance(name, str) else None

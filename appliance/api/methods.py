@@ -21,6 +21,8 @@ from ..mail.autoconfig import autoconfig_xml
 from ..mail.service import client_settings
 from ..errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
 from ..files.schema import FilesSettings
+from ..ssh.openssh import fingerprint as key_fingerprint
+from ..ssh.schema import SshKey, SshSettings, key_comment
 from ..validate import address, choice, text
 from ..vpn.schema import Device
 from ..vpn.service import UNSET
@@ -655,6 +657,38 @@ def files_password(box: Box, caller: Caller, owner):
         desired = box.head()[1]
         return {**box.files.connection(desired, who),
                 "password": box.files.new_password(desired, who), "has_password": True}
+
+
+# -- the installer's SSH -------------------------------------------------------------
+
+@method("ssh.access")
+def ssh_access(box: Box, caller: Caller):
+    """The keys that may log in as root, and the box's SSH host key to check."""
+    return box.ssh.access(box.head()[1])
+
+
+@method("ssh.key.add", key=(TEXT, REQUIRED), name=(OPT_TEXT, None), **WHY)
+def ssh_key_add(box: Box, caller: Caller, key, name, why):
+    """A public key that may log in as root over SSH; the first one turns SSH on. NAME
+    defaults to the key's comment (alice@laptop)."""
+    added = SshKey.from_json({"key": key, "name": key_comment(key) if name is None else name,
+                              "owner": None if caller.role == "root" else caller.name}, "")
+    answer = _apply(box, caller.who, _why(why, f"add SSH key {added.name!r}"),
+                    lambda d: d.with_ssh(SshSettings.from_json(
+                        {"keys": d.ssh.to_json()["keys"] + [added.to_json()]})))
+    return {**answer, "ssh": box.ssh.access(box.head()[1])}
+
+
+@method("ssh.key.remove", fingerprint=(TEXT, REQUIRED), **WHY)
+def ssh_key_remove(box: Box, caller: Caller, fingerprint, why):
+    """The last key gone turns SSH off."""
+    keys = box.head()[1].ssh.keys
+    gone = next((k for k in keys if key_fingerprint(k.key) == fingerprint), None)
+    if gone is None:
+        raise NotFound("there is no SSH key with that fingerprint", "fingerprint")
+    answer = _apply(box, caller.who, _why(why, f"remove SSH key {gone.name!r}"),
+                    lambda d: d.with_ssh(SshSettings(tuple(k for k in d.ssh.keys if k != gone))))
+    return {**answer, "ssh": box.ssh.access(box.head()[1])}
 
 
 # -- hardware -----------------------------------------------------------------------

@@ -11,8 +11,6 @@ Each member is a system user of group cbfiles (no shell, no home, locked until a
 password is set), so the kernel, not a config line, keeps Alice out of Bob's folder.
 """
 
-import base64
-import hashlib
 import os
 import secrets as random
 from dataclasses import replace
@@ -21,7 +19,8 @@ from ..daemonconfig import DaemonConfig, File, lines
 from ..errors import Conflict
 from ..reconcile import Check
 from ..schema import Desired
-from ..secrets import Secret, SecretStore
+from ..secrets import SecretStore
+from ..ssh.openssh import LOCKED_DOWN, host_key_fingerprint, host_key_pem
 from ..storage.place import KEYS, PRIVATE
 from ..system import System
 
@@ -34,21 +33,6 @@ HOST_KEY = f"{KEYS}/files/host_ed25519"  # not beside the config: in place befor
 PIDFILE = "/run/commonsbox-files/sshd.pid"
 HOST_KEY_SECRET = "files.host_key"
 PORT = 22
-
-
-def host_key_pem(secrets: SecretStore) -> str:
-    """The share's own SSH host key (devices remember it: it never changes), as stored:
-    each serialisation differs (OpenSSH's format has random check bytes)."""
-    pem = secrets.get(HOST_KEY_SECRET)
-    if pem is None:
-        from cryptography.hazmat.primitives import serialization  # not on the agent's start
-        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-        pem = Secret(Ed25519PrivateKey.generate().private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
-            serialization.NoEncryption()).decode())
-        secrets.put(HOST_KEY_SECRET, pem)
-    return pem.reveal()
 
 
 def sshd_config(desired: Desired) -> bytes:
@@ -65,19 +49,9 @@ def sshd_config(desired: Desired) -> bytes:
         "PubkeyAuthentication no",
         "PermitRootLogin no",
         f"AllowGroups {GROUP}",
-        "MaxAuthTries 3",
-        "LoginGraceTime 30",
-        "MaxStartups 4:50:16",
+        *LOCKED_DOWN,
         "MaxSessions 4",
-        "ClientAliveInterval 60",
         "PermitTTY no",
-        "AllowTcpForwarding no",
-        "AllowStreamLocalForwarding no",
-        "AllowAgentForwarding no",
-        "X11Forwarding no",
-        "PermitTunnel no",
-        "GatewayPorts no",
-        "PermitUserRC no",
         f"ChrootDirectory {FILES}",
         # What is put in shared/ every member can read (and add to, or replace); a
         # member starts in their own folder.
@@ -110,7 +84,7 @@ class FilesCapability(DaemonConfig):
         return desired.files.enabled
 
     def files(self, desired: Desired) -> dict[str, File]:
-        return {HOST_KEY: File(host_key_pem(self.secrets).encode(), 0o600),
+        return {HOST_KEY: File(host_key_pem(self.secrets, HOST_KEY_SECRET).encode(), 0o600),
                 CONFIG: File(sshd_config(desired))}
 
     def runtime_dirs(self) -> list[tuple[str, str, str]]:
@@ -180,15 +154,10 @@ class FilesCapability(DaemonConfig):
 
     def connection(self, desired: Desired, name: str) -> dict:
         """How a member's app reaches the share, and the key it will be shown."""
-        from cryptography.hazmat.primitives import serialization
-
-        key = serialization.load_ssh_private_key(host_key_pem(self.secrets).encode(), None)
-        blob = key.public_key().public_bytes(
-            serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).split()[1]
-        digest = base64.b64encode(hashlib.sha256(base64.b64decode(blob)).digest()).decode()
         host = str(desired.vpn.box_ipv4.ip)
         return {"enabled": desired.files.enabled, "host": host, "port": PORT, "user": name,
-                "url": f"sftp://{name}@{host}/", "host_key": f"SHA256:{digest.rstrip('=')}",
+                "url": f"sftp://{name}@{host}/",
+                "host_key": host_key_fingerprint(self.secrets, HOST_KEY_SECRET),
                 "has_password": self._has_password(name)}
 
     def new_password(self, desired: Desired, name: str) -> str:

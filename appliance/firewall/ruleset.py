@@ -10,6 +10,7 @@ import hashlib
 from dataclasses import dataclass
 
 from ..schema import Desired
+from ..ssh.schema import PORT as SSH_PORT
 
 TABLE = "commonsbox"
 FULL_V4, FULL_V6 = "full_tunnel_v4", "full_tunnel_v6"
@@ -22,6 +23,18 @@ DHCP_CLIENT_PORTS = (68, 546)  # the uplink's DHCPv4 and DHCPv6 answers
 MAIL_PORTS = (25, 465, 587, 143, 993)
 # XMPP: apps (c2s), other servers (s2s), file sharing over HTTPS.
 CHAT_PORTS = (5222, 5269, 5281)
+
+
+# What a home's own network uses (and link-local): the installer's SSH answers these
+# (and the VPN) only. A connection the router forwards from the Internet keeps its
+# public source address, so it is dropped.
+HOME_V4 = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16")
+HOME_V6 = ("fc00::/7", "fe80::/10")
+
+
+def home_ports(desired: Desired) -> frozenset[tuple[str, int]]:
+    """What the box answers from the home's network, not from the Internet."""
+    return frozenset({("tcp", SSH_PORT)} if desired.ssh.enabled else ())
 
 
 def open_ports(desired: Desired) -> frozenset[tuple[str, int]]:
@@ -61,6 +74,10 @@ def wanted(desired: Desired) -> Wanted:
     ports = sorted(open_ports(desired))
     tcp = ", ".join(str(n) for proto, n in ports if proto == "tcp")
     udp = ", ".join(str(n) for proto, n in ports if proto == "udp")
+    home = "".join(
+        f"\n        {family} saddr {{ {', '.join(nets)} }} {proto} dport {{ {port} }} accept"
+        for proto, port in sorted(home_ports(desired))
+        for family, nets in (("ip", HOME_V4), ("ip6", HOME_V6)))
     structure = f"""table inet {TABLE} {{
     comment "{{comment}}"
     set {FULL_V4} {{ type ipv4_addr; }}
@@ -73,7 +90,7 @@ def wanted(desired: Desired) -> Wanted:
         iifname "{wg}" accept
         meta l4proto {{ icmp, ipv6-icmp }} accept
         tcp dport {{ {tcp} }} accept
-        udp dport {{ {udp} }} accept
+        udp dport {{ {udp} }} accept{home}
     }}
     chain forward {{
         type filter hook forward priority filter; policy accept;

@@ -32,7 +32,8 @@ PYLIB = f"{LIB}/python"
 UNITS = ("commonsbox-agent.service", "commonsbox-webui.service", "commonsbox-grow.service")
 TEST_UNITS = ("commonsbox-testchannel.service",)
 # Installed, not enabled: the agent starts them when the household turns them on.
-AGENT_STARTED_UNITS = ("commonsbox-mailfilter.service", "commonsbox-files.service")
+AGENT_STARTED_UNITS = ("commonsbox-mailfilter.service", "commonsbox-files.service",
+                       "commonsbox-ssh.service")
 DROP_INS = {"prosody.service": "prosody-notify.conf"}  # a Debian unit -> our drop-in for it
 PLATFORMS = {"amd64": "manylinux2014_x86_64", "arm64": "manylinux2014_aarch64"}
 GUEST_PYTHON = "3.13"  # trixie's

@@ -277,10 +277,11 @@ mkdir -p "$R/etc/systemd/journald.conf.d"
 printf '[Journal]\nStorage=volatile\nMaxRetentionSec=2day\nRuntimeMaxUse=32M\n' > "$R/etc/systemd/journald.conf.d/commonsbox.conf"
 # The relay's daemons start when the agent has configured them, not with their defaults.
 chroot "$R" systemctl disable --quiet {relay_units} 2>/dev/null
-# No SSH login to the box: the file share is OpenSSH's SFTP as an instance of its own
-# (commonsbox-files.service), with its own host key. The package's host keys (one set
-# in every image, and made afresh by each build) go; so does systemd's generator that
-# would offer sshd on local sockets.
+# Debian's sshd stays off: OpenSSH runs only as the agent's own instances, each with
+# its own host key: the file share's SFTP (commonsbox-files.service) and the installer's
+# SSH, while an installer's key is set (commonsbox-ssh.service). The package's host keys
+# (one set in every image, and made afresh by each build) go; so does systemd's
+# generator that would offer sshd on local sockets.
 rm -f "$R"/etc/ssh/ssh_host_*
 mkdir -p "$R/etc/systemd/system-generators"
 ln -sf /dev/null "$R/etc/systemd/system-generators/systemd-ssh-generator"

@@ -6,16 +6,19 @@ Each test gets its own ``Lab`` (a sandbox.World): the box, family phones and an
 
 import itertools
 import html
+import json
 import os
 import re
 import shutil
 import signal
+import subprocess
+import sys
 import time
 
 import pytest
 
 from appliance.api.client import Client
-from appliance.sandbox import Phone, World
+from appliance.sandbox import REPO, Phone, World
 
 SUBNET4, SUBNET6 = "10.77.0.0/24", "fd00:77::/64"
 BOX_VPN_IP = "10.77.0.1"
@@ -151,3 +154,32 @@ def app(box, monkeypatch):
     from webui import create_app
     monkeypatch.setattr(webui.agent, "Client", ClientAsWebUI)
     return create_app(box.box.paths.socket, testing=True)
+
+
+PRELUDE = """
+import json, sys
+from appliance.api.client import Client
+from appliance.errors import ApplianceError
+api = Client(sys.argv[1])
+out = []
+def call(method, session=None, **params):
+    api.session = session
+    try:
+        result = {"ok": api.call(method, **params)}
+    except ApplianceError as e:
+        result = {"error": e.code}
+    out.append([method, result])
+    return result.get("ok")
+"""
+
+
+def as_webui(lab, script: str) -> list:
+    """SCRIPT's calls (call(method, session, **params)) made as the web UI's user
+    (nobody), the way the web UI makes them: [[method, {"ok": answer} or {"error": code}]]."""
+    body = "try:\n" + "".join(f"    {line}\n" for line in script.strip().splitlines())
+    done = subprocess.run([sys.executable, "-c", PRELUDE + body + "finally:\n    print(json.dumps(out))",
+                           str(lab.box.paths.socket)], user=65534, group=65534,
+                          env={"PYTHONPATH": str(REPO)}, capture_output=True, text=True,
+                          timeout=60, cwd="/")
+    assert done.returncode == 0, done.stdout + done.stderr
+    return json.loads(done.stdout)

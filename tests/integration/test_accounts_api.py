@@ -1,44 +1,14 @@
 """Claiming the box and who may do what, through the real agent, calling as the web
 UI's own unprivileged user (here: nobody), the way the web UI will."""
 
-import json
 import os
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 import pytest
 
-from appliance.sandbox import REPO
-
-from .conftest import Lab
-
-PRELUDE = """
-import json, sys
-from appliance.api.client import Client
-from appliance.errors import ApplianceError
-api = Client(sys.argv[1])
-out = []
-def call(method, session=None, **params):
-    api.session = session
-    try:
-        result = {"ok": api.call(method, **params)}
-    except ApplianceError as e:
-        result = {"error": e.code}
-    out.append([method, result])
-    return result.get("ok")
-"""
-
-
-def as_webui(lab, script: str) -> list:
-    body = "try:\n" + "".join(f"    {line}\n" for line in script.strip().splitlines())
-    done = subprocess.run([sys.executable, "-c", PRELUDE + body + "finally:\n    print(json.dumps(out))",
-                           str(lab.box.paths.socket)], user=65534, group=65534,
-                          env={"PYTHONPATH": str(REPO)}, capture_output=True, text=True,
-                          timeout=60, cwd="/")
-    assert done.returncode == 0, done.stdout + done.stderr
-    return json.loads(done.stdout)
+from .conftest import Lab, as_webui
 
 
 @pytest.fixture

@@ -1,0 +1,1 @@
+"""The installer's SSH: off unless an admin or the installer adds a key."""
