@@ -3,7 +3,9 @@
 import ipaddress
 import json
 import os
+import shlex
 import ssl
+import subprocess
 import time
 import urllib.request
 
@@ -105,6 +107,7 @@ def _listeners(vm) -> set[str]:
 
 def test_nothing_listens_outside_that_the_firewall_does_not_open(vm):
     open_ports = set(vm.status["firewall"]["open_ports"])
+    assert vm.status["firewall"]["home_ports"] == []  # no installer's key: no SSH
     listening = _listeners(vm)
     assert {"tcp/443", "udp/51820"} <= listening  # the web UI and kernel WireGuard
     assert listening <= open_ports, listening - open_ports
@@ -186,6 +189,47 @@ def test_a_phone_connects_to_the_guests_kernel_wireguard_and_pings_the_box(vm, p
     devices = json.loads(vm.run(["commonsbox", "vpn", "device", "list", "--json"],
                                 check=True).stdout)
     assert [d["latest_handshake"] > 0 for d in devices if d["name"] == "vm-phone"] == [True]
+
+
+def test_an_installers_key_turns_ssh_on_for_root_and_removing_it_turns_it_off(vm, tmp_path):
+    """Debian's sshd never runs; the agent starts its own instance under systemd while a
+    key is set, and QEMU's user network is a home network (10.0.2.0/24) to the box."""
+    assert vm.run(["systemctl", "is-enabled", "ssh.service"]).stdout.strip() == "disabled"
+    assert "tcp/22" not in _listeners(vm) and "tcp/2222" not in _listeners(vm)
+    key = tmp_path / "installer"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "ines@laptop",
+                    "-f", key], check=True)
+    pub = (tmp_path / "installer.pub").read_text().strip()
+    vm.run(["sh", "-c", f"echo {shlex.quote(pub)} > /root/ines.pub"], check=True)
+    vm.run(["commonsbox", "ssh", "add", "/root/ines.pub"], check=True, timeout=180)
+    access = json.loads(vm.run(["commonsbox", "ssh", "list", "--json"], check=True).stdout)
+    status = json.loads(vm.run(["commonsbox", "status", "--json"], check=True).stdout)
+    assert status["firewall"]["home_ports"] == ["tcp/2222"]
+    assert vm.run(["systemctl", "is-active", "commonsbox-ssh"]).stdout.strip() == "active"
+    assert _listeners(vm) <= set(status["firewall"]["open_ports"] + ["tcp/2222"])
+
+    from cbvm.vm import free_port
+    port = free_port()
+    vm.forward("tcp", "127.0.0.1", port, 2222)
+    known = tmp_path / "known_hosts"
+
+    def ssh(command: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            ["ssh", "-p", str(port), "-i", key, "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
+             "-o", "StrictHostKeyChecking=accept-new", "-o", f"UserKnownHostsFile={known}",
+             "-o", "ConnectTimeout=30", "root@127.0.0.1", command],
+            capture_output=True, text=True, timeout=120)
+
+    done = ssh("id -u; systemctl is-active commonsbox-agent")
+    assert done.returncode == 0 and done.stdout.split() == ["0", "active"], done.stderr
+    seen = subprocess.run(["ssh-keygen", "-lf", known], capture_output=True, text=True,
+                          check=True).stdout.split()[1]
+    assert seen == access["host_key"]  # what the installer is shown to compare
+
+    vm.run(["commonsbox", "ssh", "remove", access["keys"][0]["fingerprint"]], check=True,
+           timeout=180)
+    assert vm.run(["systemctl", "is-active", "commonsbox-ssh"]).stdout.strip() == "inactive"
+    assert ssh("true").returncode == 255
 
 
 def test_the_boxs_console_shows_how_to_set_it_up(vm):
