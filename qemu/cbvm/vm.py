@@ -19,6 +19,7 @@ from .qmp import QMP
 CHANNEL = "org.commonsbox.test"  # the test images' command channel (a virtio port)
 WEBUI_PORT = 443
 WIREGUARD_PORT = 51820
+SSH_PORT = 2222  # the installer's SSH, while a key is set (appliance/ssh)
 
 
 class VMError(RuntimeError):
@@ -34,7 +35,8 @@ def free_port(kind=socket.SOCK_STREAM) -> int:
 class VM:
     def __init__(self, image_dir: Path, work: Path | None = None, *, memory_mib: int | None = None,
                  smp: int | None = None, webui_port: int | None = None,
-                 wireguard_port: int | None = None, card_mib: int | None = None,
+                 wireguard_port: int | None = None, ssh_port: int | None = None,
+                 card_mib: int | None = None,
                  cmdline_extra: str = ""):
         self.image_dir = Path(image_dir)
         self.info = json.loads((self.image_dir / "image.json").read_text())
@@ -47,6 +49,7 @@ class VM:
         self.smp = smp or q.get("smp", 2)
         self.webui_port = webui_port or free_port()
         self.wireguard_port = wireguard_port or free_port(socket.SOCK_DGRAM)
+        self.ssh_port = ssh_port or free_port()
         self.card_mib = card_mib  # the guest's disk: the image, grown to a card this size
         # panic=1 with -no-reboot: a guest kernel that panics ends QEMU at once, rather
         # than hanging until a timeout (TCG has panicked a booting 6.12 kernel, rarely).
@@ -65,7 +68,8 @@ class VM:
         q, i = self.info["qemu"], self.info
         overlay = self.work / "disk.qcow2"
         fwd = (f"hostfwd=tcp:127.0.0.1:{self.webui_port}-:{WEBUI_PORT},"
-               f"hostfwd=udp:127.0.0.1:{self.wireguard_port}-:{WIREGUARD_PORT}")
+               f"hostfwd=udp:127.0.0.1:{self.wireguard_port}-:{WIREGUARD_PORT},"
+               f"hostfwd=tcp:127.0.0.1:{self.ssh_port}-:{SSH_PORT}")
         cmd = [q.get("binary", "qemu-system-x86_64"),
                "-machine", f"{q['machine']},accel=tcg", "-cpu", q.get("cpu", "max"),
                "-smp", str(self.smp), "-m", str(self.memory_mib),
@@ -124,7 +128,9 @@ class VM:
         """Boot with the console on this terminal (Ctrl-A X quits); returns QEMU's status."""
         self._overlay()
         print(f"web UI: https://127.0.0.1:{self.webui_port}/   WireGuard: udp 127.0.0.1:"
-              f"{self.wireguard_port}   QMP: {self.qmp_path}   console log: {self.console_log}")
+              f"{self.wireguard_port}   SSH (once an installer's key is added): ssh -p "
+              f"{self.ssh_port} root@127.0.0.1\nQMP: {self.qmp_path}   console log: "
+              f"{self.console_log}")
         return subprocess.call(self.command(interactive=True))
 
     def alive(self) -> bool:

@@ -208,9 +208,7 @@ def test_an_installers_key_turns_ssh_on_for_root_and_removing_it_turns_it_off(vm
     assert vm.run(["systemctl", "is-active", "commonsbox-ssh"]).stdout.strip() == "active"
     assert _listeners(vm) <= set(status["firewall"]["open_ports"] + ["tcp/2222"])
 
-    from cbvm.vm import free_port
-    port = free_port()
-    vm.forward("tcp", "127.0.0.1", port, 2222)
+    port = vm.ssh_port  # forwarded to the guest's 2222 from QEMU's start
     known = tmp_path / "known_hosts"
 
     def ssh(command: str) -> subprocess.CompletedProcess:
