@@ -16,12 +16,16 @@ from appliance.errors import NotFound, Unauthorized
 from appliance.paths import Paths
 from appliance.reset import RESET_WHO, RESET_WHY, factory_reset, resume
 from appliance.schema import Desired
+from appliance.ssh.capability import AUTHORIZED_KEYS
+from appliance.ssh.openssh import public_key
+from appliance.ssh.schema import SshKey, SshSettings
 from appliance.storage.place import KEYS, MAPPED, PRIVATE
 from appliance.storage.schema import StorageSettings, Volume
 from appliance.system import System
 from appliance.vpn.capability import BOX_KEY
 
 PASSPHRASE = "correct horse battery staple"
+INSTALLER_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHBgbOlUD2rIbcs0z1ZP2Ut1xK2uXQ+WTnkK8U0aVVaC"
 UUID = "0b7a1c2e-4f3d-4a5b-8c9d-112233445566"
 # Commands that would change what a disk holds: the reset may run none of them.
 DESTRUCTIVE = ("luksFormat", "luksErase", "luksKillSlot", "luksRemoveKey", "erase",
@@ -71,6 +75,7 @@ def household(box: Box, *, encrypted: bool = True) -> dict:
     d, _ = box.vpn.add_device(d, "Bob's laptop", owner="bob")
     d = box.mail.change_settings(d, enabled=True, domain="smith.example")
     d, (entry, _) = box.mail.add_password(d, "alice", "Thunderbird")
+    d = d.with_ssh(SshSettings((SshKey(public_key(INSTALLER_KEY), "Ines's laptop", "alice"),)))
     volume = Volume(UUID, "adiantum", "SanDisk Extreme") if encrypted else None
     d = d.with_storage(StorageSettings(volume, allow_unencrypted=not encrypted))
     if encrypted:
@@ -79,8 +84,9 @@ def household(box: Box, *, encrypted: bool = True) -> dict:
     token, _ = box.accounts.login(box.head()[1], "alice", PASSPHRASE, "192.168.1.50")
     link, _ = box.runtime.open_link(phone.id)
     invite, _ = box.runtime.open_invite("carol", "member")
-    # The relay's config files as the agent wrote them, and its daemons running.
-    for cap in box.data_services:
+    # The relay's and the installer's SSH's files as the agent wrote them, and the
+    # relay's daemons running.
+    for cap in (*box.data_services, box.ssh):
         if cap.enabled(d):
             for path, f in cap.files(d).items():
                 box.system.path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -112,6 +118,7 @@ def test_after_a_reset_the_box_is_unclaimed_and_knows_nobody(box):
     assert not desired.box.claimed and desired.accounts.users == ()
     assert desired.vpn.devices == () and not desired.mail.enabled
     assert desired.mail.app_passwords == () and desired.storage == StorageSettings()
+    assert desired.ssh.keys == ()  # nobody's SSH key, nor the box's SSH host key (below)
     assert desired.vpn.ipv4_subnet != before["desired"].vpn.ipv4_subnet  # a fresh box's
     # The history: the reset's one revision, nothing before it.
     assert [r.n for r in box.store.history()] == [revision.n]
@@ -149,9 +156,9 @@ def test_the_storage_is_locked_and_forgotten_but_never_erased(box):
 
 def test_the_relays_files_and_every_secret_are_gone_from_the_files_too(box):
     before = household(box)
-    rendered = [p for cap in box.data_services if cap.enabled(before["desired"])
+    rendered = [p for cap in (*box.data_services, box.ssh) if cap.enabled(before["desired"])
                 for p in cap.files(before["desired"])]
-    assert f"{KEYS}/mail/passwords/1" in rendered
+    assert f"{KEYS}/mail/passwords/1" in rendered and AUTHORIZED_KEYS in rendered
     factory_reset(box)
     assert not [p for p in rendered if box.system.path(p).exists()]
     # secure_delete and an emptied write-ahead log: the old key is not in the files.
