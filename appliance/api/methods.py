@@ -674,8 +674,7 @@ def ssh_key_add(box: Box, caller: Caller, key, name, why):
     added = SshKey.from_json({"key": key, "name": key_comment(key) if name is None else name,
                               "owner": None if caller.role == "root" else caller.name}, "")
     answer = _apply(box, caller.who, _why(why, f"add SSH key {added.name!r}"),
-                    lambda d: d.with_ssh(SshSettings.from_json(
-                        {"keys": d.ssh.to_json()["keys"] + [added.to_json()]})))
+                    lambda d: d.with_ssh(d.ssh.with_key(added)))
     return {**answer, "ssh": box.ssh.access(box.head()[1])}
 
 

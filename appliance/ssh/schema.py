@@ -4,7 +4,7 @@ as root. No key, no SSH."""
 from dataclasses import dataclass
 
 from .. import validate as v
-from ..errors import Invalid
+from ..errors import Conflict, Invalid
 from .openssh import public_key
 
 MAX_KEYS = 8
@@ -58,6 +58,13 @@ class SshSettings:
     @property
     def enabled(self) -> bool:
         return bool(self.keys)
+
+    def with_key(self, key: SshKey) -> "SshSettings":
+        if any(k.key == key.key for k in self.keys):
+            raise Conflict("that key is already there", "key")
+        if len(self.keys) >= MAX_KEYS:
+            raise Conflict(f"there are {MAX_KEYS} keys already: remove one first", "key")
+        return SshSettings(self.keys + (key,))
 
     def without_owner(self, name: str) -> "SshSettings":
         return SshSettings(tuple(k for k in self.keys if k.owner != name))

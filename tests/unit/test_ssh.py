@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from appliance.configstore import ConfigStore
 from appliance.daemonconfig import Facts
-from appliance.errors import Invalid
+from appliance.errors import Conflict, Invalid
 from appliance.files.capability import FilesCapability
 from appliance.files.schema import FilesSettings
 from appliance.firewall import ruleset
@@ -103,6 +103,12 @@ def test_the_slice_refuses_duplicates_too_many_keys_and_owners_who_are_not_users
         Desired.from_json(doc)
     d = with_keys(ED, EC)
     assert Desired.from_json(d.to_json()) == d  # a round trip loses nothing
+    with pytest.raises(Conflict, match="already there") as said:
+        d.ssh.with_key(SshKey(ED, "again"))
+    assert said.value.field == "key"  # the web UI shows it beside the key's field
+    full = SshSettings.from_json({"keys": many[:MAX_KEYS]})
+    with pytest.raises(Conflict, match="remove one first"):
+        full.with_key(SshKey(ED, "one more"))
 
 
 def test_root_only_by_key_nothing_forwarded_and_each_key_restricted():
