@@ -26,7 +26,8 @@ CHECKS = {("vpn", "interface"): _l("VPN interface"), ("vpn", "devices"): _l("Dev
           ("storage", "space"): _l("Free space on the storage"),
           ("mail", "storage"): _l("Mail's storage"), ("chat", "storage"): _l("Chat's storage"),
           ("files", "files"): _l("File share (SFTP)"), ("files", "storage"): _l("Files' storage"),
-          ("files", "accounts"): _l("File share accounts")}
+          ("files", "accounts"): _l("File share accounts"),
+          ("ssh", "ssh"): _l("Installer's SSH")}
 
 
 @bp.route("/")
