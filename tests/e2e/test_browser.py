@@ -319,7 +319,7 @@ def test_every_page_fits_a_phone_screen(box, language):
     check("device")
     qr = page.locator("figure.qr svg").bounding_box()
     assert qr["x"] >= 0 and qr["x"] + qr["width"] <= 390  # the whole QR code on screen
-    for path in ("/devices/", "/mail/", "/users", "/settings", "/history"):
+    for path in ("/devices/", "/mail/", "/users", "/settings", "/ssh", "/history"):
         box.goto(path)
         check(path.strip("/").replace("/", "-") or "home")
     box.goto("/history/1")

@@ -196,7 +196,7 @@ def test_a_member_sees_only_their_own_devices_and_no_admin_pages(web):
     assert "Baraka&#39;s phone" in listing and "Ana&#39;s laptop" not in listing
     assert web.get("/devices/1", base_url="https://box.test").status_code == 404
     assert web.get("/devices/1/config", base_url="https://box.test").status_code == 404
-    for url in ("/users", "/settings", "/history"):
+    for url in ("/users", "/settings", "/ssh", "/history"):
         assert web.get(url, base_url="https://box.test").status_code == 403, url
     nav = web.get("/", base_url="https://box.test").get_data(as_text=True)
     assert ">Users<" not in nav
@@ -227,9 +227,10 @@ ROUTES = [("POST", "/setup"), ("POST", "/login"), ("POST", "/language"), ("POST"
           ("POST", "/devices/{n}/remove"), ("GET", "/devices/{n}"), ("GET", "/devices/{n}/config"),
           ("POST", "/users"), ("POST", "/users/{s}/remove"), ("POST", "/settings"),
           ("GET", "/history/{n}"), ("POST", "/history/{n}/restore"), ("GET", "/{s}"),
-          ("POST", "/logout")]
+          ("POST", "/ssh/keys"), ("POST", "/ssh/keys/remove"), ("POST", "/logout")]
 FIELDS = ["name", "mode", "passphrase", "code", "language", "box_name", "admin_name",
-          "timezone", "endpoint_host", "endpoint_port", "role", "next", "csrf_token"]
+          "timezone", "endpoint_host", "endpoint_port", "role", "next", "key", "fingerprint",
+          "csrf_token"]
 
 
 def test_random_input_to_every_form_never_breaks_the_web_ui(web):
