@@ -4,6 +4,7 @@ Each test gets its own ``Lab`` (a sandbox.World): the box, family phones and an
 "internet" host, all in network namespaces made here, so no packet leaves the machine.
 """
 
+import contextlib
 import itertools
 import html
 import json
@@ -13,7 +14,9 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import pytest
 
@@ -183,3 +186,25 @@ def as_webui(lab, script: str) -> list:
                           timeout=60, cwd="/")
     assert done.returncode == 0, done.stdout + done.stderr
     return json.loads(done.stdout)
+
+
+@contextlib.contextmanager
+def household_box(prefix: str, relay_name: str, claimed: bool = True):
+    """A World running the box's own root (its daemons) with one phone, which the web UI's
+    user (nobody) may reach, on the tests' VPN subnets; claimed by the admin ana (PASS)
+    unless CLAIMED is false. The phone's interface is named f"{world.prefix}p0"."""
+    work = Path(tempfile.mkdtemp(prefix=f"cbt-{prefix}-"))
+    os.chmod(work, 0o755)  # the web UI's user must reach the agent's socket
+    world = World(f"{prefix}{os.getpid() % 10000}", work / "box", phones=1,
+                  webui_user="nobody", relay_name=relay_name)
+    try:
+        if claimed:
+            world.api.call("setup.claim", code=world.api.call("setup.code")["code"],
+                           address="192.0.2.9", language="en", box_name="Home",
+                           admin_name="ana", passphrase=PASS, timezone="UTC")
+        world.api.call("vpn.settings.set", endpoint=World.ENDPOINT, ipv4_subnet=SUBNET4,
+                       ipv6_subnet=SUBNET6)
+        yield world
+    finally:
+        world.close()
+        subprocess.run(["rm", "-rf", "--one-file-system", str(work)], check=False)

@@ -2,17 +2,13 @@
 recipe's root file system): off until a key is added; then root logs in with that key,
 from the VPN, and with nothing else; the Internet around the box cannot reach it."""
 
-import os
 import subprocess
-import tempfile
-from pathlib import Path
 
 import pytest
 
 from appliance.errors import ApplianceError
-from appliance.sandbox import World
 
-from .conftest import SUBNET4, SUBNET6, as_webui
+from .conftest import SUBNET4, as_webui, household_box
 
 BOX_VPN_IP = str(next(__import__("ipaddress").ip_network(SUBNET4).hosts()))
 PORT = 2222
@@ -20,19 +16,10 @@ PORT = 2222
 
 @pytest.fixture(scope="module")
 def box():
-    tag = os.getpid() % 10000
-    root = Path(tempfile.mkdtemp(prefix="cbt-ssh-"))
-    os.chmod(root, 0o755)  # the web UI's user (nobody) reaches the API socket
-    world = World(f"cbs{tag}", root, phones=1, webui_user="nobody", relay_name="ssh.test")
-    try:
-        world.api.call("vpn.settings.set", endpoint=World.ENDPOINT, ipv4_subnet=SUBNET4,
-                       ipv6_subnet=SUBNET6)
+    with household_box("cbs", "ssh.test", claimed=False) as world:  # claimed by a test
         device = world.api.call("vpn.device.add", name="installer's laptop")["device"]
-        world.phone(0, f"cbs{tag}p0", device["id"])
+        world.phone(0, f"{world.prefix}p0", device["id"])
         yield world
-    finally:
-        world.close()
-        subprocess.run(["rm", "-rf", str(root)])
 
 
 def keypair(tmp_path, name: str, kind: str = "ed25519") -> tuple[str, str]:

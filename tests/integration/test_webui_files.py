@@ -7,18 +7,14 @@ The web UI connects to the agent as its own user (nobody), as when served: what 
 may do here is the agent's decision as well as the page's.
 """
 
-import os
 import re
 import subprocess
-import tempfile
-from pathlib import Path
 
 import pytest
 
 from appliance.errors import Forbidden
-from appliance.sandbox import World
 
-from .conftest import BASE, PASS, SUBNET4, SUBNET6, ClientAsWebUI, logged_in, post, text
+from .conftest import BASE, PASS, ClientAsWebUI, household_box, logged_in, post, text
 from .test_files import BOX_VPN_IP, sftp
 
 FILES = "/var/lib/commonsbox/private/files"
@@ -26,27 +22,12 @@ FILES = "/var/lib/commonsbox/private/files"
 
 @pytest.fixture(scope="module")
 def box():
-    # The web UI's user must reach the agent's socket: a directory it may enter.
-    work = Path(tempfile.mkdtemp(prefix="cbt-webfiles-"))
-    os.chmod(work, 0o755)
-    tag = os.getpid() % 10000
-    world = World(f"cbu{tag}", work / "box", phones=1, webui_user="nobody",
-                  relay_name="files.test")
-    try:
-        api = world.api
-        code = api.call("setup.code")["code"]
-        api.call("setup.claim", code=code, address="192.0.2.9", language="en",
-                 box_name="Home", admin_name="ana", passphrase=PASS, timezone="UTC")
-        api.call("vpn.settings.set", endpoint=World.ENDPOINT, ipv4_subnet=SUBNET4,
-                 ipv6_subnet=SUBNET6)
-        api.call("storage.settings.set", allow_unencrypted=True)  # no disks in a namespace
-        api.call("users.add", name="maria", role="member", passphrase=PASS)
-        device = api.call("vpn.device.add", name="maria's laptop")["device"]
-        world.phone(0, f"cbu{tag}p0", device["id"])
+    with household_box("cbu", "files.test") as world:
+        world.api.call("storage.settings.set", allow_unencrypted=True)  # no disks here
+        world.api.call("users.add", name="maria", role="member", passphrase=PASS)
+        device = world.api.call("vpn.device.add", name="maria's laptop")["device"]
+        world.phone(0, f"{world.prefix}p0", device["id"])
         yield world
-    finally:
-        world.close()
-        subprocess.run(["rm", "-rf", "--one-file-system", str(work)], check=False)
 
 
 def share_on(box) -> bool:

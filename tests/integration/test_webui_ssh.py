@@ -7,17 +7,13 @@ beside the field; removing the last key turns SSH off again.
 The web UI connects to the agent as its own user (nobody), as when served.
 """
 
-import os
 import re
 import subprocess
-import tempfile
 from pathlib import Path
 
 import pytest
 
-from appliance.sandbox import World
-
-from .conftest import BASE, PASS, SUBNET4, SUBNET6, logged_in, post, text
+from .conftest import BASE, PASS, household_box, logged_in, post, text
 from .test_ssh import BOX_VPN_IP, keypair, ssh
 
 OFF = "Off: nobody can log in to the box's system."
@@ -25,26 +21,12 @@ OFF = "Off: nobody can log in to the box's system."
 
 @pytest.fixture(scope="module")
 def box():
-    work = Path(tempfile.mkdtemp(prefix="cbt-webssh-"))
-    os.chmod(work, 0o755)  # the web UI's user (nobody) reaches the API socket
-    tag = os.getpid() % 10000
-    world = World(f"cbw{tag}", work / "box", phones=1, webui_user="nobody",
-                  relay_name="ssh.test")
-    try:
-        api = world.api
-        code = api.call("setup.code")["code"]
-        api.call("setup.claim", code=code, address="192.0.2.9", language="en",
-                 box_name="Home", admin_name="ana", passphrase=PASS, timezone="UTC")
-        api.call("vpn.settings.set", endpoint=World.ENDPOINT, ipv4_subnet=SUBNET4,
-                 ipv6_subnet=SUBNET6)
-        api.call("users.add", name="ines", role="installer", passphrase=PASS)
-        api.call("users.add", name="maria", role="member", passphrase=PASS)
-        device = api.call("vpn.device.add", name="Ines's laptop")["device"]
-        world.phone(0, f"cbw{tag}p0", device["id"])
+    with household_box("cbw", "ssh.test") as world:
+        world.api.call("users.add", name="ines", role="installer", passphrase=PASS)
+        world.api.call("users.add", name="maria", role="member", passphrase=PASS)
+        device = world.api.call("vpn.device.add", name="Ines's laptop")["device"]
+        world.phone(0, f"{world.prefix}p0", device["id"])
         yield world
-    finally:
-        world.close()
-        subprocess.run(["rm", "-rf", "--one-file-system", str(work)], check=False)
 
 
 @pytest.fixture(autouse=True)
