@@ -16,7 +16,7 @@ def key_comment(line) -> str:
     parts = line.split(None, 2) if isinstance(line, str) else []
     if len(parts) < 3:
         raise Invalid("name the key (its line has no comment to name it by)", "name")
-    return v.text(parts[2].strip(), "name", 64)
+    return v.text(parts[2].strip()[:64].rstrip(), "name", 64)  # a long one, cut
 
 
 @dataclass(frozen=True)

@@ -52,6 +52,9 @@ def test_the_kinds_openssh_makes_are_taken_in_their_canonical_form():
     kind, blob = ED.split()
     assert public_key(f"{kind}\t{blob}") == ED  # a tab between the fields is fine
     assert key_comment(f"{ED} Ana's laptop (home)") == "Ana's laptop (home)"
+    assert key_comment(f"{ED} {'a' * 63} bc") == "a" * 63
+    with pytest.raises(Invalid, match="name the key"):
+        key_comment(ED)
 
 
 @pytest.mark.parametrize("line, why", [
