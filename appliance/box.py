@@ -136,6 +136,12 @@ class Box:
                     self._settled.pop(outcome.capability, None)
             return self.last_outcomes
 
+    def forget_facts(self) -> None:
+        """Something besides a reconcile changed the system (a disk was formatted and
+        mounted): what the last verify read is stale, so the next plans read afresh."""
+        with self.lock:
+            self._known.clear()
+
     def housekeeping(self) -> None:
         """What capabilities do on a timer besides converging (mail forgets old mail)."""
         with self.lock:

@@ -577,10 +577,14 @@ def storage_settings_set(box: Box, caller: Caller, allow_unencrypted, why):
 def storage_format(box: Box, caller: Caller, disk, confirm, passphrase, cipher):
     """Erase DISK (CONFIRM: its name, typed) and make it the encrypted storage; the
     recovery key is in the answer, this once."""
-    revision, key, outcomes = box.change(
-        caller.who, f"make disk {disk} the encrypted storage",
-        lambda d: box.storage.format(d, disk, confirm, passphrase, cipher,
-                                     stop_users=box.stop_data_services))
+    def make(d):
+        made = box.storage.format(d, disk, confirm, passphrase, cipher,
+                                  stop_users=box.stop_data_services)
+        box.forget_facts()  # the new volume is mounted: mail, chat, files may run now
+        return made
+
+    revision, key, outcomes = box.change(caller.who, f"make disk {disk} the encrypted storage",
+                                         make)
     return {**_changed(revision, outcomes), "recovery_key": key,
             "status": box.storage.status(box.head()[1])}
 

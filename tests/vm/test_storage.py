@@ -63,13 +63,27 @@ def test_a_usb_disk_becomes_the_encrypted_storage_and_keeps_the_data(vm, usb_ima
     vm.run(["sh", "-c", f"echo family photos > {PRIVATE}/note; sync"], check=True)
     assert b"family photos" not in image.read_bytes(), "the disk holds only ciphertext"
     assert any(d["is_storage"] for d in cli(vm, "storage", "disks")[1])
+    # At once, the services that keep data there may run (the agent plans from what it
+    # read before the format only if told nothing changed behind it).
+    rc, said = cli(vm, "files", "set", "on")
+    assert rc == 0 and "start files" in {a for o in said["reconcile"] for a in o["actions"]}, said
+    assert vm.run(["systemctl", "is-active", "commonsbox-files"]).stdout.strip() == "active"
+    assert cli(vm, "files", "set", "off")[0] == 0
     # The configuration went with the data: the card keeps only the newest revision of
     # what opening the storage needs; the history and the relay's keys are on the volume
-    # (test_boot turned mail on for box.test: its settings and DKIM key are history now).
+    # (test_boot turned mail on for box.test: its settings and DKIM key are history now;
+    # run alone, turning the share on and off above made the history).
     history = cli(vm, "config", "history")[1]
     assert len(history) >= 3, history
     card = "/var/lib/commonsbox/state.db* /var/lib/commonsbox/secrets/secrets.db*"
-    assert vm.run(["sh", "-c", f"grep -a -l -e box.test -e 'PRIVATE KEY' {card}"]).rc == 1
+    assert vm.run(["sh", "-c", f"grep -a -l -e box.test -e 'BEGIN PRIVATE KEY' {card}"]).rc == 1
+    # Of the secrets only the VPN's, the accounts' and the installer's SSH host key (made
+    # when test_boot turned SSH on): a locked box stays reachable.
+    names = vm.run(["python3", "-c", "import sqlite3\n"
+                    "db = 'file:/var/lib/commonsbox/secrets/secrets.db?mode=ro'\n"
+                    "for (name,) in sqlite3.connect(db, uri=True).execute('SELECT name FROM secrets'):\n"
+                    "    print(name)"], check=True).stdout.split()
+    assert names and all(n.startswith(("vpn/", "account/", "ssh/")) for n in names), names
     dkim = vm.run(["find", PRIVATE + "/keys", "/etc", "-name", "box.test.private"]).stdout
     assert dkim.split() in ([], [f"{PRIVATE}/keys/mail/dkim/box.test.private"]), dkim
 
