@@ -34,7 +34,7 @@ _BASE64 = re.compile(r"[A-Za-z0-9+/]+={0,2}")
 
 
 def _fields(blob: bytes) -> list[bytes]:
-    """The length-prefixed fields of a key blob; Invalid unless it is exactly that."""
+    """The length-prefixed fields of a key blob; ValueError unless it is exactly that."""
     out, at = [], 0
     while at < len(blob):
         if at + 4 > len(blob):
@@ -81,7 +81,7 @@ def public_key(line, fld: str = "key") -> str:
         if len(fields[1]) != 32:
             raise Invalid(f"{fld}: the key's data is not a {kind} key", fld)
     elif "ecdsa" in kind:
-        if fields[1] != kind.split("-")[2].split("@")[0].encode():
+        if fields[1] != re.search(r"nistp\d+", kind)[0].encode():
             raise Invalid(f"{fld}: the key's data is not a {kind} key", fld)
     elif int.from_bytes(fields[2], "big").bit_length() < MIN_RSA_BITS:
         raise Invalid(f"{fld}: an RSA key needs at least {MIN_RSA_BITS} bits; "

@@ -21,7 +21,7 @@ def key_comment(line) -> str:
 
 @dataclass(frozen=True)
 class SshKey:
-    key: str  # canonical: KIND BASE64 (keys.public_key)
+    key: str  # canonical: KIND BASE64 (openssh.public_key)
     name: str  # what the household sees: "Ana's laptop"
     owner: str | None = None  # who added it (None: root on the box); goes with them
 

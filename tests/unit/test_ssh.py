@@ -51,6 +51,13 @@ def test_the_kinds_openssh_makes_are_taken_in_their_canonical_form():
         assert public_key(f"  {line} ana@laptop\n") == line
     kind, blob = ED.split()
     assert public_key(f"{kind}\t{blob}") == ED  # a tab between the fields is fine
+    # Security keys (FIDO): the key, then the application it is bound to.
+    point = base64.b64decode(openssh(ec.generate_private_key(ec.SECP256R1())).split()[1])
+    sk = "sk-ecdsa-sha2-nistp256@openssh.com"
+    fields = [sk.encode(), b"nistp256", point[-65:], b"ssh:"]
+    assert public_key(f"{sk} {blob_of(fields)} yubikey") == f"{sk} {blob_of(fields)}"
+    with pytest.raises(Invalid, match="not a sk-ecdsa"):
+        public_key(f"{sk} {blob_of([sk.encode(), b'nistp384', point[-65:], b'ssh:'])}")
     assert key_comment(f"{ED} Ana's laptop (home)") == "Ana's laptop (home)"
     assert key_comment(f"{ED} {'a' * 63} bc") == "a" * 63
     with pytest.raises(Invalid, match="name the key"):
