@@ -76,8 +76,10 @@ class SshCapability(DaemonConfig):
         return [("/run/commonsbox-ssh", "root", "root"), ("/run/sshd", "root", "root")]
 
     def access(self, desired: Desired) -> dict:
-        """What an installer is shown: the keys, and how to check the box's host key."""
-        return {"enabled": desired.ssh.enabled, "port": PORT, "user": "root",
-                "host_key": host_key_fingerprint(self.secrets, HOST_KEY_SECRET),
+        """What an installer is shown: the keys, and (while SSH is on) the box's host key
+        to compare; asking while it is off makes no key."""
+        on = desired.ssh.enabled
+        return {"enabled": on, "port": PORT, "user": "root",
+                "host_key": host_key_fingerprint(self.secrets, HOST_KEY_SECRET) if on else None,
                 "keys": [{"name": k.name, "owner": k.owner, "fingerprint": fingerprint(k.key),
                           "kind": k.key.split()[0]} for k in desired.ssh.keys]}

@@ -44,6 +44,7 @@ def test_ssh_is_off_until_a_key_is_added_then_root_logs_in_with_it_only(box, tmp
     ana, ana_pub = keypair(tmp_path, "ana")
     other, _ = keypair(tmp_path, "other")
     assert api.call("ssh.access")["enabled"] is False
+    assert api.call("ssh.access")["host_key"] is None  # none made while SSH is off
     off = ssh(box, ana, "true")
     assert off.returncode == 255 and "refused" in off.stderr, off.stderr
 
