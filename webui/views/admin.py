@@ -126,11 +126,8 @@ def _key_refused(err: ApplianceError, form) -> tuple[str, str]:
 
 
 def _box_address() -> str:
-    """The box's address in the VPN, as the Files page gives it."""
-    try:
-        return call("files.connection")["host"]
-    except ApplianceError:
-        return str(next(ip_network(call("status")["vpn"]["ipv4_subnet"]).hosts()))
+    """The box's address in the VPN (the subnet's first), as the Files page gives it."""
+    return str(next(ip_network(call("vpn.settings.get")["ipv4_subnet"]).hosts()))
 
 
 def _ssh_page(errors: dict | None = None, form=None, status: int = 200):
