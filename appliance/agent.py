@@ -40,14 +40,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--root", type=Path, default=Path("/"))
     parser.add_argument("--backend", choices=("auto", "kernel", "userspace"), default="auto")
     parser.add_argument("--webui-user", default=None)
-    parser.add_argument("--enter", type=int, default=None, metavar="PID",
-                        help="run the system's commands in the namespaces and root of "
-                             "process PID (the box-in-a-namespace: appliance/boxroot.py)")
-    parser.add_argument("--interval", type=float, default=60.0,
-                        help="seconds between reconciles that heal drift")
+    parser.add_argument(
+        "--enter",
+        type=int,
+        default=None,
+        metavar="PID",
+        help="run the system's commands in the namespaces and root of "
+        "process PID (the box-in-a-namespace: appliance/boxroot.py)",
+    )
+    parser.add_argument(
+        "--interval", type=float, default=60.0, help="seconds between reconciles that heal drift"
+    )
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s"
+    )
     if os.geteuid() != 0:
         log.error("the agent changes the system and must run as root")
         return 1
@@ -55,17 +62,24 @@ def main(argv: list[str] | None = None) -> int:
     paths.log_dir.mkdir(parents=True, exist_ok=True)
     found = probe()
     backend = detect(args.backend, found, paths.log_dir)
-    log.info("detected %s; WireGuard backend: %s",
-             ", ".join(f"{k}={'yes' if v else 'no'}" for k, v in found.items()), backend.kind)
+    log.info(
+        "detected %s; WireGuard backend: %s",
+        ", ".join(f"{k}={'yes' if v else 'no'}" for k, v in found.items()),
+        backend.kind,
+    )
     system = System.inside(args.enter) if args.enter else System(paths.root)
     box = Box(paths, backend, found, system)
     resume_reset(box)  # a factory reset the power cut short is finished first
     group = pwd.getpwnam(args.webui_user).pw_gid if args.webui_user else None
-    box.tls_fingerprint = ensure_certificate(paths.tls_cert, paths.tls_key, group,
-                                             box.head()[1].box.name)
+    box.tls_fingerprint = ensure_certificate(
+        paths.tls_cert, paths.tls_key, group, box.head()[1].box.name
+    )
     outcomes = box.reconcile()
-    log.info("started at revision %d: %s", box.head()[0].n,
-             "; ".join(f"{o.capability} {len(o.actions)} action(s)" for o in outcomes))
+    log.info(
+        "started at revision %d: %s",
+        box.head()[0].n,
+        "; ".join(f"{o.capability} {len(o.actions)} action(s)" for o in outcomes),
+    )
     server = ApiServer(paths.socket, box, args.webui_user)
     server.serve_in_thread()
     if box.storage.own_disks:  # a box in a namespace or under another root has none

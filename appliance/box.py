@@ -57,8 +57,13 @@ def system_facts(paths: Paths) -> dict:
 
 
 class Box:
-    def __init__(self, paths: Paths, backend: Backend, detected: dict[str, bool] | None = None,
-                 system: System | None = None):
+    def __init__(
+        self,
+        paths: Paths,
+        backend: Backend,
+        detected: dict[str, bool] | None = None,
+        system: System | None = None,
+    ):
         self.paths = paths
         self.detected = detected or {}
         self.lock = threading.RLock()
@@ -72,12 +77,19 @@ class Box:
         self.mail = MailService(self.secrets)
         self.storage = StorageService(self.system, self.runtime)
         self.files = FilesCapability(self.system, self.secrets)
-        self.data_services = [MailCapability(self.system, self.secrets),
-                              ChatCapability(self.system, self.secrets), self.files]
+        self.data_services = [
+            MailCapability(self.system, self.secrets),
+            ChatCapability(self.system, self.secrets),
+            self.files,
+        ]
         self.ssh = SshCapability(self.system, self.secrets)
-        self.capabilities = [VpnCapability(backend, self.secrets), FirewallCapability(),
-                             StorageCapability(self.system, self.storage), *self.data_services,
-                             self.ssh]
+        self.capabilities = [
+            VpnCapability(backend, self.secrets),
+            FirewallCapability(),
+            StorageCapability(self.system, self.storage),
+            *self.data_services,
+            self.ssh,
+        ]
         self.last_outcomes: list[Outcome] = []
         self.tls_fingerprint: str | None = None
         self._facts: dict[str, tuple[float, object]] = {}  # for views: (when read, facts)
@@ -122,8 +134,11 @@ class Box:
             self.store.follow_storage()  # unlocked, locked or pulled out since
             _, desired = self.store.head()
             wants = {cap.name: cap.depends_on(desired) for cap in self.capabilities}
-            skip = frozenset(name for name, want in wants.items()
-                             if only_changed and self._settled.get(name) == want)
+            skip = frozenset(
+                name
+                for name, want in wants.items()
+                if only_changed and self._settled.get(name) == want
+            )
             if not only_changed:
                 self._known.clear()  # at start and on the timer: read everything afresh
             self.last_outcomes = reconcile(self.capabilities, desired, skip, self._known)
@@ -183,8 +198,11 @@ class Box:
         (they would fail on every write) and let go of it."""
         with self.lock:
             volume = self.store.head()[1].storage.volume
-            if volume is None or not self.system.path(MAPPED).exists() \
-                    or self.storage.device(volume) is not None:
+            if (
+                volume is None
+                or not self.system.path(MAPPED).exists()
+                or self.storage.device(volume) is not None
+            ):
                 return
             log.warning("the storage disk (%s) was unplugged while unlocked", volume.disk)
             self.stop_data_services()
@@ -207,19 +225,30 @@ class Box:
                 raise SystemFailure(f"revision {n} cannot be restored: {err.message}") from None
 
             def restore(current: Desired):
-                devices = tuple(d if d.owner is None or current.accounts.user(d.owner)
-                                else replace(d, owner=None) for d in old.vpn.devices)
+                devices = tuple(
+                    d
+                    if d.owner is None or current.accounts.user(d.owner)
+                    else replace(d, owner=None)
+                    for d in old.vpn.devices
+                )
                 # The encrypted volume is a disk that exists now, whatever the past said.
-                return replace(old, accounts=current.accounts, storage=current.storage,
-                               box=replace(old.box, claimed=current.box.claimed),
-                               vpn=replace(old.vpn, devices=devices)), None
+                return replace(
+                    old,
+                    accounts=current.accounts,
+                    storage=current.storage,
+                    box=replace(old.box, claimed=current.box.claimed),
+                    vpn=replace(old.vpn, devices=devices),
+                ), None
+
             revision, _, outcomes = self.change(who, f"restore revision {n}", restore)
             return revision, outcomes
 
     def diff(self, a: int, b: int) -> str:
         def lines(n):
-            return json.dumps(self.store.document(n), indent=2, sort_keys=True,
-                              ensure_ascii=False).splitlines(keepends=True)
+            return json.dumps(
+                self.store.document(n), indent=2, sort_keys=True, ensure_ascii=False
+            ).splitlines(keepends=True)
+
         return "".join(difflib.unified_diff(lines(a), lines(b), f"revision {a}", f"revision {b}"))
 
     # -- the VPN -------------------------------------------------------------------
@@ -231,9 +260,13 @@ class Box:
 
         _, desired = self.store.head()
         device = self.vpn.find(desired, ref)
-        text = wg_quick(device, desired.vpn, self.vpn.box_public_key(),
-                        self.secrets.get(device_key_name(device.id)),
-                        self.secrets.get(psk_name(device.id)) if device.preshared_key else None)
+        text = wg_quick(
+            device,
+            desired.vpn,
+            self.vpn.box_public_key(),
+            self.secrets.get(device_key_name(device.id)),
+            self.secrets.get(psk_name(device.id)) if device.preshared_key else None,
+        )
         return file_name(device), text
 
     def status(self) -> dict:
@@ -259,14 +292,22 @@ class Box:
         peers = iface.peers if iface else {}
         shown = [d for d in desired.vpn.devices if visible is None or visible(d)]
         rows = []
-        for d in shown[offset:None if limit is None else offset + limit]:
+        for d in shown[offset : None if limit is None else offset + limit]:
             peer = peers.get(d.public_key)
-            rows.append({"id": d.id, "name": d.name, "ipv4": d.ipv4, "ipv6": d.ipv6,
-                         "mode": d.mode, "owner": d.owner,
-                         "latest_handshake": peer.last_handshake if peer else 0,
-                         "rx_bytes": peer.rx_bytes if peer else 0,
-                         "tx_bytes": peer.tx_bytes if peer else 0,
-                         "endpoint": peer.endpoint if peer else None})
+            rows.append(
+                {
+                    "id": d.id,
+                    "name": d.name,
+                    "ipv4": d.ipv4,
+                    "ipv6": d.ipv6,
+                    "mode": d.mode,
+                    "owner": d.owner,
+                    "latest_handshake": peer.last_handshake if peer else 0,
+                    "rx_bytes": peer.rx_bytes if peer else 0,
+                    "tx_bytes": peer.tx_bytes if peer else 0,
+                    "endpoint": peer.endpoint if peer else None,
+                }
+            )
         return {"total": len(shown), "devices": rows}
 
     def _status(self) -> dict:
@@ -276,8 +317,9 @@ class Box:
             try:
                 facts = self.facts(cap, VIEW_MAX_AGE)
             except Exception as err:  # status must answer even when the system is broken
-                checks.append({"capability": cap.name, "name": "facts", "ok": False,
-                               "detail": str(err)})
+                checks.append(
+                    {"capability": cap.name, "name": "facts", "ok": False, "detail": str(err)}
+                )
                 continue
             checks += [c.to_json() for c in cap.health(facts, desired)]
         try:
@@ -300,10 +342,14 @@ class Box:
                 "ipv6_subnet": str(desired.vpn.ipv6_subnet),
                 "devices": devices,
             },
-            "firewall": {"open_ports": [f"{proto}/{port}" for proto, port
-                                        in sorted(ruleset.open_ports(desired))],
-                         "home_ports": [f"{proto}/{port}" for proto, port
-                                        in sorted(ruleset.home_ports(desired))]},
+            "firewall": {
+                "open_ports": [
+                    f"{proto}/{port}" for proto, port in sorted(ruleset.open_ports(desired))
+                ],
+                "home_ports": [
+                    f"{proto}/{port}" for proto, port in sorted(ruleset.home_ports(desired))
+                ],
+            },
             "health": checks,
             "system": system_facts(self.paths),
             "last_reconcile": [o.to_json() for o in self.last_outcomes],

@@ -62,14 +62,26 @@ def tree(log=print) -> Path:
     """The recipe's amd64 root, unpacked once per recipe (the key names the directory)."""
     sys.path.insert(0, str(REPO / "image"))
     from cbimage.build import default_cache, root_tarball
+
     tarball, key = root_tarball("qemu-amd64", default_cache(), log)
     where = TREES / key[:16]
     if not (where / ".complete").exists():
         for old in TREES.glob("*") if TREES.is_dir() else ():  # earlier recipes' trees
             shutil.rmtree(old, ignore_errors=True)
         where.mkdir(parents=True)
-        subprocess.run(["tar", "--numeric-owner", "--xattrs", "--xattrs-include=*", "-xpf",
-                        tarball, "-C", where], check=True)
+        subprocess.run(
+            [
+                "tar",
+                "--numeric-owner",
+                "--xattrs",
+                "--xattrs-include=*",
+                "-xpf",
+                tarball,
+                "-C",
+                where,
+            ],
+            check=True,
+        )
         (where / ".complete").touch()
     return where
 
@@ -77,8 +89,9 @@ def tree(log=print) -> Path:
 class BoxRoot:
     """One box: an overlay over ``lower`` in ``netns``, its changes kept in ``work``."""
 
-    def __init__(self, netns: Netns, lower: Path, work: Path, hostname: str,
-                 nameserver: str = "127.0.0.53"):
+    def __init__(
+        self, netns: Netns, lower: Path, work: Path, hostname: str, nameserver: str = "127.0.0.53"
+    ):
         self.netns, self.lower, self.work, self.hostname = netns, lower, work, hostname
         self.nameserver = nameserver  # what systemd-resolved would be on the box
         self.process: subprocess.Popen | None = None
@@ -89,11 +102,32 @@ class BoxRoot:
         for d in dirs:
             d.mkdir(parents=True, exist_ok=True)
         self.process = subprocess.Popen(
-            self.netns.cmd(["unshare", "--mount", "--propagation", "private", "--pid",
-                            "--fork", "--kill-child", "--uts", "--ipc",
-                            "sh", "-c", _SETUP, "sh", str(self.lower), *map(str, dirs),
-                            self.hostname, _INIT]),
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+            self.netns.cmd(
+                [
+                    "unshare",
+                    "--mount",
+                    "--propagation",
+                    "private",
+                    "--pid",
+                    "--fork",
+                    "--kill-child",
+                    "--uts",
+                    "--ipc",
+                    "sh",
+                    "-c",
+                    _SETUP,
+                    "sh",
+                    str(self.lower),
+                    *map(str, dirs),
+                    self.hostname,
+                    _INIT,
+                ]
+            ),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
         line = self.process.stdout.readline()
         if line.strip() != "up":
             self.process.kill()
@@ -103,8 +137,9 @@ class BoxRoot:
         system = self.system()
         # The box's /etc/resolv.conf points at systemd-resolved's file in /run (a fresh
         # tmpfs here): without it, Prosody's resolver does not even start.
-        system.write("/run/systemd/resolve/stub-resolv.conf",
-                     f"nameserver {self.nameserver}\n".encode())
+        system.write(
+            "/run/systemd/resolve/stub-resolv.conf", f"nameserver {self.nameserver}\n".encode()
+        )
         return system
 
     def system(self) -> System:
@@ -143,9 +178,18 @@ class BoxRoot:
 if __name__ == "__main__":  # a quick look: python -m appliance.boxroot
     ns = Netns("cb-boxroot-try")
     try:
-        with BoxRoot(ns, tree(), Path(sys.argv[1] if len(sys.argv) > 1 else "/tmp/cb-boxroot"),
-                     "box.test") as system:
-            print(system.run(["sh", "-c", "hostname; postconf mail_version; "
-                              "dovecot --version; prosodyctl about | head -3"]).stdout)
+        with BoxRoot(
+            ns, tree(), Path(sys.argv[1] if len(sys.argv) > 1 else "/tmp/cb-boxroot"), "box.test"
+        ) as system:
+            print(
+                system.run(
+                    [
+                        "sh",
+                        "-c",
+                        "hostname; postconf mail_version; "
+                        "dovecot --version; prosodyctl about | head -3",
+                    ]
+                ).stdout
+            )
     finally:
         ns.delete()

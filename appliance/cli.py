@@ -50,17 +50,26 @@ def parse_endpoint(value: str, default_port: int) -> dict:
 
 # -- printing ------------------------------------------------------------------------
 
+
 def print_status(s: dict) -> None:
     vpn = s["vpn"]
-    print(f"{s['box']['name']} (agent {s['version']}), configuration revision "
-          f"{s['revision']['revision']}")
-    print(f"VPN {vpn['interface']} ({s['backend']} WireGuard), port {vpn['listen_port']}, "
-          f"endpoint {vpn['endpoint'] or 'not set'}")
+    print(
+        f"{s['box']['name']} (agent {s['version']}), configuration revision "
+        f"{s['revision']['revision']}"
+    )
+    print(
+        f"VPN {vpn['interface']} ({s['backend']} WireGuard), port {vpn['listen_port']}, "
+        f"endpoint {vpn['endpoint'] or 'not set'}"
+    )
     print(f"  public key {vpn['public_key']}")
     print(f"  subnets    {vpn['ipv4_subnet']}  {vpn['ipv6_subnet']}")
     labels = {"kernel_wireguard": "kernel WireGuard", "wireguard_go": "wireguard-go"}
-    print("  detected   " + ", ".join(f"{labels.get(k, k)}: {'yes' if v else 'no'}"
-                                      for k, v in s.get("detected", {}).items()))
+    print(
+        "  detected   "
+        + ", ".join(
+            f"{labels.get(k, k)}: {'yes' if v else 'no'}" for k, v in s.get("detected", {}).items()
+        )
+    )
     print_devices(vpn["devices"], live=True)
     if s.get("webui", {}).get("tls_sha256"):
         print(f"Web UI certificate SHA-256: {s['webui']['tls_sha256']}")
@@ -76,8 +85,10 @@ def print_devices(devices: list[dict], live: bool = False) -> None:
     for d in devices:
         line = f"  {d['id']:>4}  {d['name']}  {d['ipv4']}  {d['mode']}"
         if live:
-            line += (f"  handshake {_ago(d['latest_handshake'])}"
-                     f"  ↓{_bytes(d['rx_bytes'])} ↑{_bytes(d['tx_bytes'])}")
+            line += (
+                f"  handshake {_ago(d['latest_handshake'])}"
+                f"  ↓{_bytes(d['rx_bytes'])} ↑{_bytes(d['tx_bytes'])}"
+            )
         print(line)
 
 
@@ -91,6 +102,7 @@ def print_change(result: dict) -> None:
 
 # -- commands ------------------------------------------------------------------------
 
+
 def cmd_status(api: Client, args) -> object:
     return api.call("status")
 
@@ -101,19 +113,26 @@ def cmd_setup_code(api: Client, args) -> object:
 
 def cmd_image_keygen(api: Client, args) -> object:
     from .imagesign import keygen
+
     return {"public_key": keygen(Path(args.key), Path(args.pub))}
 
 
 def cmd_image_sign(api: Client, args) -> object:
     from .imagesign import sign
+
     return {"signature": str(sign(Path(args.manifest), Path(args.key)))}
 
 
 def cmd_image_verify(api: Client, args) -> object:
     from .imagesign import verify
+
     info = verify(Path(args.manifest), Path(args.pub).read_text())
-    return {"verified": True, "board": info.get("board"), "sha256": info.get("sha256"),
-            "packages": len(info.get("packages", {}))}
+    return {
+        "verified": True,
+        "board": info.get("board"),
+        "sha256": info.get("sha256"),
+        "packages": len(info.get("packages", {})),
+    }
 
 
 def cmd_vpn_set(api: Client, args) -> object:
@@ -132,8 +151,15 @@ def cmd_vpn_set(api: Client, args) -> object:
 
 
 def cmd_device_add(api: Client, args) -> object:
-    return api.call("vpn.device.add", name=args.name, mode=args.mode, dns=args.dns,
-                    preshared_key=args.psk, public_key=args.public_key, why=args.why)
+    return api.call(
+        "vpn.device.add",
+        name=args.name,
+        mode=args.mode,
+        dns=args.dns,
+        preshared_key=args.psk,
+        public_key=args.public_key,
+        why=args.why,
+    )
 
 
 def cmd_device_update(api: Client, args) -> object:
@@ -180,29 +206,50 @@ def _switch(value: str | None) -> bool | None:
 
 
 def cmd_mail_set(api: Client, args) -> object:
-    changes = {k: v for k, v in (
-        ("enabled", _switch(args.mail)), ("domain", args.domain),
-        ("max_message_mib", args.max_message_mib), ("quota_mib", args.quota_mib),
-        ("delete_fetched_after_days", args.delete_fetched_after_days),
-        ("encrypted_only", _switch(args.encrypted_only)))
-        if v is not None}
+    changes = {
+        k: v
+        for k, v in (
+            ("enabled", _switch(args.mail)),
+            ("domain", args.domain),
+            ("max_message_mib", args.max_message_mib),
+            ("quota_mib", args.quota_mib),
+            ("delete_fetched_after_days", args.delete_fetched_after_days),
+            ("encrypted_only", _switch(args.encrypted_only)),
+        )
+        if v is not None
+    }
     if args.smarthost is not None:
         if args.smarthost == "":
             changes["smarthost"] = None
         else:
-            host, _, port = args.smarthost.rpartition(":") if ":" in args.smarthost \
+            host, _, port = (
+                args.smarthost.rpartition(":")
+                if ":" in args.smarthost
                 else (args.smarthost, "", "587")
-            changes["smarthost"] = {"host": host, "port": int(port),
-                                    **({"username": args.smarthost_user}
-                                       if args.smarthost_user else {})}
-    password = Path(args.smarthost_password_file).read_text().strip() \
-        if args.smarthost_password_file else None
+            )
+            changes["smarthost"] = {
+                "host": host,
+                "port": int(port),
+                **({"username": args.smarthost_user} if args.smarthost_user else {}),
+            }
+    password = (
+        Path(args.smarthost_password_file).read_text().strip()
+        if args.smarthost_password_file
+        else None
+    )
     return api.call("mail.settings.set", why=args.why, smarthost_password=password, **changes)
 
 
 def cmd_chat_set(api: Client, args) -> object:
-    changes = {k: v for k, v in (("enabled", _switch(args.chat)), ("archive_days", args.archive_days),
-                                 ("upload_mib", args.upload_mib)) if v is not None}
+    changes = {
+        k: v
+        for k, v in (
+            ("enabled", _switch(args.chat)),
+            ("archive_days", args.archive_days),
+            ("upload_mib", args.upload_mib),
+        )
+        if v is not None
+    }
     return api.call("chat.settings.set", why=args.why, **changes)
 
 
@@ -227,8 +274,12 @@ def cmd_mail_dns(api: Client, args) -> object:
     return api.call("mail.dns", check=args.check)
 
 
-DNS_STATES = {"published": "published", "missing": "NOT PUBLISHED",
-              "different": "DIFFERENT: DNS says", "unknown": "could not check"}
+DNS_STATES = {
+    "published": "published",
+    "missing": "NOT PUBLISHED",
+    "different": "DIFFERENT: DNS says",
+    "unknown": "could not check",
+}
 
 
 def _secret(path: str | None, prompt: str, twice: bool = False) -> str:
@@ -237,6 +288,7 @@ def _secret(path: str | None, prompt: str, twice: bool = False) -> str:
         lines = Path(path).read_text().splitlines()
         return lines[0] if lines else ""
     import getpass
+
     value = getpass.getpass(f"{prompt}: ")
     if twice and getpass.getpass(f"{prompt} (again): ") != value:
         raise Invalid("the two entries differ", "passphrase")
@@ -257,12 +309,19 @@ def cmd_storage_format(api: Client, args) -> object:
         raise Invalid(f"there is no disk {args.disk!r} (see: commonsbox storage disks)", "disk")
     confirm = args.confirm
     if confirm is None:
-        print(f"{disk['name']}: {disk['confirm_name']}, {_bytes(disk['size'])}, holds: "
-              f"{disk['contents']}. EVERYTHING ON IT WILL BE ERASED.", file=sys.stderr)
+        print(
+            f"{disk['name']}: {disk['confirm_name']}, {_bytes(disk['size'])}, holds: "
+            f"{disk['contents']}. EVERYTHING ON IT WILL BE ERASED.",
+            file=sys.stderr,
+        )
         confirm = input(f"Type {disk['confirm_name']!r} to erase it: ")
-    return api.call("storage.format", disk=args.disk, confirm=confirm, cipher=args.cipher,
-                    passphrase=_secret(args.passphrase_file, "the household's storage passphrase",
-                                       twice=True))
+    return api.call(
+        "storage.format",
+        disk=args.disk,
+        confirm=confirm,
+        cipher=args.cipher,
+        passphrase=_secret(args.passphrase_file, "the household's storage passphrase", twice=True),
+    )
 
 
 def cmd_storage_unlock(api: Client, args) -> object:
@@ -274,8 +333,11 @@ def cmd_storage_lock(api: Client, args) -> object:
 
 
 def cmd_storage_passphrase(api: Client, args) -> object:
-    return api.call("storage.passphrase", old=_secret(args.old_file, "current passphrase"),
-                    new=_secret(args.new_file, "new passphrase", twice=True))
+    return api.call(
+        "storage.passphrase",
+        old=_secret(args.old_file, "current passphrase"),
+        new=_secret(args.new_file, "new passphrase", twice=True),
+    )
 
 
 def cmd_storage_recovery_key(api: Client, args) -> object:
@@ -334,12 +396,16 @@ def print_ssh(access: dict) -> None:
     if not access["enabled"]:
         print("installer's SSH: OFF (no key; add one with: commonsbox ssh add KEY.pub)")
         return
-    print(f"installer's SSH: on, port {access['port']}, user {access['user']}, from the VPN "
-          f"and the home's network; by key only")
+    print(
+        f"installer's SSH: on, port {access['port']}, user {access['user']}, from the VPN "
+        f"and the home's network; by key only"
+    )
     print(f"  the box's host key: {access['host_key']}")
     for k in access["keys"]:
-        print(f"  {k['fingerprint']}  {k['kind']:<12} {k['name']}"
-              + (f"  (added by {k['owner']})" if k["owner"] else ""))
+        print(
+            f"  {k['fingerprint']}  {k['kind']:<12} {k['name']}"
+            + (f"  (added by {k['owner']})" if k["owner"] else "")
+        )
 
 
 def cmd_hardware_status(api: Client, args) -> object:
@@ -349,7 +415,10 @@ def cmd_hardware_status(api: Client, args) -> object:
 def print_hardware(status: dict) -> None:
     print(f"board: {status['board']['model'] or status['board']['id']} ({status['board']['id']})")
     for name, d in status["devices"].items():
-        print(f"  {name:<12} {d['state']:<8} {d['model']}" + (f"  ({d['reason']})" if d["reason"] else ""))
+        print(
+            f"  {name:<12} {d['state']:<8} {d['model']}"
+            + (f"  ({d['reason']})" if d["reason"] else "")
+        )
     r = status["readings"]
     if r["temperature_c"] is not None:
         print(f"  temperature: {r['temperature_c']:.1f} °C")
@@ -360,9 +429,14 @@ def print_hardware(status: dict) -> None:
 def print_storage(status: dict) -> None:
     v = status["volume"]
     if v is None:
-        print("encrypted storage: none yet" + ("; data kept unencrypted by the household's choice"
-                                              if status["allow_unencrypted"] else
-                                              "; mail and chat wait for it"))
+        print(
+            "encrypted storage: none yet"
+            + (
+                "; data kept unencrypted by the household's choice"
+                if status["allow_unencrypted"]
+                else "; mail and chat wait for it"
+            )
+        )
     else:
         state = ("unlocked" if v["mounted"] else "LOCKED") if v["present"] else "DISK MISSING"
         print(f"encrypted storage: {v['disk']} ({v['cipher']}): {state}")
@@ -372,11 +446,15 @@ def print_storage(status: dict) -> None:
 
 def print_client(result: dict) -> None:
     c = result["client"]
-    print(f"app password {result['app_password']['id']} for {c['address']} "
-          f"({result['app_password']['label']}): {c['password']}")
+    print(
+        f"app password {result['app_password']['id']} for {c['address']} "
+        f"({result['app_password']['label']}): {c['password']}"
+    )
     print("  it is shown this once; the box keeps only its hash")
-    print(f"  IMAP {c['imap']['host']} port {c['imap']['port']} ({c['imap']['security']}), "
-          f"SMTP {c['smtp']['host']} port {c['smtp']['port']} ({c['smtp']['security']})")
+    print(
+        f"  IMAP {c['imap']['host']} port {c['imap']['port']} ({c['imap']['security']}), "
+        f"SMTP {c['smtp']['host']} port {c['smtp']['port']} ({c['smtp']['security']})"
+    )
     if "xmpp" in c:
         print(f"  XMPP {c['xmpp']['jid']} (server {c['xmpp']['host']}, port {c['xmpp']['port']})")
     print(f"  Delta Chat: {c['dclogin']}")
@@ -392,13 +470,16 @@ def show_text(args, result) -> None:
             print_devices(result, live=True)
         case f if f is cmd_device_show:
             d = result["device"]
-            print(f"# {d['name']} ({d['mode']} tunnel) — save as {result['file_name']}",
-                  file=sys.stderr)
+            print(
+                f"# {d['name']} ({d['mode']} tunnel) — save as {result['file_name']}",
+                file=sys.stderr,
+            )
             print(result.get("qr") or result["config"], end="")
         case f if f is cmd_setup_code:
             until = time.strftime("%Y-%m-%d %H:%M", time.localtime(result["expires"]))
-            print(f"setup code: {result['code']}  (valid until {until}, or until the box "
-                  "is claimed)")
+            print(
+                f"setup code: {result['code']}  (valid until {until}, or until the box is claimed)"
+            )
         case f if f in (cmd_image_keygen, cmd_image_sign, cmd_image_verify):
             for key, value in result.items():
                 print(f"{key}: {value}")
@@ -407,29 +488,39 @@ def show_text(args, result) -> None:
                 when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r["at"]))
                 print(f"{r['revision']:>5}  {when}  {r['who']:<12}  {r['why']}")
         case f if f is cmd_diff:
-            print(result["diff"] or f"revisions {result['a']} and {result['b']} are the same",
-                  end="" if result["diff"] else "\n")
+            print(
+                result["diff"] or f"revisions {result['a']} and {result['b']} are the same",
+                end="" if result["diff"] else "\n",
+            )
         case f if f is cmd_app_password_add:
             print_client(result)
         case f if f is cmd_app_password_list:
             for p in result:
                 print(f"{p['id']:>4}  {p['owner']:<16}  {p['label']}")
-        case f if f in (cmd_storage_status, cmd_storage_lock, cmd_storage_unlock,
-                        cmd_storage_usb_key):
+        case f if f in (
+            cmd_storage_status,
+            cmd_storage_lock,
+            cmd_storage_unlock,
+            cmd_storage_usb_key,
+        ):
             print_storage(result.get("status", result))
         case f if f is cmd_hardware_status:
             print_hardware(result)
         case f if f is cmd_storage_disks:
             for d in result:
                 use = "the box's own" if d["system"] else ("STORAGE" if d["is_storage"] else "")
-                print(f"{d['name']:<8} {_bytes(d['size']):>10}  {'USB ' if d['usb'] else ''}"
-                      f"{d['confirm_name']:<28} {d['contents']} {d['detail']} {use}")
+                print(
+                    f"{d['name']:<8} {_bytes(d['size']):>10}  {'USB ' if d['usb'] else ''}"
+                    f"{d['confirm_name']:<28} {d['contents']} {d['detail']} {use}"
+                )
         case f if f in (cmd_storage_format, cmd_storage_recovery_key):
             if "status" in result:
                 print_storage(result["status"])
             print(f"RECOVERY KEY: {result['recovery_key']}")
-            print("  write it down or print it, and keep it away from the box: it is shown "
-                  "this once, and opens the storage if the passphrase is lost")
+            print(
+                "  write it down or print it, and keep it away from the box: it is shown "
+                "this once, and opens the storage if the passphrase is lost"
+            )
         case f if f in (cmd_files_connection, cmd_files_password):
             print_files(result)
         case f if f is cmd_ssh_list:
@@ -442,26 +533,35 @@ def show_text(args, result) -> None:
                 print(f"{r['name']:<40} {r['type']:<5} {r['value']}")
                 print(f"{'':<40} ; {r['why']}")
                 if "state" in r:
-                    print(f"{'':<40} ; {DNS_STATES[r['state']]}"
-                          + "".join(f"\n{'':<40} ;   {f}" for f in r["found"])
-                          + (f" ({r['error']})" if r.get("error") else ""))
+                    print(
+                        f"{'':<40} ; {DNS_STATES[r['state']]}"
+                        + "".join(f"\n{'':<40} ;   {f}" for f in r["found"])
+                        + (f" ({r['error']})" if r.get("error") else "")
+                    )
         case _:
             print_change(result)
             if "device" in result and args.func is cmd_device_add:
                 d = result["device"]
-                print(f"device {d['id']} ({d['name']}): {d['ipv4']}, {d['ipv6']}; "
-                      f"show its QR code with: commonsbox vpn device show {d['id']} --qr")
+                print(
+                    f"device {d['id']} ({d['name']}): {d['ipv4']}, {d['ipv6']}; "
+                    f"show its QR code with: commonsbox vpn device show {d['id']} --qr"
+                )
 
 
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--json", action="store_true", help="print the answer as JSON")
-    parser = argparse.ArgumentParser(prog="commonsbox", parents=[common],
-                                     description="Manage a Commonsbox through its agent.")
+    parser = argparse.ArgumentParser(
+        prog="commonsbox", parents=[common], description="Manage a Commonsbox through its agent."
+    )
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--socket", type=Path, default=None, help="the agent's API socket")
-    where.add_argument("--root", type=Path, default=None,
-                       help="the agent's root directory (for a box in a namespace)")
+    where.add_argument(
+        "--root",
+        type=Path,
+        default=None,
+        help="the agent's root directory (for a box in a namespace)",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     def leaf(parent, name, func, help_text):
@@ -496,12 +596,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--home-network", action="append", help="a LAN 'home only' devices reach")
     p.add_argument("--why")
 
-    dev = vpn.add_parser("device", help="family devices").add_subparsers(dest="device_cmd",
-                                                                        required=True)
+    dev = vpn.add_parser("device", help="family devices").add_subparsers(
+        dest="device_cmd", required=True
+    )
     p = leaf(dev, "add", cmd_device_add, "add a device and make its keys")
     p.add_argument("name")
-    p.add_argument("--mode", choices=("home", "full"), default="home",
-                   help="home: only the home network through the box; full: all traffic")
+    p.add_argument(
+        "--mode",
+        choices=("home", "full"),
+        default="home",
+        help="home: only the home network through the box; full: all traffic",
+    )
     p.add_argument("--dns", action="append", help="DNS server for this device (repeat)")
     p.add_argument("--psk", action="store_true", help="add a preshared key")
     p.add_argument("--public-key", help="the device made its own key: its public half")
@@ -523,28 +628,40 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--why")
 
     mail = sub.add_parser("mail", help="mail (Postfix, Dovecot, DKIM)").add_subparsers(
-        dest="mail_cmd", required=True)
+        dest="mail_cmd", required=True
+    )
     p = leaf(mail, "set", cmd_mail_set, "turn mail on or off, change its settings")
     p.add_argument("mail", nargs="?", choices=("on", "off"))
     p.add_argument("--domain", help="the household's domain: user@DOMAIN")
     p.add_argument("--max-message-mib", type=int)
     p.add_argument("--quota-mib", type=int, help="per mailbox")
-    p.add_argument("--delete-fetched-after-days", type=int, metavar="DAYS",
-                   help="delete mail from the box DAYS after an app fetched it (0: keep)")
-    p.add_argument("--encrypted-only", choices=("on", "off"),
-                   help="refuse unencrypted mail between household members")
+    p.add_argument(
+        "--delete-fetched-after-days",
+        type=int,
+        metavar="DAYS",
+        help="delete mail from the box DAYS after an app fetched it (0: keep)",
+    )
+    p.add_argument(
+        "--encrypted-only",
+        choices=("on", "off"),
+        help="refuse unencrypted mail between household members",
+    )
     p.add_argument("--smarthost", help="HOST[:PORT] to send through ('' for none)")
     p.add_argument("--smarthost-user")
     p.add_argument("--smarthost-password-file", help="a file holding the smarthost's password")
     p.add_argument("--why")
     p = leaf(mail, "dns", cmd_mail_dns, "the DNS records to publish for the domain")
-    p.add_argument("--check", action="store_true",
-                   help="ask the box's resolver whether each record is published")
+    p.add_argument(
+        "--check",
+        action="store_true",
+        help="ask the box's resolver whether each record is published",
+    )
     pw = mail.add_parser("password", help="app passwords (mail and chat)").add_subparsers(
-        dest="password_cmd", required=True)
+        dest="password_cmd", required=True
+    )
     p = leaf(pw, "add", cmd_app_password_add, "a new app password for a member's app")
     p.add_argument("user")
-    p.add_argument("label", help="which app or device, e.g. \"Alice's phone\"")
+    p.add_argument("label", help='which app or device, e.g. "Alice\'s phone"')
     p.add_argument("--qr", action="store_true", help="the Delta Chat login as a QR code")
     p.add_argument("--why")
     p = leaf(pw, "list", cmd_app_password_list, "app passwords (not the passwords)")
@@ -553,7 +670,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("id", type=int)
     p.add_argument("--why")
     chat = sub.add_parser("chat", help="chat (Prosody, XMPP)").add_subparsers(
-        dest="chat_cmd", required=True)
+        dest="chat_cmd", required=True
+    )
     p = leaf(chat, "set", cmd_chat_set, "turn chat on or off, change its settings")
     p.add_argument("chat", nargs="?", choices=("on", "off"))
     p.add_argument("--archive-days", type=int)
@@ -561,14 +679,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--why")
 
     st = sub.add_parser("storage", help="the household's encrypted storage").add_subparsers(
-        dest="storage_cmd", required=True)
+        dest="storage_cmd", required=True
+    )
     leaf(st, "status", cmd_storage_status, "the encrypted storage: locked, unlocked, key slots")
     leaf(st, "disks", cmd_storage_disks, "the disks the box sees, and what they hold")
     p = leaf(st, "format", cmd_storage_format, "ERASE a disk and make it the encrypted storage")
     p.add_argument("disk", help="its name in `storage disks` (sda)")
     p.add_argument("--confirm", help="the disk's name as `storage disks` shows it (else asked)")
-    p.add_argument("--cipher", choices=("aes-xts", "adiantum"),
-                   help="instead of the one chosen for this box's processor")
+    p.add_argument(
+        "--cipher",
+        choices=("aes-xts", "adiantum"),
+        help="instead of the one chosen for this box's processor",
+    )
     p.add_argument("--passphrase-file")
     p = leaf(st, "unlock", cmd_storage_unlock, "unlock with the passphrase or recovery key")
     p.add_argument("--key-file")
@@ -578,28 +700,40 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--new-file")
     p = leaf(st, "recovery-key", cmd_storage_recovery_key, "a new recovery key (the old one dies)")
     p.add_argument("--passphrase-file")
-    p = leaf(st, "usb-key", cmd_storage_usb_key,
-             "a key on a USB stick that unlocks the storage when the box starts")
+    p = leaf(
+        st,
+        "usb-key",
+        cmd_storage_usb_key,
+        "a key on a USB stick that unlocks the storage when the box starts",
+    )
     p.add_argument("action", choices=("add", "remove"))
     p.add_argument("disk", nargs="?", help="the stick's name in `storage disks` (sdb)")
     p.add_argument("--passphrase-file")
-    p = leaf(st, "unencrypted", cmd_storage_unencrypted,
-             "whether mail and chat may keep data unencrypted when there is no encrypted disk")
+    p = leaf(
+        st,
+        "unencrypted",
+        cmd_storage_unencrypted,
+        "whether mail and chat may keep data unencrypted when there is no encrypted disk",
+    )
     p.add_argument("choice", choices=("on", "off"))
     p.add_argument("--why")
 
-    fs = sub.add_parser("files", help="the household's file share (SFTP, VPN only)") \
-        .add_subparsers(dest="files_cmd", required=True)
+    fs = sub.add_parser("files", help="the household's file share (SFTP, VPN only)").add_subparsers(
+        dest="files_cmd", required=True
+    )
     p = leaf(fs, "set", cmd_files_set, "turn the file share on or off")
     p.add_argument("choice", choices=("on", "off"))
     p.add_argument("--why")
-    for name, fn, what in (("connection", cmd_files_connection, "how to connect an app"),
-                           ("password", cmd_files_password, "a new files password")):
+    for name, fn, what in (
+        ("connection", cmd_files_connection, "how to connect an app"),
+        ("password", cmd_files_password, "a new files password"),
+    ):
         p = leaf(fs, name, fn, what)
         p.add_argument("--owner", help="the member (for root, and managers acting for one)")
 
-    ssh = sub.add_parser("ssh", help="the installer's SSH: root, by key, off without one") \
-        .add_subparsers(dest="ssh_cmd", required=True)
+    ssh = sub.add_parser(
+        "ssh", help="the installer's SSH: root, by key, off without one"
+    ).add_subparsers(dest="ssh_cmd", required=True)
     leaf(ssh, "list", cmd_ssh_list, "the keys that may log in, and the box's host key")
     p = leaf(ssh, "add", cmd_ssh_add, "let a public key log in as root (turns SSH on)")
     p.add_argument("file", help="the public key file (KEY.pub), or - to read it from stdin")
@@ -610,11 +744,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--why")
 
     hw = sub.add_parser("hardware", help="the board and its devices").add_subparsers(
-        dest="hardware_cmd", required=True)
+        dest="hardware_cmd", required=True
+    )
     leaf(hw, "status", cmd_hardware_status, "clock, temperature, display, watchdog, GPIO")
 
     cfg = sub.add_parser("config", help="configuration history").add_subparsers(
-        dest="config_cmd", required=True)
+        dest="config_cmd", required=True
+    )
     p = leaf(cfg, "history", cmd_history, "list revisions: who, when, why")
     p.add_argument("--limit", type=int, default=50)
     p = leaf(cfg, "diff", cmd_diff, "what changed between two revisions")

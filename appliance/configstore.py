@@ -39,9 +39,16 @@ CARD_WHY = "the newest revision's copy (the history is on the encrypted storage)
 def card_copy(store: StateStore, revision: Revision, desired: Desired) -> None:
     """Onto the card, as its one revision: what the box needs while its storage is
     locked (mail, chat and files off; not even why the change was made)."""
-    store.keep_only(Revision(revision.n, revision.at, revision.who, CARD_WHY),
-                    Desired(box=desired.box, vpn=desired.vpn, accounts=desired.accounts,
-                            storage=desired.storage, ssh=desired.ssh))
+    store.keep_only(
+        Revision(revision.n, revision.at, revision.who, CARD_WHY),
+        Desired(
+            box=desired.box,
+            vpn=desired.vpn,
+            accounts=desired.accounts,
+            storage=desired.storage,
+            ssh=desired.ssh,
+        ),
+    )
 
 
 class ConfigStore:

@@ -16,9 +16,14 @@ def announce(paths: Paths, setup_code: str | None) -> None:
     """Show SETUP_CODE at the box's login prompts, or nothing (None). A no-op when the
     prompts already show it: a reload reprints every prompt."""
     path = paths.root / ISSUE
-    text = None if setup_code is None else (
-        "\nThis Commonsbox is not set up yet. On the home network, open\n"
-        f"    https://\\4/\nand enter the setup code  {setup_code}\n\n")
+    text = (
+        None
+        if setup_code is None
+        else (
+            "\nThis Commonsbox is not set up yet. On the home network, open\n"
+            f"    https://\\4/\nand enter the setup code  {setup_code}\n\n"
+        )
+    )
     shown = path.read_text() if path.exists() else None
     if text == shown:
         return
@@ -32,5 +37,9 @@ def announce(paths: Paths, setup_code: str | None) -> None:
             f.write(text)
         os.replace(tmp, path)
     if paths.root == Path("/"):  # running prompts show the change at once
-        subprocess.run(["agetty", "--reload"], stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL, check=False)
+        subprocess.run(
+            ["agetty", "--reload"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            check=False,
+        )

@@ -52,8 +52,9 @@ class Write:
     paths: tuple[str, ...]
 
     def __str__(self):
-        return f"write {len(self.paths)} file(s): {', '.join(self.paths[:3])}" + \
-            (" ..." if len(self.paths) > 3 else "")
+        return f"write {len(self.paths)} file(s): {', '.join(self.paths[:3])}" + (
+            " ..." if len(self.paths) > 3 else ""
+        )
 
 
 @dataclass(frozen=True)
@@ -120,8 +121,14 @@ def until_the_next_second() -> None:
     time.sleep(math.floor(now) + 1 - now)
 
 
-def plan(facts: Facts, enabled: bool, wanted: dict[str, tuple], daemons: tuple[str, ...],
-         readers, prepare: str) -> list:
+def plan(
+    facts: Facts,
+    enabled: bool,
+    wanted: dict[str, tuple],
+    daemons: tuple[str, ...],
+    readers,
+    prepare: str,
+) -> list:
     """Pure: FACTS and what the files should be (path -> fingerprint) -> actions."""
     if not enabled:
         return [Stop(d) for d in reversed(daemons) if facts.running.get(d)]
@@ -186,12 +193,20 @@ class DaemonConfig:
             p = self.system.path(path)
             try:
                 st = p.stat()
-                files[path] = (hashlib.sha256(p.read_bytes()).hexdigest(),
-                               stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid)
+                files[path] = (
+                    hashlib.sha256(p.read_bytes()).hexdigest(),
+                    stat.S_IMODE(st.st_mode),
+                    st.st_uid,
+                    st.st_gid,
+                )
             except FileNotFoundError:
                 files[path] = None
-        return Facts(files=files, running={d: self.manager.running(d) for d in self.daemons},
-                     ready=self.is_ready(), private=mounted_at(self.system))
+        return Facts(
+            files=files,
+            running={d: self.manager.running(d) for d in self.daemons},
+            ready=self.is_ready(),
+            private=mounted_at(self.system),
+        )
 
     def plan(self, facts: Facts, desired: Desired) -> list:
         if not self.enabled(desired) or self._blocked(desired, facts):
@@ -247,8 +262,11 @@ class DaemonConfig:
                 self._put(p, p)
         for daemon, main in self.checked.items():
             folder = main.rsplit("/", 1)[0]
-            mine = [p for p in self._wanted
-                    if p.rsplit("/", 1)[0] == folder and daemon in self.readers(p)]
+            mine = [
+                p
+                for p in self._wanted
+                if p.rsplit("/", 1)[0] == folder and daemon in self.readers(p)
+            ]
             if not configs.intersection(mine):
                 continue
             stage = f"{STAGE}/{self.name}/{daemon}"
@@ -269,6 +287,12 @@ class DaemonConfig:
             return []
         if why := self._blocked(desired, facts):
             return [Check(self.name, "storage", False, why)]
-        return [Check(self.name, d, bool(facts.running.get(d)),
-                      "running" if facts.running.get(d) else "not running")
-                for d in self.daemons]
+        return [
+            Check(
+                self.name,
+                d,
+                bool(facts.running.get(d)),
+                "running" if facts.running.get(d) else "not running",
+            )
+            for d in self.daemons
+        ]

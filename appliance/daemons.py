@@ -25,43 +25,91 @@ class Daemon:
 
 
 _MILTER_PID = "/run/commonsbox-mailfilter/milter.pid"
-_MILTER = ("setpriv", "--reuid=cbmilter", "--regid=cbmilter", "--clear-groups",
-           "python3", "-I", "/etc/commonsbox/mail/filter/milter.py",
-           "/run/commonsbox-mailfilter/milter.sock", "--pidfile", _MILTER_PID)
+_MILTER = (
+    "setpriv",
+    "--reuid=cbmilter",
+    "--regid=cbmilter",
+    "--clear-groups",
+    "python3",
+    "-I",
+    "/etc/commonsbox/mail/filter/milter.py",
+    "/run/commonsbox-mailfilter/milter.sock",
+    "--pidfile",
+    _MILTER_PID,
+)
 
-DAEMONS = {d.name: d for d in (
-    Daemon("opendkim", "opendkim.service", ("opendkim", "-x", "/etc/opendkim.conf"),
-           ("sh", "-c", 'kill -USR1 "$(cat /run/opendkim/opendkim.pid)"'),
-           "/run/opendkim/opendkim.pid", ("opendkim", "-n", "-x", "{}")),
-    # The encrypted-only filter (mail/milter.py); its unit is the image's.
-    Daemon("mailfilter", "commonsbox-mailfilter.service", _MILTER,
-           ("sh", "-c", f'kill "$(cat {_MILTER_PID})"; sleep 0.2; exec "$@"', "-", *_MILTER),
-           _MILTER_PID),
-    Daemon("dovecot", "dovecot.service", ("dovecot",), ("doveadm", "reload"),
-           "/run/dovecot/master.pid", ("doveconf", "-n", "-c", "{}")),
-    Daemon("postfix", "postfix.service", ("postfix", "start"), ("postfix", "reload"),
-           "/var/spool/postfix/pid/master.pid", ("postfix", "-c", "{dir}", "check")),
-    # The household's file share (files/capability.py): OpenSSH's SFTP, its own instance.
-    Daemon("files", "commonsbox-files.service",
-           ("/usr/sbin/sshd", "-f", "/etc/commonsbox/files/sshd_config"),
-           ("sh", "-c", 'kill -HUP "$(cat /run/commonsbox-files/sshd.pid)"'),
-           "/run/commonsbox-files/sshd.pid", ("/usr/sbin/sshd", "-t", "-f", "{}")),
-    # The installer's SSH (ssh/capability.py): OpenSSH again, another instance.
-    Daemon("ssh", "commonsbox-ssh.service",
-           ("/usr/sbin/sshd", "-f", "/etc/commonsbox/ssh/sshd_config"),
-           ("sh", "-c", 'kill -HUP "$(cat /run/commonsbox-ssh/sshd.pid)"'),
-           "/run/commonsbox-ssh/sshd.pid", ("/usr/sbin/sshd", "-t", "-f", "{}")),
-    Daemon("prosody", "prosody.service", ("prosodyctl", "start"), ("prosodyctl", "reload"),
-           "/run/prosody/prosody.pid", ("prosodyctl", "--config", "{}", "check", "config")),
-)}
+DAEMONS = {
+    d.name: d
+    for d in (
+        Daemon(
+            "opendkim",
+            "opendkim.service",
+            ("opendkim", "-x", "/etc/opendkim.conf"),
+            ("sh", "-c", 'kill -USR1 "$(cat /run/opendkim/opendkim.pid)"'),
+            "/run/opendkim/opendkim.pid",
+            ("opendkim", "-n", "-x", "{}"),
+        ),
+        # The encrypted-only filter (mail/milter.py); its unit is the image's.
+        Daemon(
+            "mailfilter",
+            "commonsbox-mailfilter.service",
+            _MILTER,
+            ("sh", "-c", f'kill "$(cat {_MILTER_PID})"; sleep 0.2; exec "$@"', "-", *_MILTER),
+            _MILTER_PID,
+        ),
+        Daemon(
+            "dovecot",
+            "dovecot.service",
+            ("dovecot",),
+            ("doveadm", "reload"),
+            "/run/dovecot/master.pid",
+            ("doveconf", "-n", "-c", "{}"),
+        ),
+        Daemon(
+            "postfix",
+            "postfix.service",
+            ("postfix", "start"),
+            ("postfix", "reload"),
+            "/var/spool/postfix/pid/master.pid",
+            ("postfix", "-c", "{dir}", "check"),
+        ),
+        # The household's file share (files/capability.py): OpenSSH's SFTP, its own instance.
+        Daemon(
+            "files",
+            "commonsbox-files.service",
+            ("/usr/sbin/sshd", "-f", "/etc/commonsbox/files/sshd_config"),
+            ("sh", "-c", 'kill -HUP "$(cat /run/commonsbox-files/sshd.pid)"'),
+            "/run/commonsbox-files/sshd.pid",
+            ("/usr/sbin/sshd", "-t", "-f", "{}"),
+        ),
+        # The installer's SSH (ssh/capability.py): OpenSSH again, another instance.
+        Daemon(
+            "ssh",
+            "commonsbox-ssh.service",
+            ("/usr/sbin/sshd", "-f", "/etc/commonsbox/ssh/sshd_config"),
+            ("sh", "-c", 'kill -HUP "$(cat /run/commonsbox-ssh/sshd.pid)"'),
+            "/run/commonsbox-ssh/sshd.pid",
+            ("/usr/sbin/sshd", "-t", "-f", "{}"),
+        ),
+        Daemon(
+            "prosody",
+            "prosody.service",
+            ("prosodyctl", "start"),
+            ("prosodyctl", "reload"),
+            "/run/prosody/prosody.pid",
+            ("prosodyctl", "--config", "{}", "check", "config"),
+        ),
+    )
+}
 
 
 def check(system: System, daemon: str, staged: str) -> None:
     """Run DAEMON's own config checker on the staged file or directory (a path inside
     the box); raises SystemFailure with the checker's words if it refuses."""
     folder = staged.rsplit("/", 1)[0]
-    system.run([part.replace("{}", staged).replace("{dir}", folder)
-                for part in DAEMONS[daemon].check])
+    system.run(
+        [part.replace("{}", staged).replace("{dir}", folder) for part in DAEMONS[daemon].check]
+    )
 
 
 class Systemd:
@@ -69,8 +117,12 @@ class Systemd:
         self.system = system
 
     def running(self, name: str) -> bool:
-        return self.system.run(["systemctl", "is-active", "--quiet", DAEMONS[name].unit],
-                               check=False).returncode == 0
+        return (
+            self.system.run(
+                ["systemctl", "is-active", "--quiet", DAEMONS[name].unit], check=False
+            ).returncode
+            == 0
+        )
 
     def start(self, name: str) -> None:
         self.system.run(["systemctl", "enable", "--now", "--quiet", DAEMONS[name].unit])
@@ -90,8 +142,10 @@ class Direct:
 
     def running(self, name: str) -> bool:
         pid = (self.system.read(DAEMONS[name].pidfile) or b"").strip()
-        return pid.isdigit() and self.system.run(["kill", "-0", pid.decode()],
-                                                 check=False).returncode == 0
+        return (
+            pid.isdigit()
+            and self.system.run(["kill", "-0", pid.decode()], check=False).returncode == 0
+        )
 
     def start(self, name: str) -> None:
         self.system.run(list(DAEMONS[name].start), daemon=True)

@@ -43,6 +43,7 @@ def relay(world: World, api, box_ip: str, cli: str) -> None:
     api.call("mail.settings.set", enabled=True, domain=DOMAIN, why="demo: mail")
     api.call("chat.settings.set", enabled=True, why="demo: chat")
     import secrets
+
     api.call("users.add", name="demo", role="member", passphrase=secrets.token_urlsafe(18))
     login = api.call("mail.password.add", owner="demo", label="Demo phone")
     started = time.monotonic()
@@ -71,11 +72,11 @@ def relay(world: World, api, box_ip: str, cli: str) -> None:
 Mail and chat (Postfix 3.10, Dovecot 2.4, OpenDKIM, Prosody 13 from the image's root):
   the phone sent a message over SMTP (TLS) through the tunnel and read it back over IMAP:
   {time.monotonic() - started:.2f} s.
-  Account {login['address']}, app password {login['password']} (shown once; the box keeps
+  Account {login["address"]}, app password {login["password"]} (shown once; the box keeps
   its hash). From the phone's namespace, through the VPN, the servers are {box_ip}:
     IMAP {box_ip}:993 (TLS), SMTP {box_ip}:465 (TLS), XMPP {box_ip}:5222 (STARTTLS)
   A Delta Chat login for it (its QR code: {cli} mail password add demo "Another app" --qr):
-    {c['dclogin']}
+    {c["dclogin"]}
   Add a mail or chat account for a member (members are made in the web UI):
     {cli} mail password add demo "Demo laptop"
     {cli} mail dns        (what the household publishes in DNS for a real domain)""")
@@ -92,30 +93,46 @@ def main() -> int:
     pinger = None
     try:
         started = time.monotonic()
-        say("Starting the box: the agent, WireGuard, and the relay's daemons from the image's "
-            "own Debian 13 root (built once, ~2 min, then cached)...")
+        say(
+            "Starting the box: the agent, WireGuard, and the relay's daemons from the image's "
+            "own Debian 13 root (built once, ~2 min, then cached)..."
+        )
         world = World(PREFIX, root, phones=2, webui_user="nobody", relay_name=DOMAIN)
         api = world.api
         web = WebUI(world.box, WEB_PORT)
         status = api.call("status")
-        say(f"Commonsbox agent ready in {time.monotonic() - started:.1f} s "
-            f"({status['backend']} WireGuard), in network namespace {PREFIX}-box, root {root}")
+        say(
+            f"Commonsbox agent ready in {time.monotonic() - started:.1f} s "
+            f"({status['backend']} WireGuard), in network namespace {PREFIX}-box, root {root}"
+        )
         api.call("vpn.settings.set", endpoint=World.ENDPOINT, why="demo: the box's address")
         device = api.call("vpn.device.add", name="Demo phone", mode="full")["device"]
         config = api.call("vpn.device.config", device=device["id"])["config"]
-        say(f"\nAdded device {device['id']} \"Demo phone\" ({device['ipv4']}, full tunnel). "
-            "Its QR code, as the WireGuard app would scan it:")
+        say(
+            f'\nAdded device {device["id"]} "Demo phone" ({device["ipv4"]}, full tunnel). '
+            "Its QR code, as the WireGuard app would scan it:"
+        )
         say(qr_terminal(config))
         world.phone(0, "cbxphone0", device["id"], config)
         box_ip = str(ipaddress.ip_network(status["vpn"]["ipv4_subnet"])[1])
         ping = world.phone_ns[0].run(["ping", "-n", "-c", "3", "-i", "0.2", box_ip], check=False)
-        say(f"The phone (namespace {PREFIX}-p0) brought its config up with wg-quick and pinged "
-            f"the box at {box_ip} through the tunnel:")
-        say("  " + (ping.stdout.strip().splitlines()[-1] if ping.returncode == 0
-                    else "FAILED: " + ping.stdout + ping.stderr))
+        say(
+            f"The phone (namespace {PREFIX}-p0) brought its config up with wg-quick and pinged "
+            f"the box at {box_ip} through the tunnel:"
+        )
+        say(
+            "  "
+            + (
+                ping.stdout.strip().splitlines()[-1]
+                if ping.returncode == 0
+                else "FAILED: " + ping.stdout + ping.stderr
+            )
+        )
         internet = world.phone_ns[0].ping(World.INTERNET, timeout=2)
-        say(f"  and reached the 'internet' host {World.INTERNET} through the box's NAT: "
-            f"{'yes' if internet else 'NO'}")
+        say(
+            f"  and reached the 'internet' host {World.INTERNET} through the box's NAT: "
+            f"{'yes' if internet else 'NO'}"
+        )
         relay(world, api, box_ip, cli)
         say("\n$ commonsbox status")
         print_status(api.call("status"))
@@ -123,9 +140,9 @@ def main() -> int:
         setup = api.call("setup.code")
         say(f"""
 The web UI: open {web.url} in a browser on this machine.
-  Claim the box with the one-time setup code  {setup['code']}
+  Claim the box with the one-time setup code  {setup["code"]}
   The certificate is the box's own; check its SHA-256 fingerprint matches:
-  {status['webui']['tls_sha256']}
+  {status["webui"]["tls_sha256"]}
 
 Try, in another terminal (as root):
   {cli} status
@@ -140,16 +157,21 @@ device, download its .conf file, then connect that phone with it and ping the bo
   ip netns exec {PREFIX}-p1 ping {box_ip}
 Press Ctrl-C to stop; everything is torn down.""")
         # Keep the phone talking so the handshake stays fresh, like a phone in use.
-        pinger = world.phone_ns[0].popen(["ping", "-n", "-q", "-i", "5", box_ip],
-                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        pinger = world.phone_ns[0].popen(
+            ["ping", "-n", "-q", "-i", "5", box_ip],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
         while True:
             time.sleep(15)
             d = next(d for d in api.call("status")["vpn"]["devices"] if d["id"] == device["id"])
             age = time.time() - d["latest_handshake"] if d["latest_handshake"] else None
-            say(f"  {time.strftime('%H:%M:%S')} Demo phone: handshake "
+            say(
+                f"  {time.strftime('%H:%M:%S')} Demo phone: handshake "
                 f"{f'{age:.0f} s ago' if age is not None else 'never'}, "
-                f"{d['rx_bytes']} B in, {d['tx_bytes']} B out")
+                f"{d['rx_bytes']} B in, {d['tx_bytes']} B out"
+            )
     except KeyboardInterrupt:
         say("\nStopping: tearing the namespaces down.")
     finally:

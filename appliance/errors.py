@@ -73,6 +73,16 @@ class SystemFailure(ApplianceError):
 
 ERRORS_BY_CODE = {
     cls.code: cls
-    for cls in (ApplianceError, Invalid, NotFound, Conflict, PoolExhausted, Unauthorized,
-                Forbidden, RateLimited, TooLarge, SystemFailure)
+    for cls in (
+        ApplianceError,
+        Invalid,
+        NotFound,
+        Conflict,
+        PoolExhausted,
+        Unauthorized,
+        Forbidden,
+        RateLimited,
+        TooLarge,
+        SystemFailure,
+    )
 }

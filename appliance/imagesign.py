@@ -24,10 +24,16 @@ def keygen(private_path: Path, public_path: Path) -> str:
     key = Ed25519PrivateKey.generate()
     fd = os.open(private_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as f:
-        f.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                  serialization.NoEncryption()))
-    public = base64.b64encode(key.public_key().public_bytes(
-        serialization.Encoding.Raw, serialization.PublicFormat.Raw)).decode()
+        f.write(
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+    public = base64.b64encode(
+        key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    ).decode()
     public_path.write_text(public + "\n")
     return public
 
@@ -57,8 +63,7 @@ def verify(manifest: Path, public_key: str) -> dict:
     info = json.loads(manifest.read_text())
     image = manifest.parent / info["image"]
     if image.exists() and file_sha256(image) != info["sha256"]:
-        raise Invalid(f"{image.name} is not the image this manifest signs (hash differs)",
-                      "image")
+        raise Invalid(f"{image.name} is not the image this manifest signs (hash differs)", "image")
     return info
 
 

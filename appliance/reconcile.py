@@ -32,8 +32,12 @@ class Check:
     detail: str = ""
 
     def to_json(self) -> dict:
-        return {"capability": self.capability, "name": self.name, "ok": self.ok,
-                "detail": self.detail}
+        return {
+            "capability": self.capability,
+            "name": self.name,
+            "ok": self.ok,
+            "detail": self.detail,
+        }
 
 
 class Capability(Protocol):
@@ -60,13 +64,22 @@ class Outcome:
     skipped: bool = False  # its part of the desired state did not change
 
     def to_json(self) -> dict:
-        return {"capability": self.capability, "actions": self.actions,
-                "converged": self.converged, "error": self.error,
-                "seconds": round(self.seconds, 4), "skipped": self.skipped}
+        return {
+            "capability": self.capability,
+            "actions": self.actions,
+            "converged": self.converged,
+            "error": self.error,
+            "seconds": round(self.seconds, 4),
+            "skipped": self.skipped,
+        }
 
 
-def reconcile(capabilities: list[Capability], desired: Desired,
-              skip: frozenset[str] = frozenset(), known: dict | None = None) -> list[Outcome]:
+def reconcile(
+    capabilities: list[Capability],
+    desired: Desired,
+    skip: frozenset[str] = frozenset(),
+    known: dict | None = None,
+) -> list[Outcome]:
     """Converge every capability not in ``skip``; one failing does not stop the others.
 
     ``known`` maps a capability to the facts its last verify read: planning may start
@@ -84,8 +97,12 @@ def reconcile(capabilities: list[Capability], desired: Desired,
         remembered = known.pop(cap.name, None)
         try:
             known[cap.name] = _converge(
-                cap, desired, remembered if remembered is not None else cap.read_facts(),
-                remembered is None, outcome)
+                cap,
+                desired,
+                remembered if remembered is not None else cap.read_facts(),
+                remembered is None,
+                outcome,
+            )
         except ApplianceError as err:
             outcome.converged, outcome.error = False, err.message
         except Exception as err:  # the loop must survive a failing system call
@@ -110,8 +127,12 @@ def _converge(cap: Capability, desired: Desired, facts, fresh: bool, outcome: Ou
             return facts
         described = [str(a) for a in actions]
         outcome.actions += described
-        log.info("%s: applying %d action(s): %s", cap.name, len(actions),
-                 ", ".join(described[:5]) + (" ..." if len(actions) > 5 else ""))
+        log.info(
+            "%s: applying %d action(s): %s",
+            cap.name,
+            len(actions),
+            ", ".join(described[:5]) + (" ..." if len(actions) > 5 else ""),
+        )
         try:
             cap.apply(actions)
         except Exception:

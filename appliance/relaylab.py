@@ -44,7 +44,7 @@ class Zone:
 
     def add(self, name: str, rtype: str, value: str) -> None:
         if rtype == "TXT":  # one quoted string per 255 bytes, as DNS carries it
-            value = " ".join(f'"{value[i:i + 255]}"' for i in range(0, len(value), 255))
+            value = " ".join(f'"{value[i : i + 255]}"' for i in range(0, len(value), 255))
         self.records.setdefault((name.rstrip(".").lower(), rtype), []).append(value)
 
     def lookup(self, name: str, rtype: str) -> list[str]:
@@ -60,6 +60,7 @@ class Zone:
         import dns.message
         import dns.rdatatype
         import dns.rrset
+
         while True:
             try:
                 data, peer = self.sock.recvfrom(4096)
@@ -83,8 +84,9 @@ class Zone:
 
     def dkim_dns(self, name: bytes, timeout: int = 5) -> bytes:
         """dkimpy's dnsfunc: the TXT record, as DNS would give it."""
-        return "".join(v.replace('" "', "").strip('"')
-                       for v in self.lookup(name.decode(), "TXT")).encode()
+        return "".join(
+            v.replace('" "', "").strip('"') for v in self.lookup(name.decode(), "TXT")
+        ).encode()
 
 
 class RelayBox:
@@ -94,8 +96,21 @@ class RelayBox:
         self.domain, self.address = domain, address
         short = f"{world.tag}{domain[:8]}".replace(".", "").replace("-", "")[:11]
         self.ns = Netns(f"cbr{short}")
-        run(["ip", "link", "add", f"cbr{short}", "type", "veth", "peer", "name", "eth0",
-             "netns", self.ns.name])
+        run(
+            [
+                "ip",
+                "link",
+                "add",
+                f"cbr{short}",
+                "type",
+                "veth",
+                "peer",
+                "name",
+                "eth0",
+                "netns",
+                self.ns.name,
+            ]
+        )
         run(["ip", "link", "set", f"cbr{short}", "netns", world.ns.name])
         world.ns.run(["ip", "link", "set", f"cbr{short}", "master", "br0", "up"])
         self.ns.run(["ip", "addr", "add", f"{address}/24", "dev", "eth0"])
@@ -103,16 +118,18 @@ class RelayBox:
         self.root = BoxRoot(self.ns, world.lower, work / domain, domain, world.NAMESERVER)
         self.system = self.root.start()
         # The agent's own state stays on this machine; its daemons are the box's.
-        self.agent = BoxSandbox(self.ns, work / f"{domain}-agent", backend="userspace",
-                                enter=self.root.pid)
+        self.agent = BoxSandbox(
+            self.ns, work / f"{domain}-agent", backend="userspace", enter=self.root.pid
+        )
         self.agent.start(timeout=60)
         self.api = self.agent.client()
 
     def user(self, name: str, label: str = "phone") -> dict:
         """A household member with a mailbox, and an app password for LABEL: the answer
         of `mail.password.add` (address, password)."""
-        self.api.call("users.add", name=name, role="member",
-                      passphrase="correct horse battery staple 7")
+        self.api.call(
+            "users.add", name=name, role="member", passphrase="correct horse battery staple 7"
+        )
         return self.api.call("mail.password.add", owner=name, label=label)
 
     def stop(self) -> None:
@@ -133,17 +150,23 @@ class RelayWorld:
         self.zone = Zone()
         self.boxes: dict[str, RelayBox] = {}
         try:
-            for cmd in (["ip", "link", "add", "br0", "type", "bridge"],
-                        ["ip", "addr", "add", f"{self.WORLD}/24", "dev", "br0"],
-                        ["ip", "addr", "add", f"{self.NAMESERVER}/24", "dev", "br0"],
-                        ["ip", "link", "set", "br0", "up"]):
+            for cmd in (
+                ["ip", "link", "add", "br0", "type", "bridge"],
+                ["ip", "addr", "add", f"{self.WORLD}/24", "dev", "br0"],
+                ["ip", "addr", "add", f"{self.NAMESERVER}/24", "dev", "br0"],
+                ["ip", "link", "set", "br0", "up"],
+            ):
                 self.ns.run(cmd)
             for domain, address in mail.items():
                 self.boxes[domain] = box = RelayBox(self, domain, address, work)
                 # No disks in namespaces: the boxes keep their data unencrypted, by choice.
                 box.api.call("storage.settings.set", allow_unencrypted=True)
-                box.api.call("mail.settings.set", enabled=True, domain=domain,
-                             max_message_mib=max_message_mib)
+                box.api.call(
+                    "mail.settings.set",
+                    enabled=True,
+                    domain=domain,
+                    max_message_mib=max_message_mib,
+                )
                 self.zone.add(domain, "A", address)
                 for r in box.api.call("mail.dns"):
                     self.zone.add(r["name"], r["type"], r["value"])
@@ -160,6 +183,7 @@ class RelayWorld:
     def submission(self, host: str):
         """An app's connection to HOST's submission port (587), after STARTTLS."""
         import smtplib
+
         with self.outside():
             smtp = smtplib.SMTP(host, 587, timeout=60)
         smtp.starttls(context=app_tls())
@@ -176,6 +200,7 @@ def app_tls():
     """What a mail app does on first contact with a self-signed box: accept the
     certificate (a real app asks its user to confirm it once)."""
     import ssl
+
     context = ssl.create_default_context()
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
@@ -187,6 +212,7 @@ class Idler:
 
     def __init__(self, world: RelayWorld, host: str, login: dict):
         import imaplib
+
         with world.outside():
             self.imap = imaplib.IMAP4_SSL(host, ssl_context=app_tls())
         self.imap.login(login["address"], login["password"])
@@ -215,8 +241,13 @@ class Idler:
             pass
 
 
-def chat(world: RelayWorld, sender: tuple[dict, str], recipient: tuple[dict, str], text: str,
-         timeout: float = 30) -> float:
+def chat(
+    world: RelayWorld,
+    sender: tuple[dict, str],
+    recipient: tuple[dict, str],
+    text: str,
+    timeout: float = 30,
+) -> float:
     """SENDER's app sends TEXT to RECIPIENT's app, both XMPP clients (slixmpp) logged in
     at their boxes ((login, box address) each); returns the seconds until it arrived.
     A refused login raises PermissionError."""

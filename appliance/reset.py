@@ -64,8 +64,7 @@ def resume(box: Box) -> bool:
     """At the agent's start, before it serves: finish a reset the power cut short.
     True if there was one."""
     revision, _ = box.head()
-    if (revision.who, revision.why) != (RESET_WHO, RESET_WHY) \
-            or len(box.store.history(2)) < 2:
+    if (revision.who, revision.why) != (RESET_WHO, RESET_WHY) or len(box.store.history(2)) < 2:
         return False
     log.warning("finishing the factory reset of revision %d", revision.n)
     with box.lock:
@@ -76,9 +75,9 @@ def resume(box: Box) -> bool:
 def _forget(box: Box, reset_revision: int) -> None:
     """Everything after the commit that made the box unclaimed; each step may run again.
     The history goes last: while it is there, resume() knows the reset is unfinished."""
-    _wipe(box.paths.runtime_db)   # sessions, links, invitations, failures, setup code
-    _wipe(box.paths.secrets_db)   # every secret
-    box.vpn.ensure_box_key()      # a new WireGuard identity
+    _wipe(box.paths.runtime_db)  # sessions, links, invitations, failures, setup code
+    _wipe(box.paths.secrets_db)  # every secret
+    box.vpn.ensure_box_key()  # a new WireGuard identity
     box.runtime.setup_code(renew=True)
     _set_aside_unencrypted(box, reset_revision)
     for cap in box.data_services:  # what a capability keeps outside the stores (accounts)
@@ -109,8 +108,10 @@ def _set_aside_unencrypted(box: Box, reset_revision: int) -> None:
     aside = private.with_name(f"{private.name}.before-reset-{reset_revision}")
     os.chmod(private, 0o700)
     private.rename(aside)
-    log.warning("factory reset: the data kept unencrypted on the card is set aside in %s",
-                PRIVATE + aside.name.removeprefix(private.name))
+    log.warning(
+        "factory reset: the data kept unencrypted on the card is set aside in %s",
+        PRIVATE + aside.name.removeprefix(private.name),
+    )
 
 
 def _wipe(path, only: str | None = None, args: tuple = ()) -> None:
@@ -120,10 +121,17 @@ def _wipe(path, only: str | None = None, args: tuple = ()) -> None:
     stay open: SQLite serialises writers."""
     db = open_private(path)
     try:
-        statements = [(only, args)] if only else [
-            (f'DELETE FROM "{name}"', ()) for (name,) in db.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'table' "
-                "AND name NOT LIKE 'sqlite_%'").fetchall()]
+        statements = (
+            [(only, args)]
+            if only
+            else [
+                (f'DELETE FROM "{name}"', ())
+                for (name,) in db.execute(
+                    "SELECT name FROM sqlite_master WHERE type = 'table' "
+                    "AND name NOT LIKE 'sqlite_%'"
+                ).fetchall()
+            ]
+        )
         db.execute("BEGIN IMMEDIATE")
         try:
             for sql, values in statements:

@@ -48,8 +48,12 @@ class Netns:
         return [int(p) for p in out.split()]
 
     def ping(self, address: str, count: int = 1, timeout: float = 1) -> bool:
-        return self.run(["ping", "-n", "-q", "-c", str(count), "-W", str(timeout), address],
-                        check=False).returncode == 0
+        return (
+            self.run(
+                ["ping", "-n", "-q", "-c", str(count), "-W", str(timeout), address], check=False
+            ).returncode
+            == 0
+        )
 
     def delete(self) -> None:
         """Stop everything running inside (wireguard-go too), then the namespace."""
@@ -68,8 +72,23 @@ class Netns:
 
 def link(a: Netns, a_if: str, a_addr: str, b: Netns, b_if: str, b_addr: str) -> None:
     """A veth cable between two namespaces, with an address (CIDR) at each end."""
-    run(["ip", "link", "add", a_if, "netns", a.name, "type", "veth",
-         "peer", "name", b_if, "netns", b.name])
+    run(
+        [
+            "ip",
+            "link",
+            "add",
+            a_if,
+            "netns",
+            a.name,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            b_if,
+            "netns",
+            b.name,
+        ]
+    )
     for ns, ifname, addr in ((a, a_if, a_addr), (b, b_if, b_addr)):
         ns.run(["ip", "addr", "add", addr, "dev", ifname])
         ns.run(["ip", "link", "set", ifname, "up"])
@@ -78,8 +97,14 @@ def link(a: Netns, a_if: str, a_addr: str, b: Netns, b_if: str, b_addr: str) -> 
 class BoxSandbox:
     """The real agent, in its own namespace and root directory."""
 
-    def __init__(self, netns: Netns, root: Path, backend: str = "auto",
-                 webui_user: str | None = None, enter: int | None = None):
+    def __init__(
+        self,
+        netns: Netns,
+        root: Path,
+        backend: str = "auto",
+        webui_user: str | None = None,
+        enter: int | None = None,
+    ):
         self.netns = netns
         self.enter = enter  # the box's own root in namespaces (boxroot.BoxRoot.pid)
         self.paths = Paths(root)
@@ -94,19 +119,32 @@ class BoxSandbox:
         # /run/wireguard there, so two boxes can both have a wg0 (wireguard-go's
         # UAPI sockets are otherwise shared by every namespace).
         wg_run = self.paths.root / "run/wireguard"
-        cmd = ["sh", "-c", 'mkdir -p "$1" && mount --bind "$1" /run/wireguard && shift && exec "$@"',
-               "sh", str(wg_run),
-               sys.executable, "-m", "appliance.agent", "--root", str(self.paths.root),
-               "--backend", self.backend]
+        cmd = [
+            "sh",
+            "-c",
+            'mkdir -p "$1" && mount --bind "$1" /run/wireguard && shift && exec "$@"',
+            "sh",
+            str(wg_run),
+            sys.executable,
+            "-m",
+            "appliance.agent",
+            "--root",
+            str(self.paths.root),
+            "--backend",
+            self.backend,
+        ]
         if self.webui_user:
             cmd += ["--webui-user", self.webui_user]
         if self.enter:
             cmd += ["--enter", str(self.enter)]
-        env = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
-               "PYTHONPATH": str(REPO)}
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
+            "PYTHONPATH": str(REPO),
+        }
         with open(self.log, "ab") as log:
-            self.process = self.netns.popen(cmd, stdout=log, stderr=log, env=env,
-                                            start_new_session=True)
+            self.process = self.netns.popen(
+                cmd, stdout=log, stderr=log, env=env, start_new_session=True
+            )
         self.wait_ready(timeout)
 
     def wait_ready(self, timeout: float) -> None:
@@ -114,16 +152,19 @@ class BoxSandbox:
         deadline = time.monotonic() + timeout
         while True:
             if self.process.poll() is not None:
-                raise RuntimeError(f"the agent exited ({self.process.returncode}):\n"
-                                   + self.log.read_text()[-3000:])
+                raise RuntimeError(
+                    f"the agent exited ({self.process.returncode}):\n"
+                    + self.log.read_text()[-3000:]
+                )
             try:
                 with self.client() as api:
                     api.call("status")
                 return
             except AgentUnavailable:
                 if time.monotonic() > deadline:
-                    raise RuntimeError("the agent did not become ready:\n"
-                                       + self.log.read_text()[-3000:]) from None
+                    raise RuntimeError(
+                        "the agent did not become ready:\n" + self.log.read_text()[-3000:]
+                    ) from None
                 time.sleep(0.02)
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
@@ -148,12 +189,30 @@ class WebUI:
         os.chown(state, uid, gid)
         self.log = open(box.paths.root / "webui.log", "ab")
         self.process = subprocess.Popen(
-            ["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups",
-             sys.executable, "-m", "webui.serve", "--socket", str(box.paths.socket),
-             "--bind", f"127.0.0.1:{port}", "--cert", str(box.paths.tls_cert),
-             "--key", str(box.paths.tls_key), "--state", str(state)],
-            cwd="/", env={"PYTHONPATH": str(REPO), "PATH": os.environ.get("PATH", "/usr/bin")},
-            stdout=subprocess.DEVNULL, stderr=self.log)
+            [
+                "setpriv",
+                f"--reuid={uid}",
+                f"--regid={gid}",
+                "--clear-groups",
+                sys.executable,
+                "-m",
+                "webui.serve",
+                "--socket",
+                str(box.paths.socket),
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--cert",
+                str(box.paths.tls_cert),
+                "--key",
+                str(box.paths.tls_key),
+                "--state",
+                str(state),
+            ],
+            cwd="/",
+            env={"PYTHONPATH": str(REPO), "PATH": os.environ.get("PATH", "/usr/bin")},
+            stdout=subprocess.DEVNULL,
+            stderr=self.log,
+        )
 
     def wait_ready(self, timeout: float = 30) -> None:
         import ssl
@@ -212,8 +271,14 @@ class World:
     ENDPOINT = {"host": "192.0.2.1", "port": 51820}
     INTERNET = "203.0.113.7"
 
-    def __init__(self, prefix: str, root: Path, phones: int = 1, webui_user: str | None = None,
-                 relay_name: str | None = None):
+    def __init__(
+        self,
+        prefix: str,
+        root: Path,
+        phones: int = 1,
+        webui_user: str | None = None,
+        relay_name: str | None = None,
+    ):
         """RELAY_NAME: also run the box's own root (its mail and chat daemons) under
         this host name (boxroot.BoxRoot)."""
         self.prefix = prefix
@@ -232,10 +297,15 @@ class World:
                 self.phone_ns.append(ns)
             if relay_name:
                 from .boxroot import BoxRoot, tree
+
                 self.box_root = BoxRoot(self.box_ns, tree(), root / "boxroot", relay_name)
                 self.box_root.start()
-            self.box = BoxSandbox(self.box_ns, root, webui_user=webui_user,
-                                  enter=self.box_root.pid if self.box_root else None)
+            self.box = BoxSandbox(
+                self.box_ns,
+                root,
+                webui_user=webui_user,
+                enter=self.box_root.pid if self.box_root else None,
+            )
             self.box.start()
         except BaseException:
             self.close()

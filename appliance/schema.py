@@ -43,14 +43,20 @@ class BoxSettings:
     @classmethod
     def from_json(cls, value, fld: str = "box") -> "BoxSettings":
         v.only_keys(value, fld, {"name"}, {"language", "timezone", "claimed"})
-        return cls(name=v.text(value["name"], f"{fld}.name", 64),
-                   language=v.choice(value.get("language", "en"), f"{fld}.language", LANGUAGES),
-                   timezone=timezone(value.get("timezone", "UTC"), f"{fld}.timezone"),
-                   claimed=v.boolean(value.get("claimed", False), f"{fld}.claimed"))
+        return cls(
+            name=v.text(value["name"], f"{fld}.name", 64),
+            language=v.choice(value.get("language", "en"), f"{fld}.language", LANGUAGES),
+            timezone=timezone(value.get("timezone", "UTC"), f"{fld}.timezone"),
+            claimed=v.boolean(value.get("claimed", False), f"{fld}.claimed"),
+        )
 
     def to_json(self) -> dict:
-        return {"name": self.name, "language": self.language, "timezone": self.timezone,
-                "claimed": self.claimed}
+        return {
+            "name": self.name,
+            "language": self.language,
+            "timezone": self.timezone,
+            "claimed": self.claimed,
+        }
 
 
 @dataclass(frozen=True)
@@ -70,8 +76,12 @@ class Desired:
 
     @classmethod
     def from_json(cls, doc) -> "Desired":
-        v.only_keys(doc, "", {"schema", "box", "vpn"}, {"accounts", "mail", "chat", "storage",
-                                                       "files", "ssh"})
+        v.only_keys(
+            doc,
+            "",
+            {"schema", "box", "vpn"},
+            {"accounts", "mail", "chat", "storage", "files", "ssh"},
+        )
         if doc["schema"] != SCHEMA_VERSION:
             raise Invalid(f"schema version {doc['schema']!r} is not {SCHEMA_VERSION}", "schema")
         accounts = Accounts.from_json(doc.get("accounts", {"users": []}))
@@ -82,8 +92,9 @@ class Desired:
         mail = MailSettings.from_json(doc.get("mail", {"enabled": False}))
         for i, p in enumerate(mail.app_passwords):
             if accounts.user(p.owner) is None:
-                raise Invalid(f"mail.app_passwords[{i}].owner is not a user",
-                              f"mail.app_passwords[{i}].owner")
+                raise Invalid(
+                    f"mail.app_passwords[{i}].owner is not a user", f"mail.app_passwords[{i}].owner"
+                )
         ssh = SshSettings.from_json(doc.get("ssh", {"keys": []}))
         for i, k in enumerate(ssh.keys):
             if k.owner is not None and accounts.user(k.owner) is None:
@@ -91,15 +102,29 @@ class Desired:
         chat = ChatSettings.from_json(doc.get("chat", {"enabled": False}))
         if chat.enabled and not mail.domain:
             raise Invalid("chat needs the box's domain: set up mail first", "chat.enabled")
-        return cls(box=BoxSettings.from_json(doc["box"]), vpn=vpn, accounts=accounts, mail=mail,
-                   chat=chat, storage=StorageSettings.from_json(doc.get("storage", {})),
-                   files=FilesSettings.from_json(doc.get("files", {"enabled": False})), ssh=ssh)
+        return cls(
+            box=BoxSettings.from_json(doc["box"]),
+            vpn=vpn,
+            accounts=accounts,
+            mail=mail,
+            chat=chat,
+            storage=StorageSettings.from_json(doc.get("storage", {})),
+            files=FilesSettings.from_json(doc.get("files", {"enabled": False})),
+            ssh=ssh,
+        )
 
     def to_json(self) -> dict:
-        return {"schema": SCHEMA_VERSION, "box": self.box.to_json(), "vpn": self.vpn.to_json(),
-                "accounts": self.accounts.to_json(), "mail": self.mail.to_json(), "chat": self.chat.to_json(),
-                "storage": self.storage.to_json(), "files": self.files.to_json(),
-                "ssh": self.ssh.to_json()}
+        return {
+            "schema": SCHEMA_VERSION,
+            "box": self.box.to_json(),
+            "vpn": self.vpn.to_json(),
+            "accounts": self.accounts.to_json(),
+            "mail": self.mail.to_json(),
+            "chat": self.chat.to_json(),
+            "storage": self.storage.to_json(),
+            "files": self.files.to_json(),
+            "ssh": self.ssh.to_json(),
+        }
 
     def with_vpn(self, vpn: VpnSettings) -> "Desired":
         return replace(self, vpn=vpn)

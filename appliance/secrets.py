@@ -34,7 +34,8 @@ class Secret:
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Secret) and hmac.compare_digest(
-            self._value.encode(), other._value.encode())
+            self._value.encode(), other._value.encode()
+        )
 
     def __hash__(self) -> int:
         return hash(self._value)
@@ -52,7 +53,8 @@ class SecretStore:
         self._db = open_private(path)
         self._lock = threading.Lock()
         self._db.execute(
-            "CREATE TABLE IF NOT EXISTS secrets (name TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            "CREATE TABLE IF NOT EXISTS secrets (name TEXT PRIMARY KEY, value TEXT NOT NULL)"
+        )
 
     def get(self, name: str) -> Secret | None:
         with self._lock:
@@ -63,13 +65,16 @@ class SecretStore:
         with self._lock:
             rows = self._db.execute(
                 "SELECT name, value FROM secrets WHERE substr(name, 1, ?) = ?",
-                (len(prefix), prefix)).fetchall()
+                (len(prefix), prefix),
+            ).fetchall()
         return {name: Secret(value) for name, value in rows}
 
     def put(self, name: str, secret: Secret) -> None:
         with self._lock:
-            self._db.execute("INSERT OR REPLACE INTO secrets (name, value) VALUES (?, ?)",
-                             (name, secret.reveal()))
+            self._db.execute(
+                "INSERT OR REPLACE INTO secrets (name, value) VALUES (?, ?)",
+                (name, secret.reveal()),
+            )
 
     def delete(self, name: str) -> None:
         with self._lock:

@@ -65,7 +65,8 @@ class StateStore:
         with self._lock:
             if self._head is None:
                 row = self._db.execute(
-                    "SELECT n, at, who, why, doc FROM revisions ORDER BY n DESC LIMIT 1").fetchone()
+                    "SELECT n, at, who, why, doc FROM revisions ORDER BY n DESC LIMIT 1"
+                ).fetchone()
                 if row is None:
                     return None
                 self._head = (Revision(*row[:4]), Desired.from_json(json.loads(row[4])))
@@ -75,7 +76,8 @@ class StateStore:
         with self._lock:
             rows = self._db.execute(
                 "SELECT n, at, who, why FROM revisions WHERE n < ? ORDER BY n DESC LIMIT ?",
-                (before if before is not None else 2**62, limit)).fetchall()
+                (before if before is not None else 2**62, limit),
+            ).fetchall()
         return [Revision(*row) for row in rows]
 
     def document(self, n: int) -> dict:
@@ -87,8 +89,9 @@ class StateStore:
 
     def revision(self, n: int) -> Revision:
         with self._lock:
-            row = self._db.execute("SELECT n, at, who, why FROM revisions WHERE n = ?",
-                                   (n,)).fetchone()
+            row = self._db.execute(
+                "SELECT n, at, who, why FROM revisions WHERE n = ?", (n,)
+            ).fetchone()
         if row is None:
             raise NotFound(f"there is no revision {n}", "revision")
         return Revision(*row)
@@ -125,12 +128,17 @@ class StateStore:
             finally:
                 copy.close()
 
-    def _write(self, n: int | None, at: float, who: str, why: str, desired: Desired,
-               only: bool = False) -> Revision:
+    def _write(
+        self, n: int | None, at: float, who: str, why: str, desired: Desired, only: bool = False
+    ) -> Revision:
         doc = json.dumps(desired.to_json(), ensure_ascii=False, sort_keys=True)
         with self._lock:
-            new_addresses = [(a, d.id) for d in desired.vpn.devices for a in (d.ipv4, d.ipv6)
-                             if a not in self._handed_out]
+            new_addresses = [
+                (a, d.id)
+                for d in desired.vpn.devices
+                for a in (d.ipv4, d.ipv6)
+                if a not in self._handed_out
+            ]
             last_id = max([self._last_device_id] + [d.id for d in desired.vpn.devices])
             try:
                 self._db.execute("BEGIN IMMEDIATE")
@@ -138,12 +146,15 @@ class StateStore:
                     self._db.execute("DELETE FROM revisions")
                 cur = self._db.execute(
                     "INSERT INTO revisions (n, at, who, why, doc) VALUES (?, ?, ?, ?, ?)",
-                    (n, at, who, why, doc))
+                    (n, at, who, why, doc),
+                )
                 self._db.executemany(
-                    "INSERT INTO handed_out (address, device_id) VALUES (?, ?)", new_addresses)
+                    "INSERT INTO handed_out (address, device_id) VALUES (?, ?)", new_addresses
+                )
                 self._db.execute(
                     "INSERT OR REPLACE INTO counters (name, value) VALUES ('device_id', ?)",
-                    (last_id,))
+                    (last_id,),
+                )
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")

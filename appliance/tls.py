@@ -15,8 +15,9 @@ NAMES = ("commonsbox.local", "localhost")
 
 
 def fingerprint(cert_pem: bytes) -> str:
-    der = base64.b64decode(b"".join(line for line in cert_pem.splitlines()
-                                    if line and not line.startswith(b"-----")))
+    der = base64.b64decode(
+        b"".join(line for line in cert_pem.splitlines() if line and not line.startswith(b"-----"))
+    )
     return ":".join(f"{b:02X}" for b in hashlib.sha256(der).digest())
 
 
@@ -38,21 +39,35 @@ def self_signed(names, organisation: str) -> tuple[bytes, bytes]:
     from cryptography.x509.oid import NameOID
 
     private = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0]),
-                      x509.NameAttribute(NameOID.ORGANIZATION_NAME, organisation[:64])])
+    name = x509.Name(
+        [
+            x509.NameAttribute(NameOID.COMMON_NAME, names[0]),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, organisation[:64]),
+        ]
+    )
     now = datetime.datetime.now(datetime.timezone.utc)
     certificate = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name)
-        .public_key(private.public_key()).serial_number(x509.random_serial_number())
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(private.public_key())
+        .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(days=1))
         .not_valid_after(now + datetime.timedelta(days=3650))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]),
-                       critical=False)
+        .add_extension(
+            x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), critical=False
+        )
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .sign(private, hashes.SHA256()))
-    return (private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                  serialization.NoEncryption()),
-            certificate.public_bytes(serialization.Encoding.PEM))
+        .sign(private, hashes.SHA256())
+    )
+    return (
+        private.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ),
+        certificate.public_bytes(serialization.Encoding.PEM),
+    )
 
 
 def _write(path: Path, data: bytes, mode: int, group: int | None) -> None:

@@ -94,13 +94,19 @@ def hostname_or_ip(value, field: str) -> str:
 
 def network(value, field: str, version: int) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
     if not isinstance(value, str):
-        raise Invalid(f"{field} must be an IPv{version} network like "
-                      f"{'10.0.0.0/24' if version == 4 else 'fd00::/64'}", field)
+        raise Invalid(
+            f"{field} must be an IPv{version} network like "
+            f"{'10.0.0.0/24' if version == 4 else 'fd00::/64'}",
+            field,
+        )
     try:
         net = ipaddress.ip_network(value, strict=True)
     except ValueError:
-        raise Invalid(f"{field} must be an IPv{version} network with its host bits zero, like "
-                      f"{'10.0.0.0/24' if version == 4 else 'fd00::/64'}", field) from None
+        raise Invalid(
+            f"{field} must be an IPv{version} network with its host bits zero, like "
+            f"{'10.0.0.0/24' if version == 4 else 'fd00::/64'}",
+            field,
+        ) from None
     if net.version != version:
         raise Invalid(f"{field} must be an IPv{version} network", field)
     return net

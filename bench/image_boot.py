@@ -32,6 +32,7 @@ def native_agent_start() -> dict:
     """For scale: the same agent started on this machine (no emulation), in a namespace,
     until it answers: a box's first start (keys, TLS certificate) and a restart."""
     from appliance.sandbox import BoxSandbox, Netns
+
     ns, root = Netns(f"cbbench{os.getpid()}"), Path(tempfile.mkdtemp(prefix="cbbench-"))
     times = {}
     try:
@@ -67,19 +68,37 @@ def boot(image_dir: Path, work: Path, masked: bool) -> dict:
             if time.monotonic() > deadline:
                 raise RuntimeError("the boot never finished")
             time.sleep(1)  # between questions only
-        result = {"kernel_s": round(t["UserspaceTimestampMonotonic"] / 1e6, 2),
-                  "userspace_s": round((t["FinishTimestampMonotonic"]
-                                        - t["UserspaceTimestampMonotonic"]) / 1e6, 2)}
+        result = {
+            "kernel_s": round(t["UserspaceTimestampMonotonic"] / 1e6, 2),
+            "userspace_s": round(
+                (t["FinishTimestampMonotonic"] - t["UserspaceTimestampMonotonic"]) / 1e6, 2
+            ),
+        }
         if not masked:
             vm.wait_ready(timeout=60)
             result["agent_ready_after_qemu_start_s"] = round(vm.ready_after, 1)
             for unit in OURS:
-                show = vm.run(["systemctl", "show", unit, "-p", "ExecMainStartTimestampMonotonic",
-                               "-p", "ActiveEnterTimestampMonotonic"], check=True).stdout
+                show = vm.run(
+                    [
+                        "systemctl",
+                        "show",
+                        unit,
+                        "-p",
+                        "ExecMainStartTimestampMonotonic",
+                        "-p",
+                        "ActiveEnterTimestampMonotonic",
+                    ],
+                    check=True,
+                ).stdout
                 t = dict(line.split("=", 1) for line in show.split())
                 result[f"{unit.split('.')[0]}_start_s"] = round(
-                    (int(t["ActiveEnterTimestampMonotonic"])
-                     - int(t["ExecMainStartTimestampMonotonic"])) / 1e6, 2)
+                    (
+                        int(t["ActiveEnterTimestampMonotonic"])
+                        - int(t["ExecMainStartTimestampMonotonic"])
+                    )
+                    / 1e6,
+                    2,
+                )
         return result
     finally:
         vm.stop()
@@ -99,10 +118,13 @@ def main() -> int:
         try:
             t0 = time.monotonic()
             info = build(board, out, cache, test=True, log=lambda m: print(m, flush=True))
-            r = {"build_s": round(time.monotonic() - t0, 1), "cold": args.cold,
-                 **info["this_run"],
-                 "image_mib": round(info["size_bytes"] / 2**20, 1),
-                 "written_mib": round(info["allocated_bytes"] / 2**20, 1)}
+            r = {
+                "build_s": round(time.monotonic() - t0, 1),
+                "cold": args.cold,
+                **info["this_run"],
+                "image_mib": round(info["size_bytes"] / 2**20, 1),
+                "written_mib": round(info["allocated_bytes"] / 2**20, 1),
+            }
             with tempfile.TemporaryDirectory() as work:
                 r["baseline"] = boot(out, Path(work) / "masked", masked=True)
                 r["box"] = boot(out, Path(work) / "box", masked=False)
@@ -112,16 +134,22 @@ def main() -> int:
             shutil.rmtree(out, ignore_errors=True)
             if args.cold:
                 shutil.rmtree(cache, ignore_errors=True)
-    print(f"\n{'board':<12} {'build s':>8} {'raw MiB':>8} {'written':>8} {'ready s':>8} "
-          f"{'userspace s (baseline)':>24} {'added s':>8}")
+    print(
+        f"\n{'board':<12} {'build s':>8} {'raw MiB':>8} {'written':>8} {'ready s':>8} "
+        f"{'userspace s (baseline)':>24} {'added s':>8}"
+    )
     for board, r in results.items():
-        print(f"{board:<12} {r['build_s']:>8} {r['image_mib']:>8} {r['written_mib']:>8} "
-              f"{r['box']['agent_ready_after_qemu_start_s']:>8} "
-              f"{r['box']['userspace_s']:>10} ({r['baseline']['userspace_s']:>6}) "
-              f"{r['added_to_boot_s']:>15}")
+        print(
+            f"{board:<12} {r['build_s']:>8} {r['image_mib']:>8} {r['written_mib']:>8} "
+            f"{r['box']['agent_ready_after_qemu_start_s']:>8} "
+            f"{r['box']['userspace_s']:>10} ({r['baseline']['userspace_s']:>6}) "
+            f"{r['added_to_boot_s']:>15}"
+        )
     native = native_agent_start()
-    print(f"agent start on this machine, natively: first {native['first_start_s']} s, "
-          f"restart {native['restart_s']} s")
+    print(
+        f"agent start on this machine, natively: first {native['first_start_s']} s, "
+        f"restart {native['restart_s']} s"
+    )
     report({"targets": TARGETS, "boards": results, "native_agent": native}, args.json)
     return 0
 

@@ -83,14 +83,24 @@ def main() -> int:
             idle = Idler(world, b.address, bob)
 
             smtp = submitter(world, a.address, alice)
-            federated = latencies(world, lambda i: smtp.send_message(
-                message(alice["address"], bob["address"], i)), idle, n)
+            federated = latencies(
+                world,
+                lambda i: smtp.send_message(message(alice["address"], bob["address"], i)),
+                idle,
+                n,
+            )
             smtp.quit()
 
             with world.outside():
                 direct_smtp = smtplib.SMTP(b.address, 25, timeout=60)
-            direct = latencies(world, lambda i: direct_smtp.send_message(
-                message("someone@elsewhere.test", bob["address"], i)), idle, n)
+            direct = latencies(
+                world,
+                lambda i: direct_smtp.send_message(
+                    message("someone@elsewhere.test", bob["address"], i)
+                ),
+                idle,
+                n,
+            )
             direct_smtp.quit()
 
             def burst(part: range):
@@ -98,6 +108,7 @@ def main() -> int:
                 for i in part:
                     s.send_message(message(alice["address"], bob["address"], i))
                 s.quit()
+
             already = 2 * n
             started = time.perf_counter()
             with concurrent.futures.ThreadPoolExecutor(4) as pool:
@@ -107,9 +118,13 @@ def main() -> int:
                 while count < already + n:
                     count = idle.wait(timeout=60)
             except TimeoutError:
-                queues = {d: box.system.run(["postqueue", "-p"], check=False).stdout[-800:]
-                          for d, box in world.boxes.items()}
-                raise SystemExit(f"only {count - already} of {n} messages arrived; queues: {queues}")
+                queues = {
+                    d: box.system.run(["postqueue", "-p"], check=False).stdout[-800:]
+                    for d, box in world.boxes.items()
+                }
+                raise SystemExit(
+                    f"only {count - already} of {n} messages arrived; queues: {queues}"
+                )
             throughput = n / (time.perf_counter() - started)
             idle.close()
             memory = {box.domain: pss_mb(box.root.processes()) for box in world.boxes.values()}
@@ -127,18 +142,29 @@ def main() -> int:
         "targets": TARGETS,
     }
     print(f"{'':38} {'p50':>9} {'p99':>9}")
-    print(f"{'submission on A -> IDLE on B':38} {result['federated_p50_s']:>8.3f}s "
-          f"{result['federated_p99_s']:>8.3f}s")
-    print(f"{'baseline: port 25 on B -> IDLE on B':38} {result['direct_p50_s']:>8.3f}s "
-          f"{result['direct_p99_s']:>8.3f}s")
-    print(f"throughput, 4 connections: {result['messages_per_s']} messages/s "
-          f"(target >= {TARGETS['messages_per_s']})")
-    print("relay stack PSS: " + ", ".join(f"{d} {mb} MB" for d, mb in memory.items())
-          + f" (target <= {TARGETS['relay_stack_mb']} MB each)")
+    print(
+        f"{'submission on A -> IDLE on B':38} {result['federated_p50_s']:>8.3f}s "
+        f"{result['federated_p99_s']:>8.3f}s"
+    )
+    print(
+        f"{'baseline: port 25 on B -> IDLE on B':38} {result['direct_p50_s']:>8.3f}s "
+        f"{result['direct_p99_s']:>8.3f}s"
+    )
+    print(
+        f"throughput, 4 connections: {result['messages_per_s']} messages/s "
+        f"(target >= {TARGETS['messages_per_s']})"
+    )
+    print(
+        "relay stack PSS: "
+        + ", ".join(f"{d} {mb} MB" for d, mb in memory.items())
+        + f" (target <= {TARGETS['relay_stack_mb']} MB each)"
+    )
     report(result, args.json_out)
-    ok = (result["federated_p99_s"] <= TARGETS["p99_s"]
-          and result["messages_per_s"] >= TARGETS["messages_per_s"]
-          and max(memory.values()) <= TARGETS["relay_stack_mb"])
+    ok = (
+        result["federated_p99_s"] <= TARGETS["p99_s"]
+        and result["messages_per_s"] >= TARGETS["messages_per_s"]
+        and max(memory.values()) <= TARGETS["relay_stack_mb"]
+    )
     return 0 if ok else 1
 
 

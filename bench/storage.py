@@ -30,37 +30,66 @@ KEY = "bench-only key"
 
 
 def dd_mib_s(vm, target: str, mib: int) -> float:
-    done = vm.run(["dd", "if=/dev/zero", f"of={target}", "bs=1M", f"count={mib}",
-                   "oflag=direct", "conv=fsync"], timeout=1800, check=True)
+    done = vm.run(
+        [
+            "dd",
+            "if=/dev/zero",
+            f"of={target}",
+            "bs=1M",
+            f"count={mib}",
+            "oflag=direct",
+            "conv=fsync",
+        ],
+        timeout=1800,
+        check=True,
+    )
     found = re.search(r"(\d+) bytes .* copied, ([\d.]+) s", done.stderr)
     return round(int(found[1]) / float(found[2]) / 2**20, 1)
 
 
 def benchmark_mib_s(vm, spec: str, bits: int) -> float | None:
-    done = vm.run(["cryptsetup", "benchmark", "--cipher", spec, "--key-size", str(bits)],
-                  timeout=1800)
+    done = vm.run(
+        ["cryptsetup", "benchmark", "--cipher", spec, "--key-size", str(bits)], timeout=1800
+    )
     found = re.search(r"\s([\d.]+) MiB/s\s+([\d.]+) MiB/s", done.stdout)
     return float(found[1]) if found else None  # a write encrypts; None: not runnable here
 
 
 def measure(vm, mib: int) -> dict:
     vm.run(["modprobe", "dm-crypt"], check=True)
-    loop = vm.run(["sh", "-c", f"truncate -s {mib + 64}M /dev/shm/disk && "
-                   "losetup --find --show /dev/shm/disk"], check=True).stdout.strip()
+    loop = vm.run(
+        [
+            "sh",
+            "-c",
+            f"truncate -s {mib + 64}M /dev/shm/disk && losetup --find --show /dev/shm/disk",
+        ],
+        check=True,
+    ).stdout.strip()
     out = {"raw_mib_s": dd_mib_s(vm, loop, mib)}
     for name, (spec, bits) in CIPHERS.items():
-        vm.run(["sh", "-c", f"printf %s '{KEY}' | cryptsetup luksFormat --batch-mode --type luks2 "
+        vm.run(
+            [
+                "sh",
+                "-c",
+                f"printf %s '{KEY}' | cryptsetup luksFormat --batch-mode --type luks2 "
                 f"--cipher {spec} --key-size {bits} --pbkdf pbkdf2 --pbkdf-force-iterations 1000 "
                 f"--key-file - {loop} && printf %s '{KEY}' | cryptsetup open --key-file - {loop} "
-                "cbbench"], check=True, timeout=600)
+                "cbbench",
+            ],
+            check=True,
+            timeout=600,
+        )
         try:
             written = dd_mib_s(vm, "/dev/mapper/cbbench", mib)
         finally:
             vm.run(["cryptsetup", "close", "cbbench"], check=True)
         figure = benchmark_mib_s(vm, spec, bits)
-        out[name] = {"written_mib_s": written, "benchmark_mib_s": figure,
-                     "vs_benchmark": round(written / figure, 2) if figure else None,
-                     "vs_raw": round(written / out["raw_mib_s"], 2)}
+        out[name] = {
+            "written_mib_s": written,
+            "benchmark_mib_s": figure,
+            "vs_benchmark": round(written / figure, 2) if figure else None,
+            "vs_raw": round(written / out["raw_mib_s"], 2),
+        }
     vm.run(["sh", "-c", f"losetup -d {loop}; rm -f /dev/shm/disk"])
     return out
 
@@ -89,8 +118,10 @@ def main() -> int:
     print(f"{'raw':<10} {results['raw_mib_s']:>14}")
     for name in CIPHERS:
         r = results[name]
-        print(f"{name:<10} {r['written_mib_s']:>14} {r['benchmark_mib_s'] or 'n/a':>16} "
-              f"{r['vs_benchmark'] or 'n/a':>6} {r['vs_raw']:>7}")
+        print(
+            f"{name:<10} {r['written_mib_s']:>14} {r['benchmark_mib_s'] or 'n/a':>16} "
+            f"{r['vs_benchmark'] or 'n/a':>6} {r['vs_raw']:>7}"
+        )
     met = all((results[n]["vs_benchmark"] or 0) >= TARGET for n in CIPHERS)
     report({"storage": results, "target_vs_benchmark": TARGET, "met": met}, args.json)
     return 0

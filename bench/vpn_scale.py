@@ -64,8 +64,17 @@ def seed(root: Path, pubs: list[str]) -> None:
     store, secrets = StateStore(paths.state_db), SecretStore(paths.secrets_db)
     secrets.put("vpn/box", keys.new_private_key())
     base = Desired.new()
-    devices = tuple(Device(i + 1, f"device {i + 1}", key, str(SUBNET4[i + 2]), str(SUBNET6[i + 2]),
-                           key_holder="device") for i, key in enumerate(pubs))
+    devices = tuple(
+        Device(
+            i + 1,
+            f"device {i + 1}",
+            key,
+            str(SUBNET4[i + 2]),
+            str(SUBNET6[i + 2]),
+            key_holder="device",
+        )
+        for i, key in enumerate(pubs)
+    )
     vpn = replace(base.vpn, ipv4_subnet=SUBNET4, ipv6_subnet=SUBNET6, devices=devices)
     store.commit(replace(base, vpn=vpn), "bench", f"seed {len(pubs)} devices")
     store.close()
@@ -90,8 +99,11 @@ def rss_mb(pid: int) -> float:
 
 
 def peer_lines(pubs: list[str], offset: int = 0) -> str:
-    return "".join(f"[Peer]\nPublicKey = {k}\nAllowedIPs = {SUBNET4[i + 2 + offset]}/32, "
-                   f"{SUBNET6[i + 2 + offset]}/128\n\n" for i, k in enumerate(pubs))
+    return "".join(
+        f"[Peer]\nPublicKey = {k}\nAllowedIPs = {SUBNET4[i + 2 + offset]}/32, "
+        f"{SUBNET6[i + 2 + offset]}/128\n\n"
+        for i, k in enumerate(pubs)
+    )
 
 
 class RawInterface:
@@ -117,8 +129,17 @@ class RawInterface:
 
     def set_one(self, key: str, index: int) -> float:
         started = time.perf_counter()
-        self.ns.run(["wg", "set", self.name, "peer", key, "allowed-ips",
-                     f"{SUBNET4[index]}/32,{SUBNET6[index]}/128"])
+        self.ns.run(
+            [
+                "wg",
+                "set",
+                self.name,
+                "peer",
+                key,
+                "allowed-ips",
+                f"{SUBNET4[index]}/32,{SUBNET6[index]}/128",
+            ]
+        )
         return time.perf_counter() - started
 
 
@@ -160,8 +181,10 @@ def measure(size: int, adds: int, runs: int, tag: str) -> dict:
         api.close()
         return {
             "devices": size,
-            "add_p50_ms": statistics.median(add_ms), "add_p95_ms": pct(add_ms, 95),
-            "raw_wg_set_p50_ms": statistics.median(raw_ms), "raw_wg_set_p95_ms": pct(raw_ms, 95),
+            "add_p50_ms": statistics.median(add_ms),
+            "add_p95_ms": pct(add_ms, 95),
+            "raw_wg_set_p50_ms": statistics.median(raw_ms),
+            "raw_wg_set_p95_ms": pct(raw_ms, 95),
             "reconcile_s": statistics.median(agent_runs),
             "raw_addconf_s": statistics.median(raw_runs),
             "reconcile_vs_raw": statistics.median(agent_runs) / statistics.median(raw_runs),
@@ -201,34 +224,50 @@ def main() -> int:
     parser.add_argument("--sizes", default="1000,10000")
     parser.add_argument("--adds", type=int, default=40)
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--json-out", type=Path, default=Path(__file__).parent / "results" / "vpn_scale.json")
+    parser.add_argument(
+        "--json-out", type=Path, default=Path(__file__).parent / "results" / "vpn_scale.json"
+    )
     args = parser.parse_args()
     if os.geteuid() != 0:
         print("bench/vpn_scale.py needs root (network namespaces)", file=sys.stderr)
         return 1
     tag = str(os.getpid() % 10000)
-    rows = [measure(int(n), args.adds, args.runs, f"{tag}{i}")
-            for i, n in enumerate(args.sizes.split(","))]
+    rows = [
+        measure(int(n), args.adds, args.runs, f"{tag}{i}")
+        for i, n in enumerate(args.sizes.split(","))
+    ]
     fresh, restarted = idle_rss(tag)
 
-    print(f"{'devices':>8} | {'add p50':>8} {'add p95':>8} | {'wg set p50':>10} {'wg set p95':>10} | "
-          f"{'reconcile':>9} {'wg addconf':>10} {'ratio':>6} | {'idle RSS':>8} {'after adds':>10}")
+    print(
+        f"{'devices':>8} | {'add p50':>8} {'add p95':>8} | {'wg set p50':>10} {'wg set p95':>10} | "
+        f"{'reconcile':>9} {'wg addconf':>10} {'ratio':>6} | {'idle RSS':>8} {'after adds':>10}"
+    )
     for r in rows:
-        print(f"{r['devices']:>8} | {r['add_p50_ms']:>6.1f}ms {r['add_p95_ms']:>6.1f}ms | "
-              f"{r['raw_wg_set_p50_ms']:>8.1f}ms {r['raw_wg_set_p95_ms']:>8.1f}ms | "
-              f"{r['reconcile_s']:>8.2f}s {r['raw_addconf_s']:>9.2f}s {r['reconcile_vs_raw']:>5.2f}x | "
-              f"{r['idle_rss_mb']:>6.1f}MB {r['rss_after_adds_mb']:>8.1f}MB")
-    print(f"agent idle RSS, no devices: {fresh:.1f} MB on first start (keys and certificate "
-          f"made), {restarted:.1f} MB after a restart")
+        print(
+            f"{r['devices']:>8} | {r['add_p50_ms']:>6.1f}ms {r['add_p95_ms']:>6.1f}ms | "
+            f"{r['raw_wg_set_p50_ms']:>8.1f}ms {r['raw_wg_set_p95_ms']:>8.1f}ms | "
+            f"{r['reconcile_s']:>8.2f}s {r['raw_addconf_s']:>9.2f}s {r['reconcile_vs_raw']:>5.2f}x | "
+            f"{r['idle_rss_mb']:>6.1f}MB {r['rss_after_adds_mb']:>8.1f}MB"
+        )
+    print(
+        f"agent idle RSS, no devices: {fresh:.1f} MB on first start (keys and certificate "
+        f"made), {restarted:.1f} MB after a restart"
+    )
     at_1000 = next((r for r in rows if r["devices"] == 1000), None)
     verdict = {
         "add_p95_ms_at_1000": at_1000 and at_1000["add_p95_ms"] <= TARGETS["add_p95_ms_at_1000"],
         "reconcile_vs_raw": all(r["reconcile_vs_raw"] <= TARGETS["reconcile_vs_raw"] for r in rows),
         "idle_rss_mb": restarted <= TARGETS["idle_rss_mb"],
     }
-    result = {"benchmark": "vpn_scale", "backend": "userspace (wireguard-go)", "rows": rows,
-              "idle_rss_first_start_mb": fresh, "idle_rss_restarted_mb": restarted,
-              "targets": TARGETS, "met": verdict}
+    result = {
+        "benchmark": "vpn_scale",
+        "backend": "userspace (wireguard-go)",
+        "rows": rows,
+        "idle_rss_first_start_mb": fresh,
+        "idle_rss_restarted_mb": restarted,
+        "targets": TARGETS,
+        "met": verdict,
+    }
     report(result, args.json_out)
     return 0
 

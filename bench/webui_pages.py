@@ -55,9 +55,15 @@ def memory_mb(pid: int) -> dict:
     """The web UI's memory: gunicorn's master and its worker together. RSS counts the
     pages they share (the worker is a fork) twice; PSS splits them fairly."""
     pids = [pid] + [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    pss = sum(int(line.split()[1]) for p in pids
-              for line in Path(f"/proc/{p}/smaps_rollup").read_text().splitlines()
-              if line.startswith("Pss:")) / 1024
+    pss = (
+        sum(
+            int(line.split()[1])
+            for p in pids
+            for line in Path(f"/proc/{p}/smaps_rollup").read_text().splitlines()
+            if line.startswith("Pss:")
+        )
+        / 1024
+    )
     return {"pss_mb": pss, "rss_mb": sum(rss_mb(p) for p in pids), "processes": len(pids)}
 
 
@@ -68,13 +74,28 @@ def seed(root: Path, n: int) -> None:
     secrets.put("vpn/box", keys.new_private_key())
     secrets.put(password_key("ana"), passwords.hash_passphrase(PASSPHRASE))
     base = Desired.new()
-    devices = tuple(Device(i + 1, f"device {i + 1}", keys.public_key(keys.new_private_key()),
-                           str(SUBNET4[i + 2]), str(SUBNET6[i + 2]), key_holder="device",
-                           owner="ana") for i in range(n))
-    store.commit(replace(base, box=replace(base.box, claimed=True),
-                         accounts=Accounts((User("ana", "admin"),)),
-                         vpn=replace(base.vpn, ipv4_subnet=SUBNET4, ipv6_subnet=SUBNET6,
-                                     devices=devices)), "bench", f"seed {n} devices")
+    devices = tuple(
+        Device(
+            i + 1,
+            f"device {i + 1}",
+            keys.public_key(keys.new_private_key()),
+            str(SUBNET4[i + 2]),
+            str(SUBNET6[i + 2]),
+            key_holder="device",
+            owner="ana",
+        )
+        for i in range(n)
+    )
+    store.commit(
+        replace(
+            base,
+            box=replace(base.box, claimed=True),
+            accounts=Accounts((User("ana", "admin"),)),
+            vpn=replace(base.vpn, ipv4_subnet=SUBNET4, ipv6_subnet=SUBNET6, devices=devices),
+        ),
+        "bench",
+        f"seed {n} devices",
+    )
     store.close()
     secrets.close()
 
@@ -84,21 +105,42 @@ def log_in(url: str, cert: Path) -> str:
     context = ssl.create_default_context(cafile=str(cert))
     context.check_hostname = False
     jar = CookieJar()
-    opener = urllib.request.build_opener(urllib.request.HTTPSHandler(context=context),
-                                         urllib.request.HTTPCookieProcessor(jar))
+    opener = urllib.request.build_opener(
+        urllib.request.HTTPSHandler(context=context), urllib.request.HTTPCookieProcessor(jar)
+    )
     page = opener.open(f"{url}/login").read().decode()
     token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
-    opener.open(f"{url}/login", data=urllib.parse.urlencode(
-        {"csrf_token": token, "name": "ana", "passphrase": PASSPHRASE}).encode())
+    opener.open(
+        f"{url}/login",
+        data=urllib.parse.urlencode(
+            {"csrf_token": token, "name": "ana", "passphrase": PASSPHRASE}
+        ).encode(),
+    )
     return "; ".join(f"{c.name}={c.value}" for c in jar)
 
 
 def wrk(url: str, cookie: str, seconds: int, connections: int, work: Path) -> dict:
     script = work / "report.lua"
     script.write_text(WRK_REPORT)
-    done = subprocess.run(["wrk", "-t", "2", "-c", str(connections), "-d", f"{seconds}s",
-                           "-s", str(script),
-                           "-H", f"Cookie: {cookie}", url], capture_output=True, text=True, check=True)
+    done = subprocess.run(
+        [
+            "wrk",
+            "-t",
+            "2",
+            "-c",
+            str(connections),
+            "-d",
+            f"{seconds}s",
+            "-s",
+            str(script),
+            "-H",
+            f"Cookie: {cookie}",
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     result = json.loads(done.stdout.strip().splitlines()[-1])
     result["rps"] = result["requests"] / result["seconds"]
     return result
@@ -108,11 +150,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--devices", type=int, default=1000)
     parser.add_argument("--seconds", type=int, default=10)
-    parser.add_argument("--connections", type=int, default=4,
-                        help="concurrent clients (the server has 4 threads)")
+    parser.add_argument(
+        "--connections", type=int, default=4, help="concurrent clients (the server has 4 threads)"
+    )
     parser.add_argument("--port", type=int, default=18643)
-    parser.add_argument("--json-out", type=Path,
-                        default=Path(__file__).parent / "results" / "webui_pages.json")
+    parser.add_argument(
+        "--json-out", type=Path, default=Path(__file__).parent / "results" / "webui_pages.json"
+    )
     args = parser.parse_args()
     if os.geteuid() != 0 or not shutil.which("wrk"):
         print("bench/webui_pages.py needs root and wrk (apt-get install wrk)", file=sys.stderr)
@@ -142,16 +186,29 @@ def main() -> int:
         shutil.rmtree(work, ignore_errors=True)
     print(f"{'page':<28} | {'req/s':>7} | {'p50':>8} {'p95':>8} {'p99':>8} | errors")
     for name, r in ((f"/devices/ ({args.devices} devices)", page), ("/static/style.css", static)):
-        print(f"{name:<28} | {r['rps']:>7.1f} | {r['p50_ms']:>6.1f}ms {r['p95_ms']:>6.1f}ms "
-              f"{r['p99_ms']:>6.1f}ms | {r['errors']}")
-    print(f"web UI memory ({idle['processes']} processes): idle {idle['pss_mb']:.1f} MB PSS "
-          f"({idle['rss_mb']:.1f} MB RSS summed), after the load {busy['pss_mb']:.1f} MB PSS")
-    result = {"benchmark": "webui_pages", "devices": args.devices,
-              "connections": args.connections, "device_list": page,
-              "static": static, "idle_memory": idle, "memory_after_load": busy,
-              "targets": TARGETS,
-              "met": {"rps": page["rps"] >= TARGETS["rps"], "p95_ms": page["p95_ms"] <= TARGETS["p95_ms"],
-                      "idle_rss_mb": idle["pss_mb"] <= TARGETS["idle_rss_mb"]}}
+        print(
+            f"{name:<28} | {r['rps']:>7.1f} | {r['p50_ms']:>6.1f}ms {r['p95_ms']:>6.1f}ms "
+            f"{r['p99_ms']:>6.1f}ms | {r['errors']}"
+        )
+    print(
+        f"web UI memory ({idle['processes']} processes): idle {idle['pss_mb']:.1f} MB PSS "
+        f"({idle['rss_mb']:.1f} MB RSS summed), after the load {busy['pss_mb']:.1f} MB PSS"
+    )
+    result = {
+        "benchmark": "webui_pages",
+        "devices": args.devices,
+        "connections": args.connections,
+        "device_list": page,
+        "static": static,
+        "idle_memory": idle,
+        "memory_after_load": busy,
+        "targets": TARGETS,
+        "met": {
+            "rps": page["rps"] >= TARGETS["rps"],
+            "p95_ms": page["p95_ms"] <= TARGETS["p95_ms"],
+            "idle_rss_mb": idle["pss_mb"] <= TARGETS["idle_rss_mb"],
+        },
+    }
     report(result, args.json_out)
     return 0
 

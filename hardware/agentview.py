@@ -39,8 +39,11 @@ STARTING = AgentView("starting")
 
 def problems(status: dict) -> tuple[str, ...]:
     """The failing health checks of an agent's `status` answer."""
-    return tuple(f"{c['capability']} {c['name']}: {c['detail']}"
-                 for c in status.get("health", []) if not c.get("ok"))
+    return tuple(
+        f"{c['capability']} {c['name']}: {c['detail']}"
+        for c in status.get("health", [])
+        if not c.get("ok")
+    )
 
 
 class AgentWatch:
@@ -88,8 +91,7 @@ class AgentWatch:
         if now - self._health_at >= self._health_seconds:
             self._problems = problems(self._call("status"))
             self._health_at = now
-        return AgentView("degraded" if self._problems else "ready", name,
-                         problems=self._problems)
+        return AgentView("degraded" if self._problems else "ready", name, problems=self._problems)
 
     def _say(self, message: str, level: int = logging.INFO) -> None:
         if message != self._said:

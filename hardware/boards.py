@@ -12,11 +12,11 @@ from pathlib import Path
 
 @dataclass(frozen=True)
 class Board:
-    id: str                      # "rpi4" | "rpi5" | "qemu-arm64" | "qemu-amd64" | "unknown"
-    model: str                   # human text, e.g. "Raspberry Pi 4 Model B Rev 1.5"
-    i2c_bus: int | None          # fixed bus number, or None: find it by adapter name
-    i2c_adapter: str | None      # adapter name to look for when the number is not fixed
-    gpio_chip: str | None        # label of the gpiochip with the header pins
+    id: str  # "rpi4" | "rpi5" | "qemu-arm64" | "qemu-amd64" | "unknown"
+    model: str  # human text, e.g. "Raspberry Pi 4 Model B Rev 1.5"
+    i2c_bus: int | None  # fixed bus number, or None: find it by adapter name
+    i2c_adapter: str | None  # adapter name to look for when the number is not fixed
+    gpio_chip: str | None  # label of the gpiochip with the header pins
     status_led_line: int | None  # line offsets on that chip
     attention_led_line: int | None
     button_line: int | None
@@ -57,11 +57,25 @@ def detect(root: str | os.PathLike[str] = "/", machine: str | None = None) -> Bo
     if any(c.startswith("raspberrypi,") for c in compatible):
         # The SoC names the family, so a Pi 400 / CM4 is a Pi 4 and a Pi 500 / CM5 a Pi 5.
         if "brcm,bcm2712" in compatible:
-            return Board("rpi5", dt_model or "Raspberry Pi 5", 1, None, "pinctrl-rp1",
-                         watchdog_path="/dev/watchdog", **_PI_LINES)
+            return Board(
+                "rpi5",
+                dt_model or "Raspberry Pi 5",
+                1,
+                None,
+                "pinctrl-rp1",
+                watchdog_path="/dev/watchdog",
+                **_PI_LINES,
+            )
         if "brcm,bcm2711" in compatible:
-            return Board("rpi4", dt_model or "Raspberry Pi 4", 1, None, "pinctrl-bcm2711",
-                         watchdog_path="/dev/watchdog", **_PI_LINES)
+            return Board(
+                "rpi4",
+                dt_model or "Raspberry Pi 4",
+                1,
+                None,
+                "pinctrl-bcm2711",
+                watchdog_path="/dev/watchdog",
+                **_PI_LINES,
+            )
     if "linux,dummy-virt" in compatible:
         return _qemu("qemu-arm64", dt_model or "QEMU virt (arm64)")
     vendor = (_read(base, "sys/class/dmi/id/sys_vendor") or "").strip()
@@ -70,15 +84,17 @@ def detect(root: str | os.PathLike[str] = "/", machine: str | None = None) -> Bo
         arch = machine if machine is not None else os.uname().machine
         board_id = "qemu-arm64" if arch in ("aarch64", "arm64") else "qemu-amd64"
         return _qemu(board_id, f"QEMU {product}".strip())
-    model = dt_model or " ".join(part for part in (vendor, product) if part) \
+    model = (
+        dt_model
+        or " ".join(part for part in (vendor, product) if part)
         or (compatible[0] if compatible else "unknown machine")
+    )
     return Board("unknown", model, None, None, None, None, None, None, "/dev/watchdog")
 
 
 def _qemu(board_id: str, model: str) -> Board:
     # No GPIO header in a VM; a watchdog only if the VM was given one (i6300esb).
-    return Board(board_id, model, None, _STUB_ADAPTER, None, None, None, None,
-                 "/dev/watchdog")
+    return Board(board_id, model, None, _STUB_ADAPTER, None, None, None, None, "/dev/watchdog")
 
 
 def i2c_bus_number(board: Board, root: str | os.PathLike[str] = "/") -> int | None:
@@ -94,7 +110,11 @@ def i2c_bus_number(board: Board, root: str | os.PathLike[str] = "/") -> int | No
         return None
     for entry in entries:
         name = _read(entry, "name")
-        if name is not None and name.strip() == board.i2c_adapter \
-                and entry.name.startswith("i2c-") and entry.name[4:].isdigit():
+        if (
+            name is not None
+            and name.strip() == board.i2c_adapter
+            and entry.name.startswith("i2c-")
+            and entry.name[4:].isdigit()
+        ):
             return int(entry.name[4:])
     return None

@@ -22,8 +22,9 @@ class _Phase:
 
 
 class ButtonWatcher:
-    def __init__(self, hold_seconds: float = HOLD_SECONDS,
-                 confirm_seconds: float = CONFIRM_SECONDS) -> None:
+    def __init__(
+        self, hold_seconds: float = HOLD_SECONDS, confirm_seconds: float = CONFIRM_SECONDS
+    ) -> None:
         self._hold = hold_seconds
         self._confirm = confirm_seconds
         self._phase = _Phase("idle", 0.0)

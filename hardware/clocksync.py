@@ -43,6 +43,8 @@ def why_not_set(reading: RtcReading, system_now: datetime, synchronized: bool) -
     if synchronized:
         return "the system clock is already synchronised"
     if reading.time <= system_now + SLACK:
-        return f"the system clock ({system_now:%Y-%m-%d %H:%M:%S}) is not behind the " \
-               f"real-time clock ({reading.time:%Y-%m-%d %H:%M:%S})"
+        return (
+            f"the system clock ({system_now:%Y-%m-%d %H:%M:%S}) is not behind the "
+            f"real-time clock ({reading.time:%Y-%m-%d %H:%M:%S})"
+        )
     return None

@@ -12,8 +12,7 @@ from contextlib import contextmanager
 # What Linux I2C adapters return when no chip acknowledges its address: bcm2835 and
 # most adapters EREMOTEIO (NACK), some ENXIO or EIO; i2c-stub ENODEV; ENOENT when the
 # /dev node itself is missing.
-ABSENT_ERRNOS = frozenset({errno.ENXIO, errno.EREMOTEIO, errno.EIO, errno.ENODEV,
-                           errno.ENOENT})
+ABSENT_ERRNOS = frozenset({errno.ENXIO, errno.EREMOTEIO, errno.EIO, errno.ENODEV, errno.ENOENT})
 
 
 class HardwareError(Exception):

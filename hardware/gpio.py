@@ -16,12 +16,24 @@ from hardware import gpio_uapi as uapi
 from hardware.button import ButtonWatcher
 from hardware.errors import DeviceAbsent
 
-__all__ = ["Button", "ButtonWatcher", "CharDevChip", "GpioChip", "Led", "Lines",
-           "find_chip", "request_struct"]
+__all__ = [
+    "Button",
+    "ButtonWatcher",
+    "CharDevChip",
+    "GpioChip",
+    "Led",
+    "Lines",
+    "find_chip",
+    "request_struct",
+]
 
 Bias = Literal["pull-up", "pull-down", "disabled", "as-is"]
-_BIAS = {"pull-up": uapi.FLAG_BIAS_PULL_UP, "pull-down": uapi.FLAG_BIAS_PULL_DOWN,
-         "disabled": uapi.FLAG_BIAS_DISABLED, "as-is": 0}
+_BIAS = {
+    "pull-up": uapi.FLAG_BIAS_PULL_UP,
+    "pull-down": uapi.FLAG_BIAS_PULL_DOWN,
+    "disabled": uapi.FLAG_BIAS_DISABLED,
+    "as-is": 0,
+}
 
 Ioctl = Callable[[int, int, Any, bool], Any]
 
@@ -37,14 +49,29 @@ class Lines(Protocol):
 
 
 class GpioChip(Protocol):
-    def request(self, offsets: Sequence[int], *, output: bool, consumer: str,
-                active_low: bool = False, bias: Bias = "as-is", debounce_us: int = 0,
-                initial: Sequence[bool] = ()) -> Lines: ...
+    def request(
+        self,
+        offsets: Sequence[int],
+        *,
+        output: bool,
+        consumer: str,
+        active_low: bool = False,
+        bias: Bias = "as-is",
+        debounce_us: int = 0,
+        initial: Sequence[bool] = (),
+    ) -> Lines: ...
 
 
-def request_struct(offsets: Sequence[int], *, output: bool, consumer: str,
-                   active_low: bool = False, bias: Bias = "as-is", debounce_us: int = 0,
-                   initial: Sequence[bool] = ()) -> uapi.LineRequest:
+def request_struct(
+    offsets: Sequence[int],
+    *,
+    output: bool,
+    consumer: str,
+    active_low: bool = False,
+    bias: Bias = "as-is",
+    debounce_us: int = 0,
+    initial: Sequence[bool] = (),
+) -> uapi.LineRequest:
     """The struct gpio_v2_line_request for these lines (a pure function, tested)."""
     if not 0 < len(offsets) <= uapi.GPIO_V2_LINES_MAX:
         raise ValueError(f"request 1..{uapi.GPIO_V2_LINES_MAX} lines")
@@ -52,7 +79,7 @@ def request_struct(offsets: Sequence[int], *, output: bool, consumer: str,
     for index, offset in enumerate(offsets):
         request.offsets[index] = offset
     request.num_lines = len(offsets)
-    request.consumer = consumer.encode()[:uapi.GPIO_MAX_NAME_SIZE - 1]
+    request.consumer = consumer.encode()[: uapi.GPIO_MAX_NAME_SIZE - 1]
     flags = uapi.FLAG_OUTPUT if output else uapi.FLAG_INPUT
     flags |= (uapi.FLAG_ACTIVE_LOW if active_low else 0) | _BIAS[bias]
     request.config.flags = flags
@@ -107,8 +134,14 @@ class _CharDevLines:
 class CharDevChip:
     """/dev/gpiochipN. open/ioctl/close are injectable for tests of the packing."""
 
-    def __init__(self, path: str | os.PathLike[str], *, opener: Callable[..., int] = os.open,
-                 ioctl: Ioctl = fcntl.ioctl, closer: Callable[[int], None] = os.close):
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        opener: Callable[..., int] = os.open,
+        ioctl: Ioctl = fcntl.ioctl,
+        closer: Callable[[int], None] = os.close,
+    ):
         self.path = os.fspath(path)
         self._open = opener
         self._ioctl = ioctl
@@ -131,12 +164,26 @@ class CharDevChip:
         finally:
             self._close(fd)
 
-    def request(self, offsets: Sequence[int], *, output: bool, consumer: str,
-                active_low: bool = False, bias: Bias = "as-is", debounce_us: int = 0,
-                initial: Sequence[bool] = ()) -> Lines:
-        request = request_struct(offsets, output=output, consumer=consumer,
-                                 active_low=active_low, bias=bias,
-                                 debounce_us=debounce_us, initial=initial)
+    def request(
+        self,
+        offsets: Sequence[int],
+        *,
+        output: bool,
+        consumer: str,
+        active_low: bool = False,
+        bias: Bias = "as-is",
+        debounce_us: int = 0,
+        initial: Sequence[bool] = (),
+    ) -> Lines:
+        request = request_struct(
+            offsets,
+            output=output,
+            consumer=consumer,
+            active_low=active_low,
+            bias=bias,
+            debounce_us=debounce_us,
+            initial=initial,
+        )
         buffer = bytearray(request)
         fd = self._chip_fd()
         try:  # the kernel fills in request.fd, a file for just these lines
@@ -149,8 +196,11 @@ class CharDevChip:
         return _CharDevLines(line_fd, len(offsets), self._ioctl, self._close)
 
 
-def find_chip(label: str, dev: str | os.PathLike[str] = "/dev",
-              chip: Callable[[Path], CharDevChip] = CharDevChip) -> CharDevChip:
+def find_chip(
+    label: str,
+    dev: str | os.PathLike[str] = "/dev",
+    chip: Callable[[Path], CharDevChip] = CharDevChip,
+) -> CharDevChip:
     """The gpiochip with this label (the numbering differs between kernels)."""
     for path in sorted(Path(dev).glob("gpiochip*")):
         candidate = chip(path)
@@ -170,8 +220,9 @@ class Led:
         self._index = index
 
     @classmethod
-    def request(cls, chip: GpioChip, offset: int, consumer: str = "commonsbox-led",
-                initial: bool = False) -> "Led":
+    def request(
+        cls, chip: GpioChip, offset: int, consumer: str = "commonsbox-led", initial: bool = False
+    ) -> "Led":
         return cls(chip.request([offset], output=True, consumer=consumer, initial=[initial]))
 
     def set(self, on: bool) -> None:
@@ -192,10 +243,23 @@ class Button:
         self._index = index
 
     @classmethod
-    def request(cls, chip: GpioChip, offset: int, consumer: str = "commonsbox-button",
-                debounce_us: int = 10_000) -> "Button":
-        return cls(chip.request([offset], output=False, consumer=consumer, active_low=True,
-                                bias="pull-up", debounce_us=debounce_us))
+    def request(
+        cls,
+        chip: GpioChip,
+        offset: int,
+        consumer: str = "commonsbox-button",
+        debounce_us: int = 10_000,
+    ) -> "Button":
+        return cls(
+            chip.request(
+                [offset],
+                output=False,
+                consumer=consumer,
+                active_low=True,
+                bias="pull-up",
+                debounce_us=debounce_us,
+            )
+        )
 
     def pressed(self) -> bool:
         return self._lines.get()[self._index]

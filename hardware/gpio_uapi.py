@@ -27,14 +27,16 @@ ATTR_ID_DEBOUNCE = 3
 
 
 class LineAttributeValue(ctypes.Union):
-    _fields_ = [("flags", ctypes.c_uint64), ("values", ctypes.c_uint64),
-                ("debounce_period_us", ctypes.c_uint32)]
+    _fields_ = [
+        ("flags", ctypes.c_uint64),
+        ("values", ctypes.c_uint64),
+        ("debounce_period_us", ctypes.c_uint32),
+    ]
 
 
 class LineAttribute(ctypes.Structure):  # struct gpio_v2_line_attribute
     _anonymous_ = ("u",)
-    _fields_ = [("id", ctypes.c_uint32), ("padding", ctypes.c_uint32),
-                ("u", LineAttributeValue)]
+    _fields_ = [("id", ctypes.c_uint32), ("padding", ctypes.c_uint32), ("u", LineAttributeValue)]
 
 
 class LineConfigAttribute(ctypes.Structure):  # struct gpio_v2_line_config_attribute
@@ -42,19 +44,24 @@ class LineConfigAttribute(ctypes.Structure):  # struct gpio_v2_line_config_attri
 
 
 class LineConfig(ctypes.Structure):  # struct gpio_v2_line_config
-    _fields_ = [("flags", ctypes.c_uint64), ("num_attrs", ctypes.c_uint32),
-                ("padding", ctypes.c_uint32 * 5),
-                ("attrs", LineConfigAttribute * GPIO_V2_LINE_NUM_ATTRS_MAX)]
+    _fields_ = [
+        ("flags", ctypes.c_uint64),
+        ("num_attrs", ctypes.c_uint32),
+        ("padding", ctypes.c_uint32 * 5),
+        ("attrs", LineConfigAttribute * GPIO_V2_LINE_NUM_ATTRS_MAX),
+    ]
 
 
 class LineRequest(ctypes.Structure):  # struct gpio_v2_line_request
-    _fields_ = [("offsets", ctypes.c_uint32 * GPIO_V2_LINES_MAX),
-                ("consumer", ctypes.c_char * GPIO_MAX_NAME_SIZE),
-                ("config", LineConfig),
-                ("num_lines", ctypes.c_uint32),
-                ("event_buffer_size", ctypes.c_uint32),
-                ("padding", ctypes.c_uint32 * 5),
-                ("fd", ctypes.c_int32)]
+    _fields_ = [
+        ("offsets", ctypes.c_uint32 * GPIO_V2_LINES_MAX),
+        ("consumer", ctypes.c_char * GPIO_MAX_NAME_SIZE),
+        ("config", LineConfig),
+        ("num_lines", ctypes.c_uint32),
+        ("event_buffer_size", ctypes.c_uint32),
+        ("padding", ctypes.c_uint32 * 5),
+        ("fd", ctypes.c_int32),
+    ]
 
 
 class LineValues(ctypes.Structure):  # struct gpio_v2_line_values
@@ -62,9 +69,11 @@ class LineValues(ctypes.Structure):  # struct gpio_v2_line_values
 
 
 class ChipInfo(ctypes.Structure):  # struct gpiochip_info
-    _fields_ = [("name", ctypes.c_char * GPIO_MAX_NAME_SIZE),
-                ("label", ctypes.c_char * GPIO_MAX_NAME_SIZE),
-                ("lines", ctypes.c_uint32)]
+    _fields_ = [
+        ("name", ctypes.c_char * GPIO_MAX_NAME_SIZE),
+        ("label", ctypes.c_char * GPIO_MAX_NAME_SIZE),
+        ("lines", ctypes.c_uint32),
+    ]
 
 
 # <asm-generic/ioctl.h>, the encoding arm64 and x86 both use.

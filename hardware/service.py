@@ -48,11 +48,11 @@ from hardware.status import open_smbus
 
 log = logging.getLogger("commonsbox.hardware")
 
-PROBE_SECONDS = 60.0    # look again for absent or failed devices
-POLL_SECONDS = 5.0      # ask the agent how the box is
+PROBE_SECONDS = 60.0  # look again for absent or failed devices
+POLL_SECONDS = 5.0  # ask the agent how the box is
 ADDRESS_SECONDS = 30.0  # look up the box's address again
 SYNC_CHECK_SECONDS = 60.0  # ask the kernel whether NTP has synchronised the clock
-RESET_TIMEOUT = 900.0   # the agent stops services, locks the storage, reconciles
+RESET_TIMEOUT = 900.0  # the agent stops services, locks the storage, reconciles
 SLOW_BLINK, FAST_BLINK = 1.0, 4.0  # Hz
 
 
@@ -82,8 +82,13 @@ class Presence:
     def note(self, state: str, detail: str = "") -> None:
         if (state, detail) == (self.state, self.detail):
             return
-        log.log(logging.WARNING if state == "faulty" else logging.INFO, "%s: %s%s",
-                self.what, state, f" ({detail})" if detail else "")
+        log.log(
+            logging.WARNING if state == "faulty" else logging.INFO,
+            "%s: %s%s",
+            self.what,
+            state,
+            f" ({detail})" if detail else "",
+        )
         self.state, self.detail = state, detail
 
 
@@ -103,13 +108,15 @@ class BusPort:
         number = i2c_bus_number(self._board, self._root)
         if number is None:
             adapter = self._board.i2c_adapter
-            raise DeviceAbsent(f"no adapter named {adapter!r}" if adapter
-                               else f"{self._board.id} has no I2C bus")
+            raise DeviceAbsent(
+                f"no adapter named {adapter!r}" if adapter else f"{self._board.id} has no I2C bus"
+            )
         try:
             bus = self._open(number)
         except OSError as error:
-            raise DeviceAbsent(f"cannot open /dev/i2c-{number}: "
-                               f"{os.strerror(error.errno or 0)}") from error
+            raise DeviceAbsent(
+                f"cannot open /dev/i2c-{number}: {os.strerror(error.errno or 0)}"
+            ) from error
         self.number, self._bus = number, bus
         try:
             yield
@@ -156,26 +163,38 @@ class HardwareService:
     LEDs, draw the display if its picture changed, keep the clocks. Everything that can
     differ between a box and a test is injected."""
 
-    def __init__(self, board: Board, agent: AgentWatch, *,
-                 reset: Callable[[], None],
-                 open_bus: Callable[[int], Bus] = open_smbus,
-                 find_gpio: Callable[[str], GpioChip] = find_chip,
-                 root: str = "/", display_height: int = 64,
-                 clock: Callable[[], float] = time.monotonic,
-                 wall_clock: Callable[[], datetime] = _utc_now,
-                 set_clock: Callable[[float], None] = set_system_clock,
-                 synchronized: Callable[[], bool] = ntp_synchronized,
-                 address: Callable[[], str] = lan_address,
-                 spawn: Callable[[Callable[[], None]], None] = _in_thread) -> None:
+    def __init__(
+        self,
+        board: Board,
+        agent: AgentWatch,
+        *,
+        reset: Callable[[], None],
+        open_bus: Callable[[int], Bus] = open_smbus,
+        find_gpio: Callable[[str], GpioChip] = find_chip,
+        root: str = "/",
+        display_height: int = 64,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], datetime] = _utc_now,
+        set_clock: Callable[[float], None] = set_system_clock,
+        synchronized: Callable[[], bool] = ntp_synchronized,
+        address: Callable[[], str] = lan_address,
+        spawn: Callable[[Callable[[], None]], None] = _in_thread,
+    ) -> None:
         self.board, self.agent = board, agent
         self._reset, self._find_gpio = reset, find_gpio
         self._clock, self._wall_clock, self._set_clock = clock, wall_clock, set_clock
         self._synchronized, self._address_of, self._spawn = synchronized, address, spawn
         self._height = display_height
         self.port = BusPort(board, open_bus, root)
-        self.devices = {name: Presence(what) for name, what in (
-            ("bus", "I2C bus"), ("display", "status display"), ("rtc", "real-time clock"),
-            ("gpio", "GPIO (LEDs and button)"))}
+        self.devices = {
+            name: Presence(what)
+            for name, what in (
+                ("bus", "I2C bus"),
+                ("display", "status display"),
+                ("rtc", "real-time clock"),
+                ("gpio", "GPIO (LEDs and button)"),
+            )
+        }
         self._panel: Ssd1306 | None = None
         self._rtc: RealTimeClock | None = None
         self._lines: list[Lines] = []
@@ -227,9 +246,13 @@ class HardwareService:
         else:
             state = agent.state
         address = self._address
-        return BoxView(agent.name, address, state,
-                       agent.setup_code if state == "unclaimed" else "",
-                       f"https://{address}/" if address else "")
+        return BoxView(
+            agent.name,
+            address,
+            state,
+            agent.setup_code if state == "unclaimed" else "",
+            f"https://{address}/" if address else "",
+        )
 
     def poll_agent_forever(self, stop: threading.Event) -> None:
         """The agent may be slow to answer (a long reconcile holds its lock): asked from
@@ -273,21 +296,37 @@ class HardwareService:
         if self._lines:
             return
         board = self.board
-        if board.gpio_chip is None or board.status_led_line is None \
-                or board.attention_led_line is None or board.button_line is None:
+        if (
+            board.gpio_chip is None
+            or board.status_led_line is None
+            or board.attention_led_line is None
+            or board.button_line is None
+        ):
             gpio.note("absent", f"{board.id} has no GPIO header")
             return
         try:
             chip = self._find_gpio(board.gpio_chip)
             leds = []
-            for line, name in ((board.status_led_line, "status"),
-                               (board.attention_led_line, "attention")):
-                self._lines.append(chip.request([line], output=True, initial=[False],
-                                                consumer=f"commonsbox-{name}-led"))
+            for line, name in (
+                (board.status_led_line, "status"),
+                (board.attention_led_line, "attention"),
+            ):
+                self._lines.append(
+                    chip.request(
+                        [line], output=True, initial=[False], consumer=f"commonsbox-{name}-led"
+                    )
+                )
                 leds.append(Led(self._lines[-1]))
-            self._lines.append(chip.request([board.button_line], output=False,
-                                            consumer="commonsbox-button", active_low=True,
-                                            bias="pull-up", debounce_us=10_000))
+            self._lines.append(
+                chip.request(
+                    [board.button_line],
+                    output=False,
+                    consumer="commonsbox-button",
+                    active_low=True,
+                    bias="pull-up",
+                    debounce_us=10_000,
+                )
+            )
             self._button = Button(self._lines[-1])
             self._leds = (leds[0], leds[1])
         except DeviceAbsent as error:
@@ -299,8 +338,11 @@ class HardwareService:
             gpio.note("faulty", str(error))
             return
         self._lit = None
-        gpio.note("present", f"{board.gpio_chip}: LEDs on lines {board.status_led_line} "
-                             f"and {board.attention_led_line}, button on {board.button_line}")
+        gpio.note(
+            "present",
+            f"{board.gpio_chip}: LEDs on lines {board.status_led_line} "
+            f"and {board.attention_led_line}, button on {board.button_line}",
+        )
 
     def _release_gpio(self) -> None:
         for lines in self._lines:
@@ -400,8 +442,10 @@ class HardwareService:
             return
         self._rtc = rtc
         self._next_sync_check = 0.0
-        self.devices["rtc"].note("present", reading.kind.upper() + (
-            "" if reading.trusted else f", not trusted: {reading.reason}"))
+        self.devices["rtc"].note(
+            "present",
+            reading.kind.upper() + ("" if reading.trusted else f", not trusted: {reading.reason}"),
+        )
         if not self._clock_checked:  # once per start: the boot's clock
             self._clock_checked = True
             self._clock_from_rtc(rtc, reading)
@@ -413,8 +457,10 @@ class HardwareService:
             return
         result = to_system(rtc, self._set_clock)
         if result.applied and result.time is not None:
-            log.warning("system clock set from the real-time clock: %s",
-                        result.time.isoformat(timespec="seconds"))
+            log.warning(
+                "system clock set from the real-time clock: %s",
+                result.time.isoformat(timespec="seconds"),
+            )
         else:
             log.warning("system clock not set from the real-time clock: %s", result.reason)
 
@@ -468,14 +514,14 @@ def main(argv: list[str] | None = None) -> int:
     from appliance.api.client import Client
     from appliance.paths import DEFAULT_SOCKET
 
-    parser = argparse.ArgumentParser(prog="commonsbox-hardware",
-                                     description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="commonsbox-hardware", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--socket", type=Path, default=DEFAULT_SOCKET)
     parser.add_argument("--root", default="/", help="where /proc and /sys are (tests)")
     parser.add_argument("--display-height", type=int, choices=(64, 32), default=64)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(levelname)s %(message)s")
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(message)s")
     board = detect(args.root)
     log.info("board: %s (%s)", board.id, board.model)
 
@@ -483,9 +529,13 @@ def main(argv: list[str] | None = None) -> int:
         with Client(args.socket, timeout=RESET_TIMEOUT) as client:
             client.call(RESET_METHOD)
 
-    service = HardwareService(board, AgentWatch(Client(args.socket, timeout=30).call),
-                              reset=reset, root=args.root,
-                              display_height=args.display_height)
+    service = HardwareService(
+        board,
+        AgentWatch(Client(args.socket, timeout=30).call),
+        reset=reset,
+        root=args.root,
+        display_height=args.display_height,
+    )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -503,8 +553,9 @@ def main(argv: list[str] | None = None) -> int:
 
     step()  # the devices, the clock from the RTC, "Starting..." on the display
     sd_notify("READY=1")
-    threading.Thread(target=service.poll_agent_forever, args=(stop,), name="agent",
-                     daemon=True).start()
+    threading.Thread(
+        target=service.poll_agent_forever, args=(stop,), name="agent", daemon=True
+    ).start()
     said_status, petted = "", 0.0
     while not stop.is_set():
         wait = step()

@@ -25,7 +25,7 @@ State = Literal["present", "absent", "faulty"]
 @dataclass(frozen=True)
 class DeviceReport:
     state: State
-    model: str = ""   # e.g. "DS3231", "LM75", "SSD1306 128x64"
+    model: str = ""  # e.g. "DS3231", "LM75", "SSD1306 128x64"
     reason: str = ""  # why absent or faulty; where it was looked for
 
     def to_dict(self) -> dict[str, str]:
@@ -49,8 +49,10 @@ class HardwareStatus:
     def to_dict(self) -> dict[str, Any]:
         return {
             "board": {"id": self.board_id, "model": self.board_model},
-            "devices": {name: getattr(self, name).to_dict() for name in
-                        ("i2c_bus", "rtc", "temperature", "display", "watchdog", "gpio")},
+            "devices": {
+                name: getattr(self, name).to_dict()
+                for name in ("i2c_bus", "rtc", "temperature", "display", "watchdog", "gpio")
+            },
             "readings": {
                 "temperature_c": self.temperature_c,
                 "rtc_time": self.rtc_time.isoformat() if self.rtc_time else None,
@@ -71,8 +73,13 @@ def _absent_all(reason: str) -> tuple[DeviceReport, DeviceReport, DeviceReport]:
     return report, report, report
 
 
-def survey(board: Board, *, open_bus: Callable[[int], Bus] = open_smbus,
-           root: str | os.PathLike[str] = "/", display_height: int = 64) -> HardwareStatus:
+def survey(
+    board: Board,
+    *,
+    open_bus: Callable[[int], Bus] = open_smbus,
+    root: str | os.PathLike[str] = "/",
+    display_height: int = 64,
+) -> HardwareStatus:
     temperature_c: float | None = None
     rtc_time: datetime | None = None
     rtc_trusted: bool | None = None
@@ -84,9 +91,12 @@ def survey(board: Board, *, open_bus: Callable[[int], Bus] = open_smbus,
         try:
             bus = open_bus(number)
         except OSError as error:
-            bus_report = DeviceReport("absent", reason=f"cannot open /dev/i2c-{number} "
-                                      f"({os.strerror(error.errno or 0)}): is i2c-dev loaded "
-                                      "and I2C enabled?")
+            bus_report = DeviceReport(
+                "absent",
+                reason=f"cannot open /dev/i2c-{number} "
+                f"({os.strerror(error.errno or 0)}): is i2c-dev loaded "
+                "and I2C enabled?",
+            )
             rtc, temperature, display = _absent_all(f"no /dev/i2c-{number}")
         else:
             bus_report = DeviceReport("present", model=f"/dev/i2c-{number}")
@@ -98,9 +108,19 @@ def survey(board: Board, *, open_bus: Callable[[int], Bus] = open_smbus,
                 close = getattr(bus, "close", None)
                 if close is not None:
                     close()
-    return HardwareStatus(board.id, board.model, bus_report, rtc, temperature, display,
-                          _watchdog(board, Path(root)), _gpio(board, Path(root)),
-                          temperature_c, rtc_time, rtc_trusted)
+    return HardwareStatus(
+        board.id,
+        board.model,
+        bus_report,
+        rtc,
+        temperature,
+        display,
+        _watchdog(board, Path(root)),
+        _gpio(board, Path(root)),
+        temperature_c,
+        rtc_time,
+        rtc_trusted,
+    )
 
 
 def _rtc(bus: Bus) -> tuple[DeviceReport, datetime | None, bool | None]:
@@ -111,8 +131,11 @@ def _rtc(bus: Bus) -> tuple[DeviceReport, datetime | None, bool | None]:
         return DeviceReport("absent", reason=f"no real-time clock {where}"), None, None
     except DeviceFault as error:
         return DeviceReport("faulty", reason=str(error)), None, None
-    return (DeviceReport("present", reading.kind.upper(), reading.reason),
-            reading.time, reading.trusted)
+    return (
+        DeviceReport("present", reading.kind.upper(), reading.reason),
+        reading.time,
+        reading.trusted,
+    )
 
 
 def _temperature(bus: Bus) -> tuple[DeviceReport, float | None]:

@@ -13,17 +13,18 @@ from typing import Any, Self
 
 from hardware.errors import DeviceAbsent, DeviceFault
 
-WDIOC_KEEPALIVE = 2 << 30 | 4 << 16 | ord("W") << 8 | 5    # _IOR('W', 5, int)
-WDIOC_SETTIMEOUT = 3 << 30 | 4 << 16 | ord("W") << 8 | 6   # _IOWR('W', 6, int)
-WDIOC_GETTIMEOUT = 2 << 30 | 4 << 16 | ord("W") << 8 | 7   # _IOR('W', 7, int)
+WDIOC_KEEPALIVE = 2 << 30 | 4 << 16 | ord("W") << 8 | 5  # _IOR('W', 5, int)
+WDIOC_SETTIMEOUT = 3 << 30 | 4 << 16 | ord("W") << 8 | 6  # _IOWR('W', 6, int)
+WDIOC_GETTIMEOUT = 2 << 30 | 4 << 16 | ord("W") << 8 | 7  # _IOR('W', 7, int)
 MAGIC_CLOSE = b"V"
 
 Ioctl = Callable[[int, int, Any, bool], Any]
 
 
 class Watchdog:
-    def __init__(self, fd: int, path: str, timeout: int | None, ioctl: Ioctl,
-                 uses_ioctl: bool) -> None:
+    def __init__(
+        self, fd: int, path: str, timeout: int | None, ioctl: Ioctl, uses_ioctl: bool
+    ) -> None:
         self._fd = fd
         self.path = path
         self.timeout = timeout  # seconds, as the driver granted it; None if unknown
@@ -31,8 +32,14 @@ class Watchdog:
         self._uses_ioctl = uses_ioctl
 
     @classmethod
-    def open(cls, path: str = "/dev/watchdog", timeout: int | None = 60, *,
-             opener: Callable[..., int] = os.open, ioctl: Ioctl = fcntl.ioctl) -> Self:
+    def open(
+        cls,
+        path: str = "/dev/watchdog",
+        timeout: int | None = 60,
+        *,
+        opener: Callable[..., int] = os.open,
+        ioctl: Ioctl = fcntl.ioctl,
+    ) -> Self:
         """Arm the watchdog; DeviceAbsent without one, DeviceFault if it is in use
         (systemd's RuntimeWatchdogSec= holds it, for instance)."""
         try:

@@ -22,8 +22,9 @@ from .agent import agent_for_request, close_agent
 from .i18n import LANGUAGES, RTL, pick_locale
 
 
-def create_app(socket_path: Path = DEFAULT_SOCKET, secret_key: bytes | None = None,
-               testing: bool = False) -> Flask:
+def create_app(
+    socket_path: Path = DEFAULT_SOCKET, secret_key: bytes | None = None, testing: bool = False
+) -> Flask:
     app = Flask(__name__)
     app.config.update(
         SECRET_KEY=secret_key or secrets.token_bytes(32),
@@ -42,14 +43,17 @@ def create_app(socket_path: Path = DEFAULT_SOCKET, secret_key: bytes | None = No
     app.before_request(security.limit_posts)
     app.before_request(security.check_csrf)
     app.after_request(security.headers)
-    app.context_processor(lambda: {"csrf_token": security.csrf_token, "LANGUAGES": LANGUAGES,
-                                   "RTL": RTL})
-    app.jinja_env.globals.update(get_locale=get_locale, format_datetime=format_datetime,
-                                 format_decimal=format_decimal)
+    app.context_processor(
+        lambda: {"csrf_token": security.csrf_token, "LANGUAGES": LANGUAGES, "RTL": RTL}
+    )
+    app.jinja_env.globals.update(
+        get_locale=get_locale, format_datetime=format_datetime, format_decimal=format_decimal
+    )
     app.jinja_env.filters["todatetime"] = lambda ts: datetime.fromtimestamp(ts, timezone.utc)
     app.jinja_env.filters["filesize"] = filesize
 
     from .views import register
+
     register(app)
     return app
 
@@ -81,4 +85,3 @@ def load_secret_key(path: Path) -> bytes:
         with os.fdopen(fd, "wb") as f:
             f.write(secrets.token_bytes(32))
     return path.read_bytes()
-

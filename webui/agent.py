@@ -7,8 +7,7 @@ from appliance.errors import Unauthorized
 
 
 def agent_for_request() -> None:
-    g.agent = Client(current_app.config["AGENT_SOCKET"], timeout=30,
-                     session=session.get("token"))
+    g.agent = Client(current_app.config["AGENT_SOCKET"], timeout=30, session=session.get("token"))
     g.user = None
     if session.get("token"):
         try:

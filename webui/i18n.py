@@ -2,8 +2,15 @@
 
 from flask import g, request, session
 
-LANGUAGES = {"en": "English", "es": "Español", "fr": "Français", "pt": "Português",
-             "ar": "العربية", "hi": "हिन्दी", "sw": "Kiswahili"}
+LANGUAGES = {
+    "en": "English",
+    "es": "Español",
+    "fr": "Français",
+    "pt": "Português",
+    "ar": "العربية",
+    "hi": "हिन्दी",
+    "sw": "Kiswahili",
+}
 RTL = {"ar"}
 
 

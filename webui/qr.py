@@ -11,6 +11,7 @@ from appliance.vpn.export import qr
 def qr_svg(text: str, title: str) -> Markup:
     out = io.BytesIO()
     # A viewBox and no fixed size: the page's style sets how large it is drawn.
-    qr(text).save(out, kind="svg", scale=4, xmldecl=False, svgns=True, title=str(title),
-                  omitsize=True)
+    qr(text).save(
+        out, kind="svg", scale=4, xmldecl=False, svgns=True, title=str(title), omitsize=True
+    )
     return Markup(out.getvalue().decode())

@@ -7,8 +7,10 @@ import time
 
 from flask import abort, current_app, request, session
 
-CSP = ("default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
-       "frame-ancestors 'none'; base-uri 'none'")
+CSP = (
+    "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'"
+)
 
 
 def csrf_token() -> str:
@@ -56,6 +58,7 @@ def limit_posts():
     wait = current_app.extensions["post_limit"].wait(request.remote_addr or "?")
     if wait:
         from appliance.errors import RateLimited
+
         raise RateLimited("too many forms", retry_after=wait)
     return None
 

@@ -42,8 +42,9 @@ def wait_for_certificate(cert: Path, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while not cert.exists():
         if time.monotonic() > deadline:
-            raise SystemExit(f"no TLS certificate at {cert} after {timeout:.0f} s: "
-                             "is the agent running?")
+            raise SystemExit(
+                f"no TLS certificate at {cert} after {timeout:.0f} s: is the agent running?"
+            )
         time.sleep(0.1)
 
 
@@ -55,18 +56,34 @@ def main(argv=None) -> None:
     parser.add_argument("--key", type=Path, required=True)
     parser.add_argument("--state", type=Path, required=True)
     parser.add_argument("--threads", type=int, default=4)
-    parser.add_argument("--cert-timeout", type=float, default=300.0,
-                        help="seconds to wait for the agent to make the certificate")
+    parser.add_argument(
+        "--cert-timeout",
+        type=float,
+        default=300.0,
+        help="seconds to wait for the agent to make the certificate",
+    )
     args = parser.parse_args(argv)
     if os.geteuid() == 0:
         raise SystemExit("the web UI must not run as root: run it as its own user")
     app = create_app(args.socket, load_secret_key(args.state / "cookie.key"))
     wait_for_certificate(args.cert, args.cert_timeout)
-    _Server(app, {"bind": args.bind, "certfile": str(args.cert), "keyfile": str(args.key),
-                  "workers": 1, "worker_class": "gthread", "threads": args.threads,
-                  "accesslog": None, "errorlog": "-", "loglevel": "warning",
-                  "forwarded_allow_ips": "", "proxy_allow_ips": "",
-                  "control_socket_disable": True}).run()
+    _Server(
+        app,
+        {
+            "bind": args.bind,
+            "certfile": str(args.cert),
+            "keyfile": str(args.key),
+            "workers": 1,
+            "worker_class": "gthread",
+            "threads": args.threads,
+            "accesslog": None,
+            "errorlog": "-",
+            "loglevel": "warning",
+            "forwarded_allow_ips": "",
+            "proxy_allow_ips": "",
+            "control_socket_disable": True,
+        },
+    ).run()
 
 
 if __name__ == "__main__":

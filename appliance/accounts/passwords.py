@@ -8,8 +8,22 @@ from ..errors import Invalid
 from ..secrets import Secret
 
 MIN_LENGTH, MAX_LENGTH = 12, 256
-_COMMON = {"password", "passphrase", "commonsbox", "qwerty", "letmein", "welcome", "iloveyou",
-           "admin", "123456", "dragon", "monkey", "football", "sunshine", "princess"}
+_COMMON = {
+    "password",
+    "passphrase",
+    "commonsbox",
+    "qwerty",
+    "letmein",
+    "welcome",
+    "iloveyou",
+    "admin",
+    "123456",
+    "dragon",
+    "monkey",
+    "football",
+    "sunshine",
+    "princess",
+}
 
 
 @functools.cache
@@ -18,6 +32,7 @@ def _argon2():
     no use for it. Returns (hasher, the errors a bad hash raises, a dummy hash)."""
     from argon2 import PasswordHasher
     from argon2.exceptions import VerificationError
+
     try:
         from argon2.exceptions import InvalidHashError
     except ImportError:  # argon2-cffi < 21.2, as Debian 13 ships it
@@ -41,8 +56,11 @@ def check_strength(passphrase, name: str = "", fld: str = "passphrase") -> str:
     if any(ch in passphrase for ch in "\x00\r\n"):
         raise Invalid("the passphrase contains a control character", fld)
     letters = re.sub(r"[^a-z]", "", passphrase.lower())
-    if len(set(passphrase)) < 6 or (name and name.lower() in passphrase.lower()) or any(
-            letters.startswith(w) and len(letters) - len(w) < 6 for w in _COMMON):
+    if (
+        len(set(passphrase)) < 6
+        or (name and name.lower() in passphrase.lower())
+        or any(letters.startswith(w) and len(letters) - len(w) < 6 for w in _COMMON)
+    ):
         raise Invalid("the passphrase is too easy to guess: try a few unrelated words", fld)
     return passphrase
 

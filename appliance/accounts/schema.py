@@ -14,8 +14,11 @@ _NAME = re.compile(r"[a-z0-9](?:[a-z0-9._-]{0,30}[a-z0-9])?")
 
 def user_name(value, fld: str = "name") -> str:
     if not isinstance(value, str) or not _NAME.fullmatch(value):
-        raise Invalid(f"{fld} must be 1-32 lower-case letters, digits, '.', '_' or '-', "
-                      "starting and ending with a letter or digit", fld)
+        raise Invalid(
+            f"{fld} must be 1-32 lower-case letters, digits, '.', '_' or '-', "
+            "starting and ending with a letter or digit",
+            fld,
+        )
     return value
 
 
@@ -30,11 +33,12 @@ class User:
     def from_json(cls, value, fld: str) -> "User":
         v.only_keys(value, fld, {"name", "role"}, {"language", "totp"})
         language = value.get("language")
-        return cls(name=user_name(value["name"], f"{fld}.name"),
-                   role=v.choice(value["role"], f"{fld}.role", ROLES),
-                   language=None if language is None else v.choice(language, f"{fld}.language",
-                                                                   LANGUAGES),
-                   totp=v.boolean(value.get("totp", False), f"{fld}.totp"))
+        return cls(
+            name=user_name(value["name"], f"{fld}.name"),
+            role=v.choice(value["role"], f"{fld}.role", ROLES),
+            language=None if language is None else v.choice(language, f"{fld}.language", LANGUAGES),
+            totp=v.boolean(value.get("totp", False), f"{fld}.totp"),
+        )
 
     def to_json(self) -> dict:
         out = {"name": self.name, "role": self.role, "totp": self.totp}

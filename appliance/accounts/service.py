@@ -53,8 +53,11 @@ def _totp_ok(secret: Secret, code) -> bool:
     import pyotp
 
     code = code.replace(" ", "") if isinstance(code, str) else ""
-    return len(code) == 6 and code.isdigit() and pyotp.TOTP(secret.reveal()).verify(
-        code, valid_window=1)
+    return (
+        len(code) == 6
+        and code.isdigit()
+        and pyotp.TOTP(secret.reveal()).verify(code, valid_window=1)
+    )
 
 
 def random_code() -> str:
@@ -82,8 +85,9 @@ class AccountService:
         keys = [f"setup:{address}"]  # 12 characters of 31: guessing is hopeless anyway
         wait = self.runtime.wait_before_next(keys)
         if wait > 0:
-            raise RateLimited(f"too many wrong codes: try again in {wait:.0f} s", "code",
-                              retry_after=wait)
+            raise RateLimited(
+                f"too many wrong codes: try again in {wait:.0f} s", "code", retry_after=wait
+            )
         live = self.runtime.live_setup_code()
         given = code.strip().upper() if isinstance(code, str) else ""
         if live is None or not passwords.same_code(given, live):
@@ -97,8 +101,11 @@ class AccountService:
         passphrase = passwords.check_strength(passphrase, admin)
         self.secrets.put(password_key(admin), passwords.hash_passphrase(passphrase))
         user = User(admin, "admin", v.choice(language, "language", LANGUAGES))
-        return replace(desired, box=replace(desired.box, claimed=True),
-                       accounts=desired.accounts.with_user(user))
+        return replace(
+            desired,
+            box=replace(desired.box, claimed=True),
+            accounts=desired.accounts.with_user(user),
+        )
 
     # -- users -------------------------------------------------------------------------
 
@@ -122,11 +129,17 @@ class AccountService:
             raise Conflict("the last admin cannot be removed", "name")
         # Someone who leaves the household takes no tunnel home with them, nor SSH.
         devices = tuple(d for d in desired.vpn.devices if d.owner != user.name)
-        mail = replace(desired.mail, app_passwords=tuple(
-            p for p in desired.mail.app_passwords if p.owner != user.name))
-        return replace(desired, accounts=desired.accounts.without(user.name),
-                       vpn=replace(desired.vpn, devices=devices), mail=mail,
-                       ssh=desired.ssh.without_owner(user.name))
+        mail = replace(
+            desired.mail,
+            app_passwords=tuple(p for p in desired.mail.app_passwords if p.owner != user.name),
+        )
+        return replace(
+            desired,
+            accounts=desired.accounts.without(user.name),
+            vpn=replace(desired.vpn, devices=devices),
+            mail=mail,
+            ssh=desired.ssh.without_owner(user.name),
+        )
 
     def find(self, desired: Desired, name) -> User:
         user = desired.accounts.user(name) if isinstance(name, str) else None
@@ -137,8 +150,9 @@ class AccountService:
     def set_language(self, desired: Desired, name: str, language) -> Desired:
         user = self.find(desired, name)
         language = None if language is None else v.choice(language, "language", LANGUAGES)
-        return replace(desired, accounts=desired.accounts.with_user(
-            replace(user, language=language)))
+        return replace(
+            desired, accounts=desired.accounts.with_user(replace(user, language=language))
+        )
 
     def set_passphrase(self, desired: Desired, name: str, old, new) -> None:
         user = self.find(desired, name)
@@ -157,8 +171,9 @@ class AccountService:
         user = self.find(desired, name)
         secret = pyotp.random_base32()
         self.secrets.put(totp_key(user.name, pending=True), Secret(secret))
-        return pyotp.TOTP(secret).provisioning_uri(name=user.name,
-                                                   issuer_name=desired.box.name[:32])
+        return pyotp.TOTP(secret).provisioning_uri(
+            name=user.name, issuer_name=desired.box.name[:32]
+        )
 
     def totp_confirm(self, desired: Desired, name: str, code) -> tuple[Desired, list[str]]:
         """Turn the second factor on; the recovery codes are shown this once only."""
@@ -170,7 +185,9 @@ class AccountService:
         self.secrets.put(totp_key(user.name), pending)
         self.secrets.delete(totp_key(user.name, pending=True))
         self.secrets.put(recovery_key(user.name), Secret(json.dumps([_digest(c) for c in codes])))
-        return replace(desired, accounts=desired.accounts.with_user(replace(user, totp=True))), codes
+        return replace(
+            desired, accounts=desired.accounts.with_user(replace(user, totp=True))
+        ), codes
 
     def totp_disable(self, desired: Desired, name: str, passphrase) -> Desired:
         user = self.find(desired, name)
@@ -195,15 +212,17 @@ class AccountService:
 
     # -- sessions ------------------------------------------------------------------------
 
-    def login(self, desired: Desired, name, passphrase, address: str,
-              otp: str | None = None) -> tuple[str, User]:
+    def login(
+        self, desired: Desired, name, passphrase, address: str, otp: str | None = None
+    ) -> tuple[str, User]:
         if not isinstance(name, str) or not isinstance(passphrase, str):
             raise Invalid("name and passphrase are required", "name")
         keys = [f"address:{address}", f"user:{name.lower()[:64]}"]
         wait = self.runtime.wait_before_next(keys)
         if wait > 0:
-            raise RateLimited(f"too many failed logins: try again in {wait:.0f} s",
-                              retry_after=wait)
+            raise RateLimited(
+                f"too many failed logins: try again in {wait:.0f} s", retry_after=wait
+            )
         user = desired.accounts.user(name)
         stored = self.secrets.get(password_key(user.name)) if user else None
         if not passwords.verify(stored, passphrase) or user is None:

@@ -64,15 +64,18 @@ class RuntimeStore:
     def open_session(self, user: str, address: str) -> str:
         token = random.token_urlsafe(32)
         now = self.clock()
-        self._run("INSERT INTO sessions VALUES (?, ?, ?, ?, ?)",
-                  (_sha256(token), user, now, now, address))
+        self._run(
+            "INSERT INTO sessions VALUES (?, ?, ?, ?, ?)", (_sha256(token), user, now, now, address)
+        )
         return token
 
     def session(self, token: str) -> Session | None:
         """The live session for a token (and it is touched), or None."""
         now = self.clock()
-        rows = self._run("SELECT user, created, last_seen, address FROM sessions "
-                         "WHERE token_sha256 = ?", (_sha256(token),))
+        rows = self._run(
+            "SELECT user, created, last_seen, address FROM sessions WHERE token_sha256 = ?",
+            (_sha256(token),),
+        )
         if not rows:
             return None
         session = Session(*rows[0])
@@ -80,8 +83,9 @@ class RuntimeStore:
             self.close_session(token)
             return None
         if now - session.last_seen > TOUCH_EVERY:  # not a write on every page
-            self._run("UPDATE sessions SET last_seen = ? WHERE token_sha256 = ?",
-                      (now, _sha256(token)))
+            self._run(
+                "UPDATE sessions SET last_seen = ? WHERE token_sha256 = ?", (now, _sha256(token))
+            )
         return session
 
     def close_session(self, token: str) -> None:
@@ -91,8 +95,12 @@ class RuntimeStore:
         self._run("DELETE FROM sessions WHERE user = ?", (user,))
 
     def sessions_of(self, user: str) -> list[Session]:
-        return [Session(*row) for row in self._run(
-            "SELECT user, created, last_seen, address FROM sessions WHERE user = ?", (user,))]
+        return [
+            Session(*row)
+            for row in self._run(
+                "SELECT user, created, last_seen, address FROM sessions WHERE user = ?", (user,)
+            )
+        ]
 
     # -- one-time links to a device's config -------------------------------------------
 
@@ -105,8 +113,10 @@ class RuntimeStore:
     def redeem_link(self, token: str) -> int | None:
         """The device a live link is for; the link dies as it is used."""
         with self._lock:
-            row = self._db.execute("DELETE FROM links WHERE token_sha256 = ? RETURNING "
-                                   "device_id, expires", (_sha256(token),)).fetchone()
+            row = self._db.execute(
+                "DELETE FROM links WHERE token_sha256 = ? RETURNING device_id, expires",
+                (_sha256(token),),
+            ).fetchone()
         return row[0] if row and row[1] > self.clock() else None
 
     # -- invitations to join the household --------------------------------------------
@@ -119,13 +129,16 @@ class RuntimeStore:
 
     def invite(self, token: str) -> tuple[str, str] | None:
         """(user name, role) of a live invitation, which stays live."""
-        rows = self._run("SELECT user, role, expires FROM invites WHERE token_sha256 = ?",
-                         (_sha256(token),))
+        rows = self._run(
+            "SELECT user, role, expires FROM invites WHERE token_sha256 = ?", (_sha256(token),)
+        )
         return rows[0][:2] if rows and rows[0][2] > self.clock() else None
 
     def close_invite(self, token: str) -> None:
-        self._run("DELETE FROM invites WHERE token_sha256 = ? OR expires <= ?",
-                  (_sha256(token), self.clock()))
+        self._run(
+            "DELETE FROM invites WHERE token_sha256 = ? OR expires <= ?",
+            (_sha256(token), self.clock()),
+        )
 
     # -- failed logins ---------------------------------------------------------------
 
@@ -142,8 +155,11 @@ class RuntimeStore:
     def failed(self, keys: list[str]) -> None:
         now = self.clock()
         for key in keys:
-            self._run("INSERT INTO failures VALUES (?, 1, ?) ON CONFLICT(key) DO UPDATE "
-                      "SET count = count + 1, last = excluded.last", (key, now))
+            self._run(
+                "INSERT INTO failures VALUES (?, 1, ?) ON CONFLICT(key) DO UPDATE "
+                "SET count = count + 1, last = excluded.last",
+                (key, now),
+            )
 
     def succeeded(self, keys: list[str]) -> None:
         for key in keys:
@@ -157,7 +173,7 @@ class RuntimeStore:
         if rows and not renew and rows[0][1] > self.clock():
             return rows[0][0], rows[0][1]
         raw = "".join(random.choice(_CODE_ALPHABET) for _ in range(12))
-        code = "-".join(raw[i:i + 4] for i in range(0, 12, 4))
+        code = "-".join(raw[i : i + 4] for i in range(0, 12, 4))
         expires = self.clock() + SETUP_CODE_LIFETIME
         self._run("INSERT OR REPLACE INTO setup_code VALUES (1, ?, ?)", (code, expires))
         return code, expires

@@ -13,8 +13,9 @@ class AgentUnavailable(ApplianceError):
 
 
 class Client:
-    def __init__(self, path: Path = DEFAULT_SOCKET, timeout: float = 120,
-                 session: str | None = None):
+    def __init__(
+        self, path: Path = DEFAULT_SOCKET, timeout: float = 120, session: str | None = None
+    ):
         self.path = Path(path)
         self.timeout = timeout
         self.session = session
@@ -28,7 +29,9 @@ class Client:
             sock.connect(str(self.path))
         except OSError as err:
             sock.close()
-            raise AgentUnavailable(f"cannot reach the agent at {self.path}: {err.strerror}") from None
+            raise AgentUnavailable(
+                f"cannot reach the agent at {self.path}: {err.strerror}"
+            ) from None
         self._sock, self._file = sock, sock.makefile("rb")
 
     def call(self, method: str, **params):
@@ -50,7 +53,9 @@ class Client:
         if answer["ok"]:
             return answer["result"]
         error = answer["error"]
-        err = ERRORS_BY_CODE.get(error["code"], ApplianceError)(error["message"], error.get("field"))
+        err = ERRORS_BY_CODE.get(error["code"], ApplianceError)(
+            error["message"], error.get("field")
+        )
         if "retry_after" in error:
             err.retry_after = error["retry_after"]
         raise err

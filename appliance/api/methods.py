@@ -30,10 +30,21 @@ from ..vpn.service import UNSET
 REQUIRED = object()
 NoneType = type(None)
 TEXT, INT, BOOL, LIST, OBJ = (str,), (int,), (bool,), (list,), (dict,)
-OPT_TEXT, OPT_INT, OPT_LIST, OPT_OBJ = (str, NoneType), (int, NoneType), (list, NoneType), (dict, NoneType)
+OPT_TEXT, OPT_INT, OPT_LIST, OPT_OBJ = (
+    (str, NoneType),
+    (int, NoneType),
+    (list, NoneType),
+    (dict, NoneType),
+)
 WHY = {"why": (OPT_TEXT, None)}
-JSON_TYPES = {str: "text", int: "a whole number", bool: "true or false", list: "a list",
-              dict: "an object", NoneType: "null"}
+JSON_TYPES = {
+    str: "text",
+    int: "a whole number",
+    bool: "true or false",
+    list: "a list",
+    dict: "an object",
+    NoneType: "null",
+}
 
 
 ACCESS = ("public", "member", "manager", "root")
@@ -52,9 +63,11 @@ METHODS: dict[str, Method] = {}
 
 def method(method_name: str, /, access: str = "manager", **params):
     assert access in ACCESS
+
     def register(fn):
         METHODS[method_name] = Method(method_name, access, params, fn)
         return fn
+
     return register
 
 
@@ -98,9 +111,11 @@ def _why(why, default: str) -> str:
 
 
 def _changed(revision, outcomes) -> dict:
-    return {"revision": revision.n,
-            "applied": all(o.converged for o in outcomes),
-            "reconcile": [o.to_json() for o in outcomes]}
+    return {
+        "revision": revision.n,
+        "applied": all(o.converged for o in outcomes),
+        "reconcile": [o.to_json() for o in outcomes],
+    }
 
 
 def _apply(box: Box, who: str, why: str, make) -> dict:
@@ -111,6 +126,7 @@ def _apply(box: Box, who: str, why: str, make) -> dict:
 
 
 # -- status and configuration history ---------------------------------------------
+
 
 @method("status", access="member")
 def status(box: Box, caller: Caller):
@@ -126,8 +142,9 @@ def devices_live(box: Box, caller: Caller, offset, limit):
     """A page of the devices the caller may see, with last handshake and traffic."""
     if offset < 0 or not 1 <= limit <= 10_000:
         raise Invalid("offset must be 0 or more and limit between 1 and 10000", "limit")
-    return box.devices_live(None if caller.manages_box else lambda d: d.owner == caller.name,
-                            offset, limit)
+    return box.devices_live(
+        None if caller.manages_box else lambda d: d.owner == caller.name, offset, limit
+    )
 
 
 @method("reconcile")
@@ -157,11 +174,15 @@ def rollback(box: Box, caller: Caller, revision):
 
 # -- claiming the box, accounts and sessions ---------------------------------------
 
+
 @method("setup.status", access="public")
 def setup_status(box: Box, caller: Caller):
     _, desired = box.head()
-    return {"claimed": desired.box.claimed, "name": desired.box.name,
-            "language": desired.box.language}
+    return {
+        "claimed": desired.box.claimed,
+        "name": desired.box.name,
+        "language": desired.box.language,
+    }
 
 
 @method("setup.code", access="root", renew=(BOOL, False))
@@ -173,11 +194,30 @@ def setup_code(box: Box, caller: Caller, renew):
     return {"code": code, "expires": expires}
 
 
-@method("setup.claim", access="public", code=(TEXT, REQUIRED), address=(TEXT, REQUIRED),
-        language=(TEXT, REQUIRED), box_name=(TEXT, REQUIRED), admin_name=(TEXT, REQUIRED),
-        passphrase=(TEXT, REQUIRED), timezone=(TEXT, REQUIRED), endpoint=(OPT_OBJ, None))
-def setup_claim(box: Box, caller: Caller, code, address, language, box_name, admin_name,
-                passphrase, timezone, endpoint):
+@method(
+    "setup.claim",
+    access="public",
+    code=(TEXT, REQUIRED),
+    address=(TEXT, REQUIRED),
+    language=(TEXT, REQUIRED),
+    box_name=(TEXT, REQUIRED),
+    admin_name=(TEXT, REQUIRED),
+    passphrase=(TEXT, REQUIRED),
+    timezone=(TEXT, REQUIRED),
+    endpoint=(OPT_OBJ, None),
+)
+def setup_claim(
+    box: Box,
+    caller: Caller,
+    code,
+    address,
+    language,
+    box_name,
+    admin_name,
+    passphrase,
+    timezone,
+    endpoint,
+):
     """The first-boot wizard in one step: all of it is checked before anything is kept."""
     from ..schema import BoxSettings
 
@@ -188,8 +228,9 @@ def setup_claim(box: Box, caller: Caller, code, address, language, box_name, adm
     box.accounts.check_setup_code(code, where)
 
     def make(d):
-        settings = BoxSettings.from_json({"name": box_name, "language": language,
-                                          "timezone": timezone}, "")
+        settings = BoxSettings.from_json(
+            {"name": box_name, "language": language, "timezone": timezone}, ""
+        )
         d = d.with_box(settings)
         if endpoint is not None:
             d = box.vpn.change_settings(d, endpoint=endpoint)
@@ -202,8 +243,14 @@ def setup_claim(box: Box, caller: Caller, code, address, language, box_name, adm
     return {**_changed(revision, outcomes), "session": token, "user": user.to_json()}
 
 
-@method("auth.login", access="public", name=(TEXT, REQUIRED), passphrase=(TEXT, REQUIRED),
-        address=(TEXT, REQUIRED), otp=(OPT_TEXT, None))
+@method(
+    "auth.login",
+    access="public",
+    name=(TEXT, REQUIRED),
+    passphrase=(TEXT, REQUIRED),
+    address=(TEXT, REQUIRED),
+    otp=(OPT_TEXT, None),
+)
 def login(box: Box, caller: Caller, name, passphrase, address, otp):
     _, desired = box.head()
     if not desired.box.claimed:
@@ -229,12 +276,20 @@ def logout(box: Box, caller: Caller, token):
 
 @method("account.language", access="member", language=(OPT_TEXT, REQUIRED))
 def account_language(box: Box, caller: Caller, language):
-    return _apply(box, caller.who, f"language of {caller.name}",
-                  lambda d: box.accounts.set_language(d, caller.name, language))
+    return _apply(
+        box,
+        caller.who,
+        f"language of {caller.name}",
+        lambda d: box.accounts.set_language(d, caller.name, language),
+    )
 
 
-@method("account.passphrase", access="member", old_passphrase=(TEXT, REQUIRED),
-        new_passphrase=(TEXT, REQUIRED))
+@method(
+    "account.passphrase",
+    access="member",
+    old_passphrase=(TEXT, REQUIRED),
+    new_passphrase=(TEXT, REQUIRED),
+)
 def account_passphrase(box: Box, caller: Caller, old_passphrase, new_passphrase):
     box.accounts.set_passphrase(box.head()[1], caller.name, old_passphrase, new_passphrase)
     return {}
@@ -247,15 +302,22 @@ def totp_begin(box: Box, caller: Caller):
 
 @method("account.totp.confirm", access="member", otp=(TEXT, REQUIRED))
 def totp_confirm(box: Box, caller: Caller, otp):
-    revision, codes, outcomes = box.change(caller.who, f"second factor on for {caller.name}",
-                                           lambda d: box.accounts.totp_confirm(d, caller.name, otp))
+    revision, codes, outcomes = box.change(
+        caller.who,
+        f"second factor on for {caller.name}",
+        lambda d: box.accounts.totp_confirm(d, caller.name, otp),
+    )
     return {**_changed(revision, outcomes), "recovery_codes": codes}
 
 
 @method("account.totp.disable", access="member", passphrase=(TEXT, REQUIRED))
 def totp_disable(box: Box, caller: Caller, passphrase):
-    return _apply(box, caller.who, f"second factor off for {caller.name}",
-                  lambda d: box.accounts.totp_disable(d, caller.name, passphrase))
+    return _apply(
+        box,
+        caller.who,
+        f"second factor off for {caller.name}",
+        lambda d: box.accounts.totp_disable(d, caller.name, passphrase),
+    )
 
 
 @method("users.list")
@@ -264,11 +326,20 @@ def users_list(box: Box, caller: Caller):
     return [u.to_json() for u in desired.accounts.users]
 
 
-@method("users.add", name=(TEXT, REQUIRED), role=(TEXT, "member"),
-        passphrase=(TEXT, REQUIRED), language=(OPT_TEXT, None))
+@method(
+    "users.add",
+    name=(TEXT, REQUIRED),
+    role=(TEXT, "member"),
+    passphrase=(TEXT, REQUIRED),
+    language=(OPT_TEXT, None),
+)
 def users_add(box: Box, caller: Caller, name, role, passphrase, language):
-    return _apply(box, caller.who, f"add user {name}",
-                  lambda d: box.accounts.add_user(d, name, role, passphrase, language))
+    return _apply(
+        box,
+        caller.who,
+        f"add user {name}",
+        lambda d: box.accounts.add_user(d, name, role, passphrase, language),
+    )
 
 
 @method("users.invite", name=(TEXT, REQUIRED), role=(TEXT, "member"))
@@ -291,26 +362,33 @@ def users_invitation(box: Box, caller: Caller, token):
     return {"name": found[0], "role": found[1], "box": box.head()[1].box.name}
 
 
-@method("users.join", access="public", token=(TEXT, REQUIRED), passphrase=(TEXT, REQUIRED),
-        language=(OPT_TEXT, None))
+@method(
+    "users.join",
+    access="public",
+    token=(TEXT, REQUIRED),
+    passphrase=(TEXT, REQUIRED),
+    language=(OPT_TEXT, None),
+)
 def users_join(box: Box, caller: Caller, token, passphrase, language):
     """Accept an invitation: the account is made with the passphrase its owner chose,
     and the invitation dies. A refused passphrase leaves the invitation usable."""
+
     def join(desired):
         found = box.runtime.invite(token) if len(token) <= 128 else None
         if found is None:
             raise NotFound("this invitation is unknown, used or expired", "token")
         return box.accounts.add_user(desired, found[0], found[1], passphrase, language), found[0]
-    revision, name, outcomes = box.change("invitation", "a new member accepted an invitation",
-                                          join)
+
+    revision, name, outcomes = box.change("invitation", "a new member accepted an invitation", join)
     box.runtime.close_invite(token)
     return {**_changed(revision, outcomes), "name": name}
 
 
 @method("users.remove", name=(TEXT, REQUIRED))
 def users_remove(box: Box, caller: Caller, name):
-    answer = _apply(box, caller.who, f"remove user {name}",
-                    lambda d: box.accounts.remove_user(d, name, caller))
+    answer = _apply(
+        box, caller.who, f"remove user {name}", lambda d: box.accounts.remove_user(d, name, caller)
+    )
     box.runtime.close_sessions_of(name)
     return answer
 
@@ -327,14 +405,16 @@ def users_handover(box: Box, caller: Caller):
         for name in installers:
             d = box.accounts.remove_user(d, name, caller)
         return d
+
     answer = _apply(box, caller.who, "handover: installer access ended", make)
     for name in installers:
         box.runtime.close_sessions_of(name)
     return {**answer, "removed": installers}
 
 
-@method("box.settings.set", name=(TEXT, UNSET), language=(TEXT, UNSET), timezone=(TEXT, UNSET),
-        **WHY)
+@method(
+    "box.settings.set", name=(TEXT, UNSET), language=(TEXT, UNSET), timezone=(TEXT, UNSET), **WHY
+)
 def box_settings_set(box: Box, caller: Caller, why, **changes):
     from ..schema import BoxSettings
 
@@ -342,11 +422,16 @@ def box_settings_set(box: Box, caller: Caller, why, **changes):
     if not changes:
         raise Invalid("nothing to change")
 
-    return _apply(box, caller.who, _why(why, "change box settings: " + ", ".join(sorted(changes))),
-                  lambda d: d.with_box(BoxSettings.from_json({**d.box.to_json(), **changes}, "")))
+    return _apply(
+        box,
+        caller.who,
+        _why(why, "change box settings: " + ", ".join(sorted(changes))),
+        lambda d: d.with_box(BoxSettings.from_json({**d.box.to_json(), **changes}, "")),
+    )
 
 
 # -- the VPN -----------------------------------------------------------------------
+
 
 def _settings(box: Box) -> dict:
     _, desired = box.head()
@@ -398,25 +483,47 @@ def settings_get(box: Box, caller: Caller):
     return _settings(box)
 
 
-@method("vpn.settings.set", interface=(TEXT, UNSET), listen_port=(INT, UNSET),
-        ipv4_subnet=(TEXT, UNSET), ipv6_subnet=(TEXT, UNSET), endpoint=(OPT_OBJ, UNSET),
-        dns=(LIST, UNSET), home_networks=(LIST, UNSET), **WHY)
+@method(
+    "vpn.settings.set",
+    interface=(TEXT, UNSET),
+    listen_port=(INT, UNSET),
+    ipv4_subnet=(TEXT, UNSET),
+    ipv6_subnet=(TEXT, UNSET),
+    endpoint=(OPT_OBJ, UNSET),
+    dns=(LIST, UNSET),
+    home_networks=(LIST, UNSET),
+    **WHY,
+)
 def settings_set(box: Box, caller: Caller, why, **changes):
     changes = {k: v for k, v in changes.items() if v is not UNSET}
     if not changes:
         raise Invalid("nothing to change")
-    answer = _apply(box, caller.who, _why(why, "change VPN settings: " + ", ".join(sorted(changes))),
-                    lambda d: box.vpn.change_settings(d, **changes))
+    answer = _apply(
+        box,
+        caller.who,
+        _why(why, "change VPN settings: " + ", ".join(sorted(changes))),
+        lambda d: box.vpn.change_settings(d, **changes),
+    )
     return {**answer, "settings": _settings(box)}
 
 
-@method("vpn.device.add", access="member", name=(TEXT, REQUIRED), mode=(TEXT, "home"),
-        dns=(OPT_LIST, None), preshared_key=(BOOL, False), public_key=(OPT_TEXT, None), **WHY)
+@method(
+    "vpn.device.add",
+    access="member",
+    name=(TEXT, REQUIRED),
+    mode=(TEXT, "home"),
+    dns=(OPT_LIST, None),
+    preshared_key=(BOOL, False),
+    public_key=(OPT_TEXT, None),
+    **WHY,
+)
 def device_add(box: Box, caller: Caller, name, mode, dns, preshared_key, public_key, why):
     owner = None if caller.role == "root" else caller.name
     revision, device, outcomes = box.change(
-        caller.who, _why(why, f"add device “{name}”"),
-        lambda d: box.vpn.add_device(d, name, mode, dns, preshared_key, public_key, owner))
+        caller.who,
+        _why(why, f"add device “{name}”"),
+        lambda d: box.vpn.add_device(d, name, mode, dns, preshared_key, public_key, owner),
+    )
     return {**_changed(revision, outcomes), "device": device.to_json()}
 
 
@@ -430,13 +537,22 @@ def device_get(box: Box, caller: Caller, device):
     return _device(box, caller, device).to_json()
 
 
-@method("vpn.device.update", access="member", device=((int, str), REQUIRED),
-        name=(TEXT, UNSET), mode=(TEXT, UNSET), dns=(OPT_LIST, UNSET), **WHY)
+@method(
+    "vpn.device.update",
+    access="member",
+    device=((int, str), REQUIRED),
+    name=(TEXT, UNSET),
+    mode=(TEXT, UNSET),
+    dns=(OPT_LIST, UNSET),
+    **WHY,
+)
 def device_update(box: Box, caller: Caller, device, name, mode, dns, why):
     ref = _device(box, caller, device).id
     revision, updated, outcomes = box.change(
-        caller.who, _why(why, f"change device {ref}"),
-        lambda d: box.vpn.update_device(d, ref, name, mode, dns))
+        caller.who,
+        _why(why, f"change device {ref}"),
+        lambda d: box.vpn.update_device(d, ref, name, mode, dns),
+    )
     return {**_changed(revision, outcomes), "device": updated.to_json()}
 
 
@@ -444,8 +560,10 @@ def device_update(box: Box, caller: Caller, device, name, mode, dns, why):
 def device_remove(box: Box, caller: Caller, device, why):
     found = _device(box, caller, device)
     revision, gone, outcomes = box.change(
-        caller.who, _why(why, f"remove device “{found.name}”"),
-        lambda d: box.vpn.remove_device(d, found.id))
+        caller.who,
+        _why(why, f"remove device “{found.name}”"),
+        lambda d: box.vpn.remove_device(d, found.id),
+    )
     return {**_changed(revision, outcomes), "device": gone.to_json()}
 
 
@@ -457,6 +575,7 @@ def device_config(box: Box, caller: Caller, device):
 
 # -- mail ---------------------------------------------------------------------------
 
+
 @method("mail.settings.get", access="member")
 def mail_settings_get(box: Box, caller: Caller):
     mail = box.data_settings().mail.to_json()
@@ -464,16 +583,28 @@ def mail_settings_get(box: Box, caller: Caller):
     return mail
 
 
-@method("mail.settings.set", enabled=(BOOL, UNSET), domain=(TEXT, UNSET),
-        max_message_mib=(INT, UNSET), quota_mib=(INT, UNSET),
-        delete_fetched_after_days=(INT, UNSET), encrypted_only=(BOOL, UNSET),
-        smarthost=(OPT_OBJ, UNSET), smarthost_password=(OPT_TEXT, None), **WHY)
+@method(
+    "mail.settings.set",
+    enabled=(BOOL, UNSET),
+    domain=(TEXT, UNSET),
+    max_message_mib=(INT, UNSET),
+    quota_mib=(INT, UNSET),
+    delete_fetched_after_days=(INT, UNSET),
+    encrypted_only=(BOOL, UNSET),
+    smarthost=(OPT_OBJ, UNSET),
+    smarthost_password=(OPT_TEXT, None),
+    **WHY,
+)
 def mail_settings_set(box: Box, caller: Caller, why, smarthost_password, **changes):
     changes = {k: v for k, v in changes.items() if v is not UNSET}
     if not changes and smarthost_password is None:
         raise Invalid("nothing to change")
-    answer = _apply(box, caller.who, _why(why, "change mail settings: " + ", ".join(sorted(changes))),
-                    lambda d: box.mail.change_settings(d, smarthost_password, **changes))
+    answer = _apply(
+        box,
+        caller.who,
+        _why(why, "change mail settings: " + ", ".join(sorted(changes))),
+        lambda d: box.mail.change_settings(d, smarthost_password, **changes),
+    )
     return {**answer, "settings": mail_settings_get(box, caller)}
 
 
@@ -492,14 +623,19 @@ def _owner(box: Box, caller: Caller, owner) -> str:
 def mail_password_add(box: Box, caller: Caller, label, owner, why):
     who = _owner(box, caller, owner)
     revision, (entry, password), outcomes = box.change(
-        caller.who, _why(why, f"add an app password for {who}"),
-        lambda d: box.mail.add_password(d, who, label))
+        caller.who,
+        _why(why, f"add an app password for {who}"),
+        lambda d: box.mail.add_password(d, who, label),
+    )
     desired = box.head()[1]
     address = desired.mail.address(who)
-    return {**_changed(revision, outcomes), "app_password": entry.to_json(),
-            "address": address, "password": password,
-            "client": client_settings(desired.mail.domain, address, password,
-                                      desired.chat.enabled)}
+    return {
+        **_changed(revision, outcomes),
+        "app_password": entry.to_json(),
+        "address": address,
+        "password": password,
+        "client": client_settings(desired.mail.domain, address, password, desired.chat.enabled),
+    }
 
 
 @method("mail.password.list", access="member", owner=(OPT_TEXT, None))
@@ -511,8 +647,12 @@ def mail_password_list(box: Box, caller: Caller, owner):
 @method("mail.password.remove", access="member", id=(INT, REQUIRED), **WHY)
 def mail_password_remove(box: Box, caller: Caller, id, why):
     owner = None if caller.manages_box else caller.name
-    return _apply(box, caller.who, _why(why, f"revoke app password {id}"),
-                  lambda d: box.mail.remove_password(d, id, owner))
+    return _apply(
+        box,
+        caller.who,
+        _why(why, f"revoke app password {id}"),
+        lambda d: box.mail.remove_password(d, id, owner),
+    )
 
 
 @method("chat.settings.get", access="member")
@@ -520,14 +660,24 @@ def chat_settings_get(box: Box, caller: Caller):
     return box.data_settings().chat.to_json()
 
 
-@method("chat.settings.set", enabled=(BOOL, UNSET), archive_days=(INT, UNSET),
-        upload_mib=(INT, UNSET), upload_days=(INT, UNSET), **WHY)
+@method(
+    "chat.settings.set",
+    enabled=(BOOL, UNSET),
+    archive_days=(INT, UNSET),
+    upload_mib=(INT, UNSET),
+    upload_days=(INT, UNSET),
+    **WHY,
+)
 def chat_settings_set(box: Box, caller: Caller, why, **changes):
     changes = {k: v for k, v in changes.items() if v is not UNSET}
     if not changes:
         raise Invalid("nothing to change")
-    answer = _apply(box, caller.who, _why(why, "change chat settings: " + ", ".join(sorted(changes))),
-                    lambda d: box.mail.change_chat(d, **changes))
+    answer = _apply(
+        box,
+        caller.who,
+        _why(why, "change chat settings: " + ", ".join(sorted(changes))),
+        lambda d: box.mail.change_chat(d, **changes),
+    )
     return {**answer, "settings": chat_settings_get(box, caller)}
 
 
@@ -547,11 +697,13 @@ def mail_dns(box: Box, caller: Caller, check):
     if not check:
         return records
     from ..mail import dnscheck  # dnspython is ~5 MB the agent needs only here
+
     resolv_conf = box.system.read("/etc/resolv.conf") or b""
     return dnscheck.check(records, dnscheck.nameservers(resolv_conf.decode("utf-8", "replace")))
 
 
 # -- storage ------------------------------------------------------------------------
+
 
 @method("storage.status")
 def storage_status(box: Box, caller: Caller):
@@ -561,32 +713,49 @@ def storage_status(box: Box, caller: Caller):
 @method("storage.disks")
 def storage_disks(box: Box, caller: Caller):
     volume = box.head()[1].storage.volume
-    return [{**d.to_json(), "is_storage": volume is not None and d.detail == volume.uuid}
-            for d in box.storage.disks()]
+    return [
+        {**d.to_json(), "is_storage": volume is not None and d.detail == volume.uuid}
+        for d in box.storage.disks()
+    ]
 
 
 @method("storage.settings.set", allow_unencrypted=(BOOL, REQUIRED), **WHY)
 def storage_settings_set(box: Box, caller: Caller, allow_unencrypted, why):
     what = "keep data unencrypted" if allow_unencrypted else "keep data only on encrypted storage"
-    return _apply(box, caller.who, _why(why, what),
-                  lambda d: box.storage.change_settings(d, allow_unencrypted))
+    return _apply(
+        box,
+        caller.who,
+        _why(why, what),
+        lambda d: box.storage.change_settings(d, allow_unencrypted),
+    )
 
 
-@method("storage.format", disk=(TEXT, REQUIRED), confirm=(TEXT, REQUIRED),
-        passphrase=(TEXT, REQUIRED), cipher=(OPT_TEXT, None))
+@method(
+    "storage.format",
+    disk=(TEXT, REQUIRED),
+    confirm=(TEXT, REQUIRED),
+    passphrase=(TEXT, REQUIRED),
+    cipher=(OPT_TEXT, None),
+)
 def storage_format(box: Box, caller: Caller, disk, confirm, passphrase, cipher):
     """Erase DISK (CONFIRM: its name, typed) and make it the encrypted storage; the
     recovery key is in the answer, this once."""
+
     def make(d):
-        made = box.storage.format(d, disk, confirm, passphrase, cipher,
-                                  stop_users=box.stop_data_services)
+        made = box.storage.format(
+            d, disk, confirm, passphrase, cipher, stop_users=box.stop_data_services
+        )
         box.forget_facts()  # the new volume is mounted: mail, chat, files may run now
         return made
 
-    revision, key, outcomes = box.change(caller.who, f"make disk {disk} the encrypted storage",
-                                         make)
-    return {**_changed(revision, outcomes), "recovery_key": key,
-            "status": box.storage.status(box.head()[1])}
+    revision, key, outcomes = box.change(
+        caller.who, f"make disk {disk} the encrypted storage", make
+    )
+    return {
+        **_changed(revision, outcomes),
+        "recovery_key": key,
+        "status": box.storage.status(box.head()[1]),
+    }
 
 
 @method("storage.unlock", key=(TEXT, REQUIRED))
@@ -594,15 +763,20 @@ def storage_unlock(box: Box, caller: Caller, key):
     with box.lock:
         slot = box.storage.unlock(box.head()[1], key)
         outcomes = box.reconcile()
-    return {"slot": slot, "reconcile": [o.to_json() for o in outcomes],
-            "status": box.storage.status(box.head()[1])}
+    return {
+        "slot": slot,
+        "reconcile": [o.to_json() for o in outcomes],
+        "status": box.storage.status(box.head()[1]),
+    }
 
 
 @method("storage.lock")
 def storage_lock(box: Box, caller: Caller):
     outcomes = box.lock_storage()
-    return {"reconcile": [o.to_json() for o in outcomes],
-            "status": box.storage.status(box.head()[1])}
+    return {
+        "reconcile": [o.to_json() for o in outcomes],
+        "status": box.storage.status(box.head()[1]),
+    }
 
 
 @method("storage.passphrase", old=(TEXT, REQUIRED), new=(TEXT, REQUIRED))
@@ -635,16 +809,22 @@ def box_factory_reset(box: Box, caller: Caller):
     """Forget the household: accounts, secrets, devices, history; the disks' contents
     stay (appliance/reset.py). The hardware service asks for it after the button."""
     from ..reset import factory_reset
+
     factory_reset(box)
     return {"claimed": False}
 
 
 # -- files --------------------------------------------------------------------------
 
+
 @method("files.settings.set", enabled=(BOOL, REQUIRED), **WHY)
 def files_settings_set(box: Box, caller: Caller, enabled, why):
-    return _apply(box, caller.who, _why(why, f"turn the file share {'on' if enabled else 'off'}"),
-                  lambda d: d.with_files(FilesSettings(enabled)))
+    return _apply(
+        box,
+        caller.who,
+        _why(why, f"turn the file share {'on' if enabled else 'off'}"),
+        lambda d: d.with_files(FilesSettings(enabled)),
+    )
 
 
 @method("files.connection", access="member", owner=(OPT_TEXT, None))
@@ -659,11 +839,15 @@ def files_password(box: Box, caller: Caller, owner):
     who = _owner(box, caller, owner)
     with box.lock:
         desired = box.head()[1]
-        return {**box.files.connection(desired, who),
-                "password": box.files.new_password(desired, who), "has_password": True}
+        return {
+            **box.files.connection(desired, who),
+            "password": box.files.new_password(desired, who),
+            "has_password": True,
+        }
 
 
 # -- the installer's SSH -------------------------------------------------------------
+
 
 @method("ssh.access")
 def ssh_access(box: Box, caller: Caller):
@@ -675,10 +859,20 @@ def ssh_access(box: Box, caller: Caller):
 def ssh_key_add(box: Box, caller: Caller, key, name, why):
     """A public key that may log in as root over SSH; the first one turns SSH on. NAME
     defaults to the key's comment (alice@laptop)."""
-    added = SshKey.from_json({"key": key, "name": key_comment(key) if name is None else name,
-                              "owner": None if caller.role == "root" else caller.name}, "")
-    answer = _apply(box, caller.who, _why(why, f"add SSH key {added.name!r}"),
-                    lambda d: d.with_ssh(d.ssh.with_key(added)))
+    added = SshKey.from_json(
+        {
+            "key": key,
+            "name": key_comment(key) if name is None else name,
+            "owner": None if caller.role == "root" else caller.name,
+        },
+        "",
+    )
+    answer = _apply(
+        box,
+        caller.who,
+        _why(why, f"add SSH key {added.name!r}"),
+        lambda d: d.with_ssh(d.ssh.with_key(added)),
+    )
     return {**answer, "ssh": box.ssh.access(box.head()[1])}
 
 
@@ -689,12 +883,17 @@ def ssh_key_remove(box: Box, caller: Caller, fingerprint, why):
     gone = next((k for k in keys if key_fingerprint(k.key) == fingerprint), None)
     if gone is None:
         raise NotFound("there is no SSH key with that fingerprint", "fingerprint")
-    answer = _apply(box, caller.who, _why(why, f"remove SSH key {gone.name!r}"),
-                    lambda d: d.with_ssh(SshSettings(tuple(k for k in d.ssh.keys if k != gone))))
+    answer = _apply(
+        box,
+        caller.who,
+        _why(why, f"remove SSH key {gone.name!r}"),
+        lambda d: d.with_ssh(SshSettings(tuple(k for k in d.ssh.keys if k != gone))),
+    )
     return {**answer, "ssh": box.ssh.access(box.head()[1])}
 
 
 # -- hardware -----------------------------------------------------------------------
+
 
 @method("hardware.status", access="member")
 def hardware_status(box: Box, caller: Caller):
@@ -702,6 +901,7 @@ def hardware_status(box: Box, caller: Caller):
     absent hardware is reported, never an error."""
     from hardware.boards import detect
     from hardware.status import survey
+
     return survey(detect()).to_dict()
 
 

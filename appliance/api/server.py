@@ -49,8 +49,9 @@ class _Handler(socketserver.StreamRequestHandler):
             if not line:
                 return
             if len(line) > MAX_REQUEST:
-                self.wfile.write(_answer(error=TooLarge(
-                    f"a request may be at most {MAX_REQUEST} bytes")))
+                self.wfile.write(
+                    _answer(error=TooLarge(f"a request may be at most {MAX_REQUEST} bytes"))
+                )
                 return  # the rest of the line cannot be trusted to frame anything
             try:
                 self.wfile.write(self._serve(uid, line))
@@ -66,8 +67,9 @@ class _Handler(socketserver.StreamRequestHandler):
             if not isinstance(request, dict):
                 raise Invalid("the request must be a JSON object")
             caller = self.server.caller(uid, request.get("session"))
-            return _answer(call(self.server.box, caller, request.get("method"),
-                                request.get("params")))
+            return _answer(
+                call(self.server.box, caller, request.get("method"), request.get("params"))
+            )
         except ApplianceError as err:
             return _answer(error=err)
         except Exception:
@@ -112,5 +114,3 @@ class ApiServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
         thread = threading.Thread(target=self.serve_forever, name="api", daemon=True)
         thread.start()
         return thread
-
-

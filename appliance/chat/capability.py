@@ -21,8 +21,12 @@ class ChatCapability(DaemonConfig):
         self.secrets = secrets
 
     def depends_on(self, desired: Desired):
-        return (desired.chat, desired.mail, desired.storage,
-                tuple(u.name for u in desired.accounts.users))
+        return (
+            desired.chat,
+            desired.mail,
+            desired.storage,
+            tuple(u.name for u in desired.accounts.users),
+        )
 
     def enabled(self, desired: Desired) -> bool:
         return desired.chat.enabled
@@ -31,10 +35,17 @@ class ChatCapability(DaemonConfig):
         key, cert = self.secrets.get(TLS_KEY_SECRET), self.secrets.get(TLS_CERT_SECRET)
         if not desired.mail.domain or key is None or cert is None:
             raise SystemFailure("chat needs the box's domain and certificate: set up mail first")
-        return render(desired.chat, desired.mail, Inputs(
-            users=tuple(u.name for u in desired.accounts.users),
-            password_hashes=app_password_hashes(self.secrets, desired),
-            tls_key_pem=key.reveal(), tls_cert_pem=cert.reveal(), log_dir=self.log_dir))
+        return render(
+            desired.chat,
+            desired.mail,
+            Inputs(
+                users=tuple(u.name for u in desired.accounts.users),
+                password_hashes=app_password_hashes(self.secrets, desired),
+                tls_key_pem=key.reveal(),
+                tls_cert_pem=cert.reveal(),
+                log_dir=self.log_dir,
+            ),
+        )
 
     def runtime_dirs(self) -> list[tuple[str, str, str]]:
         return [("/run/prosody", "prosody", "prosody"), (DATA_DIR, "prosody", "prosody")]

@@ -16,13 +16,17 @@ class ChatSettings:
     @classmethod
     def from_json(cls, value, fld: str = "chat") -> "ChatSettings":
         v.only_keys(value, fld, {"enabled"}, {"archive_days", "upload_mib", "upload_days"})
-        return cls(enabled=v.boolean(value["enabled"], f"{fld}.enabled"),
-                   archive_days=v.integer(value.get("archive_days", 7), f"{fld}.archive_days",
-                                          1, 3650),
-                   upload_mib=v.integer(value.get("upload_mib", 20), f"{fld}.upload_mib", 1, 500),
-                   upload_days=v.integer(value.get("upload_days", 7), f"{fld}.upload_days",
-                                         1, 365))
+        return cls(
+            enabled=v.boolean(value["enabled"], f"{fld}.enabled"),
+            archive_days=v.integer(value.get("archive_days", 7), f"{fld}.archive_days", 1, 3650),
+            upload_mib=v.integer(value.get("upload_mib", 20), f"{fld}.upload_mib", 1, 500),
+            upload_days=v.integer(value.get("upload_days", 7), f"{fld}.upload_days", 1, 365),
+        )
 
     def to_json(self) -> dict:
-        return {"enabled": self.enabled, "archive_days": self.archive_days,
-                "upload_mib": self.upload_mib, "upload_days": self.upload_days}
+        return {
+            "enabled": self.enabled,
+            "archive_days": self.archive_days,
+            "upload_mib": self.upload_mib,
+            "upload_days": self.upload_days,
+        }

@@ -37,27 +37,29 @@ PORT = 22
 
 def sshd_config(desired: Desired) -> bytes:
     vpn = desired.vpn
-    return lines([
-        "# Written by the Commonsbox agent: the household's files, SFTP only, VPN only.",
-        f"ListenAddress {vpn.box_ipv4.ip}:{PORT}",
-        f"ListenAddress [{vpn.box_ipv6.ip}]:{PORT}",
-        f"HostKey {HOST_KEY}",
-        f"PidFile {PIDFILE}",
-        "UsePAM no",  # the password in /etc/shadow; no PAM sessions, no motd
-        "PasswordAuthentication yes",
-        "KbdInteractiveAuthentication no",
-        "PubkeyAuthentication no",
-        "PermitRootLogin no",
-        f"AllowGroups {GROUP}",
-        *LOCKED_DOWN,
-        "MaxSessions 4",
-        "PermitTTY no",
-        f"ChrootDirectory {FILES}",
-        # What is put in shared/ every member can read (and add to, or replace); a
-        # member starts in their own folder.
-        "ForceCommand internal-sftp -u 0007 -d /%u",
-        "Subsystem sftp internal-sftp",
-    ])
+    return lines(
+        [
+            "# Written by the Commonsbox agent: the household's files, SFTP only, VPN only.",
+            f"ListenAddress {vpn.box_ipv4.ip}:{PORT}",
+            f"ListenAddress [{vpn.box_ipv6.ip}]:{PORT}",
+            f"HostKey {HOST_KEY}",
+            f"PidFile {PIDFILE}",
+            "UsePAM no",  # the password in /etc/shadow; no PAM sessions, no motd
+            "PasswordAuthentication yes",
+            "KbdInteractiveAuthentication no",
+            "PubkeyAuthentication no",
+            "PermitRootLogin no",
+            f"AllowGroups {GROUP}",
+            *LOCKED_DOWN,
+            "MaxSessions 4",
+            "PermitTTY no",
+            f"ChrootDirectory {FILES}",
+            # What is put in shared/ every member can read (and add to, or replace); a
+            # member starts in their own folder.
+            "ForceCommand internal-sftp -u 0007 -d /%u",
+            "Subsystem sftp internal-sftp",
+        ]
+    )
 
 
 def members(desired: Desired) -> frozenset[str]:
@@ -77,15 +79,22 @@ class FilesCapability(DaemonConfig):
         self._members: frozenset[str] = frozenset()
 
     def depends_on(self, desired: Desired):
-        return desired.files, desired.vpn.ipv4_subnet, desired.vpn.ipv6_subnet, \
-            desired.storage, members(desired)
+        return (
+            desired.files,
+            desired.vpn.ipv4_subnet,
+            desired.vpn.ipv6_subnet,
+            desired.storage,
+            members(desired),
+        )
 
     def enabled(self, desired: Desired) -> bool:
         return desired.files.enabled
 
     def files(self, desired: Desired) -> dict[str, File]:
-        return {HOST_KEY: File(host_key_pem(self.secrets, HOST_KEY_SECRET).encode(), 0o600),
-                CONFIG: File(sshd_config(desired))}
+        return {
+            HOST_KEY: File(host_key_pem(self.secrets, HOST_KEY_SECRET).encode(), 0o600),
+            CONFIG: File(sshd_config(desired)),
+        }
 
     def runtime_dirs(self) -> list[tuple[str, str, str]]:
         return [("/run/commonsbox-files", "root", "root"), ("/run/sshd", "root", "root")]
@@ -102,8 +111,11 @@ class FilesCapability(DaemonConfig):
     def _users(self) -> tuple[dict[str, int], int | None]:
         """(our accounts: name -> uid, the group's number) from the box's own files."""
         gid = next((int(f[2]) for f in _table(self.system, "/etc/group") if f[0] == GROUP), None)
-        ours = {f[0]: int(f[2]) for f in _table(self.system, "/etc/passwd")
-                if gid is not None and f[3] == str(gid)}
+        ours = {
+            f[0]: int(f[2])
+            for f in _table(self.system, "/etc/passwd")
+            if gid is not None and f[3] == str(gid)
+        }
         return ours, gid
 
     def taken(self) -> frozenset[str]:
@@ -115,8 +127,11 @@ class FilesCapability(DaemonConfig):
     def is_ready(self) -> bool:
         ours, gid = self._users()
         wanted = self._members - self.taken()
-        return gid is not None and set(ours) == wanted and all(
-            self.system.path(f"{FILES}/{name}").is_dir() for name in (*wanted, SHARED))
+        return (
+            gid is not None
+            and set(ours) == wanted
+            and all(self.system.path(f"{FILES}/{name}").is_dir() for name in (*wanted, SHARED))
+        )
 
     def make_ready(self) -> None:
         run = self.system.run
@@ -124,8 +139,20 @@ class FilesCapability(DaemonConfig):
             run(["groupadd", "--system", GROUP])
         self.remove_accounts(keep=self._members)
         for name in sorted(self._members - set(self._users()[0]) - self.taken()):
-            run(["useradd", "--system", "--gid", GROUP, "--home-dir", f"/{name}",
-                 "--no-create-home", "--shell", "/usr/sbin/nologin", name])
+            run(
+                [
+                    "useradd",
+                    "--system",
+                    "--gid",
+                    GROUP,
+                    "--home-dir",
+                    f"/{name}",
+                    "--no-create-home",
+                    "--shell",
+                    "/usr/sbin/nologin",
+                    name,
+                ]
+            )
         self._folder(FILES, 0o755, "root", "root")
         self._folder(f"{FILES}/{SHARED}", 0o2770, "root", GROUP)
         for name in sorted(self._members - self.taken()):
@@ -155,10 +182,15 @@ class FilesCapability(DaemonConfig):
     def connection(self, desired: Desired, name: str) -> dict:
         """How a member's app reaches the share, and the key it will be shown."""
         host = str(desired.vpn.box_ipv4.ip)
-        return {"enabled": desired.files.enabled, "host": host, "port": PORT, "user": name,
-                "url": f"sftp://{name}@{host}/",
-                "host_key": host_key_fingerprint(self.secrets, HOST_KEY_SECRET),
-                "has_password": self._has_password(name)}
+        return {
+            "enabled": desired.files.enabled,
+            "host": host,
+            "port": PORT,
+            "user": name,
+            "url": f"sftp://{name}@{host}/",
+            "host_key": host_key_fingerprint(self.secrets, HOST_KEY_SECRET),
+            "has_password": self._has_password(name),
+        }
 
     def new_password(self, desired: Desired, name: str) -> str:
         """A new files password for NAME (the old one stops working), shown this once."""
@@ -181,12 +213,21 @@ class FilesCapability(DaemonConfig):
     def health(self, facts, desired: Desired) -> list[Check]:
         checks = super().health(facts, desired)
         if self.enabled(desired) and (taken := self.taken()):
-            checks.append(Check(self.name, "accounts", False,
-                                f"no files for {', '.join(sorted(taken))}: the box's system "
-                                f"already has an account of that name"))
+            checks.append(
+                Check(
+                    self.name,
+                    "accounts",
+                    False,
+                    f"no files for {', '.join(sorted(taken))}: the box's system "
+                    f"already has an account of that name",
+                )
+            )
         return checks
 
 
 def _table(system: System, path: str, columns: int = 4) -> list[list[str]]:
-    return [line.split(":") for line in (system.read(path) or b"").decode().splitlines()
-            if line.count(":") >= columns - 1]
+    return [
+        line.split(":")
+        for line in (system.read(path) or b"").decode().splitlines()
+        if line.count(":") >= columns - 1
+    ]

@@ -8,8 +8,7 @@ from ..errors import SystemFailure
 from ..reconcile import Check
 from ..schema import Desired
 from . import ruleset
-from .plan import (AddMembers, EnableForwarding, Facts, RemoveMembers, ReplaceTable,
-                   plan)
+from .plan import AddMembers, EnableForwarding, Facts, RemoveMembers, ReplaceTable, plan
 
 FORWARDING = ("/proc/sys/net/ipv4/ip_forward", "/proc/sys/net/ipv6/conf/all/forwarding")
 
@@ -36,7 +35,9 @@ def parse_members(listing: str) -> dict[str, frozenset[str]]:
     members = {}
     for name, body in _SET.findall(listing):
         found = _ELEMENTS.search(body)
-        members[name] = frozenset(e.strip() for e in found.group(1).split(",")) if found else frozenset()
+        members[name] = (
+            frozenset(e.strip() for e in found.group(1).split(",")) if found else frozenset()
+        )
     return members
 
 
@@ -49,12 +50,16 @@ class FirewallCapability:
 
     def read_facts(self) -> Facts:
         forwarding = {path: Path(path).read_text().strip() == "1" for path in FORWARDING}
-        done = subprocess.run(["nft", "list", "table", "inet", ruleset.TABLE],
-                              capture_output=True, text=True)
+        done = subprocess.run(
+            ["nft", "list", "table", "inet", ruleset.TABLE], capture_output=True, text=True
+        )
         if done.returncode != 0:
             return Facts(comment=None, members={}, forwarding=forwarding)
-        return Facts(comment=parse_comment(done.stdout), members=parse_members(done.stdout),
-                     forwarding=forwarding)
+        return Facts(
+            comment=parse_comment(done.stdout),
+            members=parse_members(done.stdout),
+            forwarding=forwarding,
+        )
 
     def plan(self, facts: Facts, desired: Desired) -> list:
         return plan(facts, ruleset.wanted(desired))
@@ -68,12 +73,20 @@ class FirewallCapability:
                 script.append(action.text)
             elif isinstance(action, (AddMembers, RemoveMembers)):
                 verb = "add" if isinstance(action, AddMembers) else "delete"
-                script.append(f"{verb} element inet {ruleset.TABLE} {action.set} "
-                              f"{{ {', '.join(action.members)} }}\n")
+                script.append(
+                    f"{verb} element inet {ruleset.TABLE} {action.set} "
+                    f"{{ {', '.join(action.members)} }}\n"
+                )
         if script:
             _nft(["-f", "-"], "".join(script))
 
     def health(self, facts: Facts, desired: Desired) -> list[Check]:
         in_place = facts.comment == ruleset.wanted(desired).comment
-        return [Check(self.name, "nftables", in_place,
-                      f"table inet {ruleset.TABLE} {'in place' if in_place else 'missing or stale'}")]
+        return [
+            Check(
+                self.name,
+                "nftables",
+                in_place,
+                f"table inet {ruleset.TABLE} {'in place' if in_place else 'missing or stale'}",
+            )
+        ]

@@ -38,8 +38,11 @@ class EnableForwarding:
 
 
 def plan(facts: Facts, wanted: Wanted) -> list:
-    actions: list = [EnableForwarding(path) for path, on in sorted(facts.forwarding.items())
-                     if wanted.forwarding and not on]
+    actions: list = [
+        EnableForwarding(path)
+        for path, on in sorted(facts.forwarding.items())
+        if wanted.forwarding and not on
+    ]
     if facts.comment != wanted.comment:
         return actions + [ReplaceTable(wanted.text())]
     for name, members in wanted.members.items():

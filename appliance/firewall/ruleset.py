@@ -39,10 +39,17 @@ def home_ports(desired: Desired) -> frozenset[tuple[str, int]]:
 
 def open_ports(desired: Desired) -> frozenset[tuple[str, int]]:
     """What the box answers from outside the VPN: nothing else may listen there."""
-    mail = (MAIL_PORTS if desired.mail.enabled else ()) + (CHAT_PORTS if desired.chat.enabled else ())
-    return frozenset({("tcp", WEBUI_PORT), ("udp", desired.vpn.listen_port),
-                      *(("udp", port) for port in DHCP_CLIENT_PORTS),
-                      *(("tcp", port) for port in mail)})
+    mail = (MAIL_PORTS if desired.mail.enabled else ()) + (
+        CHAT_PORTS if desired.chat.enabled else ()
+    )
+    return frozenset(
+        {
+            ("tcp", WEBUI_PORT),
+            ("udp", desired.vpn.listen_port),
+            *(("udp", port) for port in DHCP_CLIENT_PORTS),
+            *(("tcp", port) for port in mail),
+        }
+    )
 
 
 @dataclass(frozen=True)
@@ -77,7 +84,8 @@ def wanted(desired: Desired) -> Wanted:
     home = "".join(
         f"\n        {family} saddr {{ {', '.join(nets)} }} {proto} dport {{ {port} }} accept"
         for proto, port in sorted(home_ports(desired))
-        for family, nets in (("ip", HOME_V4), ("ip6", HOME_V6)))
+        for family, nets in (("ip", HOME_V4), ("ip6", HOME_V6))
+    )
     structure = f"""table inet {TABLE} {{
     comment "{{comment}}"
     set {FULL_V4} {{ type ipv4_addr; }}
@@ -111,7 +119,9 @@ def wanted(desired: Desired) -> Wanted:
     return Wanted(
         structure=structure,
         digest=hashlib.sha256(structure.encode()).hexdigest()[:16],
-        members={FULL_V4: frozenset(str(d.ipv4) for d in full),
-                 FULL_V6: frozenset(str(d.ipv6) for d in full)},
+        members={
+            FULL_V4: frozenset(str(d.ipv4) for d in full),
+            FULL_V6: frozenset(str(d.ipv6) for d in full),
+        },
         forwarding=True,
     )

@@ -13,11 +13,17 @@ def autoconfig_xml(domain: str, display_name: str) -> bytes:
     ET.SubElement(provider, "domain").text = domain
     ET.SubElement(provider, "displayName").text = display_name
     ET.SubElement(provider, "displayShortName").text = display_name[:32]
-    for kind, port in (("incomingServer", IMAP_PORTS["imaps"]),
-                       ("outgoingServer", SMTP_PORTS["submissions"])):
+    for kind, port in (
+        ("incomingServer", IMAP_PORTS["imaps"]),
+        ("outgoingServer", SMTP_PORTS["submissions"]),
+    ):
         server = ET.SubElement(provider, kind, type="imap" if kind == "incomingServer" else "smtp")
-        for tag, text in (("hostname", domain), ("port", str(port)), ("socketType", "SSL"),
-                          ("authentication", "password-cleartext"),
-                          ("username", "%EMAILADDRESS%")):
+        for tag, text in (
+            ("hostname", domain),
+            ("port", str(port)),
+            ("socketType", "SSL"),
+            ("authentication", "password-cleartext"),
+            ("username", "%EMAILADDRESS%"),
+        ):
             ET.SubElement(server, tag).text = text
     return ET.tostring(root, encoding="utf-8", xml_declaration=True)

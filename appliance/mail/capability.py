@@ -7,8 +7,17 @@ from ..schema import Desired
 from ..secrets import SecretStore
 from ..system import System
 from . import keys
-from .render import (DKIM_SOCKET_DIR, FILTER_DIR, FILTER_USER, MAIL_KEYS, MAIL_USER, MAILDIR,
-                     SMARTHOST, Inputs, render)
+from .render import (
+    DKIM_SOCKET_DIR,
+    FILTER_DIR,
+    FILTER_USER,
+    MAIL_KEYS,
+    MAIL_USER,
+    MAILDIR,
+    SMARTHOST,
+    Inputs,
+    render,
+)
 
 DKIM_SECRET, TLS_KEY_SECRET, TLS_CERT_SECRET = "mail/dkim", "mail/tls-key", "mail/tls-cert"
 SMARTHOST_SECRET = "mail/smarthost"
@@ -22,8 +31,9 @@ def password_secret(owner: str, slot: int) -> str:
 def expunge_fetched(system: System, before: float) -> None:
     """Delete every message an app has fetched (\\Seen) that the box received before BEFORE
     (a time.time()), from every mailbox of every member."""
-    system.run(["doveadm", "expunge", "-A", "mailbox", "*", "SEEN", "savedbefore",
-                str(int(before))])
+    system.run(
+        ["doveadm", "expunge", "-A", "mailbox", "*", "SEEN", "savedbefore", str(int(before))]
+    )
 
 
 def app_password_hashes(secrets: SecretStore, desired: Desired) -> dict[tuple[str, int], str]:
@@ -42,13 +52,21 @@ class MailCapability(DaemonConfig):
     # Dovecot reads its password and user files at each login: no reload for those. It
     # sees them change by their modification time, looking at most once a second.
     seen_by_mtime = ("/etc/dovecot/commonsbox/", f"{MAIL_KEYS}/passwords/")
-    read_by = (*((prefix, ()) for prefix in seen_by_mtime),
-               ("/etc/commonsbox/mail/filter/", ("mailfilter",)),
-               ("/etc/postfix/", ("postfix",)), ("/etc/dovecot/", ("dovecot",)),
-               ("/etc/opendkim", ("opendkim",)), (f"{MAIL_KEYS}/dkim/", ("opendkim",)),
-               (SMARTHOST, ("postfix",)), (f"{MAIL_KEYS}/", ("postfix", "dovecot")))
-    checked = {"postfix": "/etc/postfix/main.cf", "dovecot": "/etc/dovecot/dovecot.conf",
-               "opendkim": "/etc/opendkim.conf"}
+    read_by = (
+        *((prefix, ()) for prefix in seen_by_mtime),
+        ("/etc/commonsbox/mail/filter/", ("mailfilter",)),
+        ("/etc/postfix/", ("postfix",)),
+        ("/etc/dovecot/", ("dovecot",)),
+        ("/etc/opendkim", ("opendkim",)),
+        (f"{MAIL_KEYS}/dkim/", ("opendkim",)),
+        (SMARTHOST, ("postfix",)),
+        (f"{MAIL_KEYS}/", ("postfix", "dovecot")),
+    )
+    checked = {
+        "postfix": "/etc/postfix/main.cf",
+        "dovecot": "/etc/dovecot/dovecot.conf",
+        "opendkim": "/etc/opendkim.conf",
+    }
     prepare_text = f"create the {MAIL_USER} and {FILTER_USER} users; let Postfix reach OpenDKIM"
 
     def __init__(self, system: System, secrets: SecretStore):
@@ -75,31 +93,58 @@ class MailCapability(DaemonConfig):
             raise SystemFailure("mail is on but its keys are missing (turn mail on again)")
         dkim = secret(DKIM_SECRET).reveal()
         host_password = secret(SMARTHOST_SECRET)
-        return render(desired.mail, Inputs(
-            users=tuple(u.name for u in desired.accounts.users),
-            password_hashes=app_password_hashes(self.secrets, desired),
-            dkim_selector=keys.dkim_selector(dkim), dkim_key_pem=dkim,
-            tls_key_pem=secret(TLS_KEY_SECRET).reveal(),
-            tls_cert_pem=secret(TLS_CERT_SECRET).reveal(), log_dir=self.log_dir,
-            smarthost_password=host_password.reveal() if host_password else None))
+        return render(
+            desired.mail,
+            Inputs(
+                users=tuple(u.name for u in desired.accounts.users),
+                password_hashes=app_password_hashes(self.secrets, desired),
+                dkim_selector=keys.dkim_selector(dkim),
+                dkim_key_pem=dkim,
+                tls_key_pem=secret(TLS_KEY_SECRET).reveal(),
+                tls_cert_pem=secret(TLS_CERT_SECRET).reveal(),
+                log_dir=self.log_dir,
+                smarthost_password=host_password.reveal() if host_password else None,
+            ),
+        )
 
     def is_ready(self) -> bool:
         passwd = "\n" + (self.system.read("/etc/passwd") or b"").decode()
         group = (self.system.read("/etc/group") or b"").decode()
-        dkim_members = next((line.split(":")[3].split(",") for line in group.splitlines()
-                             if line.startswith("opendkim:")), [])
-        return (all(f"\n{u}:" in passwd for u in (MAIL_USER, FILTER_USER))
-                and "postfix" in dkim_members)
+        dkim_members = next(
+            (
+                line.split(":")[3].split(",")
+                for line in group.splitlines()
+                if line.startswith("opendkim:")
+            ),
+            [],
+        )
+        return (
+            all(f"\n{u}:" in passwd for u in (MAIL_USER, FILTER_USER)) and "postfix" in dkim_members
+        )
 
     def make_ready(self) -> None:
         passwd = "\n" + (self.system.read("/etc/passwd") or b"").decode()
         for user, home in ((MAIL_USER, MAILDIR), (FILTER_USER, "/nonexistent")):
             if f"\n{user}:" not in passwd:
-                self.system.run(["useradd", "--system", "--user-group", "--home-dir", home,
-                                 "--no-create-home", "--shell", "/usr/sbin/nologin", user])
+                self.system.run(
+                    [
+                        "useradd",
+                        "--system",
+                        "--user-group",
+                        "--home-dir",
+                        home,
+                        "--no-create-home",
+                        "--shell",
+                        "/usr/sbin/nologin",
+                        user,
+                    ]
+                )
         self.system.run(["usermod", "--append", "--groups", "opendkim", "postfix"])
 
     def runtime_dirs(self) -> list[tuple[str, str, str]]:
         # The filter's socket is reachable by Postfix only: through its directory.
-        return [(DKIM_SOCKET_DIR, "opendkim", "opendkim"), (MAILDIR, MAIL_USER, MAIL_USER),
-                (FILTER_DIR, FILTER_USER, "postfix")]
+        return [
+            (DKIM_SOCKET_DIR, "opendkim", "opendkim"),
+            (MAILDIR, MAIL_USER, MAIL_USER),
+            (FILTER_DIR, FILTER_USER, "postfix"),
+        ]

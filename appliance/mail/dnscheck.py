@@ -11,8 +11,11 @@ TIMEOUT = 4.0  # seconds for each record, retries included
 
 def nameservers(resolv_conf: str) -> list[str]:
     """The `nameserver` lines of a resolv.conf."""
-    return [f[1] for f in (line.split() for line in resolv_conf.splitlines())
-            if len(f) >= 2 and f[0] == "nameserver"]
+    return [
+        f[1]
+        for f in (line.split() for line in resolv_conf.splitlines())
+        if len(f) >= 2 and f[0] == "nameserver"
+    ]
 
 
 def normal(rtype: str, value: str) -> str:
@@ -39,18 +42,25 @@ def check(records: list[dict], servers: list[str], timeout: float = TIMEOUT) -> 
     def one(record: dict) -> dict:
         rtype = record["type"]
         try:
-            found = [answer_text(rtype, r) for r in resolver.resolve(record["name"], rtype,
-                                                                     search=False)]
+            found = [
+                answer_text(rtype, r) for r in resolver.resolve(record["name"], rtype, search=False)
+            ]
         except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
             return {**record, "state": "missing", "found": []}
         except (dns.exception.DNSException, OSError) as err:
-            return {**record, "state": "unknown", "found": [],
-                    "error": str(err).splitlines()[0] if str(err) else type(err).__name__}
+            return {
+                **record,
+                "state": "unknown",
+                "found": [],
+                "error": str(err).splitlines()[0] if str(err) else type(err).__name__,
+            }
         state = "published" if normal(rtype, record["value"]) in found else "different"
         return {**record, "state": state, "found": found}
 
     if not servers:
-        return [{**r, "state": "unknown", "found": [], "error": "the box has no DNS resolver"}
-                for r in records]
+        return [
+            {**r, "state": "unknown", "found": [], "error": "the box has no DNS resolver"}
+            for r in records
+        ]
     with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
         return list(pool.map(one, records))

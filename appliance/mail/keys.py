@@ -9,17 +9,21 @@ from .. import tls
 def dkim_key() -> str:
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import rsa
+
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption()).decode()
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
 
 
 def dkim_public(key_pem: str) -> str:
     """The base64 SubjectPublicKeyInfo that the DKIM DNS record publishes (p=)."""
     from cryptography.hazmat.primitives import serialization
+
     key = serialization.load_pem_private_key(key_pem.encode(), None)
-    der = key.public_key().public_bytes(serialization.Encoding.DER,
-                                        serialization.PublicFormat.SubjectPublicKeyInfo)
+    der = key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
     return base64.b64encode(der).decode()
 
 
@@ -42,6 +46,7 @@ def mail_certificate(domain: str) -> tuple[str, str]:
 
 def certificate_names(cert_pem: str) -> list[str]:
     from cryptography import x509
+
     cert = x509.load_pem_x509_certificate(cert_pem.encode())
     san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
     return san.value.get_values_for_type(x509.DNSName)

@@ -20,8 +20,10 @@ VERSION = 6
 NOCONNECT, NOHELO, NOBODY, NOUNKNOWN, NODATA = 0x1, 0x2, 0x10, 0x100, 0x200
 PROTOCOL = NOCONNECT | NOHELO | NOBODY | NOUNKNOWN | NODATA
 CONTINUE, REPLYCODE = b"c", b"y"
-REFUSAL = (b"550 5.7.1 This box accepts only end-to-end encrypted mail between its "
-           b"household members (turn encryption on in your app)\0")
+REFUSAL = (
+    b"550 5.7.1 This box accepts only end-to-end encrypted mail between its "
+    b"household members (turn encryption on in your app)\0"
+)
 # Delta Chat's first step when two people verify each other: unencrypted by necessity.
 SECURE_JOIN_REQUESTS = {"vc-request", "vg-request"}
 MAX_PACKET = 1 << 20
@@ -30,8 +32,10 @@ LOCAL_MAILER = "lmtp"  # Postfix's {rcpt_mailer} for the box's own mailboxes
 
 def encrypted(headers: dict[str, str]) -> bool:
     content_type = headers.get("content-type", "").split(";")[0].strip().lower()
-    return (content_type == "multipart/encrypted"
-            or headers.get("secure-join", "").strip().lower() in SECURE_JOIN_REQUESTS)
+    return (
+        content_type == "multipart/encrypted"
+        or headers.get("secure-join", "").strip().lower() in SECURE_JOIN_REQUESTS
+    )
 
 
 def pairs(data: bytes) -> list[bytes]:
@@ -71,8 +75,10 @@ class Session(socketserver.BaseRequestHandler):
                 self._send(b"O", struct.pack(">III", VERSION, 0, PROTOCOL & offered))
             elif cmd == b"D":  # macros for the command that follows: no answer
                 values = pairs(data[1:])
-                message.macros = {k.decode("latin-1"): v.decode("latin-1")
-                                  for k, v in zip(values[::2], values[1::2])}
+                message.macros = {
+                    k.decode("latin-1"): v.decode("latin-1")
+                    for k, v in zip(values[::2], values[1::2])
+                }
             elif cmd == b"R":
                 if message.macros.get("{rcpt_mailer}") == LOCAL_MAILER:
                     message.local_recipient = True

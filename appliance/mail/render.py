@@ -34,6 +34,7 @@ IMAP_PORTS = {"imap": 143, "imaps": 993}
 @dataclass(frozen=True)
 class Inputs:
     """What the files depend on besides the settings: secrets and the place."""
+
     users: tuple[str, ...]  # the household's user names (each gets a mailbox)
     password_hashes: dict[tuple[str, int], str]  # (owner, slot) -> Dovecot hash
     dkim_selector: str
@@ -54,10 +55,18 @@ def hash_app_password(password: str, salt: bytes) -> str:
 def postfix_main(s: MailSettings, i: Inputs) -> bytes:
     conf = {
         "compatibility_level": "3.10",
-        "myhostname": s.domain, "mydomain": s.domain, "myorigin": "$mydomain",
-        "mydestination": "", "local_transport": "error:local delivery is off",
-        "alias_maps": "", "alias_database": "", "biff": "no", "append_dot_mydomain": "no",
-        "readme_directory": "no", "inet_interfaces": "all", "inet_protocols": "all",
+        "myhostname": s.domain,
+        "mydomain": s.domain,
+        "myorigin": "$mydomain",
+        "mydestination": "",
+        "local_transport": "error:local delivery is off",
+        "alias_maps": "",
+        "alias_database": "",
+        "biff": "no",
+        "append_dot_mydomain": "no",
+        "readme_directory": "no",
+        "inet_interfaces": "all",
+        "inet_protocols": "all",
         "smtpd_banner": "$myhostname ESMTP",
         "virtual_mailbox_domains": s.domain,
         "virtual_mailbox_maps": f"texthash:/etc/postfix/{CB}/mailboxes",
@@ -69,39 +78,53 @@ def postfix_main(s: MailSettings, i: Inputs) -> bytes:
         "mailbox_size_limit": "0",
         # TLS on every hop the box controls; other servers get it when they offer it.
         "smtpd_tls_chain_files": f"{TLS_KEY}, {TLS_CERT}",
-        "smtpd_tls_security_level": "may", "smtpd_tls_auth_only": "yes",
-        "smtpd_tls_protocols": ">=TLSv1.2", "smtpd_tls_received_header": "yes",
-        "smtp_tls_security_level": "may", "smtp_tls_protocols": ">=TLSv1.2",
+        "smtpd_tls_security_level": "may",
+        "smtpd_tls_auth_only": "yes",
+        "smtpd_tls_protocols": ">=TLSv1.2",
+        "smtpd_tls_received_header": "yes",
+        "smtp_tls_security_level": "may",
+        "smtp_tls_protocols": ">=TLSv1.2",
         # Authentication is Dovecot's; only on submission (master.cf).
-        "smtpd_sasl_type": "dovecot", "smtpd_sasl_path": "private/auth",
-        "smtpd_sasl_auth_enable": "no", "smtpd_sasl_authenticated_header": "no",
+        "smtpd_sasl_type": "dovecot",
+        "smtpd_sasl_path": "private/auth",
+        "smtpd_sasl_auth_enable": "no",
+        "smtpd_sasl_authenticated_header": "no",
         "smtpd_sender_login_maps": f"texthash:/etc/postfix/{CB}/senders",
         # Never an open relay: only authenticated users send beyond the box's domain.
         "smtpd_relay_restrictions": "permit_sasl_authenticated, reject_unauth_destination",
         "smtpd_recipient_restrictions": "reject_non_fqdn_recipient, reject_unlisted_recipient",
-        "smtpd_helo_required": "yes", "disable_vrfy_command": "yes",
+        "smtpd_helo_required": "yes",
+        "disable_vrfy_command": "yes",
         # A client that keeps trying passwords is turned away for a while (anvil).
-        "smtpd_client_auth_rate_limit": "10", "anvil_rate_time_unit": "60s",
+        "smtpd_client_auth_rate_limit": "10",
+        "anvil_rate_time_unit": "60s",
         # DKIM: OpenDKIM signs what the household sends; if it is down, mail waits
         # rather than leaving unsigned.
         "smtpd_milters": DKIM_MILTER,
-        "non_smtpd_milters": "$smtpd_milters", "milter_default_action": "tempfail",
+        "non_smtpd_milters": "$smtpd_milters",
+        "milter_default_action": "tempfail",
     }
     if s.smarthost is not None:
         h = s.smarthost
         conf["relayhost"] = f"[{h.host}]:{h.port}"
         conf["smtp_tls_security_level"] = "encrypt"  # credentials never go in clear
         if h.username:
-            conf.update(smtp_sasl_auth_enable="yes", smtp_sasl_security_options="noanonymous",
-                        smtp_sasl_password_maps=f"texthash:{SMARTHOST}")
+            conf.update(
+                smtp_sasl_auth_enable="yes",
+                smtp_sasl_security_options="noanonymous",
+                smtp_sasl_password_maps=f"texthash:{SMARTHOST}",
+            )
     if i.log_dir:  # no syslog in the box-in-a-namespace
         conf["maillog_file"] = f"{i.log_dir}/postfix.log"
-    return lines(["# Written by the Commonsbox agent from the desired state: edits are undone."]
-                  + [f"{k} = {v}".rstrip() for k, v in conf.items()])
+    return lines(
+        ["# Written by the Commonsbox agent from the desired state: edits are undone."]
+        + [f"{k} = {v}".rstrip() for k, v in conf.items()]
+    )
 
 
 _SUBMISSION = [
-    "-o smtpd_tls_security_level=encrypt", "-o smtpd_sasl_auth_enable=yes",
+    "-o smtpd_tls_security_level=encrypt",
+    "-o smtpd_sasl_auth_enable=yes",
     "-o smtpd_client_restrictions=permit_sasl_authenticated,reject",
     "-o smtpd_sender_restrictions=reject_sender_login_mismatch",
     "-o smtpd_recipient_restrictions=permit_sasl_authenticated,reject",
@@ -111,13 +134,40 @@ _SUBMISSION = [
 # read the box's /etc and Dovecot's sockets directly)
 _SERVICES = [
     ("smtp", "inet", "n", "-", "n", "-", "-", "smtpd", []),
-    ("submission", "inet", "n", "-", "n", "-", "-", "smtpd",
-     ["-o syslog_name=postfix/submission", *_SUBMISSION]),
-    ("submissions", "inet", "n", "-", "n", "-", "-", "smtpd",
-     ["-o syslog_name=postfix/submissions", "-o smtpd_tls_wrappermode=yes", *_SUBMISSION]),
+    (
+        "submission",
+        "inet",
+        "n",
+        "-",
+        "n",
+        "-",
+        "-",
+        "smtpd",
+        ["-o syslog_name=postfix/submission", *_SUBMISSION],
+    ),
+    (
+        "submissions",
+        "inet",
+        "n",
+        "-",
+        "n",
+        "-",
+        "-",
+        "smtpd",
+        ["-o syslog_name=postfix/submissions", "-o smtpd_tls_wrappermode=yes", *_SUBMISSION],
+    ),
     # Mail from the household's apps loses the headers that tell where they were.
-    ("subcleanup", "unix", "n", "-", "n", "-", "0", "cleanup",
-     [f"-o header_checks=regexp:/etc/postfix/{CB}/submission_header_cleanup"]),
+    (
+        "subcleanup",
+        "unix",
+        "n",
+        "-",
+        "n",
+        "-",
+        "0",
+        "cleanup",
+        [f"-o header_checks=regexp:/etc/postfix/{CB}/submission_header_cleanup"],
+    ),
     ("pickup", "unix", "n", "-", "n", "60", "1", "pickup", []),
     ("cleanup", "unix", "n", "-", "n", "-", "0", "cleanup", []),
     ("qmgr", "unix", "n", "-", "n", "300", "1", "qmgr", []),
@@ -156,52 +206,94 @@ def postfix_master(s: MailSettings) -> bytes:
 def dovecot_conf(s: MailSettings, i: Inputs) -> bytes:
     out = [
         "# Written by the Commonsbox agent from the desired state: edits are undone.",
-        "dovecot_config_version = 2.4.1", "dovecot_storage_version = 2.4.1",
-        "protocols = imap lmtp", "listen = *, ::",
+        "dovecot_config_version = 2.4.1",
+        "dovecot_storage_version = 2.4.1",
+        "protocols = imap lmtp",
+        "listen = *, ::",
         f"log_path = {i.log_dir}/dovecot.log" if i.log_dir else "log_path = syslog",
-        "ssl = required", f"ssl_server_cert_file = {TLS_CERT}",
-        f"ssl_server_key_file = {TLS_KEY}", "ssl_min_protocol = TLSv1.2",
-        "auth_mechanisms = plain login", "auth_allow_cleartext = no",
+        "ssl = required",
+        f"ssl_server_cert_file = {TLS_CERT}",
+        f"ssl_server_key_file = {TLS_KEY}",
+        "ssl_min_protocol = TLSv1.2",
+        "auth_mechanisms = plain login",
+        "auth_allow_cleartext = no",
         # Mailboxes are addresses; keep the domain (Debian's default strips it).
         "auth_username_format = %{user | lower}",
         "auth_failure_delay = 2s",
         # Logins are logged without the app's or the box's address.
         "login_log_format_elements = user=<%{user}> method=%{mechanism} %{secured} "
         "session=<%{session}>",
-        f"mail_uid = {MAIL_USER}", f"mail_gid = {MAIL_USER}",
-        "mail_driver = maildir", f"mail_home = {MAILDIR}/%{{user | domain}}/%{{user | username}}",
+        f"mail_uid = {MAIL_USER}",
+        f"mail_gid = {MAIL_USER}",
+        "mail_driver = maildir",
+        f"mail_home = {MAILDIR}/%{{user | domain}}/%{{user | username}}",
         "mail_path = ~/Maildir",
-        "mail_plugins {", "  quota = yes", "}",
-        "quota \"User quota\" {", f"  quota_storage_size = {s.quota_mib}M", "}",
-        "namespace inbox {", "  inbox = yes", "  separator = /", "}",
-        "protocol imap {", "  mail_max_userip_connections = 20", "}",
+        "mail_plugins {",
+        "  quota = yes",
+        "}",
+        'quota "User quota" {',
+        f"  quota_storage_size = {s.quota_mib}M",
+        "}",
+        "namespace inbox {",
+        "  inbox = yes",
+        "  separator = /",
+        "}",
+        "protocol imap {",
+        "  mail_max_userip_connections = 20",
+        "}",
     ]
     # One app password per file and slot: a user's apps each have their own password,
     # and Dovecot tries the slots in turn until one matches.
     for slot in range(1, APP_PASSWORDS_MAX + 1):
-        out += [f"passdb slot{slot} {{", "  driver = passwd-file",
-                  f"  passwd_file_path = {MAIL_KEYS}/passwords/{slot}",
-                  "  result_failure = continue" if slot < APP_PASSWORDS_MAX else "", "}"]
-    out += ["userdb users {", "  driver = passwd-file",
-              f"  passwd_file_path = /etc/dovecot/{CB}/users", "}",
-              "service lmtp {", "  unix_listener /var/spool/postfix/private/dovecot-lmtp {",
-              "    user = postfix", "    group = postfix", "    mode = 0600", "  }", "}",
-              "service auth {", "  unix_listener /var/spool/postfix/private/auth {",
-              "    user = postfix", "    group = postfix", "    mode = 0600", "  }", "}"]
+        out += [
+            f"passdb slot{slot} {{",
+            "  driver = passwd-file",
+            f"  passwd_file_path = {MAIL_KEYS}/passwords/{slot}",
+            "  result_failure = continue" if slot < APP_PASSWORDS_MAX else "",
+            "}",
+        ]
+    out += [
+        "userdb users {",
+        "  driver = passwd-file",
+        f"  passwd_file_path = /etc/dovecot/{CB}/users",
+        "}",
+        "service lmtp {",
+        "  unix_listener /var/spool/postfix/private/dovecot-lmtp {",
+        "    user = postfix",
+        "    group = postfix",
+        "    mode = 0600",
+        "  }",
+        "}",
+        "service auth {",
+        "  unix_listener /var/spool/postfix/private/auth {",
+        "    user = postfix",
+        "    group = postfix",
+        "    mode = 0600",
+        "  }",
+        "}",
+    ]
     return lines(x for x in out if x)
 
 
 def opendkim_conf(s: MailSettings, i: Inputs) -> bytes:
-    return lines([
-        "# Written by the Commonsbox agent: edits are undone.",
-        "Syslog no", "Mode sv", "UserID opendkim", "UMask 0007",
-        f"Socket local:{DKIM_SOCKET_DIR}/opendkim.sock",
-        f"PidFile {DKIM_SOCKET_DIR}/opendkim.pid",
-        f"Domain {s.domain}", f"Selector {i.dkim_selector}",
-        f"KeyFile {MAIL_KEYS}/dkim/{s.domain}.private",
-        "Canonicalization relaxed/simple", "SignatureAlgorithm rsa-sha256",
-        "OversignHeaders From", "On-NoSignature accept",
-    ])
+    return lines(
+        [
+            "# Written by the Commonsbox agent: edits are undone.",
+            "Syslog no",
+            "Mode sv",
+            "UserID opendkim",
+            "UMask 0007",
+            f"Socket local:{DKIM_SOCKET_DIR}/opendkim.sock",
+            f"PidFile {DKIM_SOCKET_DIR}/opendkim.pid",
+            f"Domain {s.domain}",
+            f"Selector {i.dkim_selector}",
+            f"KeyFile {MAIL_KEYS}/dkim/{s.domain}.private",
+            "Canonicalization relaxed/simple",
+            "SignatureAlgorithm rsa-sha256",
+            "OversignHeaders From",
+            "On-NoSignature accept",
+        ]
+    )
 
 
 def render(s: MailSettings, i: Inputs) -> dict[str, File]:
@@ -212,25 +304,38 @@ def render(s: MailSettings, i: Inputs) -> dict[str, File]:
         "/etc/postfix/master.cf": File(postfix_master(s)),
         f"/etc/postfix/{CB}/mailboxes": File(lines(f"{a} OK" for a in addresses)),
         f"/etc/postfix/{CB}/senders": File(lines(f"{a} {a}" for a in addresses)),
-        f"/etc/postfix/{CB}/submission_header_cleanup": File(lines([
-            "/^Received:/ IGNORE", "/^X-Originating-IP:/ IGNORE", "/^X-Mailer:/ IGNORE",
-            "/^User-Agent:/ IGNORE"])),
+        f"/etc/postfix/{CB}/submission_header_cleanup": File(
+            lines(
+                [
+                    "/^Received:/ IGNORE",
+                    "/^X-Originating-IP:/ IGNORE",
+                    "/^X-Mailer:/ IGNORE",
+                    "/^User-Agent:/ IGNORE",
+                ]
+            )
+        ),
         "/etc/dovecot/dovecot.conf": File(dovecot_conf(s, i), 0o644),
-        f"/etc/dovecot/{CB}/users": File(lines(f"{a}::::::" for a in addresses),
-                                         0o640, ("root", "dovecot")),
+        f"/etc/dovecot/{CB}/users": File(
+            lines(f"{a}::::::" for a in addresses), 0o640, ("root", "dovecot")
+        ),
         "/etc/opendkim.conf": File(opendkim_conf(s, i)),
-        f"{MAIL_KEYS}/dkim/{s.domain}.private": File(i.dkim_key_pem.encode(), 0o600,
-                                                       ("opendkim", "opendkim")),
+        f"{MAIL_KEYS}/dkim/{s.domain}.private": File(
+            i.dkim_key_pem.encode(), 0o600, ("opendkim", "opendkim")
+        ),
         TLS_KEY: File(i.tls_key_pem.encode(), 0o600),
         TLS_CERT: File(i.tls_cert_pem.encode()),
         FILTER_SCRIPT: File(MILTER_SOURCE.read_bytes()),
     }
     for slot in range(1, APP_PASSWORDS_MAX + 1):
-        entries = [f"{s.address(owner)}:{h}" for (owner, n), h in sorted(i.password_hashes.items())
-                   if n == slot and owner in i.users]
+        entries = [
+            f"{s.address(owner)}:{h}"
+            for (owner, n), h in sorted(i.password_hashes.items())
+            if n == slot and owner in i.users
+        ]
         files[f"{MAIL_KEYS}/passwords/{slot}"] = File(lines(entries), 0o640, ("root", "dovecot"))
     if s.smarthost is not None and s.smarthost.username:
         h = s.smarthost
         files[SMARTHOST] = File(
-            lines([f"[{h.host}]:{h.port} {h.username}:{i.smarthost_password or ''}"]), 0o600)
+            lines([f"[{h.host}]:{h.port} {h.username}:{i.smarthost_password or ''}"]), 0o600
+        )
     return files

@@ -21,8 +21,12 @@ def domain(value, fld: str) -> str:
     """A mail domain: two or more DNS labels, lower case (box-a.test, example.org)."""
     if isinstance(value, str):
         value = value.strip().lower().removesuffix(".")
-    if (not isinstance(value, str) or len(value) > 253 or value.count(".") < 1
-            or not all(_DOMAIN_LABEL.fullmatch(label) for label in value.split("."))):
+    if (
+        not isinstance(value, str)
+        or len(value) > 253
+        or value.count(".") < 1
+        or not all(_DOMAIN_LABEL.fullmatch(label) for label in value.split("."))
+    ):
         raise Invalid(f"{fld} must be a domain name like example.org", fld)
     return value
 
@@ -37,10 +41,12 @@ class AppPassword:
     @classmethod
     def from_json(cls, value, fld: str) -> "AppPassword":
         v.only_keys(value, fld, {"id", "owner", "label", "slot"})
-        return cls(id=v.integer(value["id"], f"{fld}.id", 1, 2**31),
-                   owner=user_name(value["owner"], f"{fld}.owner"),
-                   label=v.text(value["label"], f"{fld}.label", LABEL_MAX),
-                   slot=v.integer(value["slot"], f"{fld}.slot", 1, APP_PASSWORDS_MAX))
+        return cls(
+            id=v.integer(value["id"], f"{fld}.id", 1, 2**31),
+            owner=user_name(value["owner"], f"{fld}.owner"),
+            label=v.text(value["label"], f"{fld}.label", LABEL_MAX),
+            slot=v.integer(value["slot"], f"{fld}.slot", 1, APP_PASSWORDS_MAX),
+        )
 
     def to_json(self) -> dict:
         return {"id": self.id, "owner": self.owner, "label": self.label, "slot": self.slot}
@@ -49,6 +55,7 @@ class AppPassword:
 @dataclass(frozen=True)
 class Smarthost:
     """Where outgoing mail goes when the home cannot send on port 25 itself."""
+
     host: str
     port: int = 587
     username: str = ""  # the password is a secret (secret store), not state
@@ -56,14 +63,21 @@ class Smarthost:
     @classmethod
     def from_json(cls, value, fld: str) -> "Smarthost":
         v.only_keys(value, fld, {"host"}, {"port", "username"})
-        username = v.text(value.get("username", ""), f"{fld}.username", 128) \
-            if value.get("username") else ""
+        username = (
+            v.text(value.get("username", ""), f"{fld}.username", 128)
+            if value.get("username")
+            else ""
+        )
         if any(c in username for c in ":\n\r\t "):
-            raise Invalid(f"{fld}.username must not contain spaces, tabs, ':' or line breaks",
-                          f"{fld}.username")
-        return cls(host=v.hostname_or_ip(value["host"], f"{fld}.host"),
-                   port=v.integer(value.get("port", 587), f"{fld}.port", 1, 65535),
-                   username=username)
+            raise Invalid(
+                f"{fld}.username must not contain spaces, tabs, ':' or line breaks",
+                f"{fld}.username",
+            )
+        return cls(
+            host=v.hostname_or_ip(value["host"], f"{fld}.host"),
+            port=v.integer(value.get("port", 587), f"{fld}.port", 1, 65535),
+            username=username,
+        )
 
     def to_json(self) -> dict:
         return {"host": self.host, "port": self.port, "username": self.username}
@@ -84,35 +98,63 @@ class MailSettings:
 
     @classmethod
     def from_json(cls, value, fld: str = "mail") -> "MailSettings":
-        v.only_keys(value, fld, {"enabled"}, {"domain", "max_message_mib", "quota_mib",
-                                              "delete_fetched_after_days", "encrypted_only",
-                                              "smarthost", "app_passwords"})
+        v.only_keys(
+            value,
+            fld,
+            {"enabled"},
+            {
+                "domain",
+                "max_message_mib",
+                "quota_mib",
+                "delete_fetched_after_days",
+                "encrypted_only",
+                "smarthost",
+                "app_passwords",
+            },
+        )
         enabled = v.boolean(value["enabled"], f"{fld}.enabled")
         dom = value.get("domain", "")
         out = cls(
             enabled=enabled,
             domain=domain(dom, f"{fld}.domain") if (dom or enabled) else "",
-            max_message_mib=v.integer(value.get("max_message_mib", 25),
-                                      f"{fld}.max_message_mib", 1, 100),
+            max_message_mib=v.integer(
+                value.get("max_message_mib", 25), f"{fld}.max_message_mib", 1, 100
+            ),
             quota_mib=v.integer(value.get("quota_mib", 2048), f"{fld}.quota_mib", 10, 10**6),
-            delete_fetched_after_days=v.integer(value.get("delete_fetched_after_days", 0),
-                                                f"{fld}.delete_fetched_after_days", 0, 3650),
+            delete_fetched_after_days=v.integer(
+                value.get("delete_fetched_after_days", 0),
+                f"{fld}.delete_fetched_after_days",
+                0,
+                3650,
+            ),
             encrypted_only=v.boolean(value.get("encrypted_only", False), f"{fld}.encrypted_only"),
-            smarthost=(Smarthost.from_json(value["smarthost"], f"{fld}.smarthost")
-                       if value.get("smarthost") is not None else None),
-            app_passwords=v.listed(value.get("app_passwords", []), f"{fld}.app_passwords",
-                                   AppPassword.from_json, 10_000))
+            smarthost=(
+                Smarthost.from_json(value["smarthost"], f"{fld}.smarthost")
+                if value.get("smarthost") is not None
+                else None
+            ),
+            app_passwords=v.listed(
+                value.get("app_passwords", []),
+                f"{fld}.app_passwords",
+                AppPassword.from_json,
+                10_000,
+            ),
+        )
         slots = [(p.owner, p.slot) for p in out.app_passwords]
         if len(set(slots)) != len(slots) or len({p.id for p in out.app_passwords}) != len(slots):
             raise Invalid("two app passwords share an id or a slot", f"{fld}.app_passwords")
         return out
 
     def to_json(self) -> dict:
-        out = {"enabled": self.enabled, "domain": self.domain,
-               "max_message_mib": self.max_message_mib, "quota_mib": self.quota_mib,
-               "delete_fetched_after_days": self.delete_fetched_after_days,
-               "encrypted_only": self.encrypted_only,
-               "app_passwords": [p.to_json() for p in self.app_passwords]}
+        out = {
+            "enabled": self.enabled,
+            "domain": self.domain,
+            "max_message_mib": self.max_message_mib,
+            "quota_mib": self.quota_mib,
+            "delete_fetched_after_days": self.delete_fetched_after_days,
+            "encrypted_only": self.encrypted_only,
+            "app_passwords": [p.to_json() for p in self.app_passwords],
+        }
         if self.smarthost is not None:
             out["smarthost"] = self.smarthost.to_json()
         return out

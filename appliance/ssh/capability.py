@@ -25,24 +25,26 @@ HOST_KEY_SECRET = "ssh/host_key"
 
 
 def sshd_config() -> bytes:
-    return lines([
-        "# Written by the Commonsbox agent: the installer's SSH, root by key only.",
-        f"ListenAddress 0.0.0.0:{PORT}",
-        f"ListenAddress [::]:{PORT}",
-        f"HostKey {HOST_KEY}",
-        f"PidFile {PIDFILE}",
-        f"AuthorizedKeysFile {AUTHORIZED_KEYS}",
-        "AuthorizedPrincipalsFile none",
-        "AllowUsers root",
-        "PermitRootLogin prohibit-password",
-        "PubkeyAuthentication yes",
-        "PasswordAuthentication no",
-        "KbdInteractiveAuthentication no",
-        # PAM: root's password is locked ('!'), which without PAM refuses keys too.
-        "UsePAM yes",
-        *LOCKED_DOWN,
-        "Subsystem sftp internal-sftp",
-    ])
+    return lines(
+        [
+            "# Written by the Commonsbox agent: the installer's SSH, root by key only.",
+            f"ListenAddress 0.0.0.0:{PORT}",
+            f"ListenAddress [::]:{PORT}",
+            f"HostKey {HOST_KEY}",
+            f"PidFile {PIDFILE}",
+            f"AuthorizedKeysFile {AUTHORIZED_KEYS}",
+            "AuthorizedPrincipalsFile none",
+            "AllowUsers root",
+            "PermitRootLogin prohibit-password",
+            "PubkeyAuthentication yes",
+            "PasswordAuthentication no",
+            "KbdInteractiveAuthentication no",
+            # PAM: root's password is locked ('!'), which without PAM refuses keys too.
+            "UsePAM yes",
+            *LOCKED_DOWN,
+            "Subsystem sftp internal-sftp",
+        ]
+    )
 
 
 def authorized_keys(desired: Desired) -> bytes:
@@ -68,9 +70,11 @@ class SshCapability(DaemonConfig):
         return desired.ssh.enabled
 
     def files(self, desired: Desired) -> dict[str, File]:
-        return {HOST_KEY: File(host_key_pem(self.secrets, HOST_KEY_SECRET).encode(), 0o600),
-                AUTHORIZED_KEYS: File(authorized_keys(desired), 0o600),
-                CONFIG: File(sshd_config())}
+        return {
+            HOST_KEY: File(host_key_pem(self.secrets, HOST_KEY_SECRET).encode(), 0o600),
+            AUTHORIZED_KEYS: File(authorized_keys(desired), 0o600),
+            CONFIG: File(sshd_config()),
+        }
 
     def runtime_dirs(self) -> list[tuple[str, str, str]]:
         return [("/run/commonsbox-ssh", "root", "root"), ("/run/sshd", "root", "root")]
@@ -79,7 +83,18 @@ class SshCapability(DaemonConfig):
         """What an installer is shown: the keys, and (while SSH is on) the box's host key
         to compare; asking while it is off makes no key."""
         on = desired.ssh.enabled
-        return {"enabled": on, "port": PORT, "user": "root",
-                "host_key": host_key_fingerprint(self.secrets, HOST_KEY_SECRET) if on else None,
-                "keys": [{"name": k.name, "owner": k.owner, "fingerprint": fingerprint(k.key),
-                          "kind": k.key.split()[0]} for k in desired.ssh.keys]}
+        return {
+            "enabled": on,
+            "port": PORT,
+            "user": "root",
+            "host_key": host_key_fingerprint(self.secrets, HOST_KEY_SECRET) if on else None,
+            "keys": [
+                {
+                    "name": k.name,
+                    "owner": k.owner,
+                    "fingerprint": fingerprint(k.key),
+                    "kind": k.key.split()[0],
+                }
+                for k in desired.ssh.keys
+            ],
+        }

@@ -24,10 +24,19 @@ KINDS = {
 }
 # Neither allows slow or many unauthenticated connections, forwarding of any kind, or a
 # user's own rc file.
-LOCKED_DOWN = ("MaxAuthTries 3", "LoginGraceTime 30", "MaxStartups 4:50:16",
-               "ClientAliveInterval 60", "AllowTcpForwarding no", "AllowStreamLocalForwarding no",
-               "AllowAgentForwarding no", "X11Forwarding no", "PermitTunnel no",
-               "GatewayPorts no", "PermitUserRC no")
+LOCKED_DOWN = (
+    "MaxAuthTries 3",
+    "LoginGraceTime 30",
+    "MaxStartups 4:50:16",
+    "ClientAliveInterval 60",
+    "AllowTcpForwarding no",
+    "AllowStreamLocalForwarding no",
+    "AllowAgentForwarding no",
+    "X11Forwarding no",
+    "PermitTunnel no",
+    "GatewayPorts no",
+    "PermitUserRC no",
+)
 MAX_LINE = 8192  # an RSA key of 16384 bits is about 2,800 characters
 MIN_RSA_BITS = 2048
 _BASE64 = re.compile(r"[A-Za-z0-9+/]+={0,2}")
@@ -39,11 +48,11 @@ def _fields(blob: bytes) -> list[bytes]:
     while at < len(blob):
         if at + 4 > len(blob):
             raise ValueError("truncated")
-        size = int.from_bytes(blob[at:at + 4], "big")
+        size = int.from_bytes(blob[at : at + 4], "big")
         at += 4
         if size > len(blob) - at:
             raise ValueError("truncated")
-        out.append(blob[at:at + size])
+        out.append(blob[at : at + size])
         at += size
     return out
 
@@ -64,8 +73,9 @@ def public_key(line, fld: str = "key") -> str:
         raise Invalid(f"{fld} must be one line: one public key", fld)
     parts = line.split(None, 2)
     if len(parts) < 2 or parts[0] not in KINDS:
-        raise Invalid(f"{fld} must start with a key type ({', '.join(KINDS)}), "
-                      f"with no options before it", fld)
+        raise Invalid(
+            f"{fld} must start with a key type ({', '.join(KINDS)}), with no options before it", fld
+        )
     kind, text = parts[0], parts[1]
     try:
         if not _BASE64.fullmatch(text):
@@ -84,8 +94,9 @@ def public_key(line, fld: str = "key") -> str:
         if fields[1] != re.search(r"nistp\d+", kind)[0].encode():
             raise Invalid(f"{fld}: the key's data is not a {kind} key", fld)
     elif int.from_bytes(fields[2], "big").bit_length() < MIN_RSA_BITS:
-        raise Invalid(f"{fld}: an RSA key needs at least {MIN_RSA_BITS} bits; "
-                      f"an ed25519 key is better", fld)
+        raise Invalid(
+            f"{fld}: an RSA key needs at least {MIN_RSA_BITS} bits; an ed25519 key is better", fld
+        )
     return f"{kind} {base64.b64encode(blob).decode()}"
 
 
@@ -103,9 +114,15 @@ def host_key_pem(secrets: SecretStore, name: str) -> str:
         from cryptography.hazmat.primitives import serialization  # not on the agent's start
         from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-        pem = Secret(Ed25519PrivateKey.generate().private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
-            serialization.NoEncryption()).decode())
+        pem = Secret(
+            Ed25519PrivateKey.generate()
+            .private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.OpenSSH,
+                serialization.NoEncryption(),
+            )
+            .decode()
+        )
         secrets.put(name, pem)
     return pem.reveal()
 
@@ -115,5 +132,8 @@ def host_key_fingerprint(secrets: SecretStore, name: str) -> str:
     from cryptography.hazmat.primitives import serialization
 
     key = serialization.load_ssh_private_key(host_key_pem(secrets, name).encode(), None)
-    return fingerprint(key.public_key().public_bytes(
-        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).decode())
+    return fingerprint(
+        key.public_key()
+        .public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+        .decode()
+    )

@@ -29,9 +29,11 @@ class SshKey:
     def from_json(cls, value, fld: str) -> "SshKey":
         v.only_keys(value, fld, {"key", "name"}, {"owner"})
         owner = value.get("owner")
-        return cls(key=public_key(value["key"], v.join(fld, "key")),
-                   name=v.text(value["name"], v.join(fld, "name"), 64),
-                   owner=None if owner is None else v.text(owner, v.join(fld, "owner"), 64))
+        return cls(
+            key=public_key(value["key"], v.join(fld, "key")),
+            name=v.text(value["name"], v.join(fld, "name"), 64),
+            owner=None if owner is None else v.text(owner, v.join(fld, "owner"), 64),
+        )
 
     def to_json(self) -> dict:
         return {"key": self.key, "name": self.name, "owner": self.owner}

@@ -45,8 +45,12 @@ class StorageCapability:
 
     def read_facts(self) -> Facts:
         mounted = mounted_at(self.system)
-        return Facts(luks=self.service.luks_volumes(), unlocked=self.system.path(MAPPED).exists(),
-                     mounted=mounted, space=self.service.space() if mounted == MAPPED else None)
+        return Facts(
+            luks=self.service.luks_volumes(),
+            unlocked=self.system.path(MAPPED).exists(),
+            mounted=mounted,
+            space=self.service.space() if mounted == MAPPED else None,
+        )
 
     def plan(self, facts: Facts, desired: Desired) -> list:
         # Never the remains of a pulled disk: its mapping lingers until nothing holds it.
@@ -70,8 +74,15 @@ class StorageCapability:
             return []
         free, total = space["free"], space["total"]
         low = free < LOW_SPACE * total
-        return [Check("storage", "space", not low, f"{free // 2**20} MiB free of "
-                      f"{total // 2**20} MiB" + (": make room, or mail will be refused" if low else ""))]
+        return [
+            Check(
+                "storage",
+                "space",
+                not low,
+                f"{free // 2**20} MiB free of "
+                f"{total // 2**20} MiB" + (": make room, or mail will be refused" if low else ""),
+            )
+        ]
 
     def health(self, facts: Facts, desired: Desired) -> list[Check]:
         volume = desired.storage.volume
@@ -80,7 +91,12 @@ class StorageCapability:
         if volume.uuid not in facts.luks:
             return [Check(self.name, "encryption", False, f"the disk ({volume.disk}) is missing")]
         if facts.unlocked and facts.mounted == MAPPED:
-            return [Check(self.name, "encryption", True, f"unlocked ({volume.cipher})"),
-                    *self._space(facts.space)]
-        return [Check(self.name, "encryption", False,
-                      "locked: unlock it with the household's passphrase")]
+            return [
+                Check(self.name, "encryption", True, f"unlocked ({volume.cipher})"),
+                *self._space(facts.space),
+            ]
+        return [
+            Check(
+                self.name, "encryption", False, "locked: unlock it with the household's passphrase"
+            )
+        ]

@@ -23,8 +23,10 @@ CIPHERS = {c.name: c for c in (AES_XTS, ADIANTUM)}
 
 def has_aes(cpuinfo: str) -> bool:
     """/proc/cpuinfo says so: "flags" on x86, "Features" on arm64."""
-    return any(re.match(r"(flags|Features)\s*:", line) and "aes" in line.split(":", 1)[1].split()
-               for line in cpuinfo.splitlines())
+    return any(
+        re.match(r"(flags|Features)\s*:", line) and "aes" in line.split(":", 1)[1].split()
+        for line in cpuinfo.splitlines()
+    )
 
 
 def choose(cpuinfo: str) -> tuple[Cipher, str]:

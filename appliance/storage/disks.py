@@ -35,8 +35,11 @@ class Disk:
         return self.model or self.name
 
     def to_json(self) -> dict:
-        return {**asdict(self), "partitions": list(self.partitions),
-                "confirm_name": self.confirm_name}
+        return {
+            **asdict(self),
+            "partitions": list(self.partitions),
+            "confirm_name": self.confirm_name,
+        }
 
 
 def _attr(device: pyudev.Device, name: str) -> str:
@@ -96,12 +99,25 @@ def list_disks(system: System, context: pyudev.Context | None = None) -> list[Di
             continue
         contents, detail = probe(system, dev.device_node)
         vendor, model = _parent_attr(dev, "vendor"), _parent_attr(dev, "model")
-        disks.append(Disk(
-            name=dev.sys_name, path=dev.device_node,
-            model=" ".join(x for x in (vendor, model) if x) or dev.properties.get("ID_MODEL", ""),
-            serial=_parent_attr(dev, "serial") or dev.properties.get("ID_SERIAL_SHORT", ""),
-            size=size, usb="/usb" in dev.sys_path, system=dev.sys_name in booted,
-            contents=contents, detail=detail,
-            partitions=tuple(sorted(c.sys_name for c in dev.children
-                                    if c.properties.get("DEVTYPE") == "partition"))))
+        disks.append(
+            Disk(
+                name=dev.sys_name,
+                path=dev.device_node,
+                model=" ".join(x for x in (vendor, model) if x)
+                or dev.properties.get("ID_MODEL", ""),
+                serial=_parent_attr(dev, "serial") or dev.properties.get("ID_SERIAL_SHORT", ""),
+                size=size,
+                usb="/usb" in dev.sys_path,
+                system=dev.sys_name in booted,
+                contents=contents,
+                detail=detail,
+                partitions=tuple(
+                    sorted(
+                        c.sys_name
+                        for c in dev.children
+                        if c.properties.get("DEVTYPE") == "partition"
+                    )
+                ),
+            )
+        )
     return sorted(disks, key=lambda d: d.name)

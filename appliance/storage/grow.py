@@ -22,8 +22,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-ALIGN = 2048          # sectors: 1 MiB, as the image builder aligns
-GPT_BACKUP = 33       # sectors the backup GPT takes at the end of the disk
+ALIGN = 2048  # sectors: 1 MiB, as the image builder aligns
+GPT_BACKUP = 33  # sectors the backup GPT takes at the end of the disk
 ROOT_B = "rootB"
 DATA = "data"
 # The partition UUIDs the image was built with (written by the image builder).
@@ -56,8 +56,10 @@ class Table:
         """The table as an sfdisk script; names and ids come from sfdisk's own dump or
         from root A's entry, never from outside, and are checked on the way in."""
         lines = ["label: gpt", f"label-id: {self.label_id}", "unit: sectors", ""]
-        lines += [f"start={p.start}, size={p.size}, type={p.type}, uuid={p.uuid}, name={p.name}"
-                  for p in self.parts]
+        lines += [
+            f"start={p.start}, size={p.size}, type={p.type}, uuid={p.uuid}, name={p.name}"
+            for p in self.parts
+        ]
         return "\n".join(lines) + "\n"
 
 
@@ -71,8 +73,14 @@ def parse(dump: dict) -> Table:
         raise CannotGrow("the disk has no GPT partition table")
     parts = []
     for p in table["partitions"]:
-        part = Part(p["node"], int(p["start"]), int(p["size"]), str(p["type"]),
-                    str(p["uuid"]).lower(), str(p.get("name", "")))
+        part = Part(
+            p["node"],
+            int(p["start"]),
+            int(p["size"]),
+            str(p["type"]),
+            str(p["uuid"]).lower(),
+            str(p.get("name", "")),
+        )
         for text in (part.type, part.uuid, part.name):
             if not text.replace("-", "").isalnum():
                 raise CannotGrow(f"unexpected partition entry {p!r}")
@@ -90,22 +98,28 @@ def plan(table: Table, disk_sectors: int, root_b_uuid: str) -> Table | None:
     if root_b is None:
         start = (last_usable + 1 - root_a.size) // ALIGN * ALIGN
         if start < data.end:
-            raise CannotGrow(f"the disk ({disk_sectors * 512 // 2**20} MiB) has no room for "
-                             f"root B ({root_a.size * 512 // 2**20} MiB) after data")
+            raise CannotGrow(
+                f"the disk ({disk_sectors * 512 // 2**20} MiB) has no room for "
+                f"root B ({root_a.size * 512 // 2**20} MiB) after data"
+            )
         root_b = Part("", start, root_a.size, root_a.type, root_b_uuid, ROOT_B)
     if root_b.start < data.end:
         raise CannotGrow("root B lies before the data partition's end: unexpected layout")
     if root_b in table.parts and data.end >= root_b.start - ALIGN:
         return None  # grown already (less than 1 MiB to gain)
-    parts = [replace(p, size=root_b.start - p.start) if p is data else p
-             for p in table.parts if p.name != ROOT_B]
+    parts = [
+        replace(p, size=root_b.start - p.start) if p is data else p
+        for p in table.parts
+        if p.name != ROOT_B
+    ]
     return Table(table.label_id, (*parts, root_b))
 
 
 def data_device(mountpoint: str = "/var/lib/commonsbox") -> tuple[Path, Path]:
     """The data partition's device and the whole disk it is on, from the mount table."""
-    source = subprocess.run(["findmnt", "-nvo", "SOURCE", mountpoint], check=True,
-                            capture_output=True, text=True).stdout.strip()
+    source = subprocess.run(
+        ["findmnt", "-nvo", "SOURCE", mountpoint], check=True, capture_output=True, text=True
+    ).stdout.strip()
     part = Path(source)
     disk = Path("/dev") / Path(f"/sys/class/block/{part.name}").resolve().parent.name
     return part, disk
@@ -128,13 +142,20 @@ def locked(disk: Path):
 def grow(mountpoint: str = "/var/lib/commonsbox", log=print) -> bool:
     part, disk = data_device(mountpoint)
     with locked(disk):
-        dump = json.loads(subprocess.run(["sfdisk", "--json", disk], check=True,
-                                         capture_output=True, text=True).stdout)
+        dump = json.loads(
+            subprocess.run(
+                ["sfdisk", "--json", disk], check=True, capture_output=True, text=True
+            ).stdout
+        )
         sectors = int(Path(f"/sys/class/block/{disk.name}/size").read_text())
         new = plan(parse(dump), sectors, json.loads(PARTITIONS.read_text())[ROOT_B])
         if new is not None:
-            subprocess.run(["sfdisk", "--quiet", "--no-reread", "--no-tell-kernel", disk],
-                           input=new.script(), text=True, check=True)
+            subprocess.run(
+                ["sfdisk", "--quiet", "--no-reread", "--no-tell-kernel", disk],
+                input=new.script(),
+                text=True,
+                check=True,
+            )
             subprocess.run(["partx", "--update", disk], check=True)
     # Also when the table was grown already: a first boot cut short between the two
     # finishes here (resize2fs does nothing to a file system that fills its partition).

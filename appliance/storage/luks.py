@@ -53,21 +53,44 @@ def _pipes(*keys: str):
 def _cryptsetup(system: System, args: list[str], keys: tuple[str, ...] = (), timeout=300):
     """cryptsetup with `{0}`, `{1}`... in ARGS standing for the pipes of KEYS."""
     with _pipes(*keys) as (paths, fds):
-        return system.run(["cryptsetup", *(a.format(*paths) for a in args)], check=False,
-                          timeout=timeout, pass_fds=fds)
+        return system.run(
+            ["cryptsetup", *(a.format(*paths) for a in args)],
+            check=False,
+            timeout=timeout,
+            pass_fds=fds,
+        )
 
 
 def _failed(done, what: str) -> SystemFailure:
     return SystemFailure(f"{what} failed: {(done.stderr or done.stdout).strip()[-300:]}")
 
 
-def format_volume(system: System, device: str, passphrase: str, cipher: Cipher,
-                  kdf: tuple[str, ...] = KDF) -> None:
+def format_volume(
+    system: System, device: str, passphrase: str, cipher: Cipher, kdf: tuple[str, ...] = KDF
+) -> None:
     """A new LUKS2 header on DEVICE (everything on it is lost), the passphrase in slot 0."""
-    done = _cryptsetup(system, [
-        "luksFormat", "--type", "luks2", "--batch-mode", "--label", LABEL,
-        "--cipher", cipher.spec, "--key-size", str(cipher.key_bits),
-        "--key-slot", str(PASSPHRASE), *kdf, "--key-file", "{0}", device], (passphrase,))
+    done = _cryptsetup(
+        system,
+        [
+            "luksFormat",
+            "--type",
+            "luks2",
+            "--batch-mode",
+            "--label",
+            LABEL,
+            "--cipher",
+            cipher.spec,
+            "--key-size",
+            str(cipher.key_bits),
+            "--key-slot",
+            str(PASSPHRASE),
+            *kdf,
+            "--key-file",
+            "{0}",
+            device,
+        ],
+        (passphrase,),
+    )
     if done.returncode:
         raise _failed(done, "formatting")
 
@@ -81,16 +104,20 @@ def header(system: System, device: str) -> Header | None:
     segment = next(iter(meta["segments"].values()))
     field = lambda name: (re.search(rf"^{name}:\s*(.*)$", text.stdout, re.M) or [None, ""])[1]
     label = field("Label")
-    return Header(uuid=field("UUID"), label="" if label == "(no label)" else label,
-                  cipher=segment["encryption"],
-                  key_bits=8 * next(iter(meta["keyslots"].values()))["key_size"],
-                  slots={int(n): s["kdf"]["type"] for n, s in meta["keyslots"].items()})
+    return Header(
+        uuid=field("UUID"),
+        label="" if label == "(no label)" else label,
+        cipher=segment["encryption"],
+        key_bits=8 * next(iter(meta["keyslots"].values()))["key_size"],
+        slots={int(n): s["kdf"]["type"] for n, s in meta["keyslots"].items()},
+    )
 
 
 def which_slot(system: System, device: str, key: str) -> int | None:
     """The slot KEY opens, or None if it opens none."""
-    done = _cryptsetup(system, ["open", "--test-passphrase", "--verbose", "--key-file", "{0}",
-                                device], (key,))
+    done = _cryptsetup(
+        system, ["open", "--test-passphrase", "--verbose", "--key-file", "{0}", device], (key,)
+    )
     if done.returncode == BAD_KEY:
         return None
     if done.returncode:
@@ -99,24 +126,37 @@ def which_slot(system: System, device: str, key: str) -> int | None:
     return int(found[1]) if found else None
 
 
-def _rekey(system: System, action: str, device: str, existing: str, new: str, slot: int,
-           kdf: tuple[str, ...], what: str) -> None:
-    done = _cryptsetup(system, [action, "--batch-mode", "--key-slot", str(slot), *kdf,
-                                "--key-file", "{0}", device, "{1}"], (existing, new))
+def _rekey(
+    system: System,
+    action: str,
+    device: str,
+    existing: str,
+    new: str,
+    slot: int,
+    kdf: tuple[str, ...],
+    what: str,
+) -> None:
+    done = _cryptsetup(
+        system,
+        [action, "--batch-mode", "--key-slot", str(slot), *kdf, "--key-file", "{0}", device, "{1}"],
+        (existing, new),
+    )
     if done.returncode == BAD_KEY:
         raise Unauthorized("that key does not open this disk", "key")
     if done.returncode:
         raise _failed(done, what)
 
 
-def add_key(system: System, device: str, existing: str, new: str, slot: int,
-            kdf: tuple[str, ...] = KDF) -> None:
+def add_key(
+    system: System, device: str, existing: str, new: str, slot: int, kdf: tuple[str, ...] = KDF
+) -> None:
     """NEW into SLOT (which must be free), authorised by an EXISTING key."""
     _rekey(system, "luksAddKey", device, existing, new, slot, kdf, "adding the key")
 
 
-def change_key(system: System, device: str, old: str, new: str, slot: int,
-               kdf: tuple[str, ...] = KDF) -> None:
+def change_key(
+    system: System, device: str, old: str, new: str, slot: int, kdf: tuple[str, ...] = KDF
+) -> None:
     """Replace SLOT's key OLD with NEW (cryptsetup writes the new one before it erases
     the old: a power cut leaves one of them working)."""
     _rekey(system, "luksChangeKey", device, old, new, slot, kdf, "changing the key")
@@ -137,8 +177,9 @@ def remove_key(system: System, device: str, slot: int, remaining: str) -> None:
 
 def open_volume(system: System, device: str, name: str, key: str) -> int:
     """Unlock DEVICE as /dev/mapper/NAME; returns the slot that opened it."""
-    done = _cryptsetup(system, ["open", "--type", "luks2", "--verbose", "--key-file", "{0}",
-                                device, name], (key,))
+    done = _cryptsetup(
+        system, ["open", "--type", "luks2", "--verbose", "--key-file", "{0}", device, name], (key,)
+    )
     if done.returncode == BAD_KEY:
         raise Unauthorized("that passphrase or key does not open this disk", "key")
     if done.returncode:

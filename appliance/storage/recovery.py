@@ -12,7 +12,7 @@ GROUPS, GROUP = 8, 5
 
 def new_recovery_key() -> str:
     raw = "".join(secrets.choice(ALPHABET) for _ in range(GROUPS * GROUP))
-    return "-".join(raw[i:i + GROUP] for i in range(0, len(raw), GROUP))
+    return "-".join(raw[i : i + GROUP] for i in range(0, len(raw), GROUP))
 
 
 def normal(typed: str) -> str | None:
@@ -22,4 +22,4 @@ def normal(typed: str) -> str | None:
     raw = raw.replace("O", "0").replace("I", "1").replace("L", "1")
     if len(raw) != GROUPS * GROUP or any(c not in ALPHABET for c in raw):
         return None
-    return "-".join(raw[i:i + GROUP] for i in range(0, len(raw), GROUP))
+    return "-".join(raw[i : i + GROUP] for i in range(0, len(raw), GROUP))

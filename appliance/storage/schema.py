@@ -22,8 +22,11 @@ class Volume:
         v.only_keys(value, fld, {"uuid", "cipher", "disk"})
         if not isinstance(value["uuid"], str) or not _UUID.fullmatch(value["uuid"]):
             raise Invalid(f"{fld}.uuid must be a LUKS UUID", f"{fld}.uuid")
-        return cls(uuid=value["uuid"], cipher=v.choice(value["cipher"], f"{fld}.cipher", tuple(CIPHERS)),
-                   disk=v.text(value["disk"], f"{fld}.disk", 128))
+        return cls(
+            uuid=value["uuid"],
+            cipher=v.choice(value["cipher"], f"{fld}.cipher", tuple(CIPHERS)),
+            disk=v.text(value["disk"], f"{fld}.disk", 128),
+        )
 
     def to_json(self) -> dict:
         return {"uuid": self.uuid, "cipher": self.cipher, "disk": self.disk}
@@ -40,10 +43,15 @@ class StorageSettings:
     def from_json(cls, value, fld: str = "storage") -> "StorageSettings":
         v.only_keys(value, fld, set(), {"volume", "allow_unencrypted"})
         volume = value.get("volume")
-        return cls(volume=Volume.from_json(volume, f"{fld}.volume") if volume is not None else None,
-                   allow_unencrypted=v.boolean(value.get("allow_unencrypted", False),
-                                               f"{fld}.allow_unencrypted"))
+        return cls(
+            volume=Volume.from_json(volume, f"{fld}.volume") if volume is not None else None,
+            allow_unencrypted=v.boolean(
+                value.get("allow_unencrypted", False), f"{fld}.allow_unencrypted"
+            ),
+        )
 
     def to_json(self) -> dict:
-        return {"volume": self.volume.to_json() if self.volume else None,
-                "allow_unencrypted": self.allow_unencrypted}
+        return {
+            "volume": self.volume.to_json() if self.volume else None,
+            "allow_unencrypted": self.allow_unencrypted,
+        }

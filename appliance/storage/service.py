@@ -48,23 +48,37 @@ class StorageService:
         return done.stdout.strip() or None
 
     def luks_volumes(self) -> frozenset[str]:
-        done = self.system.run(["blkid", "-c", "/dev/null", "-t", "TYPE=crypto_LUKS", "-o",
-                                "value", "-s", "UUID"], check=False)
+        done = self.system.run(
+            ["blkid", "-c", "/dev/null", "-t", "TYPE=crypto_LUKS", "-o", "value", "-s", "UUID"],
+            check=False,
+        )
         return frozenset(done.stdout.split())
 
     def status(self, desired: Desired) -> dict:
         volume = desired.storage.volume
         chosen, why = self.cipher_for_this_box()
-        out = {"allow_unencrypted": desired.storage.allow_unencrypted,
-               "suggested_cipher": chosen.name, "why": why, "volume": None, "space": None}
+        out = {
+            "allow_unencrypted": desired.storage.allow_unencrypted,
+            "suggested_cipher": chosen.name,
+            "why": why,
+            "volume": None,
+            "space": None,
+        }
         if volume is not None:
             device = self.device(volume)
             header = luks.header(self.system, device) if device else None
-            out["volume"] = {**volume.to_json(), "device": device, "present": device is not None,
-                             "unlocked": self.system.path(MAPPED).exists(),
-                             "mounted": mounted_at(self.system) == MAPPED,
-                             "key_slots": {luks.SLOT_NAMES.get(n, str(n)): kdf for n, kdf in
-                                           sorted(header.slots.items())} if header else {}}
+            out["volume"] = {
+                **volume.to_json(),
+                "device": device,
+                "present": device is not None,
+                "unlocked": self.system.path(MAPPED).exists(),
+                "mounted": mounted_at(self.system) == MAPPED,
+                "key_slots": {
+                    luks.SLOT_NAMES.get(n, str(n)): kdf for n, kdf in sorted(header.slots.items())
+                }
+                if header
+                else {},
+            }
         if volume is None or out["volume"]["mounted"]:
             out["space"] = self.space()
         return out
@@ -85,8 +99,15 @@ class StorageService:
             self.system.run(["chattr", "-i", PRIVATE], check=False)
         return desired.with_storage(StorageSettings(desired.storage.volume, allow_unencrypted))
 
-    def format(self, desired: Desired, disk_name: str, confirm: str, passphrase: str,
-               cipher: str | None = None, stop_users=lambda: None) -> tuple[Desired, str]:
+    def format(
+        self,
+        desired: Desired,
+        disk_name: str,
+        confirm: str,
+        passphrase: str,
+        cipher: str | None = None,
+        stop_users=lambda: None,
+    ) -> tuple[Desired, str]:
         """Erase DISK_NAME and make it the household's encrypted storage, with what was
         kept unencrypted until now moved onto it (STOP_USERS: stops the services using
         it first). Returns the new state and the recovery key, shown this once."""
@@ -98,8 +119,9 @@ class StorageService:
         if desired.storage.volume is not None:
             raise Conflict("the box already has its encrypted storage", "disk")
         if confirm != disk.confirm_name:
-            raise Invalid(f"to erase this disk, type its name exactly: {disk.confirm_name}",
-                          "confirm")
+            raise Invalid(
+                f"to erase this disk, type its name exactly: {disk.confirm_name}", "confirm"
+            )
         passphrase = passwords.check_strength(passphrase, "")
         chosen = self.cipher_for_this_box()[0] if cipher is None else ciphers.CIPHERS.get(cipher)
         if chosen is None:
@@ -138,8 +160,9 @@ class StorageService:
         self._volume(desired)
         wait = self.runtime.wait_before_next(UNLOCK_KEYS)
         if wait > 0:
-            raise RateLimited(f"too many wrong keys: try again in {wait:.0f} s", "key",
-                              retry_after=wait)
+            raise RateLimited(
+                f"too many wrong keys: try again in {wait:.0f} s", "key", retry_after=wait
+            )
         device = self._present(desired)
         slot = -1
         if not self.system.path(MAPPED).exists():

@@ -42,8 +42,7 @@ def file_systems(disk: Disk, system: System) -> list[tuple[str, str]]:
     if disk.contents == "filesystem":
         found = [(disk.path, disk.detail)]
     elif disk.contents == "partitions":
-        found = [(path, probe(system, path)[1])
-                 for path in (f"/dev/{p}" for p in disk.partitions)]
+        found = [(path, probe(system, path)[1]) for path in (f"/dev/{p}" for p in disk.partitions)]
     else:
         return []
     return [(path, kind) for path, kind in found if kind in FILESYSTEMS]
@@ -69,8 +68,11 @@ def write_key(system: System, disk: Disk, uuid: str, key: str) -> None:
     """KEY onto DISK's first usable file system, owner-only, flushed before unmounting."""
     places = file_systems(disk, system)
     if not places:
-        raise Invalid(f"{disk.confirm_name} has no file system the box can write a key to: "
-                      f"use a USB stick formatted as FAT, exFAT or ext4", "disk")
+        raise Invalid(
+            f"{disk.confirm_name} has no file system the box can write a key to: "
+            f"use a USB stick formatted as FAT, exFAT or ext4",
+            "disk",
+        )
     device, kind = places[0]
     with _mounted(system, device, kind, writable=True) as root:
         target = root / key_path(uuid)

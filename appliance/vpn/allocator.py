@@ -25,12 +25,15 @@ class AddressPool:
         index = self._resume.get(key, 2)
         while index <= last:
             a4, a6 = str(v4[index]), str(v6[index])
-            if not (a4 in in_use or a6 in in_use
-                    or self._was_handed_out(a4) or self._was_handed_out(a6)):
+            if not (
+                a4 in in_use or a6 in in_use or self._was_handed_out(a4) or self._was_handed_out(a6)
+            ):
                 self._resume[key] = index
                 return a4, a6
             index += 1
         self._resume[key] = index
         raise PoolExhausted(
             f"the VPN has no address left that was never used before in {v4}: "
-            f"choose a larger subnet", "ipv4_subnet")
+            f"choose a larger subnet",
+            "ipv4_subnet",
+        )

@@ -9,8 +9,18 @@ from . import links
 from .backends import Backend
 from .facts import VpnFacts
 from .schema import Device
-from .plan import (AddAddress, BringUp, ConfigureInterface, CreateInterface, DeleteInterface,
-                   RemoveAddress, SetPeers, WantedInterface, WantedPeer, plan)
+from .plan import (
+    AddAddress,
+    BringUp,
+    ConfigureInterface,
+    CreateInterface,
+    DeleteInterface,
+    RemoveAddress,
+    SetPeers,
+    WantedInterface,
+    WantedPeer,
+    plan,
+)
 
 BOX_KEY = "vpn/box"
 BOX_PUBLIC_KEY = "vpn/box.public"  # not secret; kept with its private half
@@ -27,8 +37,9 @@ def psk_name(device_id: int) -> str:
 Known = dict[int, tuple[Device, WantedPeer]]
 
 
-def wanted(desired: Desired, secrets: SecretStore, known: Known | None = None
-           ) -> tuple[WantedInterface, Known]:
+def wanted(
+    desired: Desired, secrets: SecretStore, known: Known | None = None
+) -> tuple[WantedInterface, Known]:
     """The interface the desired state asks for. ``known`` holds the peers made last
     time: a device that did not change (the very same frozen Device object, which
     revisions share) keeps its peer, found by identity rather than by hashing it."""
@@ -51,9 +62,13 @@ def wanted(desired: Desired, secrets: SecretStore, known: Known | None = None
                     raise SystemFailure(f"device {d.id} has lost its preshared key")
             peer = WantedPeer(d.public_key, psk, frozenset((f"{d.ipv4}/32", f"{d.ipv6}/128")))
         peers[id(d)] = (d, peer)
-    return WantedInterface(vpn.interface, private_key, vpn.listen_port,
-                           frozenset((str(vpn.box_ipv4), str(vpn.box_ipv6))),
-                           {peer.public_key: peer for _, peer in peers.values()}), peers
+    return WantedInterface(
+        vpn.interface,
+        private_key,
+        vpn.listen_port,
+        frozenset((str(vpn.box_ipv4), str(vpn.box_ipv6))),
+        {peer.public_key: peer for _, peer in peers.values()},
+    ), peers
 
 
 class VpnCapability:
@@ -99,14 +114,34 @@ class VpnCapability:
 
     def health(self, facts: VpnFacts, desired: Desired) -> list[Check]:
         iface = facts.interfaces.get(desired.vpn.interface)
-        checks = [Check(self.name, "interface", iface is not None and iface.up,
-                        f"{desired.vpn.interface} ({self.backend.kind} WireGuard)")]
+        checks = [
+            Check(
+                self.name,
+                "interface",
+                iface is not None and iface.up,
+                f"{desired.vpn.interface} ({self.backend.kind} WireGuard)",
+            )
+        ]
         if iface is not None:
             missing = {d.public_key for d in desired.vpn.devices} - iface.peers.keys()
-            checks.append(Check(self.name, "devices", not missing,
-                                f"{len(missing)} device(s) not yet on the interface"
-                                if missing else f"{len(iface.peers)} device(s)"))
-        checks.append(Check(self.name, "endpoint", desired.vpn.endpoint is not None,
-                            str(desired.vpn.endpoint) if desired.vpn.endpoint
-                            else "not set: devices cannot find the box"))
+            checks.append(
+                Check(
+                    self.name,
+                    "devices",
+                    not missing,
+                    f"{len(missing)} device(s) not yet on the interface"
+                    if missing
+                    else f"{len(iface.peers)} device(s)",
+                )
+            )
+        checks.append(
+            Check(
+                self.name,
+                "endpoint",
+                desired.vpn.endpoint is not None,
+                str(desired.vpn.endpoint)
+                if desired.vpn.endpoint
+                else "not set: devices cannot find the box",
+            )
+        )
         return checks

@@ -20,14 +20,21 @@ def allowed_ips(device: Device, vpn: VpnSettings) -> list[str]:
     return [str(vpn.ipv4_subnet), str(vpn.ipv6_subnet)] + [str(n) for n in vpn.home_networks]
 
 
-def wg_quick(device: Device, vpn: VpnSettings, box_public_key: str,
-             private_key: Secret | None, preshared_key: Secret | None) -> str:
+def wg_quick(
+    device: Device,
+    vpn: VpnSettings,
+    box_public_key: str,
+    private_key: Secret | None,
+    preshared_key: Secret | None,
+) -> str:
     if vpn.endpoint is None:
-        raise Conflict("the box's public endpoint is not set yet: set it first "
-                       "(commonsbox vpn set --endpoint HOST[:PORT])", "endpoint")
+        raise Conflict(
+            "the box's public endpoint is not set yet: set it first "
+            "(commonsbox vpn set --endpoint HOST[:PORT])",
+            "endpoint",
+        )
     if private_key is None:
-        raise NotFound("this device brought its own key: its config lives on the device",
-                       "device")
+        raise NotFound("this device brought its own key: its config lives on the device", "device")
     cfg = wgconfig.WGConfig()
     cfg.add_attr(None, "PrivateKey", private_key.reveal())
     cfg.add_attr(None, "Address", f"{device.ipv4}/32, {device.ipv6}/128")
@@ -52,8 +59,9 @@ def qr(config_text: str):
 
 def qr_svg(config_text: str) -> str:
     out = io.BytesIO()
-    qr(config_text).save(out, kind="svg", scale=4, xmldecl=False, svgns=True,
-                         title="WireGuard configuration")
+    qr(config_text).save(
+        out, kind="svg", scale=4, xmldecl=False, svgns=True, title="WireGuard configuration"
+    )
     return out.getvalue().decode()
 
 

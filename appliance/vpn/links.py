@@ -71,7 +71,9 @@ def state(name: str) -> tuple[bool, frozenset[str]] | None:
     with _ipr() as ipr:
         addresses = frozenset(
             str(ipaddress.ip_interface((a.get_attr("IFA_ADDRESS"), a["prefixlen"])))
-            for a in ipr.get_addr(index=index) if a["scope"] == RT_SCOPE_UNIVERSE)
+            for a in ipr.get_addr(index=index)
+            if a["scope"] == RT_SCOPE_UNIVERSE
+        )
     return bool(int(flags, 16) & IFF_UP), addresses
 
 
@@ -84,9 +86,13 @@ def add_address(name: str, address: str) -> None:
     iface = ipaddress.ip_interface(address)
     with _ipr() as ipr:
         try:
-            ipr.addr("add", index=_index(name), address=str(iface.ip),
-                     prefixlen=iface.network.prefixlen,
-                     **({"flags": IFA_F_NODAD} if iface.version == 6 else {}))
+            ipr.addr(
+                "add",
+                index=_index(name),
+                address=str(iface.ip),
+                prefixlen=iface.network.prefixlen,
+                **({"flags": IFA_F_NODAD} if iface.version == 6 else {}),
+            )
         except NetlinkError as err:
             if err.code != 17:  # EEXIST: already there is what we wanted
                 raise
@@ -95,8 +101,9 @@ def add_address(name: str, address: str) -> None:
 def remove_address(name: str, address: str) -> None:
     iface = ipaddress.ip_interface(address)
     with _ipr() as ipr:
-        ipr.addr("del", index=_index(name), address=str(iface.ip),
-                 prefixlen=iface.network.prefixlen)
+        ipr.addr(
+            "del", index=_index(name), address=str(iface.ip), prefixlen=iface.network.prefixlen
+        )
 
 
 def bring_up(name: str) -> None:

@@ -30,6 +30,7 @@ class WantedInterface:
 
 # -- actions -----------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class CreateInterface:
     name: str
@@ -76,13 +77,21 @@ class SetPeers:
         return f"SetPeers({self.name}: {len(self.upserts)} set, {len(self.removals)} removed)"
 
 
-Action = (CreateInterface | DeleteInterface | ConfigureInterface | AddAddress | RemoveAddress
-          | BringUp | SetPeers)
+Action = (
+    CreateInterface
+    | DeleteInterface
+    | ConfigureInterface
+    | AddAddress
+    | RemoveAddress
+    | BringUp
+    | SetPeers
+)
 
 
 def plan(facts: VpnFacts, wanted: WantedInterface) -> list[Action]:
-    actions: list[Action] = [DeleteInterface(name) for name in sorted(facts.interfaces)
-                             if name != wanted.name]
+    actions: list[Action] = [
+        DeleteInterface(name) for name in sorted(facts.interfaces) if name != wanted.name
+    ]
     have = facts.interfaces.get(wanted.name)
     if have is None:
         actions.append(CreateInterface(wanted.name))
@@ -101,9 +110,11 @@ def plan(facts: VpnFacts, wanted: WantedInterface) -> list[Action]:
 
 def plan_peers(have: Interface, wanted: WantedInterface) -> SetPeers:
     upserts = tuple(
-        peer for key, peer in sorted(wanted.peers.items())
+        peer
+        for key, peer in sorted(wanted.peers.items())
         if key not in have.peers
         or have.peers[key].preshared_key != peer.preshared_key
-        or have.peers[key].allowed_ips != peer.allowed_ips)
+        or have.peers[key].allowed_ips != peer.allowed_ips
+    )
     removals = tuple(sorted(key for key in have.peers if key not in wanted.peers))
     return SetPeers(wanted.name, upserts, removals)

@@ -23,8 +23,10 @@ class Endpoint:
     @classmethod
     def from_json(cls, value, fld: str) -> "Endpoint":
         v.only_keys(value, fld, {"host", "port"})
-        return cls(v.hostname_or_ip(value["host"], f"{fld}.host"),
-                   v.integer(value["port"], f"{fld}.port", 1, 65535))
+        return cls(
+            v.hostname_or_ip(value["host"], f"{fld}.host"),
+            v.integer(value["port"], f"{fld}.port", 1, 65535),
+        )
 
     def to_json(self) -> dict:
         return {"host": self.host, "port": self.port}
@@ -52,8 +54,12 @@ class Device:
 
     @classmethod
     def from_json(cls, value, fld: str) -> "Device":
-        v.only_keys(value, fld, {"id", "name", "public_key", "ipv4", "ipv6", "mode"},
-                    {"dns", "preshared_key", "key_holder", "owner"})
+        v.only_keys(
+            value,
+            fld,
+            {"id", "name", "public_key", "ipv4", "ipv6", "mode"},
+            {"dns", "preshared_key", "key_holder", "owner"},
+        )
         owner = value.get("owner")
         ipv4 = v.address(value["ipv4"], f"{fld}.ipv4")
         ipv6 = v.address(value["ipv6"], f"{fld}.ipv6")
@@ -74,9 +80,16 @@ class Device:
         )
 
     def to_json(self) -> dict:
-        out = {"id": self.id, "name": self.name, "public_key": self.public_key,
-               "ipv4": self.ipv4, "ipv6": self.ipv6, "mode": self.mode,
-               "preshared_key": self.preshared_key, "key_holder": self.key_holder}
+        out = {
+            "id": self.id,
+            "name": self.name,
+            "public_key": self.public_key,
+            "ipv4": self.ipv4,
+            "ipv6": self.ipv6,
+            "mode": self.mode,
+            "preshared_key": self.preshared_key,
+            "key_holder": self.key_holder,
+        }
         if self.dns is not None:
             out["dns"] = list(self.dns)
         if self.owner is not None:
@@ -108,8 +121,13 @@ class VpnSettings:
     def from_json(cls, value, fld: str = "vpn") -> "VpnSettings":
         def f(name):
             return v.join(fld, name)
-        v.only_keys(value, fld, {"interface", "listen_port", "ipv4_subnet", "ipv6_subnet"},
-                    {"endpoint", "dns", "home_networks", "devices"})
+
+        v.only_keys(
+            value,
+            fld,
+            {"interface", "listen_port", "ipv4_subnet", "ipv6_subnet"},
+            {"endpoint", "dns", "home_networks", "devices"},
+        )
         endpoint = value.get("endpoint")
         settings = cls(
             interface=v.ifname(value["interface"], f("interface")),
@@ -118,18 +136,24 @@ class VpnSettings:
             ipv6_subnet=subnet(value["ipv6_subnet"], f("ipv6_subnet"), 6),
             endpoint=None if endpoint is None else Endpoint.from_json(endpoint, f("endpoint")),
             dns=v.listed(value.get("dns", []), f("dns"), _dns, DNS_MAX),
-            home_networks=v.listed(value.get("home_networks", []), f("home_networks"),
-                                   v.any_network, HOME_NETWORKS_MAX),
+            home_networks=v.listed(
+                value.get("home_networks", []), f("home_networks"), v.any_network, HOME_NETWORKS_MAX
+            ),
             devices=v.listed(value.get("devices", []), f("devices"), Device.from_json, 2**20),
         )
         settings.check_devices()
         return settings
 
     def to_json(self) -> dict:
-        out = {"interface": self.interface, "listen_port": self.listen_port,
-               "ipv4_subnet": str(self.ipv4_subnet), "ipv6_subnet": str(self.ipv6_subnet),
-               "dns": list(self.dns), "home_networks": [str(n) for n in self.home_networks],
-               "devices": [d.to_json() for d in self.devices]}
+        out = {
+            "interface": self.interface,
+            "listen_port": self.listen_port,
+            "ipv4_subnet": str(self.ipv4_subnet),
+            "ipv6_subnet": str(self.ipv6_subnet),
+            "dns": list(self.dns),
+            "home_networks": [str(n) for n in self.home_networks],
+            "devices": [d.to_json() for d in self.devices],
+        }
         if self.endpoint is not None:
             out["endpoint"] = self.endpoint.to_json()
         return out
@@ -144,21 +168,34 @@ class VpnSettings:
 
     def check_devices(self) -> None:
         """Every device in the subnets, and no id, name, key or address used twice."""
-        seen: dict[str, set] = {"id": set(), "name": set(), "public key": set(),
-                                "IPv4 address": set(), "IPv6 address": set()}
+        seen: dict[str, set] = {
+            "id": set(),
+            "name": set(),
+            "public key": set(),
+            "IPv4 address": set(),
+            "IPv6 address": set(),
+        }
         for i, d in enumerate(self.devices):
             fld = f"vpn.devices[{i}]"
             ipv4, ipv6 = ipaddress.ip_address(d.ipv4), ipaddress.ip_address(d.ipv6)
-            if ipv4 not in self.ipv4_subnet or ipv4 in (self.box_ipv4.ip,
-                                                       self.ipv4_subnet.broadcast_address):
-                raise Invalid(f"{fld}.ipv4 is not a device address in {self.ipv4_subnet}",
-                              f"{fld}.ipv4")
+            if ipv4 not in self.ipv4_subnet or ipv4 in (
+                self.box_ipv4.ip,
+                self.ipv4_subnet.broadcast_address,
+            ):
+                raise Invalid(
+                    f"{fld}.ipv4 is not a device address in {self.ipv4_subnet}", f"{fld}.ipv4"
+                )
             if ipv6 not in self.ipv6_subnet or ipv6 == self.box_ipv6.ip:
-                raise Invalid(f"{fld}.ipv6 is not a device address in {self.ipv6_subnet}",
-                              f"{fld}.ipv6")
-            for what, val in (("id", d.id), ("name", v.name_key(d.name)),
-                              ("public key", d.public_key), ("IPv4 address", d.ipv4),
-                              ("IPv6 address", d.ipv6)):
+                raise Invalid(
+                    f"{fld}.ipv6 is not a device address in {self.ipv6_subnet}", f"{fld}.ipv6"
+                )
+            for what, val in (
+                ("id", d.id),
+                ("name", v.name_key(d.name)),
+                ("public key", d.public_key),
+                ("IPv4 address", d.ipv4),
+                ("IPv6 address", d.ipv6),
+            ):
                 if val in seen[what]:
                     raise Conflict(f"two devices have the same {what}", fld)
                 seen[what].add(val)

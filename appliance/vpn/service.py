@@ -21,7 +21,9 @@ UNSET = object()
 
 
 def _dns(value, fld):
-    return None if value is None else v.listed(value, fld, lambda x, f: str(v.address(x, f)), DNS_MAX)
+    return (
+        None if value is None else v.listed(value, fld, lambda x, f: str(v.address(x, f)), DNS_MAX)
+    )
 
 
 class VpnService:
@@ -58,8 +60,16 @@ class VpnService:
             raise Conflict(f"a device called {name!r} already exists", "name")
         return name
 
-    def add_device(self, desired: Desired, name, mode="home", dns=None, preshared_key=False,
-                   public_key=None, owner: str | None = None) -> tuple[Desired, Device]:
+    def add_device(
+        self,
+        desired: Desired,
+        name,
+        mode="home",
+        dns=None,
+        preshared_key=False,
+        public_key=None,
+        owner: str | None = None,
+    ) -> tuple[Desired, Device]:
         vpn = desired.vpn
         name = self._check_name(vpn, name)
         mode = v.choice(mode, "mode", MODES)
@@ -72,12 +82,22 @@ class VpnService:
         else:
             public_key = v.wg_key(public_key, "public_key")
             if public_key == self.box_public_key() or any(
-                    d.public_key == public_key for d in vpn.devices):
+                d.public_key == public_key for d in vpn.devices
+            ):
                 raise Conflict("this public key is already in use", "public_key")
         ipv4, ipv6 = self.pool.next(vpn)
-        device = Device(id=self.store.last_device_id + 1, name=name, public_key=public_key,
-                        ipv4=ipv4, ipv6=ipv6, mode=mode, dns=dns, preshared_key=preshared_key,
-                        key_holder="box" if private_key else "device", owner=owner)
+        device = Device(
+            id=self.store.last_device_id + 1,
+            name=name,
+            public_key=public_key,
+            ipv4=ipv4,
+            ipv6=ipv6,
+            mode=mode,
+            dns=dns,
+            preshared_key=preshared_key,
+            key_holder="box" if private_key else "device",
+            owner=owner,
+        )
         # Secrets first: a crash before the revision is stored leaves only an orphan
         # under an id that was never committed, and the next device overwrites it.
         if private_key:
@@ -86,8 +106,9 @@ class VpnService:
             self.secrets.put(psk_name(device.id), keys.new_preshared_key())
         return desired.with_vpn(vpn.with_devices(vpn.devices + (device,))), device
 
-    def update_device(self, desired: Desired, ref, name=UNSET, mode=UNSET,
-                      dns=UNSET) -> tuple[Desired, Device]:
+    def update_device(
+        self, desired: Desired, ref, name=UNSET, mode=UNSET, dns=UNSET
+    ) -> tuple[Desired, Device]:
         vpn = desired.vpn
         old = self.find(desired, ref)
         new = old
@@ -114,8 +135,7 @@ class VpnService:
         if vpn.devices:
             for key in ("ipv4_subnet", "ipv6_subnet"):
                 if key in changes and changes[key] != str(getattr(vpn, key)):
-                    raise Conflict("the subnets can only change while the VPN has no devices",
-                                   key)
+                    raise Conflict("the subnets can only change while the VPN has no devices", key)
         doc = {**vpn.to_json(), **changes}
         if doc.get("endpoint") is None:
             doc.pop("endpoint", None)

@@ -17,8 +17,7 @@ class Bus(Protocol):
 
     def read_i2c_block_data(self, i2c_addr: int, register: int, length: int) -> list[int]: ...
 
-    def write_i2c_block_data(self, i2c_addr: int, register: int,
-                             data: Sequence[int]) -> None: ...
+    def write_i2c_block_data(self, i2c_addr: int, register: int, data: Sequence[int]) -> None: ...
 
 
 BLOCK_MAX = 32  # the SMBus/I2C block limit smbus2 enforces (I2C_SMBUS_BLOCK_MAX)

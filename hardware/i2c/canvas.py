@@ -23,17 +23,17 @@ class Framebuffer:
 
 @dataclass(frozen=True)
 class TextItem:
-    row: int   # text line, 8 pixels high
-    x: int     # left pixel
+    row: int  # text line, 8 pixels high
+    x: int  # left pixel
     text: str  # as drawn (clipped to the width; unknown characters are drawn as '?')
 
 
 @dataclass(frozen=True)
 class QrItem:
     data: str
-    x: int       # top-left pixel of the quiet zone
+    x: int  # top-left pixel of the quiet zone
     y: int
-    scale: int   # pixels per module
+    scale: int  # pixels per module
     modules: int  # modules per side, without the quiet zone
     border: int  # quiet zone, in modules
 
@@ -84,8 +84,10 @@ class Canvas:
         """Draw one line of text on text row `row`, clipped to the width."""
         if not 0 <= row < self.rows:
             raise ValueError(f"text row {row} is off a {self.height}-pixel display")
-        shown = "".join(c if font.FIRST <= ord(c) <= font.LAST else font.REPLACEMENT
-                        for c in text[:self.columns(x)])
+        shown = "".join(
+            c if font.FIRST <= ord(c) <= font.LAST else font.REPLACEMENT
+            for c in text[: self.columns(x)]
+        )
         top = row * font.CELL_HEIGHT
         for index, char in enumerate(shown):
             left = x + index * font.CELL_WIDTH
@@ -110,8 +112,13 @@ class Canvas:
         for my, line in enumerate(matrix):
             for mx, dark in enumerate(line):
                 if dark:
-                    self.fill(x + offset + mx * item.scale, y + offset + my * item.scale,
-                              item.scale, item.scale, on=False)
+                    self.fill(
+                        x + offset + mx * item.scale,
+                        y + offset + my * item.scale,
+                        item.scale,
+                        item.scale,
+                        on=False,
+                    )
         self._qrs.append(item)
         return item
 

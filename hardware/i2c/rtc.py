@@ -19,13 +19,13 @@ from hardware.i2c import Bus
 RTC_ADDRESS = 0x68
 RtcKind = Literal["ds3231", "ds1307"]
 
-_TIME = 0x00        # 7 registers of BCD time
+_TIME = 0x00  # 7 registers of BCD time
 _DS3231_CONTROL = 0x0E
 _DS3231_STATUS = 0x0F
 _DS3231_TEMP_LSB = 0x12
 _CLOCK_HALT = 0x80  # DS1307 seconds bit 7
-_OSF = 0x80         # DS3231 status bit 7
-_CENTURY = 0x80     # DS3231 month bit 7
+_OSF = 0x80  # DS3231 status bit 7
+_CENTURY = 0x80  # DS3231 month bit 7
 _HOUR_12 = 0x40
 _PM = 0x20
 
@@ -36,9 +36,9 @@ NOT_BEFORE = datetime(2025, 1, 1, tzinfo=UTC)
 @dataclass(frozen=True)
 class RtcReading:
     kind: RtcKind
-    time: datetime   # UTC, timezone-aware
+    time: datetime  # UTC, timezone-aware
     trusted: bool
-    reason: str      # why it is not trusted; "" when it is
+    reason: str  # why it is not trusted; "" when it is
 
 
 @dataclass(frozen=True)
@@ -90,8 +90,7 @@ def decode_time(registers: list[int], kind: RtcKind) -> tuple[datetime, bool]:
     month_number = _bcd(month & 0x1F, "month", 1, 12)
     years = 2000 + _bcd(year, "year", 0, 99) + (100 if month & _CENTURY else 0)
     try:
-        when = datetime(years, month_number, day, hours, minutes, seconds,
-                        tzinfo=UTC)
+        when = datetime(years, month_number, day, hours, minutes, seconds, tzinfo=UTC)
     except ValueError as error:  # 31 April, 29 February of a common year
         raise DeviceFault(f"real-time clock: impossible date ({error})") from error
     return when, halted
@@ -106,16 +105,27 @@ def encode_time(when: datetime, kind: RtcKind) -> list[int]:
     if not 2000 <= utc.year <= last_year:
         raise ValueError(f"a {kind} holds the years 2000..{last_year}, not {utc.year}")
     century = _CENTURY if utc.year >= 2100 else 0
-    return [_to_bcd(utc.second), _to_bcd(utc.minute), _to_bcd(utc.hour),
-            utc.isoweekday(), _to_bcd(utc.day), _to_bcd(utc.month) | century,
-            _to_bcd(utc.year % 100)]
+    return [
+        _to_bcd(utc.second),
+        _to_bcd(utc.minute),
+        _to_bcd(utc.hour),
+        utc.isoweekday(),
+        _to_bcd(utc.day),
+        _to_bcd(utc.month) | century,
+        _to_bcd(utc.year % 100),
+    ]
 
 
 class RealTimeClock:
     """A DS3231 or DS1307. `kind=None` tells them apart from DS3231-only registers."""
 
-    def __init__(self, bus: Bus, address: int = RTC_ADDRESS, kind: RtcKind | None = None,
-                 not_before: datetime = NOT_BEFORE) -> None:
+    def __init__(
+        self,
+        bus: Bus,
+        address: int = RTC_ADDRESS,
+        kind: RtcKind | None = None,
+        not_before: datetime = NOT_BEFORE,
+    ) -> None:
         self._bus = bus
         self._address = address
         self._kind = kind
@@ -137,8 +147,9 @@ class RealTimeClock:
         kind = self.probe()
         with talking_to(f"real-time clock ({kind})"):
             registers = self._bus.read_i2c_block_data(self._address, _TIME, 7)
-            status = self._bus.read_byte_data(self._address, _DS3231_STATUS) \
-                if kind == "ds3231" else 0
+            status = (
+                self._bus.read_byte_data(self._address, _DS3231_STATUS) if kind == "ds3231" else 0
+            )
         when, halted = decode_time(list(registers), kind)
         reason = ""
         if status & _OSF:
@@ -165,8 +176,9 @@ def set_system_clock(seconds: float) -> None:
     time.clock_settime(time.CLOCK_REALTIME, seconds)
 
 
-def to_system(rtc: RealTimeClock,
-              set_clock: Callable[[float], None] = set_system_clock) -> ClockSync:
+def to_system(
+    rtc: RealTimeClock, set_clock: Callable[[float], None] = set_system_clock
+) -> ClockSync:
     """At boot, before the network: system time from the RTC, if the RTC is trusted."""
     try:
         reading = rtc.read()
@@ -182,8 +194,9 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def from_system(rtc: RealTimeClock, now: Callable[[], datetime] = _utc_now,
-                not_before: datetime = NOT_BEFORE) -> ClockSync:
+def from_system(
+    rtc: RealTimeClock, now: Callable[[], datetime] = _utc_now, not_before: datetime = NOT_BEFORE
+) -> ClockSync:
     """Once the system time is synchronised (NTP): store it in the RTC. A system clock
     that is obviously unset is not copied, so it cannot overwrite a good RTC."""
     when = now()

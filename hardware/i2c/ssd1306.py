@@ -31,28 +31,38 @@ def init_sequence(width: int, height: int) -> list[int]:
     addressing, mirrored both ways so the panel reads upright)."""
     return [
         DISPLAY_OFF,
-        0xD5, 0x80,                 # clock divide / oscillator: the reset value
-        0xA8, height - 1,           # multiplex ratio: one COM per row
-        0xD3, 0x00,                 # no display offset
-        0x40,                       # start line 0
-        0x8D, 0x14,                 # charge pump on: modules without an external VCC
-        0x20, 0x00,                 # horizontal addressing: pointer wraps to next page
-        0xA1,                       # column 127 is SEG0 (module wiring)
-        0xC8,                       # scan COM from the bottom (module wiring)
-        0xDA, 0x12 if height == 64 else 0x02,  # COM pins: alternate for 64 rows
-        SET_CONTRAST, 0x7F,
-        0xD9, 0xF1,                 # pre-charge for the internal charge pump
-        0xDB, 0x40,                 # VCOMH deselect level
-        0xA4,                       # show RAM (not all pixels on)
-        0xA6,                       # normal, not inverted
-        0x2E,                       # no scrolling
+        0xD5,
+        0x80,  # clock divide / oscillator: the reset value
+        0xA8,
+        height - 1,  # multiplex ratio: one COM per row
+        0xD3,
+        0x00,  # no display offset
+        0x40,  # start line 0
+        0x8D,
+        0x14,  # charge pump on: modules without an external VCC
+        0x20,
+        0x00,  # horizontal addressing: pointer wraps to next page
+        0xA1,  # column 127 is SEG0 (module wiring)
+        0xC8,  # scan COM from the bottom (module wiring)
+        0xDA,
+        0x12 if height == 64 else 0x02,  # COM pins: alternate for 64 rows
+        SET_CONTRAST,
+        0x7F,
+        0xD9,
+        0xF1,  # pre-charge for the internal charge pump
+        0xDB,
+        0x40,  # VCOMH deselect level
+        0xA4,  # show RAM (not all pixels on)
+        0xA6,  # normal, not inverted
+        0x2E,  # no scrolling
         DISPLAY_ON,
     ]
 
 
 class Ssd1306:
-    def __init__(self, bus: Bus, address: int = DISPLAY_ADDRESS, width: int = 128,
-                 height: int = 64) -> None:
+    def __init__(
+        self, bus: Bus, address: int = DISPLAY_ADDRESS, width: int = 128, height: int = 64
+    ) -> None:
         if width != 128 or height not in (32, 64):
             raise ValueError("SSD1306 modules are 128x64 or 128x32")
         self._bus = bus
@@ -68,8 +78,9 @@ class Ssd1306:
     def _commands(self, commands: Sequence[int]) -> None:
         with talking_to(self._what()):
             for start in range(0, len(commands), BLOCK_MAX):
-                self._bus.write_i2c_block_data(self._address, CONTROL_COMMANDS,
-                                               list(commands[start:start + BLOCK_MAX]))
+                self._bus.write_i2c_block_data(
+                    self._address, CONTROL_COMMANDS, list(commands[start : start + BLOCK_MAX])
+                )
 
     def probe(self) -> None:
         """A no-op command: DeviceAbsent if nothing acknowledges it. It changes nothing on
@@ -86,8 +97,10 @@ class Ssd1306:
         if isinstance(framebuffer, Canvas):
             framebuffer = framebuffer.framebuffer()
         if (framebuffer.width, framebuffer.height) != (self.width, self.height):
-            raise ValueError(f"a {framebuffer.width}x{framebuffer.height} framebuffer "
-                             f"for a {self.width}x{self.height} display")
+            raise ValueError(
+                f"a {framebuffer.width}x{framebuffer.height} framebuffer "
+                f"for a {self.width}x{self.height} display"
+            )
         sent = 0
         for page, data in enumerate(framebuffer.pages):
             if self._shown[page] == data:
@@ -95,8 +108,9 @@ class Ssd1306:
             self._commands([COLUMN_ADDRESS, 0, self.width - 1, PAGE_ADDRESS, page, page])
             with talking_to(self._what()):
                 for start in range(0, len(data), BLOCK_MAX):
-                    self._bus.write_i2c_block_data(self._address, CONTROL_DATA,
-                                                   list(data[start:start + BLOCK_MAX]))
+                    self._bus.write_i2c_block_data(
+                        self._address, CONTROL_DATA, list(data[start : start + BLOCK_MAX])
+                    )
             self._shown[page] = bytes(data)
             sent += 1
         return sent

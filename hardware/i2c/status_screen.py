@@ -1,12 +1,12 @@
 """What the status display shows for each state of the box (a pure function).
 
-    starting       name, "Starting...", the address once known
-    unclaimed      name and the setup code on the left, a QR code of the web UI's
-                   address on the right (scan it, or type the address shown)
-    ready          name, "Ready", the address of the web UI
-    degraded       name, "Needs attention", the address where the web UI says what
-    reset-confirm  after a 10 s hold of the button: press again within 30 s to erase
-    resetting      the factory reset runs: do not unplug
+starting       name, "Starting...", the address once known
+unclaimed      name and the setup code on the left, a QR code of the web UI's
+               address on the right (scan it, or type the address shown)
+ready          name, "Ready", the address of the web UI
+degraded       name, "Needs attention", the address where the web UI says what
+reset-confirm  after a 10 s hold of the button: press again within 30 s to erase
+resetting      the factory reset runs: do not unplug
 """
 
 from dataclasses import dataclass
@@ -21,10 +21,10 @@ CONFIRM_SECONDS = 30  # shown to the user; hardware.button holds the same number
 @dataclass(frozen=True)
 class BoxView:
     name: str
-    address: str       # e.g. "192.168.1.23", "" while unknown
-    state: str         # one of STATES
+    address: str  # e.g. "192.168.1.23", "" while unknown
+    state: str  # one of STATES
     setup_code: str = ""
-    url: str = ""      # the web UI; "" means http://<address>/
+    url: str = ""  # the web UI; "" means http://<address>/
 
 
 def _wrap(text: str, columns: int) -> list[str]:
@@ -47,8 +47,16 @@ def _state_lines(view: BoxView) -> list[str]:
     if view.state == "degraded":
         return [view.name, "", "Needs attention:", "see the web UI at", address]
     if view.state == "reset-confirm":
-        return ["Factory reset?", "", "Press the button", f"again within {CONFIRM_SECONDS} s",
-                "to erase this box.", "", "Otherwise nothing", "changes."]
+        return [
+            "Factory reset?",
+            "",
+            "Press the button",
+            f"again within {CONFIRM_SECONDS} s",
+            "to erase this box.",
+            "",
+            "Otherwise nothing",
+            "changes.",
+        ]
     return ["Factory reset", "", "Erasing this box.", "Do not unplug it."]
 
 

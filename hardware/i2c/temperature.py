@@ -51,8 +51,9 @@ def decode_tmp102(msb: int, lsb: int) -> float:
 class TemperatureSensor:
     """`kind=None` tells the two apart by the TMP102's read-only resolution bits."""
 
-    def __init__(self, bus: Bus, address: int = SENSOR_ADDRESS,
-                 kind: SensorKind | None = None) -> None:
+    def __init__(
+        self, bus: Bus, address: int = SENSOR_ADDRESS, kind: SensorKind | None = None
+    ) -> None:
         self._bus = bus
         self._address = address
         self._kind = kind

@@ -27,13 +27,16 @@ from .profile import Profile, load
 PACKAGE = Path(__file__).resolve().parent
 FILES = PACKAGE / "files"
 REPO = PACKAGE.parent.parent
-LIB = "usr/lib/commonsbox"          # inside the image
+LIB = "usr/lib/commonsbox"  # inside the image
 PYLIB = f"{LIB}/python"
 UNITS = ("commonsbox-agent.service", "commonsbox-webui.service", "commonsbox-grow.service")
 TEST_UNITS = ("commonsbox-testchannel.service",)
 # Installed, not enabled: the agent starts them when the household turns them on.
-AGENT_STARTED_UNITS = ("commonsbox-mailfilter.service", "commonsbox-files.service",
-                       "commonsbox-ssh.service")
+AGENT_STARTED_UNITS = (
+    "commonsbox-mailfilter.service",
+    "commonsbox-files.service",
+    "commonsbox-ssh.service",
+)
 DROP_INS = {"prosody.service": "prosody-notify.conf"}  # a Debian unit -> our drop-in for it
 PLATFORMS = {"amd64": "manylinux2014_x86_64", "arm64": "manylinux2014_aarch64"}
 GUEST_PYTHON = "3.13"  # trixie's
@@ -41,20 +44,44 @@ OUTPUTS = ("disk.img", "vmlinuz", "initrd.img", "image.json", "manifest.json", "
 
 
 def default_cache() -> Path:
-    return Path(os.environ.get("CBIMAGE_CACHE")
-                or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "cbimage")
+    return Path(
+        os.environ.get("CBIMAGE_CACHE")
+        or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "cbimage"
+    )
 
 
 def project_sources() -> list[Path]:
     """The project files that go into the image: the agent, the web UI (with its
     compiled translations), the hardware drivers and what building the wheel reads.
     Relative to REPO."""
-    subprocess.run(["bash", "tools/i18n.sh", "compile"], cwd=REPO, check=True,
-                   stdout=subprocess.DEVNULL)
-    listed = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard", "--",
-         "appliance", "webui", "hardware", "pyproject.toml", "README.md", "LICENSE*", "COPYING*"],
-        cwd=REPO, check=True, capture_output=True).stdout.decode().split("\0")
+    subprocess.run(
+        ["bash", "tools/i18n.sh", "compile"], cwd=REPO, check=True, stdout=subprocess.DEVNULL
+    )
+    listed = (
+        subprocess.run(
+            [
+                "git",
+                "ls-files",
+                "-z",
+                "--cached",
+                "--others",
+                "--exclude-standard",
+                "--",
+                "appliance",
+                "webui",
+                "hardware",
+                "pyproject.toml",
+                "README.md",
+                "LICENSE*",
+                "COPYING*",
+            ],
+            cwd=REPO,
+            check=True,
+            capture_output=True,
+        )
+        .stdout.decode()
+        .split("\0")
+    )
     files = {Path(f) for f in listed if f and (REPO / f).is_file()}
     files |= {p.relative_to(REPO) for p in REPO.glob("webui/translations/*/LC_MESSAGES/*.mo")}
     return sorted(f for f in files if "__pycache__" not in f.parts)
@@ -74,8 +101,9 @@ def image_key(profile: Profile, rootfs_key: str, sources: list[Path], test: bool
     return h.hexdigest()
 
 
-def root_tarball(board: str, cache: Path, log=print, timings: dict | None = None
-                 ) -> tuple[Path, str]:
+def root_tarball(
+    board: str, cache: Path, log=print, timings: dict | None = None
+) -> tuple[Path, str]:
     """BOARD's root file system as mmdebstrap made it (built unless cached), and its key.
     The box-in-a-namespace runs this tree too (appliance/boxroot.py)."""
     profile = load(board)
@@ -91,8 +119,9 @@ def root_tarball(board: str, cache: Path, log=print, timings: dict | None = None
     return rootfs, rkey
 
 
-def build(board: str, out: Path, cache: Path, test: bool = False, log=print,
-          lock: Path | None = None) -> dict:
+def build(
+    board: str, out: Path, cache: Path, test: bool = False, log=print, lock: Path | None = None
+) -> dict:
     """Build (or reuse) BOARD's image; hard-link it into OUT; return its image.json.
     LOCK: a packages.lock from an earlier build, to hold this one to its versions."""
     profile = load(board)
@@ -121,9 +150,25 @@ def build(board: str, out: Path, cache: Path, test: bool = False, log=print,
         info.update(key=ikey, rootfs_key=rkey, source_date_epoch=epoch, timings=timings)
         (work / "image.json").write_text(json.dumps(info, indent=2) + "\n")
         # What `commonsbox image sign` signs: the image's hash and everything in it.
-        (work / "manifest.json").write_text(json.dumps(
-            {k: info[k] for k in ("board", "image", "sha256", "kernel_version", "packages",
-                                  "python_wheels", "key")}, indent=2, sort_keys=True) + "\n")
+        (work / "manifest.json").write_text(
+            json.dumps(
+                {
+                    k: info[k]
+                    for k in (
+                        "board",
+                        "image",
+                        "sha256",
+                        "kernel_version",
+                        "packages",
+                        "python_wheels",
+                        "key",
+                    )
+                },
+                indent=2,
+                sort_keys=True,
+            )
+            + "\n"
+        )
         for junk in work.iterdir():
             if junk.name not in OUTPUTS:
                 shutil.rmtree(junk) if junk.is_dir() else junk.unlink()
@@ -142,19 +187,23 @@ def build(board: str, out: Path, cache: Path, test: bool = False, log=print,
     return info
 
 
-def _assemble(profile: Profile, rootfs: Path, sources: list[Path], work: Path, test: bool,
-              epoch: int, log) -> dict:
+def _assemble(
+    profile: Profile, rootfs: Path, sources: list[Path], work: Path, test: bool, epoch: int, log
+) -> dict:
     root = work / "root"
     root.mkdir()
     log("image: unpacking the root file system")
-    subprocess.run(["tar", "--numeric-owner", "--xattrs", "--xattrs-include=*", "-xpf", rootfs,
-                    "-C", root], check=True)
+    subprocess.run(
+        ["tar", "--numeric-owner", "--xattrs", "--xattrs-include=*", "-xpf", rootfs, "-C", root],
+        check=True,
+    )
     _install_project(profile, sources, work, root, log)
     packages = recipe.dpkg_status((root / "var/lib/dpkg/status").read_text())
     (work / "packages.lock").write_text(recipe.lock_text(packages))
     # Root B is not in the image: the box makes it on first boot (appliance/storage/grow.py).
-    puuid = {name: disk.partition_uuid(profile.name, name)
-             for name in ("boot", "rootA", "rootB", "data")}
+    puuid = {
+        name: disk.partition_uuid(profile.name, name) for name in ("boot", "rootA", "rootB", "data")
+    }
     _configure(profile, root, puuid, test)
 
     version, boot_files, cmdline = _boot_files(profile, root, work, puuid, epoch)
@@ -165,24 +214,41 @@ def _assemble(profile: Profile, rootfs: Path, sources: list[Path], work: Path, t
     log(f"image: root file system {used_mib} MiB -> partitions of {root_mib} MiB")
     boot_img, root_img, data_img = work / "boot.vfat", work / "rootA.ext4", work / "data.ext4"
     disk.make_vfat(boot_img, d["boot_mib"], "CBBOOT", boot_files, puuid["boot"][:8])
-    disk.make_ext4(root_img, root_mib, "rootA", root, disk.stable_uuid(profile.name, "fs", "rootA"),
-                   epoch)
-    disk.make_ext4(data_img, d["data_mib"], "data", None, disk.stable_uuid(profile.name, "fs", "data"),
-                   epoch)
+    disk.make_ext4(
+        root_img, root_mib, "rootA", root, disk.stable_uuid(profile.name, "fs", "rootA"), epoch
+    )
+    disk.make_ext4(
+        data_img, d["data_mib"], "data", None, disk.stable_uuid(profile.name, "fs", "data"), epoch
+    )
     image = work / "disk.img"
-    disk.assemble(image, profile.name, [
-        disk.Part("boot", disk.ESP, d["boot_mib"], boot_img),
-        disk.Part("rootA", disk.LINUX, root_mib, root_img),
-        disk.Part("data", disk.LINUX, d["data_mib"], data_img),
-    ])
+    disk.assemble(
+        image,
+        profile.name,
+        [
+            disk.Part("boot", disk.ESP, d["boot_mib"], boot_img),
+            disk.Part("rootA", disk.LINUX, root_mib, root_img),
+            disk.Part("data", disk.LINUX, d["data_mib"], data_img),
+        ],
+    )
     st = image.stat()
-    return {"board": profile.name, "test_image": test, "image": "disk.img",
-            "kernel": "vmlinuz", "initrd": "initrd.img", "cmdline": cmdline,
-            "kernel_version": version, "boot_files": sorted(boot_files),
-            "qemu": profile.qemu, "partitions": puuid, "root_mib": root_mib,
-            "size_bytes": st.st_size, "allocated_bytes": st.st_blocks * 512,
-            "sha256": file_sha256(image), "packages": packages,
-            "python_wheels": sorted(w.name for w in (work / "wheels").glob("*.whl"))}
+    return {
+        "board": profile.name,
+        "test_image": test,
+        "image": "disk.img",
+        "kernel": "vmlinuz",
+        "initrd": "initrd.img",
+        "cmdline": cmdline,
+        "kernel_version": version,
+        "boot_files": sorted(boot_files),
+        "qemu": profile.qemu,
+        "partitions": puuid,
+        "root_mib": root_mib,
+        "size_bytes": st.st_size,
+        "allocated_bytes": st.st_blocks * 512,
+        "sha256": file_sha256(image),
+        "packages": packages,
+        "python_wheels": sorted(w.name for w in (work / "wheels").glob("*.whl")),
+    }
 
 
 def _boot_files(profile: Profile, root: Path, work: Path, puuid: dict, epoch: int):
@@ -196,8 +262,10 @@ def _boot_files(profile: Profile, root: Path, work: Path, puuid: dict, epoch: in
     shutil.move(root / f"boot/vmlinuz-{version}", files["vmlinuz"])
     shutil.move(root / f"boot/initrd.img-{version}", files["initrd.img"])
     boot = profile.boot
-    cmdline = (f"root=PARTUUID={puuid['rootA']} rw console={boot['console']},115200 loglevel=4 "
-               f"{boot.get('cmdline', '')}").strip()
+    cmdline = (
+        f"root=PARTUUID={puuid['rootA']} rw console={boot['console']},115200 loglevel=4 "
+        f"{boot.get('cmdline', '')}"
+    ).strip()
     if boot["kind"] == "direct":
         cmdline += " panic=-1"  # QEMU runs with -no-reboot: a panic ends the VM
     elif boot["kind"] == "raspi":
@@ -249,8 +317,11 @@ def _data_blocks(path: str) -> int:
     blocks = 0
     with open(path, "rb") as f:
         while chunk := f.read(1 << 20):
-            blocks += sum(1 for i in range(0, len(chunk), 4096)
-                          if chunk[i:i + 4096] != _ZERO[:len(chunk) - i])
+            blocks += sum(
+                1
+                for i in range(0, len(chunk), 4096)
+                if chunk[i : i + 4096] != _ZERO[: len(chunk) - i]
+            )
     return blocks
 
 
@@ -262,19 +333,44 @@ def _install_project(profile: Profile, sources: list[Path], work: Path, root: Pa
         shutil.copy2(REPO / f, src / f)
     pip = [sys.executable, "-m", "pip", "-q", "--disable-pip-version-check"]
     log("image: building the project's wheel")
-    subprocess.run([*pip, "wheel", "--no-deps", "-w", wheels, src], check=True,
-                   stdout=subprocess.DEVNULL)
-    compat = ["--only-binary=:all:", "--platform", PLATFORMS[profile.architecture],
-              "--python-version", GUEST_PYTHON, "--implementation", "cp"]
+    subprocess.run(
+        [*pip, "wheel", "--no-deps", "-w", wheels, src], check=True, stdout=subprocess.DEVNULL
+    )
+    compat = [
+        "--only-binary=:all:",
+        "--platform",
+        PLATFORMS[profile.architecture],
+        "--python-version",
+        GUEST_PYTHON,
+        "--implementation",
+        "cp",
+    ]
     log(f"image: fetching {', '.join(recipe.PYPI_WHEELS)}")
-    subprocess.run([*pip, "download", "--no-deps", *compat, "-d", wheels, *recipe.PYPI_WHEELS],
-                   check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [*pip, "download", "--no-deps", *compat, "-d", wheels, *recipe.PYPI_WHEELS],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
     dest = root / PYLIB
     # By name from --find-links, not by path: pip records a path in direct_url.json, and
     # this one is in the build's cache directory.
     names = sorted(w.name.split("-")[0] for w in wheels.glob("*.whl"))
-    subprocess.run([*pip, "install", "--no-deps", "--no-compile", "--no-index", *compat,
-                    "--find-links", wheels, "--target", dest, *names], check=True)
+    subprocess.run(
+        [
+            *pip,
+            "install",
+            "--no-deps",
+            "--no-compile",
+            "--no-index",
+            *compat,
+            "--find-links",
+            wheels,
+            "--target",
+            dest,
+            *names,
+        ],
+        check=True,
+    )
     # pip's scripts start with this build's interpreter path: /usr/bin/commonsbox instead,
     # and RECORD forgets them (their hashes would carry that path into the image).
     shutil.rmtree(dest / "bin", ignore_errors=True)
@@ -282,8 +378,21 @@ def _install_project(profile: Profile, sources: list[Path], work: Path, root: Pa
         lines = record.read_text().splitlines(keepends=True)
         record.write_text("".join(l for l in lines if not l.startswith("../../bin/")))
     # Byte-compile with the guest's own Python (hash-based .pyc: no timestamps).
-    subprocess.run(["chroot", root, "python3", "-m", "compileall", "-q", "-j0",
-                    "--invalidation-mode", "checked-hash", f"/{PYLIB}"], check=True)
+    subprocess.run(
+        [
+            "chroot",
+            root,
+            "python3",
+            "-m",
+            "compileall",
+            "-q",
+            "-j0",
+            "--invalidation-mode",
+            "checked-hash",
+            f"/{PYLIB}",
+        ],
+        check=True,
+    )
 
 
 def _configure(profile: Profile, root: Path, puuid: dict, test: bool):
@@ -299,13 +408,17 @@ def _configure(profile: Profile, root: Path, puuid: dict, test: bool):
     if test:
         shutil.copyfile(FILES / "testchannel.py", root / LIB / "testchannel.py")
         (root / "etc/commonsbox-test-image").write_text(
-            "This is a TEST image: a root command channel listens on the virtio port org.commonsbox.test.\n")
+            "This is a TEST image: a root command channel listens on the virtio port org.commonsbox.test.\n"
+        )
     (root / "var/lib/commonsbox").mkdir(parents=True, exist_ok=True)
     (root / LIB / "partitions.json").write_text(json.dumps(puuid, indent=2, sort_keys=True) + "\n")
     (root / "etc/fstab").write_text(
         "# <file system>  <mount point>  <type>  <options>  <dump>  <pass>\n"
         f"PARTUUID={puuid['rootA']}  /  ext4  rw,errors=remount-ro  0  1\n"
-        f"PARTUUID={puuid['data']}  /var/lib/commonsbox  ext4  defaults,nofail  0  2\n")
-    subprocess.run(["chroot", root, "systemctl", "enable", "--quiet",
-                    *UNITS, *(TEST_UNITS if test else ())], check=True,
-                   stderr=subprocess.DEVNULL)  # it warns that /proc is not mounted
+        f"PARTUUID={puuid['data']}  /var/lib/commonsbox  ext4  defaults,nofail  0  2\n"
+    )
+    subprocess.run(
+        ["chroot", root, "systemctl", "enable", "--quiet", *UNITS, *(TEST_UNITS if test else ())],
+        check=True,
+        stderr=subprocess.DEVNULL,
+    )  # it warns that /proc is not mounted

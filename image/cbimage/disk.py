@@ -46,17 +46,37 @@ def run(*cmd, **kw):
 def make_vfat(path: Path, size_mib: int, label: str, files: dict[str, Path], volid: str):
     path.unlink(missing_ok=True)
     # --invariant: a fixed time for the volume label (before -i, which it would override).
-    run("mkfs.vfat", "--invariant", "-C", "-n", label.upper(), "-i", volid, path,
-        size_mib * 1024, stdout=subprocess.DEVNULL)
+    run(
+        "mkfs.vfat",
+        "--invariant",
+        "-C",
+        "-n",
+        label.upper(),
+        "-i",
+        volid,
+        path,
+        size_mib * 1024,
+        stdout=subprocess.DEVNULL,
+    )
     for name, src in files.items():  # -m: the file's own time; FAT keeps local time: UTC
         run("mcopy", "-m", "-o", "-i", path, src, f"::{name}", env=dict(os.environ, TZ="UTC"))
 
 
-def make_ext4(path: Path, size_mib: int, label: str, tree: Path | None, fs_uuid: str,
-              epoch: int):
+def make_ext4(path: Path, size_mib: int, label: str, tree: Path | None, fs_uuid: str, epoch: int):
     path.unlink(missing_ok=True)
-    cmd = ["mkfs.ext4", "-q", "-F", "-L", label, "-U", fs_uuid,
-           "-E", f"hash_seed={fs_uuid},root_owner=0:0", "-O", "^metadata_csum_seed"]
+    cmd = [
+        "mkfs.ext4",
+        "-q",
+        "-F",
+        "-L",
+        label,
+        "-U",
+        fs_uuid,
+        "-E",
+        f"hash_seed={fs_uuid},root_owner=0:0",
+        "-O",
+        "^metadata_csum_seed",
+    ]
     if tree is not None:
         cmd += ["-d", tree]
     # E2FSPROGS_FAKE_TIME: libext2fs's own times (superblock, root, lost+found, journal, crtime).
@@ -78,8 +98,15 @@ def pin_times(image: Path, tree: Path, epoch: int, env: dict):
         cmds += [f'sif "{name}" atime @{epoch}', f'sif "{name}" ctime @{epoch}']
         if p.lstat().st_mtime > epoch:
             cmds.append(f'sif "{name}" mtime @{epoch}')
-    r = subprocess.run(["debugfs", "-w", "-f", "-", image], input="\n".join(cmds) + "\n",
-                       text=True, errors="surrogateescape", capture_output=True, check=False, env=env)
+    r = subprocess.run(
+        ["debugfs", "-w", "-f", "-", image],
+        input="\n".join(cmds) + "\n",
+        text=True,
+        errors="surrogateescape",
+        capture_output=True,
+        check=False,
+        env=env,
+    )
     errors = r.stderr.splitlines()[1:]  # the first line is debugfs's version
     if r.returncode or errors:
         raise SystemExit(f"cbimage: debugfs on {image}: {' / '.join(errors[:5])}")
@@ -88,21 +115,43 @@ def pin_times(image: Path, tree: Path, epoch: int, env: dict):
 def assemble(image: Path, board: str, parts: list[Part]) -> None:
     """Write the GPT and copy each partition file into its place."""
     start = 1  # MiB; the first MiB holds the protective MBR and the GPT
-    lines = ["label: gpt", f"label-id: {stable_uuid(board, 'disk')}", "unit: sectors",
-             "first-lba: 2048", ""]
+    lines = [
+        "label: gpt",
+        f"label-id: {stable_uuid(board, 'disk')}",
+        "unit: sectors",
+        "first-lba: 2048",
+        "",
+    ]
     layout = []
     for p in parts:
-        lines.append(f"start={start * MIB // SECTOR}, size={p.size_mib * MIB // SECTOR}, "
-                     f"type={p.type}, uuid={p.uuid(board)}, name={p.name}")
+        lines.append(
+            f"start={start * MIB // SECTOR}, size={p.size_mib * MIB // SECTOR}, "
+            f"type={p.type}, uuid={p.uuid(board)}, name={p.name}"
+        )
         layout.append((p, start))
         start += p.size_mib
     total = start + 1  # room for the backup GPT
     image.unlink(missing_ok=True)
     with open(image, "wb") as f:
         f.truncate(total * MIB)
-    run("sfdisk", "--quiet", "--no-reread", "--no-tell-kernel", image,
-        input="\n".join(lines) + "\n", text=True, stdout=subprocess.DEVNULL)
+    run(
+        "sfdisk",
+        "--quiet",
+        "--no-reread",
+        "--no-tell-kernel",
+        image,
+        input="\n".join(lines) + "\n",
+        text=True,
+        stdout=subprocess.DEVNULL,
+    )
     for p, at in layout:
         if p.file is not None:
-            run("dd", f"if={p.file}", f"of={image}", "bs=1M", f"seek={at}", "conv=notrunc,sparse",
-                "status=none")
+            run(
+                "dd",
+                f"if={p.file}",
+                f"of={image}",
+                "bs=1M",
+                f"seek={at}",
+                "conv=notrunc,sparse",
+                "status=none",
+            )

@@ -20,9 +20,17 @@ class Profile:
 
     def canonical(self) -> str:
         """The profile as canonical JSON, for hashing (comments do not matter)."""
-        return json.dumps({"name": self.name, "architecture": self.architecture,
-                           "suite": self.suite, "boot": self.boot, "qemu": self.qemu,
-                           "disk": self.disk}, sort_keys=True)
+        return json.dumps(
+            {
+                "name": self.name,
+                "architecture": self.architecture,
+                "suite": self.suite,
+                "boot": self.boot,
+                "qemu": self.qemu,
+                "disk": self.disk,
+            },
+            sort_keys=True,
+        )
 
 
 def boards() -> list[str]:
@@ -35,6 +43,12 @@ def load(board: str) -> Profile:
         raise SystemExit(f"unknown board {board!r}; known: {', '.join(boards())}")
     text = path.read_text()
     data = tomllib.loads(text)
-    return Profile(name=data["name"], architecture=data["architecture"], suite=data["suite"],
-                   boot=dict(data["boot"]), qemu=dict(data.get("qemu", {})),
-                   disk=dict(data["disk"]), source=text)
+    return Profile(
+        name=data["name"],
+        architecture=data["architecture"],
+        suite=data["suite"],
+        boot=dict(data["boot"]),
+        qemu=dict(data.get("qemu", {})),
+        disk=dict(data["disk"]),
+        source=text,
+    )

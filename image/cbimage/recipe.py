@@ -20,9 +20,19 @@ MIRROR = "http://deb.debian.org/debian"
 
 # The base system: systemd as init, networking, the agent's tools.
 BASE_PACKAGES = (
-    "systemd", "systemd-sysv", "udev", "dbus", "kmod", "initramfs-tools", "passwd",
-    "iproute2", "procps", "nftables", "wireguard-tools",
-    "e2fsprogs", "fdisk",  # fsck and resize2fs for ext4; sfdisk grows data on first boot
+    "systemd",
+    "systemd-sysv",
+    "udev",
+    "dbus",
+    "kmod",
+    "initramfs-tools",
+    "passwd",
+    "iproute2",
+    "procps",
+    "nftables",
+    "wireguard-tools",
+    "e2fsprogs",
+    "fdisk",  # fsck and resize2fs for ext4; sfdisk grows data on first boot
     "zstd",  # initramfs-tools compresses with it (gzip, its fallback, is slower)
     "systemd-resolved",  # the box's own DNS resolver (MX lookups, the DNS-record check)
     "ca-certificates",  # TLS to a smarthost and to other servers
@@ -31,13 +41,23 @@ BASE_PACKAGES = (
 # The mail and chat relay (appliance/mail, appliance/chat): off until the agent
 # configures them. lua-unbound: Prosody's DNS (SRV lookups for federation).
 RELAY_PACKAGES = (
-    "postfix", "dovecot-core", "dovecot-imapd", "dovecot-lmtpd", "opendkim",
-    "prosody", "lua-unbound",
+    "postfix",
+    "dovecot-core",
+    "dovecot-imapd",
+    "dovecot-lmtpd",
+    "opendkim",
+    "prosody",
+    "lua-unbound",
     "libsasl2-modules",  # PLAIN and LOGIN, with which Postfix logs in to a smarthost
     "openssh-server",  # its SFTP server is the household's file share (appliance/files)
 )
-RELAY_UNITS = ("postfix.service", "dovecot.service", "opendkim.service", "prosody.service",
-               "ssh.service")
+RELAY_UNITS = (
+    "postfix.service",
+    "dovecot.service",
+    "opendkim.service",
+    "prosody.service",
+    "ssh.service",
+)
 KERNEL = {"amd64": "linux-image-amd64", "arm64": "linux-image-arm64"}
 # The Raspberry Pi's boot firmware (start4.elf, fixup4.dat, ...) comes from Debian too,
 # from its non-free-firmware component (the Pi's GPU boots the board: no free firmware
@@ -51,10 +71,20 @@ COMPONENTS = {"amd64": "main", "arm64": "main,non-free-firmware"}
 QEMU_CPU = {"arm64": "cortex-a72"}
 # Debian's Python packages the agent and the web UI import (pyproject.toml's dependencies).
 PYTHON_PACKAGES = (
-    "python3", "python3-pyroute2", "python3-cryptography", "python3-segno",
-    "python3-argon2", "python3-cffi-backend", "python3-pyotp", "python3-flask",
-    "python3-flask-babel", "python3-babel", "python3-gunicorn", "python3-dnspython",
-    "python3-pyudev", "python3-smbus2",
+    "python3",
+    "python3-pyroute2",
+    "python3-cryptography",
+    "python3-segno",
+    "python3-argon2",
+    "python3-cffi-backend",
+    "python3-pyotp",
+    "python3-flask",
+    "python3-flask-babel",
+    "python3-babel",
+    "python3-gunicorn",
+    "python3-dnspython",
+    "python3-pyudev",
+    "python3-smbus2",
 )
 # Not in Debian, or too old there: wheels from PyPI installed beside the project.
 # trixie's python3-argon2 (21.1.0) lacks argon2.exceptions.InvalidHashError.
@@ -73,21 +103,77 @@ BABEL_DATA = "/usr/share/python-babel-localedata/locale-data"
 # USB network adapters and modems, Intel, Realtek and Broadcom NICs (a Pi's own is
 # Broadcom's genet or Cadence's macb), WireGuard, nftables, dm-crypt.
 KERNEL_EXCLUDES = (
-    "drivers/gpu", "sound", "drivers/media", "drivers/net/wireless", "drivers/infiniband",
-    "drivers/staging", "drivers/iio", "drivers/isdn", "drivers/bluetooth", "net/bluetooth",
-    "net/mac80211", "net/wireless", "drivers/net/can", "net/can", "drivers/nfc", "net/nfc",
-    "drivers/net/ieee802154", "net/ieee802154", "net/mac802154", "drivers/usb/gadget",
-    "drivers/target", "drivers/firewire", "drivers/md/dm-vdo",
+    "drivers/gpu",
+    "sound",
+    "drivers/media",
+    "drivers/net/wireless",
+    "drivers/infiniband",
+    "drivers/staging",
+    "drivers/iio",
+    "drivers/isdn",
+    "drivers/bluetooth",
+    "net/bluetooth",
+    "net/mac80211",
+    "net/wireless",
+    "drivers/net/can",
+    "net/can",
+    "drivers/nfc",
+    "net/nfc",
+    "drivers/net/ieee802154",
+    "net/ieee802154",
+    "net/mac802154",
+    "drivers/usb/gadget",
+    "drivers/target",
+    "drivers/firewire",
+    "drivers/md/dm-vdo",
     *(f"fs/{d}" for d in ("ocfs2", "gfs2", "dlm", "bcachefs", "ceph", "orangefs", "coda", "afs")),
     *(f"net/{d}" for d in ("ceph", "rds", "tipc", "rxrpc", "ax25", "netrom", "rose")),
-    *(f"drivers/net/ethernet/{d}" for d in (
-        "mellanox", "qlogic", "chelsio", "sfc", "netronome", "cavium", "huawei", "hisilicon",
-        "amazon", "emulex", "brocade", "pensando", "fungible", "microsoft", "google",
-        "marvell", "freescale")),
-    *(f"drivers/scsi/{d}" for d in (
-        "qla2xxx", "qla4xxx", "lpfc", "bfa", "mpt3sas", "megaraid", "be2iscsi", "aacraid",
-        "hisi_sas", "smartpqi", "csiostor", "cxgbi", "bnx2fc", "qedf", "qedi", "fnic", "snic",
-        "pm8001", "mpi3mr")),
+    *(
+        f"drivers/net/ethernet/{d}"
+        for d in (
+            "mellanox",
+            "qlogic",
+            "chelsio",
+            "sfc",
+            "netronome",
+            "cavium",
+            "huawei",
+            "hisilicon",
+            "amazon",
+            "emulex",
+            "brocade",
+            "pensando",
+            "fungible",
+            "microsoft",
+            "google",
+            "marvell",
+            "freescale",
+        )
+    ),
+    *(
+        f"drivers/scsi/{d}"
+        for d in (
+            "qla2xxx",
+            "qla4xxx",
+            "lpfc",
+            "bfa",
+            "mpt3sas",
+            "megaraid",
+            "be2iscsi",
+            "aacraid",
+            "hisi_sas",
+            "smartpqi",
+            "csiostor",
+            "cxgbi",
+            "bnx2fc",
+            "qedf",
+            "qedi",
+            "fnic",
+            "snic",
+            "pm8001",
+            "mpi3mr",
+        )
+    ),
 )
 # Drivers of other vendors' arm64 SoCs, wherever they sit (clocks, pin control, PHYs...):
 # the Raspberry Pis are Broadcom, QEMU's machines virtio.
@@ -95,27 +181,50 @@ KERNEL_VENDOR_EXCLUDES = ("mediatek", "qcom")
 # udev's hardware database: the vendor and model name lists (about 20 MB on arm64, with
 # the compiled hwdb.bin) only name devices in udevadm's output; the rules' own entries
 # (keyboards, sensors, autosuspend, ...) stay.
-HWDB_NAMES = ("20-pci-vendor-model", "20-usb-vendor-model", "20-OUI", "20-acpi-vendor",
-              "20-bluetooth-vendor-product")
+HWDB_NAMES = (
+    "20-pci-vendor-model",
+    "20-usb-vendor-model",
+    "20-OUI",
+    "20-acpi-vendor",
+    "20-bluetooth-vendor-product",
+)
 # glibc's iconv modules for IBM mainframe (EBCDIC) code pages: about 9 MB on arm64 (each
 # module is padded to 64 KiB there). Kept: every code page mail is written in, the DOS
 # ones (IBM437, 850, 852, 855, 857, 860-866, 869) among them.
 GCONV = "/usr/lib/*-linux-gnu/gconv"
-GCONV_KEPT = ("IBM437", "IBM850", "IBM852", "IBM855", "IBM857", "IBM860", "IBM861", "IBM862",
-              "IBM863", "IBM864", "IBM865", "IBM866", "IBM869")
+GCONV_KEPT = (
+    "IBM437",
+    "IBM850",
+    "IBM852",
+    "IBM855",
+    "IBM857",
+    "IBM860",
+    "IBM861",
+    "IBM862",
+    "IBM863",
+    "IBM864",
+    "IBM865",
+    "IBM866",
+    "IBM869",
+)
 
 # Documentation and translations of the OS packages are not needed on a box.
 DPKG_EXCLUDES = (
-    "path-exclude=/usr/share/man/*", "path-exclude=/usr/share/doc/*",
-    "path-include=/usr/share/doc/*/copyright", "path-exclude=/usr/share/info/*",
-    "path-exclude=/usr/share/locale/*", "path-include=/usr/share/locale/locale.alias",
+    "path-exclude=/usr/share/man/*",
+    "path-exclude=/usr/share/doc/*",
+    "path-include=/usr/share/doc/*/copyright",
+    "path-exclude=/usr/share/info/*",
+    "path-exclude=/usr/share/locale/*",
+    "path-include=/usr/share/locale/locale.alias",
     "path-exclude=/usr/share/lintian/*",
-    f"path-exclude={BABEL_DATA}/*", f"path-include={BABEL_DATA}/root.dat",
+    f"path-exclude={BABEL_DATA}/*",
+    f"path-include={BABEL_DATA}/root.dat",
     *(f"path-include={BABEL_DATA}/{lang}{tail}.dat" for lang in LANGUAGES for tail in ("", "_*")),
     *(f"path-exclude=/usr/lib/modules/*/kernel/{d}/*" for d in KERNEL_EXCLUDES),
     *(f"path-exclude=/usr/lib/modules/*/kernel/*/{v}/*" for v in KERNEL_VENDOR_EXCLUDES),
     *(f"path-exclude=/usr/lib/udev/hwdb.d/{name}.hwdb" for name in HWDB_NAMES),
-    f"path-exclude={GCONV}/IBM*.so", f"path-exclude={GCONV}/EBCDIC*.so",
+    f"path-exclude={GCONV}/IBM*.so",
+    f"path-exclude={GCONV}/EBCDIC*.so",
     *(f"path-include={GCONV}/{name}.so" for name in GCONV_KEPT),
 )
 
@@ -124,11 +233,28 @@ DPKG_EXCLUDES = (
 # initrd, minutes of emulated compression). Every name that is not a module of this
 # architecture's kernel (built in, or another architecture's) is skipped.
 INITRAMFS_MODULES = (
-    "ext4", "crc32c_generic", "crc32c_intel",                     # the root file system
-    "virtio_blk", "virtio_mmio", "virtio_pci", "virtio_scsi",     # QEMU virt and q35
-    "sd_mod", "ahci", "nvme", "usb_storage", "uas",               # SATA, NVMe, USB disks
-    "xhci_pci", "xhci_plat_hcd", "dwc2", "phy_generic", "reset_raspberrypi",  # Pi USB
-    "bcm2835", "sdhci_iproc", "sdhci_brcmstb", "fixed", "gpio_regulator",     # Pi SD card
+    "ext4",
+    "crc32c_generic",
+    "crc32c_intel",  # the root file system
+    "virtio_blk",
+    "virtio_mmio",
+    "virtio_pci",
+    "virtio_scsi",  # QEMU virt and q35
+    "sd_mod",
+    "ahci",
+    "nvme",
+    "usb_storage",
+    "uas",  # SATA, NVMe, USB disks
+    "xhci_pci",
+    "xhci_plat_hcd",
+    "dwc2",
+    "phy_generic",
+    "reset_raspberrypi",  # Pi USB
+    "bcm2835",
+    "sdhci_iproc",
+    "sdhci_brcmstb",
+    "fixed",
+    "gpio_regulator",  # Pi SD card
     "nvmem_rmem",
 )
 
@@ -140,8 +266,14 @@ INITRAMFS_MODULES = (
 # are not run at all: the keys they would make (SSH host keys, ssl-cert's "snakeoil")
 # would be one private key in every box's image, and the build removes them anyway.
 SYSTEMD_HELPER_BIN = "/usr/bin/deb-systemd-helper"
-DEFERRED = ("/usr/sbin/update-initramfs", "/usr/bin/py3compile", "/usr/bin/ssh-keygen",
-            "/usr/sbin/make-ssl-cert", "/usr/sbin/update-ca-certificates", SYSTEMD_HELPER_BIN)
+DEFERRED = (
+    "/usr/sbin/update-initramfs",
+    "/usr/bin/py3compile",
+    "/usr/bin/ssh-keygen",
+    "/usr/sbin/make-ssl-cert",
+    "/usr/sbin/update-ca-certificates",
+    SYSTEMD_HELPER_BIN,
+)
 SYSTEMD_HELPER_CALLS = "/var/lib/cbimage-deb-systemd-helper.calls"
 
 # When the build machine is not of the image's architecture, the programs dpkg runs for
@@ -172,7 +304,8 @@ if [ "$(dpkg --print-architecture)" != "$(chroot "$R" dpkg --print-architecture)
 fi
 """.replace("{dir}", NATIVE_DIR).replace("{tools}", " ".join(NATIVE_TOOLS))
 
-ESSENTIAL = r"""
+ESSENTIAL = (
+    r"""
 set -eu
 R="$1"
 divert() { chroot "$R" dpkg-divert --quiet --local --rename --add "$1"; }
@@ -191,8 +324,11 @@ case ${verb:-} in was-enabled) rc=0 ;; debian-installed|is-enabled) rc=1 ;; *) r
 echo "$rc ${DPKG_MAINTSCRIPT_PACKAGE:--} $*" >> {calls}
 exit $rc
 STUB
-""".replace("{deferred}", " ".join(DEFERRED)).replace("{helper}", SYSTEMD_HELPER_BIN) \
-    .replace("{calls}", SYSTEMD_HELPER_CALLS).replace("{native}", NATIVE.strip())
+""".replace("{deferred}", " ".join(DEFERRED))
+    .replace("{helper}", SYSTEMD_HELPER_BIN)
+    .replace("{calls}", SYSTEMD_HELPER_CALLS)
+    .replace("{native}", NATIVE.strip())
+)
 
 # The CA certificates' links and bundle in /etc/ssl/certs, made by the image's own
 # update-ca-certificates, run by the build machine's shell, sed and openssl instead of
@@ -244,7 +380,8 @@ rm -r "$bin" "$R{calls}"
 """.replace("{helper}", SYSTEMD_HELPER_BIN).replace("{calls}", SYSTEMD_HELPER_CALLS)
 
 # Runs on the build machine after the packages are in; "$1" is the new root.
-CUSTOMIZE = r"""
+CUSTOMIZE = (
+    r"""
 set -eu
 R="$1"
 # The image's own dpkg helpers (in a foreign build) and deferred tools back (see ESSENTIAL),
@@ -317,11 +454,15 @@ HOOK
 chmod 755 "$R/etc/initramfs-tools/hooks/commonsbox"
 chroot "$R" update-initramfs -c -k all
 wait "$py3compile"
-""".replace("{user}", WEBUI_USER).replace("{relay_units}", " ".join(RELAY_UNITS)) \
-    .replace("{deferred}", " ".join(DEFERRED)).replace("{modules}", " ".join(INITRAMFS_MODULES)) \
-    .replace("{ca_certificates}", CA_CERTIFICATES.strip()) \
-    .replace("{systemd_helper}", SYSTEMD_HELPER.strip()) \
-    .replace("{native_dir}", NATIVE_DIR).replace("{native_tools}", " ".join(NATIVE_TOOLS))
+""".replace("{user}", WEBUI_USER)
+    .replace("{relay_units}", " ".join(RELAY_UNITS))
+    .replace("{deferred}", " ".join(DEFERRED))
+    .replace("{modules}", " ".join(INITRAMFS_MODULES))
+    .replace("{ca_certificates}", CA_CERTIFICATES.strip())
+    .replace("{systemd_helper}", SYSTEMD_HELPER.strip())
+    .replace("{native_dir}", NATIVE_DIR)
+    .replace("{native_tools}", " ".join(NATIVE_TOOLS))
+)
 
 
 # -- The box's hardware: its service, PID 1's watchdog, the I2C bus, the clock -----------
@@ -341,25 +482,43 @@ HARDWARE_UNITS = ("commonsbox-hardware.service",)
 def hardware_customize() -> str:
     """The hardware's customize hook: its files in place, its unit enabled."""
     files = Path(__file__).resolve().parent / "files"
-    return "\n".join([
-        "set -eu", 'R="$1"',
-        *(f'install -D -m 0644 "{files / name}" "$R{where}"'
-          for where, name in HARDWARE_FILES.items()),
-        'mkdir -p "$R/usr/lib/modules-load.d"',
-        f"printf '%s\\n' {' '.join(HARDWARE_MODULES)} > \"$R/usr/lib/modules-load.d/commonsbox.conf\"",
-        f'chroot "$R" systemctl enable --quiet {" ".join(HARDWARE_UNITS)}', ""])
+    return "\n".join(
+        [
+            "set -eu",
+            'R="$1"',
+            *(
+                f'install -D -m 0644 "{files / name}" "$R{where}"'
+                for where, name in HARDWARE_FILES.items()
+            ),
+            'mkdir -p "$R/usr/lib/modules-load.d"',
+            f"printf '%s\\n' {' '.join(HARDWARE_MODULES)} > \"$R/usr/lib/modules-load.d/commonsbox.conf\"",
+            f'chroot "$R" systemctl enable --quiet {" ".join(HARDWARE_UNITS)}',
+            "",
+        ]
+    )
 
 
 def hardware_inputs() -> bytes:
     files = Path(__file__).resolve().parent / "files"
-    return b"".join(name.encode() + b"\0" + (files / name).read_bytes()
-                    for name in HARDWARE_FILES.values())
+    return b"".join(
+        name.encode() + b"\0" + (files / name).read_bytes() for name in HARDWARE_FILES.values()
+    )
+
+
 # -- end of the hardware's part ------------------------------------------------------------
 
 
 def packages(architecture: str) -> list[str]:
-    return sorted({*BASE_PACKAGES, *PYTHON_PACKAGES, *RELAY_PACKAGES, KERNEL[architecture],
-                   *ARCH_PACKAGES[architecture], *HARDWARE_PACKAGES})
+    return sorted(
+        {
+            *BASE_PACKAGES,
+            *PYTHON_PACKAGES,
+            *RELAY_PACKAGES,
+            KERNEL[architecture],
+            *ARCH_PACKAGES[architecture],
+            *HARDWARE_PACKAGES,
+        }
+    )
 
 
 def epoch() -> int:
@@ -370,8 +529,13 @@ def epoch() -> int:
     if os.environ.get("SOURCE_DATE_EPOCH"):
         return int(os.environ["SOURCE_DATE_EPOCH"])
     here = Path(__file__).resolve()
-    out = subprocess.run(["git", "log", "-1", "--format=%ct", "--", here], cwd=here.parent,
-                         check=True, capture_output=True, text=True).stdout
+    out = subprocess.run(
+        ["git", "log", "-1", "--format=%ct", "--", here],
+        cwd=here.parent,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
     if not out.strip():
         raise SystemExit("cbimage: the recipe has no git history; set SOURCE_DATE_EPOCH")
     return int(out)
@@ -432,8 +596,12 @@ def dpkg_status(text: str) -> dict[str, str]:
 
 
 def rootfs_packages(tarball: Path) -> dict[str, str]:
-    status = subprocess.run(["tar", "-xOf", tarball, "./var/lib/dpkg/status"], check=True,
-                            capture_output=True, text=True).stdout
+    status = subprocess.run(
+        ["tar", "-xOf", tarball, "./var/lib/dpkg/status"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
     return dpkg_status(status)
 
 
@@ -442,10 +610,15 @@ def check_lock(got: dict[str, str], lock: dict[str, str]) -> None:
     registry serves one version of each package (no snapshot archive here), so a lock
     cannot choose old versions: it can only refuse a build that differs."""
     if got != lock:
-        wrong = sorted(f"{n}: locked {lock.get(n, '-')}, got {got.get(n, '-')}"
-                       for n in lock.keys() | got.keys() if lock.get(n) != got.get(n))
-        raise SystemExit("cbimage: the root file system does not match the lock (the "
-                         "registry now serves other versions):\n  " + "\n  ".join(wrong))
+        wrong = sorted(
+            f"{n}: locked {lock.get(n, '-')}, got {got.get(n, '-')}"
+            for n in lock.keys() | got.keys()
+            if lock.get(n) != got.get(n)
+        )
+        raise SystemExit(
+            "cbimage: the root file system does not match the lock (the "
+            "registry now serves other versions):\n  " + "\n  ".join(wrong)
+        )
 
 
 def build(profile: Profile, out: Path, epoch: int, log) -> float:
@@ -454,13 +627,24 @@ def build(profile: Profile, out: Path, epoch: int, log) -> float:
     # Per process: two builds of the same root at once must not share one part file.
     tmp = out.with_name(f"{out.stem}.{os.getpid()}.part.tar")  # mmdebstrap: format by suffix
     tmp.unlink(missing_ok=True)
-    cmd = ["mmdebstrap", "--variant=apt", f"--architectures={profile.architecture}",
-           f"--components={COMPONENTS[profile.architecture]}", f"--include={','.join(packages(profile.architecture))}",
-           *(f"--dpkgopt={o}" for o in DPKG_EXCLUDES), f"--essential-hook={ESSENTIAL}",
-           f"--customize-hook={CUSTOMIZE}", f"--customize-hook={hardware_customize()}",
-           profile.suite, str(tmp), MIRROR]
-    log(f"rootfs: mmdebstrap {profile.suite} {profile.architecture}, "
-        f"{len(packages(profile.architecture))} packages -> {out.name}")
+    cmd = [
+        "mmdebstrap",
+        "--variant=apt",
+        f"--architectures={profile.architecture}",
+        f"--components={COMPONENTS[profile.architecture]}",
+        f"--include={','.join(packages(profile.architecture))}",
+        *(f"--dpkgopt={o}" for o in DPKG_EXCLUDES),
+        f"--essential-hook={ESSENTIAL}",
+        f"--customize-hook={CUSTOMIZE}",
+        f"--customize-hook={hardware_customize()}",
+        profile.suite,
+        str(tmp),
+        MIRROR,
+    ]
+    log(
+        f"rootfs: mmdebstrap {profile.suite} {profile.architecture}, "
+        f"{len(packages(profile.architecture))} packages -> {out.name}"
+    )
     t0 = time.monotonic()
     with open(out.with_suffix(".log"), "w") as f:
         env = dict(os.environ, SOURCE_DATE_EPOCH=str(epoch))  # honoured by all it runs

@@ -16,6 +16,11 @@ def main(argv=None) -> int:
     p.add_argument("--wg-port", type=int, default=51820, help="host UDP port for WireGuard")
     p.add_argument("--ssh-port", type=int, default=2222, help="host port for the installer's SSH")
     args = parser.parse_args(argv)
-    vm = VM(args.image, args.work, webui_port=args.port, wireguard_port=args.wg_port,
-            ssh_port=args.ssh_port)
+    vm = VM(
+        args.image,
+        args.work,
+        webui_port=args.port,
+        wireguard_port=args.wg_port,
+        ssh_port=args.ssh_port,
+    )
     return vm.interactive()

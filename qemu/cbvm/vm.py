@@ -33,11 +33,19 @@ def free_port(kind=socket.SOCK_STREAM) -> int:
 
 
 class VM:
-    def __init__(self, image_dir: Path, work: Path | None = None, *, memory_mib: int | None = None,
-                 smp: int | None = None, webui_port: int | None = None,
-                 wireguard_port: int | None = None, ssh_port: int | None = None,
-                 card_mib: int | None = None,
-                 cmdline_extra: str = ""):
+    def __init__(
+        self,
+        image_dir: Path,
+        work: Path | None = None,
+        *,
+        memory_mib: int | None = None,
+        smp: int | None = None,
+        webui_port: int | None = None,
+        wireguard_port: int | None = None,
+        ssh_port: int | None = None,
+        card_mib: int | None = None,
+        cmdline_extra: str = "",
+    ):
         self.image_dir = Path(image_dir)
         self.info = json.loads((self.image_dir / "image.json").read_text())
         if not self.info["qemu"]:
@@ -67,41 +75,97 @@ class VM:
     def command(self, interactive: bool = False) -> list[str]:
         q, i = self.info["qemu"], self.info
         overlay = self.work / "disk.qcow2"
-        fwd = (f"hostfwd=tcp:127.0.0.1:{self.webui_port}-:{WEBUI_PORT},"
-               f"hostfwd=udp:127.0.0.1:{self.wireguard_port}-:{WIREGUARD_PORT},"
-               f"hostfwd=tcp:127.0.0.1:{self.ssh_port}-:{SSH_PORT}")
-        cmd = [q.get("binary", "qemu-system-x86_64"),
-               "-machine", f"{q['machine']},accel=tcg", "-cpu", q.get("cpu", "max"),
-               "-smp", str(self.smp), "-m", str(self.memory_mib),
-               "-kernel", str(self.image_dir / i["kernel"]),
-               "-initrd", str(self.image_dir / i["initrd"]),
-               "-append", self.cmdline,
-               "-drive", f"file={overlay},format=qcow2,if=virtio",
-               "-netdev", f"user,id=net0,{fwd}", "-device", "virtio-net-pci,netdev=net0",
-               "-qmp", f"unix:{self.qmp_path},server=on,wait=off",
-               "-device", "qemu-xhci,id=xhci",  # USB ports for disks plugged in later
-               "-no-reboot", "-display", "none", "-vga", "none"]
+        fwd = (
+            f"hostfwd=tcp:127.0.0.1:{self.webui_port}-:{WEBUI_PORT},"
+            f"hostfwd=udp:127.0.0.1:{self.wireguard_port}-:{WIREGUARD_PORT},"
+            f"hostfwd=tcp:127.0.0.1:{self.ssh_port}-:{SSH_PORT}"
+        )
+        cmd = [
+            q.get("binary", "qemu-system-x86_64"),
+            "-machine",
+            f"{q['machine']},accel=tcg",
+            "-cpu",
+            q.get("cpu", "max"),
+            "-smp",
+            str(self.smp),
+            "-m",
+            str(self.memory_mib),
+            "-kernel",
+            str(self.image_dir / i["kernel"]),
+            "-initrd",
+            str(self.image_dir / i["initrd"]),
+            "-append",
+            self.cmdline,
+            "-drive",
+            f"file={overlay},format=qcow2,if=virtio",
+            "-netdev",
+            f"user,id=net0,{fwd}",
+            "-device",
+            "virtio-net-pci,netdev=net0",
+            "-qmp",
+            f"unix:{self.qmp_path},server=on,wait=off",
+            "-device",
+            "qemu-xhci,id=xhci",  # USB ports for disks plugged in later
+            "-no-reboot",
+            "-display",
+            "none",
+            "-vga",
+            "none",
+        ]
         for name, image in self.usb.items():  # still plugged in when the box restarts
-            cmd += ["-blockdev", f"driver=raw,node-name={name},file.driver=file,"
-                                 f"file.filename={image}",
-                    "-device", f"usb-storage,bus=xhci.0,drive={name},id={name},serial={name}"]
+            cmd += [
+                "-blockdev",
+                f"driver=raw,node-name={name},file.driver=file,file.filename={image}",
+                "-device",
+                f"usb-storage,bus=xhci.0,drive={name},id={name},serial={name}",
+            ]
         if interactive:  # the console on this terminal, and logged
-            cmd += ["-chardev", f"stdio,id=con,mux=on,signal=off,logfile={self.console_log}",
-                    "-serial", "chardev:con", "-mon", "chardev=con,mode=readline"]
+            cmd += [
+                "-chardev",
+                f"stdio,id=con,mux=on,signal=off,logfile={self.console_log}",
+                "-serial",
+                "chardev:con",
+                "-mon",
+                "chardev=con,mode=readline",
+            ]
         else:
-            cmd += ["-chardev", f"file,id=con,path={self.console_log}", "-serial", "chardev:con",
-                    "-monitor", "none"]
-        cmd += ["-device", "virtio-serial-pci,id=vser",
-                "-chardev", f"socket,id=tc,path={self.channel_path},server=on,wait=off",
-                "-device", f"virtserialport,bus=vser.0,chardev=tc,name={CHANNEL}"]
+            cmd += [
+                "-chardev",
+                f"file,id=con,path={self.console_log}",
+                "-serial",
+                "chardev:con",
+                "-monitor",
+                "none",
+            ]
+        cmd += [
+            "-device",
+            "virtio-serial-pci,id=vser",
+            "-chardev",
+            f"socket,id=tc,path={self.channel_path},server=on,wait=off",
+            "-device",
+            f"virtserialport,bus=vser.0,chardev=tc,name={CHANNEL}",
+        ]
         return cmd
 
     def _overlay(self):
         overlay = self.work / "disk.qcow2"
         overlay.unlink(missing_ok=True)
-        subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b",
-                        str((self.image_dir / self.info["image"]).resolve()), str(overlay),
-                        *([f"{self.card_mib}M"] if self.card_mib else [])], check=True)
+        subprocess.run(
+            [
+                "qemu-img",
+                "create",
+                "-q",
+                "-f",
+                "qcow2",
+                "-F",
+                "raw",
+                "-b",
+                str((self.image_dir / self.info["image"]).resolve()),
+                str(overlay),
+                *([f"{self.card_mib}M"] if self.card_mib else []),
+            ],
+            check=True,
+        )
 
     # -- life cycle ------------------------------------------------------------------
     def start(self, fresh: bool = True) -> "VM":
@@ -111,9 +175,12 @@ class VM:
         for p in (self.qmp_path, self.channel_path):
             p.unlink(missing_ok=True)
         self.started_at = time.monotonic()
-        self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL,
-                                     stdout=open(self.work / "qemu.out", "wb"),
-                                     stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            self.command(),
+            stdin=subprocess.DEVNULL,
+            stdout=open(self.work / "qemu.out", "wb"),
+            stderr=subprocess.STDOUT,
+        )
         return self
 
     def reboot(self, timeout: float = 600.0) -> dict:
@@ -127,10 +194,12 @@ class VM:
     def interactive(self) -> int:
         """Boot with the console on this terminal (Ctrl-A X quits); returns QEMU's status."""
         self._overlay()
-        print(f"web UI: https://127.0.0.1:{self.webui_port}/   WireGuard: udp 127.0.0.1:"
-              f"{self.wireguard_port}   SSH (once an installer's key is added): ssh -p "
-              f"{self.ssh_port} root@127.0.0.1\nQMP: {self.qmp_path}   console log: "
-              f"{self.console_log}")
+        print(
+            f"web UI: https://127.0.0.1:{self.webui_port}/   WireGuard: udp 127.0.0.1:"
+            f"{self.wireguard_port}   SSH (once an installer's key is added): ssh -p "
+            f"{self.ssh_port} root@127.0.0.1\nQMP: {self.qmp_path}   console log: "
+            f"{self.console_log}"
+        )
         return subprocess.call(self.command(interactive=True))
 
     def alive(self) -> bool:
@@ -138,12 +207,14 @@ class VM:
 
     def _check_alive(self):
         if not self.alive():
-            raise VMError(f"QEMU exited ({self.proc.returncode if self.proc else None}):\n"
-                          f"{self.tail()}")
+            raise VMError(
+                f"QEMU exited ({self.proc.returncode if self.proc else None}):\n{self.tail()}"
+            )
 
     def panicked(self) -> bool:
         return self.console_log.exists() and "Kernel panic" in self.console_log.read_text(
-            errors="replace")
+            errors="replace"
+        )
 
     def tail(self, lines: int = 40) -> str:
         out = []
@@ -187,16 +258,17 @@ class VM:
         last = None
         while time.monotonic() < deadline:
             self._check_alive()
-            state = self.channel.request(["systemctl", "is-active", "commonsbox-agent"],
-                                         timeout=30)
+            state = self.channel.request(["systemctl", "is-active", "commonsbox-agent"], timeout=30)
             if state is not None and state.stdout.strip() == "active":
                 last = self.channel.request(["commonsbox", "status", "--json"], timeout=60)
                 if last is not None and last.rc == 0:
                     self.ready_after = time.monotonic() - self.started_at
                     return json.loads(last.stdout)
             elif state is not None and state.stdout.strip() == "failed":
-                raise VMError(f"the agent failed to start:\n"
-                              f"{self.run(['journalctl', '-b', '-u', 'commonsbox-agent', '--no-pager']).stdout}")
+                raise VMError(
+                    f"the agent failed to start:\n"
+                    f"{self.run(['journalctl', '-b', '-u', 'commonsbox-agent', '--no-pager']).stdout}"
+                )
             time.sleep(1)  # between questions only; readiness is what the guest answers
         raise VMError(f"the agent was not ready within {timeout} s (last: {last})\n{self.tail()}")
 
@@ -217,8 +289,10 @@ class VM:
         """Forward HOST:HOST_PORT (an address of this machine) to the guest's port."""
         qmp = QMP(self.qmp_path)
         try:
-            said = qmp.command("human-monitor-command", **{"command-line": (
-                f"hostfwd_add net0 {proto}:{host}:{host_port}-:{guest_port}")})
+            said = qmp.command(
+                "human-monitor-command",
+                **{"command-line": (f"hostfwd_add net0 {proto}:{host}:{host_port}-:{guest_port}")},
+            )
         finally:
             qmp.close()
         if said.strip():  # the monitor answers nothing on success
@@ -228,10 +302,17 @@ class VM:
         """Plug the raw disk image IMAGE into a USB port, as a household plugs a disk in."""
         qmp = QMP(self.qmp_path)
         try:
-            qmp.command("blockdev-add", **{"driver": "raw", "node-name": name,
-                                           "file": {"driver": "file", "filename": str(image)}})
-            qmp.command("device_add", driver="usb-storage", bus="xhci.0", drive=name, id=name,
-                        serial=name)
+            qmp.command(
+                "blockdev-add",
+                **{
+                    "driver": "raw",
+                    "node-name": name,
+                    "file": {"driver": "file", "filename": str(image)},
+                },
+            )
+            qmp.command(
+                "device_add", driver="usb-storage", bus="xhci.0", drive=name, id=name, serial=name
+            )
             self.usb[name] = Path(image)
         finally:
             qmp.close()

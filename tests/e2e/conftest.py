@@ -38,9 +38,15 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "tests/artifacts/e2e"
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--disable-quic",
-                 "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-quic",
+    "--no-first-run",
+]
 PASS = "three unrelated words"
 _counter = itertools.count()
 
@@ -87,20 +93,27 @@ def spki_pin(cert_pem: str) -> str:
     from cryptography.hazmat.primitives import serialization
 
     key = x509.load_pem_x509_certificate(cert_pem.encode()).public_key()
-    spki = key.public_bytes(serialization.Encoding.DER,
-                            serialization.PublicFormat.SubjectPublicKeyInfo)
+    spki = key.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
     return base64.b64encode(hashlib.sha256(spki).digest()).decode()
 
 
 def _compile_translations() -> None:
     """The .po files are the source; the web UI reads .mo files: compile before serving."""
     translations = REPO / "webui/translations"
-    stale = [po for po in translations.glob("*/LC_MESSAGES/messages.po")
-             if not po.with_suffix(".mo").exists()
-             or po.with_suffix(".mo").stat().st_mtime < po.stat().st_mtime]
+    stale = [
+        po
+        for po in translations.glob("*/LC_MESSAGES/messages.po")
+        if not po.with_suffix(".mo").exists()
+        or po.with_suffix(".mo").stat().st_mtime < po.stat().st_mtime
+    ]
     if stale:
-        done = subprocess.run([str(REPO / ".venv/bin/pybabel"), "compile", "-d",
-                               str(translations)], capture_output=True, text=True)
+        done = subprocess.run(
+            [str(REPO / ".venv/bin/pybabel"), "compile", "-d", str(translations)],
+            capture_output=True,
+            text=True,
+        )
         if done.returncode:  # the good catalogues are still compiled; say which were not
             errors = [line for line in done.stderr.splitlines() if line.startswith("error")]
             warnings.warn(f"pybabel compile failed: {errors or done.stderr[-500:]}")
@@ -197,14 +210,17 @@ def box(request, playwright_driver):
         web.wait_ready()
         served = ssl.get_server_certificate(("127.0.0.1", web.port))
         expected = world.api.call("status")["webui"]["tls_sha256"]
-        assert fingerprint(served.encode()) == expected, \
+        assert fingerprint(served.encode()) == expected, (
             "the web UI serves a certificate other than the one the box reports"
+        )
         browser = playwright_driver.chromium.launch(
             executable_path=CHROMIUM,
-            args=[*CHROMIUM_ARGS, f"--ignore-certificate-errors-spki-list={spki_pin(served)}"])
+            args=[*CHROMIUM_ARGS, f"--ignore-certificate-errors-spki-list={spki_pin(served)}"],
+        )
         # launch() gives Chromium a fresh temporary profile (--user-data-dir) of its own.
-        context = browser.new_context(viewport={"width": 1024, "height": 768}, locale="en-GB",
-                                      accept_downloads=True)
+        context = browser.new_context(
+            viewport={"width": 1024, "height": 768}, locale="en-GB", accept_downloads=True
+        )
         context.set_default_timeout(15_000)
         page = context.new_page()
         bb = BrowserBox(world, web, page, request.node.name)

@@ -114,8 +114,9 @@ def test_add_a_device_scan_download_connect_then_revoke(box):
         assert box.path() == "/devices/"
         assert page.get_by_role("link", name="Grandma's phone").count() == 0
         assert page.get_by_text("No devices yet.").is_visible()
-        assert not box.world.phone_ns[0].ping(box_ip, count=2, timeout=1), \
+        assert not box.world.phone_ns[0].ping(box_ip, count=2, timeout=1), (
             "the revoked phone still reaches the box"
+        )
     finally:
         phone.down()
 
@@ -125,8 +126,9 @@ def test_switching_to_arabic_turns_the_pages_right_to_left(box):
     box.claim()
     assert box.html_attrs() == ("ltr", "en")
     page.select_option("#language-choice", "ar")
-    page.locator("header form").filter(has=page.locator("#language-choice")) \
-        .get_by_role("button").click()
+    page.locator("header form").filter(has=page.locator("#language-choice")).get_by_role(
+        "button"
+    ).click()
     page.wait_for_load_state()
     assert box.path() == "/"  # back on the page it was switched from
     assert box.html_attrs() == ("rtl", "ar")
@@ -144,8 +146,9 @@ def test_switching_to_arabic_turns_the_pages_right_to_left(box):
     box.shot("ar-devices")
 
     page.select_option("#language-choice", "hi")  # and back out: Hindi is left to right
-    page.locator("header form").filter(has=page.locator("#language-choice")) \
-        .get_by_role("button").click()
+    page.locator("header form").filter(has=page.locator("#language-choice")).get_by_role(
+        "button"
+    ).click()
     page.wait_for_load_state()
     assert box.html_attrs() == ("ltr", "hi")
     box.shot("hi-devices")
@@ -189,10 +192,12 @@ def test_the_login_page_works_from_the_keyboard(box):
     box.claim()
     box.logout()
     box.goto("/login")
-    focused = ("() => { const e = document.activeElement;"
-               " const inForm = !!e.closest('main form');"
-               " return e.type === 'submit' && inForm ? 'submit' : (e.id || e.tagName) +"
-               " (inForm ? '' : ' (outside the form)') }")
+    focused = (
+        "() => { const e = document.activeElement;"
+        " const inForm = !!e.closest('main form');"
+        " return e.type === 'submit' && inForm ? 'submit' : (e.id || e.tagName) +"
+        " (inForm ? '' : ' (outside the form)') }"
+    )
     order = []
     for _ in range(12):  # from the top of the page: the header's controls, then the form
         page.keyboard.press("Tab")
@@ -200,7 +205,7 @@ def test_the_login_page_works_from_the_keyboard(box):
         if order[-1] == "submit":
             break
     assert "name" in order and order[-1] == "submit", order
-    in_form = order[order.index("name"):]
+    in_form = order[order.index("name") :]
     # The name, then the passphrase, then the submit button; any optional field between
     # (the authenticator code) belongs to the same form.
     assert in_form[:2] == ["name", "passphrase"], order
@@ -237,8 +242,7 @@ def test_an_invitation_opened_on_the_new_members_phone_joins_and_shows_mail(box)
     box.shot("invitation")
 
     # Rosa's phone: another browser profile, a phone's screen, not logged in.
-    phone = page.context.browser.new_context(viewport={"width": 390, "height": 844},
-                                             locale="en-GB")
+    phone = page.context.browser.new_context(viewport={"width": 390, "height": 844}, locale="en-GB")
     try:
         other = phone.new_page()
         other.goto(link)
@@ -284,9 +288,11 @@ OVERFLOW = """() => {
   return out.map(o => ({what: o.what, nav: o.nav}));
 }"""
 
-NAV_BUG = ("web UI bug: on a 390 px phone the header's nav links (Home, Devices, My account, "
-           "Users, Settings, History) do not wrap (style.css: `nav { display: flex }` without "
-           "flex-wrap), so the last link is cut off and every logged-in page scrolls sideways")
+NAV_BUG = (
+    "web UI bug: on a 390 px phone the header's nav links (Home, Devices, My account, "
+    "Users, Settings, History) do not wrap (style.css: `nav { display: flex }` without "
+    "flex-wrap), so the last link is cut off and every logged-in page scrolls sideways"
+)
 
 
 @pytest.mark.parametrize("language", ["en", "ar"])
@@ -306,8 +312,9 @@ def test_every_page_fits_a_phone_screen(box, language):
     box.claim()
     if language != "en":
         page.select_option("#language-choice", language)
-        page.locator("header form").filter(has=page.locator("#language-choice")) \
-            .get_by_role("button").click()
+        page.locator("header form").filter(has=page.locator("#language-choice")).get_by_role(
+            "button"
+        ).click()
         page.wait_for_load_state()
         assert box.html_attrs()[1] == language
     check("dashboard")
@@ -325,5 +332,7 @@ def test_every_page_fits_a_phone_screen(box, language):
     box.goto("/history/1")
     check("revision")
     if too_wide and all(o["nav"] for _, offenders in too_wide.values() for o in offenders):
-        pytest.xfail(f"{NAV_BUG}: {({k: w for k, (w, _) in too_wide.items()})}")
-    assert too_wide == {}, f"wider than a 390 px phone screen (scrollWidth, what sticks out): {too_wide}"
+        pytest.xfail(f"{NAV_BUG}: { ({k: w for k, (w, _) in too_wide.items()}) }")
+    assert too_wide == {}, (
+        f"wider than a 390 px phone screen (scrollWidth, what sticks out): {too_wide}"
+    )

@@ -56,8 +56,9 @@ class Lab(World):
         self.tag = f"{os.getpid() % 10000}{next(_counter)}"
         self.tmp = tmp_path
         super().__init__(f"cbt{self.tag}", root or tmp_path / "box", phones, webui_user)
-        self.api.call("vpn.settings.set", endpoint=self.ENDPOINT, ipv4_subnet=SUBNET4,
-                      ipv6_subnet=SUBNET6)
+        self.api.call(
+            "vpn.settings.set", endpoint=self.ENDPOINT, ipv4_subnet=SUBNET4, ipv6_subnet=SUBNET6
+        )
 
     def phone(self, i: int, device, config: str | None = None) -> Phone:
         return super().phone(i, f"cbp{self.tag}{i}"[:15], device, config)
@@ -109,6 +110,7 @@ def box(tmp_path):
 
 # -- the web UI's tests --------------------------------------------------------------
 
+
 class ClientAsWebUI(Client):
     """Connect with the web UI user's credentials (SO_PEERCRED reads them at connect)."""
 
@@ -139,8 +141,9 @@ def text(answer) -> str:
 
 def post(web, url, data, page):
     """Submit DATA to URL as the form on PAGE does (with that page's CSRF token)."""
-    return web.post(url, data={**data, "csrf_token": csrf(web.get(page, base_url=BASE))},
-                    base_url=BASE)
+    return web.post(
+        url, data={**data, "csrf_token": csrf(web.get(page, base_url=BASE))}, base_url=BASE
+    )
 
 
 def logged_in(app, name):
@@ -155,6 +158,7 @@ def app(box, monkeypatch):
     """A fresh web UI per test (its own form rate limit), speaking to BOX's agent."""
     import webui.agent
     from webui import create_app
+
     monkeypatch.setattr(webui.agent, "Client", ClientAsWebUI)
     return create_app(box.box.paths.socket, testing=True)
 
@@ -180,10 +184,21 @@ def as_webui(lab, script: str) -> list:
     """SCRIPT's calls (call(method, session, **params)) made as the web UI's user
     (nobody), the way the web UI makes them: [[method, {"ok": answer} or {"error": code}]]."""
     body = "try:\n" + "".join(f"    {line}\n" for line in script.strip().splitlines())
-    done = subprocess.run([sys.executable, "-c", PRELUDE + body + "finally:\n    print(json.dumps(out))",
-                           str(lab.box.paths.socket)], user=65534, group=65534,
-                          env={"PYTHONPATH": str(REPO)}, capture_output=True, text=True,
-                          timeout=60, cwd="/")
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            PRELUDE + body + "finally:\n    print(json.dumps(out))",
+            str(lab.box.paths.socket),
+        ],
+        user=65534,
+        group=65534,
+        env={"PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd="/",
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     return json.loads(done.stdout)
 
@@ -195,15 +210,28 @@ def household_box(prefix: str, relay_name: str, claimed: bool = True):
     unless CLAIMED is false. The phone's interface is named f"{world.prefix}p0"."""
     work = Path(tempfile.mkdtemp(prefix=f"cbt-{prefix}-"))
     os.chmod(work, 0o755)  # the web UI's user must reach the agent's socket
-    world = World(f"{prefix}{os.getpid() % 10000}", work / "box", phones=1,
-                  webui_user="nobody", relay_name=relay_name)
+    world = World(
+        f"{prefix}{os.getpid() % 10000}",
+        work / "box",
+        phones=1,
+        webui_user="nobody",
+        relay_name=relay_name,
+    )
     try:
         if claimed:
-            world.api.call("setup.claim", code=world.api.call("setup.code")["code"],
-                           address="192.0.2.9", language="en", box_name="Home",
-                           admin_name="ana", passphrase=PASS, timezone="UTC")
-        world.api.call("vpn.settings.set", endpoint=World.ENDPOINT, ipv4_subnet=SUBNET4,
-                       ipv6_subnet=SUBNET6)
+            world.api.call(
+                "setup.claim",
+                code=world.api.call("setup.code")["code"],
+                address="192.0.2.9",
+                language="en",
+                box_name="Home",
+                admin_name="ana",
+                passphrase=PASS,
+                timezone="UTC",
+            )
+        world.api.call(
+            "vpn.settings.set", endpoint=World.ENDPOINT, ipv4_subnet=SUBNET4, ipv6_subnet=SUBNET6
+        )
         yield world
     finally:
         world.close()

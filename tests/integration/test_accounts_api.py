@@ -27,14 +27,17 @@ def codes(results):
 
 def test_an_unclaimed_box_accepts_only_the_claim(webui_box):
     lab = webui_box
-    results = as_webui(lab, """
+    results = as_webui(
+        lab,
+        """
 call("setup.status")
 call("vpn.device.list")
 call("auth.login", name="ana", passphrase="three unrelated words", address="192.0.2.9")
 call("setup.code")
 call("setup.claim", code="WRNG-CODE-XXXX", address="192.0.2.9", language="en",
      box_name="Home", admin_name="ana", passphrase="three unrelated words", timezone="UTC")
-""")
+""",
+    )
     assert codes(results) == ["ok", "forbidden", "forbidden", "forbidden", "unauthorized"]
     assert results[0][1]["ok"]["claimed"] is False
     assert lab.api.call("config.history", limit=1)[0]["why"] != "claim the box"
@@ -43,7 +46,9 @@ call("setup.claim", code="WRNG-CODE-XXXX", address="192.0.2.9", language="en",
 def test_claim_then_roles_then_handover(webui_box):
     lab = webui_box
     code = lab.api.call("setup.code")["code"]
-    results = as_webui(lab, f"""
+    results = as_webui(
+        lab,
+        f"""
 claim = call("setup.claim", code={code!r}, address="192.0.2.9", language="sw",
              box_name="Nyumbani", admin_name="amina", passphrase="three unrelated words",
              timezone="Africa/Nairobi", endpoint={{"host": "home.example.org", "port": 51820}})
@@ -71,21 +76,29 @@ call("vpn.device.list", installer)
 call("auth.logout", member, token=member)
 call("vpn.device.list", member)
 call("vpn.device.list", admin)
-""")
+""",
+    )
     assert codes(results) == [
-        "ok",            # claim
-        "forbidden",     # claim again
-        "ok", "ok",      # add a member and an installer
-        "ok",            # admin's own device
-        "ok", "ok",      # the member logs in, adds a phone
-        "ok",            # and sees...
-        "not_found", "not_found",  # ...only their own devices
-        "forbidden", "forbidden", "forbidden",  # box settings, history, users: admins only
-        "ok",            # status, filtered
-        "ok", "ok",      # the installer logs in and sets the box up
-        "ok",            # handover
+        "ok",  # claim
+        "forbidden",  # claim again
+        "ok",
+        "ok",  # add a member and an installer
+        "ok",  # admin's own device
+        "ok",
+        "ok",  # the member logs in, adds a phone
+        "ok",  # and sees...
+        "not_found",
+        "not_found",  # ...only their own devices
+        "forbidden",
+        "forbidden",
+        "forbidden",  # box settings, history, users: admins only
+        "ok",  # status, filtered
+        "ok",
+        "ok",  # the installer logs in and sets the box up
+        "ok",  # handover
         "unauthorized",  # the installer's session died with the account
-        "ok", "unauthorized",  # logout kills the session
+        "ok",
+        "unauthorized",  # logout kills the session
         "ok",
     ], results
     assert [d["name"] for d in results[7][1]["ok"]] == ["Baraka's phone"]
@@ -98,14 +111,20 @@ call("vpn.device.list", admin)
         lab.api.call("setup.code")
     box = lab.api.call("status")["box"]
     assert (box["name"], box["language"], box["timezone"], box["claimed"]) == (
-        "Nyumbani", "sw", "Africa/Nairobi", True)
+        "Nyumbani",
+        "sw",
+        "Africa/Nairobi",
+        True,
+    )
 
 
 def test_restoring_an_old_version_keeps_the_accounts_and_the_claim(webui_box):
     lab = webui_box
     first = lab.api.call("config.history")[-1]["revision"]
     code = lab.api.call("setup.code")["code"]
-    results = as_webui(lab, f"""
+    results = as_webui(
+        lab,
+        f"""
 s = call("setup.claim", code={code!r}, address="192.0.2.9", language="en", box_name="Home",
          admin_name="ana", passphrase="three unrelated words", timezone="UTC")["session"]
 call("users.add", s, name="bo", role="member", passphrase="kilima cha mvua njema")
@@ -116,7 +135,8 @@ call("vpn.device.list", s)
 call("config.rollback", s, revision={first})
 call("vpn.device.list", s)
 call("users.list", s)
-""")
+""",
+    )
     assert codes(results) == ["ok"] * 9, results
     assert results[5][1]["ok"] == []  # bo left, and his phone's tunnel with him
     devices, users = results[7][1]["ok"], results[8][1]["ok"]
@@ -128,7 +148,9 @@ call("users.list", s)
 def test_an_invitation_lets_a_new_member_choose_their_passphrase_once(webui_box):
     lab = webui_box
     code = lab.api.call("setup.code")["code"]
-    results = as_webui(lab, f"""
+    results = as_webui(
+        lab,
+        f"""
 admin = call("setup.claim", code={code!r}, address="192.0.2.9", language="en",
              box_name="Home", admin_name="amina", passphrase="three unrelated words",
              timezone="UTC")["session"]
@@ -146,18 +168,22 @@ call("users.join", token=invite["token"], passphrase="mwezi mpya wa tatu", langu
 call("users.join", token=invite["token"], passphrase="mwezi mpya wa tatu")
 call("users.invitation", token=invite["token"])
 call("auth.login", name="zawadi", passphrase="mwezi mpya wa tatu", address="192.0.2.12")
-""")
+""",
+    )
     assert codes(results) == [
-        "ok", "ok", "ok",  # claim, a member added, who logs in
-        "forbidden",       # members do not invite
-        "ok",              # the admin invites zawadi
-        "conflict",        # a name already taken
-        "invalid",         # a name with a line break
-        "ok",              # the invitation page knows the name
-        "invalid",         # a weak passphrase: refused, the invitation still good...
-        "ok",              # ...and used
-        "not_found", "not_found",  # once only
-        "ok",              # zawadi logs in with the passphrase she chose
+        "ok",
+        "ok",
+        "ok",  # claim, a member added, who logs in
+        "forbidden",  # members do not invite
+        "ok",  # the admin invites zawadi
+        "conflict",  # a name already taken
+        "invalid",  # a name with a line break
+        "ok",  # the invitation page knows the name
+        "invalid",  # a weak passphrase: refused, the invitation still good...
+        "ok",  # ...and used
+        "not_found",
+        "not_found",  # once only
+        "ok",  # zawadi logs in with the passphrase she chose
     ], results
     assert results[7][1]["ok"] == {"name": "zawadi", "role": "member", "box": "Home"}
     users = {u["name"]: u for u in lab.api.call("users.list")}

@@ -38,8 +38,18 @@ def raw(lab, payload: bytes) -> list[dict]:
     return [json.loads(line) for line in data.splitlines()]
 
 
-BAD_NAMES = ["phone\nPrivateKey = AAAA", "phone\r\n[Peer]", "ph\x00one", "\x1b[31mred",
-             "a" * 10_000, "", " padded", "evil\u202eenohp", "line\u2028sep", "tab\tname"]
+BAD_NAMES = [
+    "phone\nPrivateKey = AAAA",
+    "phone\r\n[Peer]",
+    "ph\x00one",
+    "\x1b[31mred",
+    "a" * 10_000,
+    "",
+    " padded",
+    "evil\u202eenohp",
+    "line\u2028sep",
+    "tab\tname",
+]
 
 
 def test_bad_device_names_are_refused_and_nothing_is_stored(box):
@@ -51,8 +61,18 @@ def test_bad_device_names_are_refused_and_nothing_is_stored(box):
     assert snapshot(box) == before
 
 
-@pytest.mark.parametrize("name", ["Grandma's \"new\" phone", "Phone [Peer]", "[Interface]",
-                                  "هاتف جدتي", "दादी का फ़ोन", "Zoë 📱", "a" * 64])
+@pytest.mark.parametrize(
+    "name",
+    [
+        'Grandma\'s "new" phone',
+        "Phone [Peer]",
+        "[Interface]",
+        "هاتف جدتي",
+        "दादी का फ़ोन",
+        "Zoë 📱",
+        "a" * 64,
+    ],
+)
 def test_names_with_quotes_brackets_and_any_script_round_trip(box, name):
     device = box.api.call("vpn.device.add", name=name)["device"]
     assert device["name"] == name
@@ -62,7 +82,12 @@ def test_names_with_quotes_brackets_and_any_script_round_trip(box, name):
     lines = [line for line in config.splitlines() if line]
     assert lines[0] == "[Interface]" and lines.count("[Peer]") == 1 and len(lines) == 7
     assert {line.split(" = ")[0] for line in lines if " = " in line} == {
-        "PrivateKey", "Address", "PublicKey", "AllowedIPs", "Endpoint"}
+        "PrivateKey",
+        "Address",
+        "PublicKey",
+        "AllowedIPs",
+        "Endpoint",
+    }
 
 
 def test_invalid_and_duplicate_public_keys(box):
@@ -95,21 +120,45 @@ def test_an_exhausted_address_pool(box):
 
 def test_malformed_oversized_and_mistyped_requests(box):
     before = snapshot(box)
-    answers = raw(box, b"{not json\n\xff\xfe\n[1, 2]\n" + b"[" * 40000 + b"\n"
-                  + b'{"method": 5}\n{"method": "vpn.device.add", "params": {"name": 5}}\n'
-                  + b'{"method": "vpn.device.add", "params": {"name": "x", "colour": "red"}}\n'
-                  + b'{"method": "vpn.device.add", "params": {"name": "x", "preshared_key": 1}}\n'
-                  + b'{"method": "config.rollback", "params": {"revision": true}}\n'
-                  + b'{"method": "vpn.device.add", "params": []}\n'
-                  + b'{"method": "status"}\n')
+    answers = raw(
+        box,
+        b"{not json\n\xff\xfe\n[1, 2]\n"
+        + b"[" * 40000
+        + b"\n"
+        + b'{"method": 5}\n{"method": "vpn.device.add", "params": {"name": 5}}\n'
+        + b'{"method": "vpn.device.add", "params": {"name": "x", "colour": "red"}}\n'
+        + b'{"method": "vpn.device.add", "params": {"name": "x", "preshared_key": 1}}\n'
+        + b'{"method": "config.rollback", "params": {"revision": true}}\n'
+        + b'{"method": "vpn.device.add", "params": []}\n'
+        + b'{"method": "status"}\n',
+    )
     codes = [a["error"]["code"] if not a["ok"] else "ok" for a in answers]
-    assert codes == ["invalid", "invalid", "invalid", "invalid", "not_found", "invalid",
-                     "invalid", "invalid", "invalid", "invalid", "ok"], answers
+    assert codes == [
+        "invalid",
+        "invalid",
+        "invalid",
+        "invalid",
+        "not_found",
+        "invalid",
+        "invalid",
+        "invalid",
+        "invalid",
+        "invalid",
+        "ok",
+    ], answers
     assert [a["error"].get("field") for a in answers[5:9]] == [
-        "name", "colour", "preshared_key", "revision"]
+        "name",
+        "colour",
+        "preshared_key",
+        "revision",
+    ]
     # Over the limit: a clear error, then the agent hangs up.
-    answers = raw(box, b'{"method": "vpn.device.add", "params": {"name": "'
-                  + b"a" * (MAX_REQUEST + 10) + b'"}}\n{"method": "status"}\n')
+    answers = raw(
+        box,
+        b'{"method": "vpn.device.add", "params": {"name": "'
+        + b"a" * (MAX_REQUEST + 10)
+        + b'"}}\n{"method": "status"}\n',
+    )
     assert [a["error"]["code"] for a in answers] == ["too_large"]
     with pytest.raises(NotFound):
         box.api.call("config.rollback", revision=9999)
@@ -117,14 +166,23 @@ def test_malformed_oversized_and_mistyped_requests(box):
 
 
 def _call_as(lab, uid: int, gid: int, method: str, session=None, **params):
-    code = ("import json, sys; from appliance.api.client import Client\n"
-            "from appliance.errors import ApplianceError\n"
-            f"c = Client({str(lab.box.paths.socket)!r}, session={session!r})\n"
-            "try: print(json.dumps({'ok': c.call(sys.argv[1], **json.loads(sys.argv[2]))}))\n"
-            "except ApplianceError as e: print(json.dumps({'error': e.code}))\n")
-    done = subprocess.run([sys.executable, "-c", code, method, json.dumps(params)], user=uid,
-                          group=gid, env={"PYTHONPATH": str(REPO)}, capture_output=True,
-                          text=True, timeout=30, cwd="/")
+    code = (
+        "import json, sys; from appliance.api.client import Client\n"
+        "from appliance.errors import ApplianceError\n"
+        f"c = Client({str(lab.box.paths.socket)!r}, session={session!r})\n"
+        "try: print(json.dumps({'ok': c.call(sys.argv[1], **json.loads(sys.argv[2]))}))\n"
+        "except ApplianceError as e: print(json.dumps({'error': e.code}))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, method, json.dumps(params)],
+        user=uid,
+        group=gid,
+        env={"PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd="/",
+    )
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
 
@@ -138,7 +196,8 @@ def test_only_root_and_the_web_ui_user_may_call(tmp_path):
         assert oct(sock.stat().st_mode & 0o777) == "0o660" and sock.stat().st_gid == 65534
         before = snapshot(lab)
         assert _call_as(lab, 12345, 65534, "vpn.device.add", name="intruder") == {
-            "error": "unauthorized"}
+            "error": "unauthorized"
+        }
         assert snapshot(lab) == before
         # The web UI's user gets in, but acts only through a household member's session.
         assert _call_as(lab, 65534, 65534, "vpn.device.add", name="x") == {"error": "forbidden"}
@@ -147,13 +206,22 @@ def test_only_root_and_the_web_ui_user_may_call(tmp_path):
         issue = root / "run/issue.d/commonsbox.issue"
         assert f"setup code  {code}" in issue.read_text() and "https://\\4/" in issue.read_text()
         assert oct(issue.stat().st_mode & 0o777) == "0o600"
-        claim = _call_as(lab, 65534, 65534, "setup.claim", code=code, address="192.0.2.9",
-                         language="pt", box_name="Casa", admin_name="ana",
-                         passphrase="three unrelated words", timezone="Europe/Lisbon")
+        claim = _call_as(
+            lab,
+            65534,
+            65534,
+            "setup.claim",
+            code=code,
+            address="192.0.2.9",
+            language="pt",
+            box_name="Casa",
+            admin_name="ana",
+            passphrase="three unrelated words",
+            timezone="Europe/Lisbon",
+        )
         session = claim["ok"]["session"]
         assert not issue.exists()
-        assert _call_as(lab, 65534, 65534, "vpn.device.add", name="x") == {
-            "error": "unauthorized"}
+        assert _call_as(lab, 65534, 65534, "vpn.device.add", name="x") == {"error": "unauthorized"}
         added = _call_as(lab, 65534, 65534, "vpn.device.add", session, name="from the web UI")
         assert added["ok"]["device"]["owner"] == "ana"
         assert lab.api.call("config.history", limit=1)[0]["who"] == "ana (admin)"
@@ -162,18 +230,41 @@ def test_only_root_and_the_web_ui_user_may_call(tmp_path):
         subprocess.run(["rm", "-rf", str(root)])
 
 
-JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False)
-                    | st.text(max_size=30),
-                    lambda inner: st.lists(inner, max_size=4)
-                    | st.dictionaries(st.text(max_size=12), inner, max_size=4), max_leaves=10)
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=30),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4)
+    ),
+    max_leaves=10,
+)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
-@given(method=st.sampled_from(sorted(METHODS) + ["nope"]),
-       params=st.dictionaries(st.sampled_from(["name", "device", "mode", "dns", "public_key",
-                                               "revision", "a", "b", "limit", "endpoint",
-                                               "ipv4_subnet", "listen_port", "why", "x"]),
-                              JSON, max_size=4))
+@given(
+    method=st.sampled_from(sorted(METHODS) + ["nope"]),
+    params=st.dictionaries(
+        st.sampled_from(
+            [
+                "name",
+                "device",
+                "mode",
+                "dns",
+                "public_key",
+                "revision",
+                "a",
+                "b",
+                "limit",
+                "endpoint",
+                "ipv4_subnet",
+                "listen_port",
+                "why",
+                "x",
+            ]
+        ),
+        JSON,
+        max_size=4,
+    ),
+)
 def test_random_requests_never_crash_the_agent(box, method, params):
     answer = raw(box, json.dumps({"method": method, "params": params}).encode() + b"\n")[0]
     assert answer["ok"] or answer["error"]["code"] != "error", answer

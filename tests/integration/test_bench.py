@@ -9,9 +9,23 @@ from appliance.sandbox import REPO
 
 def test_vpn_scale_benchmark_runs_and_reports(tmp_path):
     out = tmp_path / "vpn_scale.json"
-    done = subprocess.run([sys.executable, str(REPO / "bench/vpn_scale.py"), "--sizes", "30",
-                           "--adds", "3", "--runs", "1", "--json-out", str(out)],
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "bench/vpn_scale.py"),
+            "--sizes",
+            "30",
+            "--adds",
+            "3",
+            "--runs",
+            "1",
+            "--json-out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "devices |  add p50" in done.stdout
     result = json.loads(out.read_text())
@@ -24,12 +38,27 @@ def test_webui_benchmark_runs_and_reports(tmp_path):
     import shutil
 
     import pytest
+
     if not shutil.which("wrk"):
         pytest.skip("wrk is not installed: `make test` installs it")
     out = tmp_path / "webui_pages.json"
-    done = subprocess.run([sys.executable, str(REPO / "bench/webui_pages.py"), "--devices", "20",
-                           "--seconds", "1", "--port", "18743", "--json-out", str(out)],
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "bench/webui_pages.py"),
+            "--devices",
+            "20",
+            "--seconds",
+            "1",
+            "--port",
+            "18743",
+            "--json-out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(out.read_text())
     assert result["device_list"]["requests"] > 0 and result["device_list"]["errors"] == 0

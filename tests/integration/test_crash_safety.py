@@ -17,14 +17,18 @@ from appliance.errors import ApplianceError
 def peers_on_the_interface(lab) -> set[str]:
     """Ask wireguard-go directly (not through the agent) which peers wg0 has."""
     import base64
+
     with socket.socket(socket.AF_UNIX) as s:
         s.connect(str(lab.box.paths.root / "run/wireguard/wg0.sock"))
         s.sendall(b"get=1\n\n")
         data = b""
         while not data.endswith(b"\n\n"):
             data += s.recv(65536)
-    return {base64.b64encode(bytes.fromhex(line.split("=", 1)[1])).decode()
-            for line in data.decode().splitlines() if line.startswith("public_key=")}
+    return {
+        base64.b64encode(bytes.fromhex(line.split("=", 1)[1])).decode()
+        for line in data.decode().splitlines()
+        if line.startswith("public_key=")
+    }
 
 
 def churn(lab, stop: threading.Event, rng: random.Random) -> None:
@@ -37,13 +41,20 @@ def churn(lab, stop: threading.Event, rng: random.Random) -> None:
             devices = api.call("vpn.device.list")
             roll = rng.random()
             if roll < 0.45 or not devices:
-                api.call("vpn.device.add", name=f"d{rng.getrandbits(40)}",
-                         preshared_key=rng.random() < 0.5, mode=rng.choice(["home", "full"]))
+                api.call(
+                    "vpn.device.add",
+                    name=f"d{rng.getrandbits(40)}",
+                    preshared_key=rng.random() < 0.5,
+                    mode=rng.choice(["home", "full"]),
+                )
             elif roll < 0.7:
                 api.call("vpn.device.remove", device=rng.choice(devices)["id"])
             elif roll < 0.85:
-                api.call("vpn.device.update", device=rng.choice(devices)["id"],
-                         mode=rng.choice(["home", "full"]))
+                api.call(
+                    "vpn.device.update",
+                    device=rng.choice(devices)["id"],
+                    mode=rng.choice(["home", "full"]),
+                )
             else:
                 history = api.call("config.history", limit=10)
                 api.call("config.rollback", revision=rng.choice(history)["revision"])

@@ -18,16 +18,17 @@ BOX_VPN_IP = str(next(__import__("ipaddress").ip_network(SUBNET4).hosts()))
 @pytest.fixture(scope="module")
 def share(tmp_path_factory):
     tag = os.getpid() % 10000
-    world = World(f"cbf{tag}", tmp_path_factory.mktemp("files"), phones=2,
-                  relay_name="files.test")
+    world = World(f"cbf{tag}", tmp_path_factory.mktemp("files"), phones=2, relay_name="files.test")
     try:
         api = world.api
-        api.call("vpn.settings.set", endpoint=World.ENDPOINT, ipv4_subnet=SUBNET4,
-                 ipv6_subnet=SUBNET6)
+        api.call(
+            "vpn.settings.set", endpoint=World.ENDPOINT, ipv4_subnet=SUBNET4, ipv6_subnet=SUBNET6
+        )
         api.call("storage.settings.set", allow_unencrypted=True)  # no disks in a namespace
         for name in ("alice", "bob"):
-            api.call("users.add", name=name, role="member",
-                     passphrase="correct horse battery staple 7")
+            api.call(
+                "users.add", name=name, role="member", passphrase="correct horse battery staple 7"
+            )
         device = api.call("vpn.device.add", name="laptop")["device"]
         world.phone(0, f"cbf{tag}p0", device["id"])
         said = api.call("files.settings.set", enabled=True)
@@ -37,22 +38,39 @@ def share(tmp_path_factory):
         world.close()
 
 
-def sftp(world, tmp_path, user: str, password: str, commands: str, host=BOX_VPN_IP,
-         phone: int = 0) -> subprocess.CompletedProcess:
+def sftp(
+    world, tmp_path, user: str, password: str, commands: str, host=BOX_VPN_IP, phone: int = 0
+) -> subprocess.CompletedProcess:
     """Debian's sftp client in the phone's namespace, the password typed by an askpass."""
     askpass = tmp_path / "askpass"
     askpass.write_text(f"#!/bin/sh\necho '{password}'\n")
     askpass.chmod(0o700)
     known = tmp_path / "known_hosts"
     return world.phone_ns[phone].run(
-        ["env", f"SSH_ASKPASS={askpass}", "SSH_ASKPASS_REQUIRE=force", "setsid", "-w",
-         "sftp", "-o", "StrictHostKeyChecking=accept-new", "-o", f"UserKnownHostsFile={known}",
-         "-o", "ConnectTimeout=5", "-o", "NumberOfPasswordPrompts=1", f"{user}@{host}"],
-        input=commands, check=False, timeout=60)
+        [
+            "env",
+            f"SSH_ASKPASS={askpass}",
+            "SSH_ASKPASS_REQUIRE=force",
+            "setsid",
+            "-w",
+            "sftp",
+            "-o",
+            "StrictHostKeyChecking=accept-new",
+            "-o",
+            f"UserKnownHostsFile={known}",
+            "-o",
+            "ConnectTimeout=5",
+            "-o",
+            "NumberOfPasswordPrompts=1",
+            f"{user}@{host}",
+        ],
+        input=commands,
+        check=False,
+        timeout=60,
+    )
 
 
-def test_a_member_puts_files_in_their_folder_and_shared_and_cannot_read_anothers(
-        share, tmp_path):
+def test_a_member_puts_files_in_their_folder_and_shared_and_cannot_read_anothers(share, tmp_path):
     api = share.api
     alice = api.call("files.password", owner="alice")
     bob = api.call("files.password", owner="bob")
@@ -61,13 +79,19 @@ def test_a_member_puts_files_in_their_folder_and_shared_and_cannot_read_anothers
     photo = tmp_path / "photo.jpg"
     photo.write_bytes(os.urandom(300_000))
 
-    done = sftp(share, tmp_path, "alice", alice["password"],
-                f"put {photo}\ncd /shared\nput {photo} family.jpg\npwd\nls /\n")
+    done = sftp(
+        share,
+        tmp_path,
+        "alice",
+        alice["password"],
+        f"put {photo}\ncd /shared\nput {photo} family.jpg\npwd\nls /\n",
+    )
     assert done.returncode == 0, done.stderr
     assert "Remote working directory: /shared" in done.stdout
     # The app is shown the box's key once; it is the one the web UI and CLI name.
-    listed = subprocess.run(["ssh-keygen", "-lf", tmp_path / "known_hosts"], text=True,
-                            capture_output=True, check=True).stdout
+    listed = subprocess.run(
+        ["ssh-keygen", "-lf", tmp_path / "known_hosts"], text=True, capture_output=True, check=True
+    ).stdout
     assert alice["host_key"] in listed
 
     box_files = share.box_root.system().path("/var/lib/commonsbox/private/files")
@@ -90,9 +114,25 @@ def test_no_shell_no_forwarding_and_a_wrong_password_is_refused(share, tmp_path)
     askpass.write_text(f"#!/bin/sh\necho '{alice['password']}'\n")
     askpass.chmod(0o700)
     shell = share.phone_ns[0].run(
-        ["env", f"SSH_ASKPASS={askpass}", "SSH_ASKPASS_REQUIRE=force", "setsid", "-w", "ssh",
-         "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
-         "-L", "9999:127.0.0.1:80", f"alice@{BOX_VPN_IP}", "id"], check=False, timeout=60)
+        [
+            "env",
+            f"SSH_ASKPASS={askpass}",
+            "SSH_ASKPASS_REQUIRE=force",
+            "setsid",
+            "-w",
+            "ssh",
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-L",
+            "9999:127.0.0.1:80",
+            f"alice@{BOX_VPN_IP}",
+            "id",
+        ],
+        check=False,
+        timeout=60,
+    )
     assert "uid=" not in shell.stdout  # ForceCommand: SFTP, whatever was asked
     assert "This service allows sftp connections only" in shell.stdout + shell.stderr
 
@@ -104,15 +144,14 @@ def test_the_share_is_not_reachable_from_the_network_around_the_box(share, tmp_p
     share.phone_ns[1].run(["ip", "route", "add", SUBNET4, "via", "100.64.1.1"], check=False)
     for host in ("192.0.2.1", BOX_VPN_IP):
         done = sftp(share, tmp_path, "alice", alice["password"], "ls\n", host=host, phone=1)
-        assert done.returncode != 0 and ("timed out" in done.stderr or "refused" in done.stderr), \
+        assert done.returncode != 0 and ("timed out" in done.stderr or "refused" in done.stderr), (
             done.stderr
+        )
 
 
-def test_a_member_removed_loses_their_account_and_the_share_off_gives_no_passwords(
-        share, tmp_path):
+def test_a_member_removed_loses_their_account_and_the_share_off_gives_no_passwords(share, tmp_path):
     api = share.api
-    api.call("users.add", name="carol", role="member",
-             passphrase="correct horse battery staple 7")
+    api.call("users.add", name="carol", role="member", passphrase="correct horse battery staple 7")
     carol = api.call("files.password", owner="carol")
     api.call("users.remove", name="carol")
     done = sftp(share, tmp_path, "carol", carol["password"], "ls\n")

@@ -22,8 +22,11 @@ MAX_MIB = 1
 
 @pytest.fixture(scope="module")
 def mail(tmp_path_factory):
-    world = RelayWorld(tmp_path_factory.mktemp("mail"),
-                       {"box-a.test": "10.79.0.1", "box-b.test": "10.79.0.2"}, MAX_MIB)
+    world = RelayWorld(
+        tmp_path_factory.mktemp("mail"),
+        {"box-a.test": "10.79.0.1", "box-b.test": "10.79.0.2"},
+        MAX_MIB,
+    )
     yield world
     world.stop()
 
@@ -82,7 +85,9 @@ def test_mail_goes_from_box_a_to_box_b_signed_encrypted_and_without_the_apps_add
     raw = fetch(mail, b.address, bob, "first federated mail")
     parsed = email.message_from_bytes(raw)
     assert parsed["From"] == "alice@box-a.test"
-    assert dkim.verify(raw, dnsfunc=mail.zone.dkim_dns), "box B's copy must carry A's valid DKIM signature"
+    assert dkim.verify(raw, dnsfunc=mail.zone.dkim_dns), (
+        "box B's copy must carry A's valid DKIM signature"
+    )
     received = parsed.get_all("Received")
     assert APP not in raw.decode(), "the app's address must not be in the message"
     assert len(received) == 2, received  # box B's SMTP server and its LMTP, not the app's
@@ -107,14 +112,12 @@ def test_a_message_to_a_local_user_reaches_an_app_waiting_in_idle(mail):
 
 
 def test_the_box_is_not_an_open_relay(mail):
-    code, text = rcpt_from_outside(mail, "box-a.test", "spammer@stranger.test",
-                                   "victim@box-b.test")
+    code, text = rcpt_from_outside(mail, "box-a.test", "spammer@stranger.test", "victim@box-b.test")
     assert code == 554 and b"Relay access denied" in text, (code, text)
 
 
 def test_mail_from_outside_to_a_local_user_is_accepted_but_unknown_users_are_not(mail):
-    code, text = rcpt_from_outside(mail, "box-b.test", "someone@stranger.test",
-                                   "nobody@box-b.test")
+    code, text = rcpt_from_outside(mail, "box-b.test", "someone@stranger.test", "nobody@box-b.test")
     assert code == 550, (code, text)
 
 
@@ -194,7 +197,9 @@ def test_app_password_labels_with_line_breaks_or_too_long_are_refused(mail, labe
     assert a.api.call("mail.password.list") == before
 
 
-@pytest.mark.parametrize("domain", ["box-a.test\nmydestination = evil", "no-dot", "a..b", "x" * 300])
+@pytest.mark.parametrize(
+    "domain", ["box-a.test\nmydestination = evil", "no-dot", "a..b", "x" * 300]
+)
 def test_a_bad_mail_domain_is_refused_and_the_old_one_kept(mail, domain):
     boxes = mail.boxes
     a = boxes["box-a.test"]
@@ -229,6 +234,7 @@ def test_mail_apps_find_their_settings_at_the_well_known_address(mail):
     import xml.etree.ElementTree as ET
 
     from webui import create_app
+
     a = mail.boxes["box-a.test"]
     web = create_app(a.agent.paths.socket, testing=True).test_client()
     page = web.get("/.well-known/autoconfig/mail/config-v1.1.xml", base_url="https://box-a.test")
@@ -236,6 +242,7 @@ def test_mail_apps_find_their_settings_at_the_well_known_address(mail):
     doc = ET.fromstring(page.data)
     assert doc.findtext("emailProvider/incomingServer/hostname") == "box-a.test"
     assert doc.findtext("emailProvider/outgoingServer/port") == "465"
+
 
 def encrypted_message(sender, to, subject):
     """What a PGP/MIME message looks like on the wire (the ciphertext is not checked)."""
@@ -245,9 +252,11 @@ def encrypted_message(sender, to, subject):
     m.set_param("protocol", "application/pgp-encrypted")
     m.set_boundary("b1")
     m.set_payload(None)
-    body = ("--b1\r\nContent-Type: application/pgp-encrypted\r\n\r\nVersion: 1\r\n"
-            "--b1\r\nContent-Type: application/octet-stream\r\n\r\n-----BEGIN PGP MESSAGE-----"
-            "\r\n\r\nhQEMA\r\n-----END PGP MESSAGE-----\r\n--b1--\r\n")
+    body = (
+        "--b1\r\nContent-Type: application/pgp-encrypted\r\n\r\nVersion: 1\r\n"
+        "--b1\r\nContent-Type: application/octet-stream\r\n\r\n-----BEGIN PGP MESSAGE-----"
+        "\r\n\r\nhQEMA\r\n-----END PGP MESSAGE-----\r\n--b1--\r\n"
+    )
     raw = m.as_bytes().split(b"\n\n", 1)[0] + b"\n\n" + body.encode()
     return raw
 
@@ -262,8 +271,11 @@ def test_encrypted_only_refuses_plain_mail_between_members_but_not_to_the_world(
         with pytest.raises(smtplib.SMTPDataError) as refused:
             smtp.send_message(message(nina["address"], omar["address"], "plain to a member"))
         assert refused.value.smtp_code == 550 and b"encrypted" in refused.value.smtp_error
-        smtp.sendmail(nina["address"], [omar["address"]],
-                      encrypted_message(nina["address"], omar["address"], "sealed"))
+        smtp.sendmail(
+            nina["address"],
+            [omar["address"]],
+            encrypted_message(nina["address"], omar["address"], "sealed"),
+        )
         smtp.send_message(message(nina["address"], "alice@box-a.test", "plain to the world"))
         smtp.quit()
         assert b"BEGIN PGP MESSAGE" in fetch(mail, b.address, omar, "sealed")
@@ -279,6 +291,7 @@ def test_encrypted_only_refuses_plain_mail_between_members_but_not_to_the_world(
 def test_fetched_mail_is_deleted_from_the_box_and_unread_mail_kept(mail):
     from appliance.mail.capability import expunge_fetched
     from appliance.system import System
+
     b = mail.boxes["box-b.test"]
     pia = user(b, "pia")
     smtp = mail.submission(b.address)
@@ -319,8 +332,11 @@ def test_mail_stops_without_storage_the_household_chose_and_comes_back(mail):
     a = mail.boxes["box-a.test"]
 
     def relay_checks():
-        return {(c["capability"], c["name"]): c for c in a.api.call("status")["health"]
-                if c["capability"] in ("mail", "chat")}
+        return {
+            (c["capability"], c["name"]): c
+            for c in a.api.call("status")["health"]
+            if c["capability"] in ("mail", "chat")
+        }
 
     a.api.call("storage.settings.set", allow_unencrypted=False)
     try:
@@ -349,6 +365,7 @@ class Smarthost:
         from aiosmtpd.smtp import AuthResult
 
         from appliance.tls import self_signed
+
         key, cert = self_signed(["smarthost.test"], "An ISP")
         (tmp_path / "key.pem").write_bytes(key)
         (tmp_path / "cert.pem").write_bytes(cert)
@@ -367,9 +384,15 @@ class Smarthost:
                 return "250 2.0.0 queued"
 
         with world.outside():  # the controller's thread listens in the world
-            self.controller = Controller(Handler(), hostname=world.WORLD, port=587,
-                                         tls_context=tls, require_starttls=True,
-                                         authenticator=authenticate, auth_require_tls=True)
+            self.controller = Controller(
+                Handler(),
+                hostname=world.WORLD,
+                port=587,
+                tls_context=tls,
+                require_starttls=True,
+                authenticator=authenticate,
+                auth_require_tls=True,
+            )
             self.controller.start()
 
     def stop(self):
@@ -380,9 +403,11 @@ def test_a_smarthost_gets_the_mail_over_tls_with_the_households_login(mail, tmp_
     a = mail.boxes["box-a.test"]
     relay = Smarthost(mail, tmp_path, "household-7", "relay secret")
     try:
-        a.api.call("mail.settings.set", smarthost={"host": mail.WORLD, "port": 587,
-                                                   "username": "household-7"},
-                   smarthost_password="relay secret")
+        a.api.call(
+            "mail.settings.set",
+            smarthost={"host": mail.WORLD, "port": 587, "username": "household-7"},
+            smarthost_password="relay secret",
+        )
         rosa = user(a, "rosa")
         smtp = mail.submission(a.address)
         smtp.login(rosa["address"], rosa["password"])
@@ -395,7 +420,9 @@ def test_a_smarthost_gets_the_mail_over_tls_with_the_households_login(mail, tmp_
         got = relay.received[0]
         assert relay.logins == [("household-7", True)]  # logged in, and only after STARTTLS
         assert got.mail_from == rosa["address"] and got.rcpt_tos == ["aunt@far-away.example"]
-        assert b"DKIM-Signature:" in got.original_content and APP.encode() not in got.original_content
+        assert (
+            b"DKIM-Signature:" in got.original_content and APP.encode() not in got.original_content
+        )
     finally:
         a.api.call("mail.settings.set", smarthost=None)
         relay.stop()
@@ -412,8 +439,9 @@ def test_a_full_mailbox_refuses_more_and_the_sender_hears_why(mail):
         for n in range(13):  # 13 x 0.9 MiB into a 10 MiB mailbox
             smtp.send_message(message(tess["address"], sam["address"], f"big {n}", chunk))
         smtp.quit()
-        bounce = email.message_from_bytes(fetch(mail, b.address, tess, "Undelivered Mail",
-                                                timeout=60))
+        bounce = email.message_from_bytes(
+            fetch(mail, b.address, tess, "Undelivered Mail", timeout=60)
+        )
         assert "Quota exceeded" in bounce.as_string(), bounce.as_string()[:2000]
     finally:
         b.api.call("mail.settings.set", quota_mib=2048)

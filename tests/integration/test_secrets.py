@@ -21,20 +21,28 @@ def test_no_secret_appears_anywhere_it_should_not(lab):
 
     paths = lab.box.paths
     with sqlite3.connect(paths.secrets_db) as db:
-        secrets = {name: value for name, value in db.execute("SELECT name, value FROM secrets")
-                   if not name.endswith(".public")}
+        secrets = {
+            name: value
+            for name, value in db.execute("SELECT name, value FROM secrets")
+            if not name.endswith(".public")
+        }
     assert len(secrets) == 5  # the box's key, two device keys, two preshared keys
     assert stat.S_IMODE(os.stat(paths.secrets_db).st_mode) == 0o600
     assert stat.S_IMODE(os.stat(paths.secrets_db.parent).st_mode) == 0o700
     assert stat.S_IMODE(os.stat(paths.state_db).st_mode) == 0o600
 
-    answers = [lab.api.call(m) for m in ("status", "vpn.device.list", "vpn.settings.get",
-                                         "config.history", "reconcile")]
+    answers = [
+        lab.api.call(m)
+        for m in ("status", "vpn.device.list", "vpn.settings.get", "config.history", "reconcile")
+    ]
     answers += [lab.api.call("config.diff", a=1), lab.api.call("vpn.device.get", device="full")]
     with sqlite3.connect(paths.state_db) as db:
         revisions = [row[0] for row in db.execute("SELECT doc FROM revisions")]
-    places = {"agent log": lab.box.log.read_text(), "API answers": json.dumps(answers),
-              "revisions": "\n".join(revisions)}
+    places = {
+        "agent log": lab.box.log.read_text(),
+        "API answers": json.dumps(answers),
+        "revisions": "\n".join(revisions),
+    }
     for name, value in secrets.items():
         for where, text in places.items():
             assert value not in text, f"{name} leaked into the {where}"

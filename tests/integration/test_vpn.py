@@ -46,7 +46,9 @@ def test_changing_one_device_touches_only_that_device(lab):
     d1 = lab.api.call("vpn.device.add", name="one")["device"]
     d2 = lab.api.call("vpn.device.add", name="two")["device"]
     lab.phone(0, d1["id"]), lab.phone(1, d2["id"])
-    assert lab.phone_ns[0].ping(BOX_VPN_IP, timeout=3) and lab.phone_ns[1].ping(BOX_VPN_IP, timeout=3)
+    assert lab.phone_ns[0].ping(BOX_VPN_IP, timeout=3) and lab.phone_ns[1].ping(
+        BOX_VPN_IP, timeout=3
+    )
     session = lab.box_peer(d2["public_key"])["latest_handshake"]
     changed = lab.api.call("vpn.device.update", device=d1["id"], mode="full", name="one (full)")
     assert changed["reconcile"][0]["actions"] == [] and changed["applied"]  # the peer is the same
@@ -90,7 +92,9 @@ def test_a_change_made_behind_the_agents_back_is_repaired_by_the_next_change(lab
         assert b"errno=0" in s.recv(100)
     b = lab.api.call("vpn.device.add", name="b")
     assert b["applied"] and b["reconcile"][0]["actions"] == [
-        "SetPeers(wg0: 1 set, 0 removed)", "SetPeers(wg0: 1 set, 0 removed)"]
+        "SetPeers(wg0: 1 set, 0 removed)",
+        "SetPeers(wg0: 1 set, 0 removed)",
+    ]
     assert not any(o["actions"] for o in lab.api.call("reconcile"))
 
 

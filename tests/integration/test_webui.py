@@ -42,9 +42,17 @@ def post(client, url, data, base="https://box.test"):
 
 def claim(web, **over):
     code = web.lab.api.call("setup.code")["code"]
-    data = {"code": code, "language": "en", "box_name": "Home", "admin_name": "ana",
-            "passphrase": PASS, "timezone": "Europe/Lisbon", "endpoint_host": "192.0.2.1",
-            "endpoint_port": "51820", **over}
+    data = {
+        "code": code,
+        "language": "en",
+        "box_name": "Home",
+        "admin_name": "ana",
+        "passphrase": PASS,
+        "timezone": "Europe/Lisbon",
+        "endpoint_host": "192.0.2.1",
+        "endpoint_port": "51820",
+        **over,
+    }
     return post(web, "/setup", data)
 
 
@@ -102,8 +110,9 @@ def test_add_a_device_scan_download_connect_revoke(web):
     listing = web.get("/devices/", base_url="https://box.test").get_data(as_text=True)
     assert "Grandma&#39;s phone" in listing
     token = csrf(web.get(added.location, base_url="https://box.test"))
-    revoked = web.post(added.location + "/remove", data={"csrf_token": token},
-                       base_url="https://box.test")
+    revoked = web.post(
+        added.location + "/remove", data={"csrf_token": token}, base_url="https://box.test"
+    )
     assert revoked.status_code == 302
     assert not web.lab.phone_ns[0].ping(BOX_VPN_IP, count=2, timeout=1)
 
@@ -118,8 +127,11 @@ def test_no_page_references_anything_outside_the_box(web):
     post(web, "/devices/", {"name": "phone", "mode": "full"})
     for url in ("/", "/devices/", "/devices/1", "/login", "/static/style.css"):
         body = web.get(url, base_url="https://box.test").get_data(as_text=True)
-        external = [u for u in re.findall(r"(?:https?:)?//[^\s\"'<>)]+", body)
-                    if not u.startswith("http://www.w3.org/2000/svg")]
+        external = [
+            u
+            for u in re.findall(r"(?:https?:)?//[^\s\"'<>)]+", body)
+            if not u.startswith("http://www.w3.org/2000/svg")
+        ]
         assert external == [], (url, external)
 
 
@@ -137,8 +149,10 @@ def test_served_over_tls_by_gunicorn_as_an_unprivileged_user(tmp_path):
     web = WebUI(lab.box, 18443)
     try:
         web.wait_ready()
-        assert fingerprint(lab.box.paths.tls_cert.read_bytes()) == \
-            lab.api.call("status")["webui"]["tls_sha256"]
+        assert (
+            fingerprint(lab.box.paths.tls_cert.read_bytes())
+            == lab.api.call("status")["webui"]["tls_sha256"]
+        )
         assert oct(lab.box.paths.tls_key.stat().st_mode & 0o777) == "0o640"
         context = ssl.create_default_context(cafile=str(lab.box.paths.tls_cert))
         context.check_hostname = False
@@ -147,8 +161,11 @@ def test_served_over_tls_by_gunicorn_as_an_unprivileged_user(tmp_path):
         assert "Set up this box" in answer.read().decode()
         with open(f"/proc/{web.process.pid}/status") as f:
             assert "Uid:\t65534" in f.read()
-        plain = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
-                                "http://127.0.0.1:18443/"], capture_output=True, text=True)
+        plain = subprocess.run(
+            ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "http://127.0.0.1:18443/"],
+            capture_output=True,
+            text=True,
+        )
         assert plain.stdout != "200"  # no plain HTTP
     finally:
         web.stop()
@@ -158,28 +175,49 @@ def test_served_over_tls_by_gunicorn_as_an_unprivileged_user(tmp_path):
 
 def test_admin_pages_users_settings_history_restore(web):
     claim(web)
-    added = post(web, "/users", {"name": "baraka", "role": "member",
-                                 "passphrase": "kilima cha mvua njema"})
+    added = post(
+        web, "/users", {"name": "baraka", "role": "member", "passphrase": "kilima cha mvua njema"}
+    )
     assert added.status_code == 302
     weak = post(web, "/users", {"name": "juma", "role": "member", "passphrase": "short"})
     assert weak.status_code == 400 and 'id="passphrase-note"' in weak.get_data(as_text=True)
     page = web.get("/users", base_url="https://box.test").get_data(as_text=True)
     assert "baraka" in page and "Member" in page
-    saved = post(web, "/settings", {"box_name": "Nyumbani", "language": "sw",
-                                    "timezone": "Africa/Nairobi", "endpoint_host": "home.example.org",
-                                    "endpoint_port": "51820"})
+    saved = post(
+        web,
+        "/settings",
+        {
+            "box_name": "Nyumbani",
+            "language": "sw",
+            "timezone": "Africa/Nairobi",
+            "endpoint_host": "home.example.org",
+            "endpoint_port": "51820",
+        },
+    )
     assert saved.status_code == 302
     assert web.lab.api.call("status")["box"]["name"] == "Nyumbani"
-    bad = post(web, "/settings", {"box_name": "x", "language": "sw", "timezone": "Mars/Base",
-                                  "endpoint_host": "", "endpoint_port": ""})
+    bad = post(
+        web,
+        "/settings",
+        {
+            "box_name": "x",
+            "language": "sw",
+            "timezone": "Mars/Base",
+            "endpoint_host": "",
+            "endpoint_port": "",
+        },
+    )
     assert bad.status_code == 400
     history = web.get("/history", base_url="https://box.test").get_data(as_text=True)
     assert "add user baraka" in history and "ana (admin)" in history
     before = web.lab.api.call("config.history")[-1]["revision"]  # the first revision
     page = web.get(f"/history/{before + 2}", base_url="https://box.test")
     assert "Restore this version" in page.get_data(as_text=True)
-    restored = web.post(f"/history/{before + 2}/restore", data={"csrf_token": csrf(page)},
-                        base_url="https://box.test")
+    restored = web.post(
+        f"/history/{before + 2}/restore",
+        data={"csrf_token": csrf(page)},
+        base_url="https://box.test",
+    )
     assert restored.status_code == 302
     assert web.lab.api.call("config.history", limit=1)[0]["why"] == f"restore revision {before + 2}"
 
@@ -206,7 +244,10 @@ def test_wrong_passphrases_slow_down_with_a_clear_message(web):
     claim(web)
     post(web, "/logout", {})
     for _ in range(3):
-        assert post(web, "/login", {"name": "ana", "passphrase": "wrong guess here"}).status_code == 401
+        assert (
+            post(web, "/login", {"name": "ana", "passphrase": "wrong guess here"}).status_code
+            == 401
+        )
     answer = post(web, "/login", {"name": "ana", "passphrase": PASS})
     assert answer.status_code == 401 and "Too many attempts" in answer.get_data(as_text=True)
 
@@ -214,23 +255,57 @@ def test_wrong_passphrases_slow_down_with_a_clear_message(web):
 def test_too_many_forms_from_one_address_are_slowed_down(web):
     claim(web)
     token = csrf(web.get("/devices/", base_url="https://box.test"))
-    codes = [web.post("/devices/", data={"csrf_token": token, "name": "", "mode": "home"},
-                      base_url="https://box.test").status_code for _ in range(25)]
+    codes = [
+        web.post(
+            "/devices/",
+            data={"csrf_token": token, "name": "", "mode": "home"},
+            base_url="https://box.test",
+        ).status_code
+        for _ in range(25)
+    ]
     assert 429 in codes and codes[0] == 400
-    answer = web.post("/devices/", data={"csrf_token": token, "name": "x"},
-                      base_url="https://box.test")
+    answer = web.post(
+        "/devices/", data={"csrf_token": token, "name": "x"}, base_url="https://box.test"
+    )
     assert answer.status_code == 429 and int(answer.headers["Retry-After"]) >= 1
     assert "Too many attempts" in answer.get_data(as_text=True)
 
 
-ROUTES = [("POST", "/setup"), ("POST", "/login"), ("POST", "/language"), ("POST", "/devices/"),
-          ("POST", "/devices/{n}/remove"), ("GET", "/devices/{n}"), ("GET", "/devices/{n}/config"),
-          ("POST", "/users"), ("POST", "/users/{s}/remove"), ("POST", "/settings"),
-          ("GET", "/history/{n}"), ("POST", "/history/{n}/restore"), ("GET", "/{s}"),
-          ("POST", "/ssh/keys"), ("POST", "/ssh/keys/remove"), ("POST", "/logout")]
-FIELDS = ["name", "mode", "passphrase", "code", "language", "box_name", "admin_name",
-          "timezone", "endpoint_host", "endpoint_port", "role", "next", "key", "fingerprint",
-          "csrf_token"]
+ROUTES = [
+    ("POST", "/setup"),
+    ("POST", "/login"),
+    ("POST", "/language"),
+    ("POST", "/devices/"),
+    ("POST", "/devices/{n}/remove"),
+    ("GET", "/devices/{n}"),
+    ("GET", "/devices/{n}/config"),
+    ("POST", "/users"),
+    ("POST", "/users/{s}/remove"),
+    ("POST", "/settings"),
+    ("GET", "/history/{n}"),
+    ("POST", "/history/{n}/restore"),
+    ("GET", "/{s}"),
+    ("POST", "/ssh/keys"),
+    ("POST", "/ssh/keys/remove"),
+    ("POST", "/logout"),
+]
+FIELDS = [
+    "name",
+    "mode",
+    "passphrase",
+    "code",
+    "language",
+    "box_name",
+    "admin_name",
+    "timezone",
+    "endpoint_host",
+    "endpoint_port",
+    "role",
+    "next",
+    "key",
+    "fingerprint",
+    "csrf_token",
+]
 
 
 def test_random_input_to_every_form_never_breaks_the_web_ui(web):
@@ -242,22 +317,46 @@ def test_random_input_to_every_form_never_breaks_the_web_ui(web):
     web.application.extensions["post_limit"] = PostLimit(burst=10**9)  # fuzz, not flood
     token = csrf(web.get("/devices/", base_url="https://box.test"))
     text = st.text(st.characters(codec="utf-8"), max_size=300) | st.sampled_from(
-        ["", "0", "-1", "99999999999999999999", "a" * 70000, "../../etc/passwd", "<script>",
-         "home", "full", "admin", "ar", "Europe/Lisbon", "%(name)s", "\x00", "\r\n"])
+        [
+            "",
+            "0",
+            "-1",
+            "99999999999999999999",
+            "a" * 70000,
+            "../../etc/passwd",
+            "<script>",
+            "home",
+            "full",
+            "admin",
+            "ar",
+            "Europe/Lisbon",
+            "%(name)s",
+            "\x00",
+            "\r\n",
+        ]
+    )
 
     @settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
-    @given(route=st.sampled_from(ROUTES), form=st.dictionaries(st.sampled_from(FIELDS), text),
-           n=st.integers(-5, 10**12), s=st.text(st.characters(codec="ascii", min_codepoint=33),
-                                                 min_size=1, max_size=40),
-           keep_token=st.booleans())
+    @given(
+        route=st.sampled_from(ROUTES),
+        form=st.dictionaries(st.sampled_from(FIELDS), text),
+        n=st.integers(-5, 10**12),
+        s=st.text(st.characters(codec="ascii", min_codepoint=33), min_size=1, max_size=40),
+        keep_token=st.booleans(),
+    )
     def fuzz(route, form, n, s, keep_token):
         method, path = route
         from urllib.parse import quote
+
         url = path.format(n=n, s=quote(s, safe=""))
         if keep_token:
             form["csrf_token"] = token
         answer = web.open(url, method=method, data=form, base_url="https://box.test")
-        assert answer.status_code < 500 or answer.status_code == 503, (url, form, answer.status_code)
+        assert answer.status_code < 500 or answer.status_code == 503, (
+            url,
+            form,
+            answer.status_code,
+        )
         assert "Traceback" not in answer.get_data(as_text=True)
 
     fuzz()
@@ -268,7 +367,9 @@ def test_a_one_time_link_works_once_and_only_by_post(web):
     claim(web)
     added = post(web, "/devices/", {"name": "Grandma's phone", "mode": "home"})
     made = post(web, added.location, {})
-    url = re.search(r'<a href="(https://box\.test/devices/get/[^"]+)"', made.get_data(as_text=True)).group(1)
+    url = re.search(
+        r'<a href="(https://box\.test/devices/get/[^"]+)"', made.get_data(as_text=True)
+    ).group(1)
     path = url.removeprefix("https://box.test")
     stranger = create_app(web.lab.box.paths.socket, testing=True).test_client()  # not logged in
     preview = stranger.get(path, base_url="https://box.test")  # a messenger's link preview
@@ -284,7 +385,9 @@ def test_two_step_login_on_then_needed_then_recovery_code(web):
 
     claim(web)
     page = post(web, "/account/totp", {})
-    secret = re.search(r'<span class="mono">([A-Z2-7]+)</span>', page.get_data(as_text=True)).group(1)
+    secret = re.search(r'<span class="mono">([A-Z2-7]+)</span>', page.get_data(as_text=True)).group(
+        1
+    )
     assert "<svg" in page.get_data(as_text=True)
     wrong = post(web, "/account/totp/confirm", {"otp": "000000"})
     assert wrong.status_code == 400
@@ -304,15 +407,26 @@ def test_change_passphrase_ends_sessions_and_removing_a_user(web):
     claim(web)
     post(web, "/users", {"name": "bo", "role": "member", "passphrase": "kilima cha mvua njema"})
     removed = post(web, "/users/bo/remove", {})
-    assert removed.status_code == 302 and "bo" not in [u["name"] for u in web.lab.api.call("users.list")]
-    wrong = post(web, "/account/passphrase", {"old_passphrase": "not it at all",
-                                              "new_passphrase": "four brand new words"})
+    assert removed.status_code == 302 and "bo" not in [
+        u["name"] for u in web.lab.api.call("users.list")
+    ]
+    wrong = post(
+        web,
+        "/account/passphrase",
+        {"old_passphrase": "not it at all", "new_passphrase": "four brand new words"},
+    )
     assert wrong.status_code == 400 and 'id="old_passphrase-note"' in wrong.get_data(as_text=True)
-    changed = post(web, "/account/passphrase", {"old_passphrase": PASS,
-                                                "new_passphrase": "four brand new words"})
+    changed = post(
+        web,
+        "/account/passphrase",
+        {"old_passphrase": PASS, "new_passphrase": "four brand new words"},
+    )
     assert changed.status_code == 302 and changed.location.endswith("/login")
     assert web.get("/", base_url="https://box.test").status_code == 302  # logged out
-    assert post(web, "/login", {"name": "ana", "passphrase": "four brand new words"}).status_code == 302
+    assert (
+        post(web, "/login", {"name": "ana", "passphrase": "four brand new words"}).status_code
+        == 302
+    )
 
 
 def test_a_member_chooses_their_language_and_it_sticks(web):

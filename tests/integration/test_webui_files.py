@@ -62,9 +62,12 @@ def test_members_may_not_turn_the_share_on_or_off(app, box):
     assert answer.status_code == 403 and "You are not allowed to do that." in text(answer)
     assert not share_on(box)
     # and the agent itself refuses a member's session, whatever a page would do
-    session = ClientAsWebUI(box.box.paths.socket,
-                            session=box.api.call("auth.login", name="maria", passphrase=PASS,
-                                                 address="192.0.2.7")["session"])
+    session = ClientAsWebUI(
+        box.box.paths.socket,
+        session=box.api.call("auth.login", name="maria", passphrase=PASS, address="192.0.2.7")[
+            "session"
+        ],
+    )
     with pytest.raises(Forbidden):
         session.call("files.settings.set", enabled=True)
     session.close()
@@ -84,7 +87,8 @@ def test_forms_without_the_pages_token_are_refused(app, box):
 
 
 def test_a_manager_turns_the_share_on_and_a_member_connects_with_the_password_shown_once(
-        app, box, tmp_path):
+    app, box, tmp_path
+):
     ana = logged_in(app, "ana")
     page = text(ana.get("/files/", base_url=BASE))
     assert "The folders live on the box's encrypted storage" in page
@@ -125,8 +129,9 @@ def test_a_manager_turns_the_share_on_and_a_member_connects_with_the_password_sh
     done = sftp(box, tmp_path, "maria", password, f"put {note}\nls\n")
     assert done.returncode == 0, done.stderr
     assert box.box_root.system().path(f"{FILES}/maria/note.txt").read_text() == "from the laptop\n"
-    listed = subprocess.run(["ssh-keygen", "-lf", tmp_path / "known_hosts"], text=True,
-                            capture_output=True, check=True).stdout
+    listed = subprocess.run(
+        ["ssh-keygen", "-lf", tmp_path / "known_hosts"], text=True, capture_output=True, check=True
+    ).stdout
     assert key in listed  # the key the page told her to compare is the one her app met
 
     # a new one: the page says the old one stops working, and it does
@@ -148,12 +153,12 @@ def test_while_the_storage_is_not_ready_the_page_says_the_share_is_closed(app, b
         api.call("users.add", name="tomas", role="member", passphrase=PASS)
         tomas = logged_in(app, "tomas")
         page = text(tomas.get("/files/", base_url=BASE))
-        assert ("The share is closed for now: the box's storage is locked or not set up yet."
-                in page)
+        assert "The share is closed for now: the box's storage is locked or not set up yet." in page
         answer = post(tomas, "/files/password", {}, "/files/")
         assert answer.status_code == 400 and not password_on(answer)
-        assert ("Your files account is not ready yet: the box's storage must be unlocked"
-                in text(answer))
+        assert "Your files account is not ready yet: the box's storage must be unlocked" in text(
+            answer
+        )
     finally:
         api.call("storage.settings.set", allow_unencrypted=True)
     page = text(logged_in(app, "tomas").get("/files/", base_url=BASE))

@@ -48,8 +48,16 @@ def world():
     try:
         box = world.boxes[DOMAIN]
         code = box.api.call("setup.code")["code"]
-        box.api.call("setup.claim", code=code, address="192.0.2.9", language="en",
-                     box_name="Home", admin_name="ana", passphrase=PASS, timezone="UTC")
+        box.api.call(
+            "setup.claim",
+            code=code,
+            address="192.0.2.9",
+            language="en",
+            box_name="Home",
+            admin_name="ana",
+            passphrase=PASS,
+            timezone="UTC",
+        )
         yield world
     finally:
         world.stop()
@@ -104,8 +112,9 @@ def scan(svg: str, tmp_path) -> str:
     size = int(re.search(r'<svg[^>]* viewBox="0 0 (\d+) \d+"', svg).group(1)) // 4  # scale(4)
     grid = [[0] * size for _ in range(size)]
     x = y = 0.0
-    for cmd, a, b in re.findall(r"([MmHh])\s*(-?[\d.]+)(?:[ ,](-?[\d.]+))?",
-                                re.search(r' d="([^"]+)"', svg).group(1)):
+    for cmd, a, b in re.findall(
+        r"([MmHh])\s*(-?[\d.]+)(?:[ ,](-?[\d.]+))?", re.search(r' d="([^"]+)"', svg).group(1)
+    ):
         if cmd == "M":
             x, y = float(a), float(b)
         elif cmd == "m":
@@ -115,11 +124,17 @@ def scan(svg: str, tmp_path) -> str:
                 grid[int(y)][int(x) + i] = 1
             x += float(a)
     scale = 4
-    rows = [" ".join(str(v) for v in row for _ in range(scale)) for row in grid for _ in range(scale)]
+    rows = [
+        " ".join(str(v) for v in row for _ in range(scale)) for row in grid for _ in range(scale)
+    ]
     image = tmp_path / "qr.pbm"
     image.write_text(f"P1\n{size * scale} {size * scale}\n" + "\n".join(rows) + "\n")
-    found = subprocess.run(["zbarimg", "--quiet", "--raw", "-Sbinary", str(image)],
-                           capture_output=True, timeout=60, check=False)
+    found = subprocess.run(
+        ["zbarimg", "--quiet", "--raw", "-Sbinary", str(image)],
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
     assert found.returncode == 0, found.stderr
     return found.stdout.decode().rstrip("\n")
 
@@ -128,8 +143,7 @@ def svg_in(page: str) -> str:
     return re.search(r"<svg.*?</svg>", page, re.S).group(0)
 
 
-def test_a_member_adds_an_app_sees_its_password_once_and_the_app_logs_in(world, box, app,
-                                                                          tmp_path):
+def test_a_member_adds_an_app_sees_its_password_once_and_the_app_logs_in(world, box, app, tmp_path):
     member(box, "maria")
     web = logged_in(app, "maria")
     home = text(web.get("/", base_url=BASE))
@@ -191,8 +205,9 @@ def test_a_member_sees_neither_the_settings_nor_anyone_elses_apps(box, app):
     assert "omar@box-w.test" in page and "No apps yet." in page
     assert "Ana&#39;s laptop" not in page
     assert 'name="mail_domain"' not in page and "Records to publish in DNS" not in page
-    refused = post(web, "/mail/settings", {"mail_enabled": "1", "mail_domain": "evil.test"},
-                   "/mail/")
+    refused = post(
+        web, "/mail/settings", {"mail_enabled": "1", "mail_domain": "evil.test"}, "/mail/"
+    )
     assert refused.status_code == 403
     assert box.api.call("mail.settings.get")["domain"] == DOMAIN
     # Someone else's app password cannot be removed by guessing its number.
@@ -203,19 +218,28 @@ def test_a_member_sees_neither_the_settings_nor_anyone_elses_apps(box, app):
 
 
 def ticked(page: str, name: str) -> bool:
-    box = re.search(rf'<input id="{name}" name="{name}" type="checkbox" value="1"\s*(checked)?', page)
+    box = re.search(
+        rf'<input id="{name}" name="{name}" type="checkbox" value="1"\s*(checked)?', page
+    )
     return bool(box.group(1))
 
 
 def settings_form(box, **over) -> dict:
     """The settings form as the page fills it in, with OVER changed."""
     mail, chat = box.api.call("mail.settings.get"), box.api.call("chat.settings.get")
-    data = {"mail_domain": mail["domain"], "mail_max_message_mib": str(mail["max_message_mib"]),
-            "mail_quota_mib": str(mail["quota_mib"]),
-            "mail_delete_fetched_after_days": str(mail["delete_fetched_after_days"]),
-            "chat_archive_days": str(chat["archive_days"]), "chat_upload_mib": str(chat["upload_mib"])}
-    checks = {"mail_enabled": mail["enabled"], "mail_encrypted_only": mail["encrypted_only"],
-              "chat_enabled": chat["enabled"]}
+    data = {
+        "mail_domain": mail["domain"],
+        "mail_max_message_mib": str(mail["max_message_mib"]),
+        "mail_quota_mib": str(mail["quota_mib"]),
+        "mail_delete_fetched_after_days": str(mail["delete_fetched_after_days"]),
+        "chat_archive_days": str(chat["archive_days"]),
+        "chat_upload_mib": str(chat["upload_mib"]),
+    }
+    checks = {
+        "mail_enabled": mail["enabled"],
+        "mail_encrypted_only": mail["encrypted_only"],
+        "chat_enabled": chat["enabled"],
+    }
     for key, value in over.items():
         if key in checks:
             checks[key] = value
@@ -231,8 +255,11 @@ def test_an_admin_changes_the_settings_and_checks_the_dns(world, box, app):
     assert ticked(page, "mail_enabled") and not ticked(page, "mail_encrypted_only")
     assert re.search(r'id="mail_quota_mib"[^>]*value="2048"[^>]*inputmode="numeric"', page)
     assert "Records to publish in DNS" in page and "In DNS now" not in page
-    assert re.search(r'<span class="mono">box-w.test</span></td>\s*<td[^>]*><span class="mono">MX</span>'
-                     r'</td>\s*<td[^>]*><span class="mono">10 box-w.test.</span>', page)
+    assert re.search(
+        r'<span class="mono">box-w.test</span></td>\s*<td[^>]*><span class="mono">MX</span>'
+        r'</td>\s*<td[^>]*><span class="mono">10 box-w.test.</span>',
+        page,
+    )
     before = box.api.call("config.history", limit=1)[0]["revision"]
 
     saved = post(web, "/mail/settings", settings_form(box, mail_encrypted_only=True), "/mail/")
@@ -270,8 +297,12 @@ def test_an_admin_changes_the_settings_and_checks_the_dns(world, box, app):
     spf = next(r for r in rows if "v=spf1 mx -all" in r)
     assert re.search(r'class="state different"[^>]*>Different', spf)
     assert re.search(r'DNS says: <span class="mono">v=spf1 a:old-server.example -all</span>', spf)
-    mx = re.search(r'<span class="mono">box-w.test</span></td>\s*<td[^>]*><span class="mono">MX</span>'
-                   r'.*?</tr>', checked, re.S)
+    mx = re.search(
+        r'<span class="mono">box-w.test</span></td>\s*<td[^>]*><span class="mono">MX</span>'
+        r".*?</tr>",
+        checked,
+        re.S,
+    )
     assert re.search(r'<td class="state published"[^>]*>Published', mx.group(0))
     assert "Could not check" not in checked
 
@@ -279,8 +310,12 @@ def test_an_admin_changes_the_settings_and_checks_the_dns(world, box, app):
 def test_dashboard_names_the_relays_health_checks(app):
     web = logged_in(app, "ana")
     page = text(web.get("/", base_url=BASE))
-    for label in ("Mail signing (OpenDKIM)", "Encrypted-only filter", "Mailboxes (Dovecot)",
-                  "Mail server (Postfix)"):
+    for label in (
+        "Mail signing (OpenDKIM)",
+        "Encrypted-only filter",
+        "Mailboxes (Dovecot)",
+        "Mail server (Postfix)",
+    ):
         assert label in page
     assert "mail · " not in page
 
@@ -323,12 +358,14 @@ def test_an_invitation_link_shows_who_is_invited_and_works_once(box, app, tmp_pa
 
 def test_an_invitation_for_a_taken_name_is_refused_on_the_form(app):
     admin = logged_in(app, "ana")
-    refused = post(admin, "/users/invite", {"invite_name": "ana", "invite_role": "member"},
-                   "/users")
+    refused = post(
+        admin, "/users/invite", {"invite_name": "ana", "invite_role": "member"}, "/users"
+    )
     assert refused.status_code == 400
     assert 'id="invite_name-note">That name is already taken.' in text(refused)
-    bad = post(admin, "/users/invite", {"invite_name": "Rosa Maria", "invite_role": "member"},
-               "/users")
+    bad = post(
+        admin, "/users/invite", {"invite_name": "Rosa Maria", "invite_role": "member"}, "/users"
+    )
     assert bad.status_code == 400 and "Lower-case letters" in text(bad)
 
 
@@ -342,8 +379,7 @@ def test_forms_without_their_csrf_token_are_refused(box, app):
     token = box.api.call("users.invite", name="quinn")["token"]
     guest = app.test_client()
     guest.get(f"/join/{token}", base_url=BASE)
-    answer = guest.post(f"/join/{token}", data={"passphrase": PASS, "confirm": PASS},
-                        base_url=BASE)
+    answer = guest.post(f"/join/{token}", data={"passphrase": PASS, "confirm": PASS}, base_url=BASE)
     assert answer.status_code == 400 and "expired" in text(answer)
     assert box.api.call("users.invitation", token=token)["name"] == "quinn"  # still usable
 

@@ -41,8 +41,9 @@ def page(web) -> str:
 
 
 def fingerprint_of(pub_path: str) -> str:
-    return subprocess.run(["ssh-keygen", "-lf", pub_path], capture_output=True, text=True,
-                          check=True).stdout.split()[1]
+    return subprocess.run(
+        ["ssh-keygen", "-lf", pub_path], capture_output=True, text=True, check=True
+    ).stdout.split()[1]
 
 
 def test_ssh_is_off_until_a_key_is_pasted_then_the_page_says_how_to_connect(app, box, tmp_path):
@@ -76,8 +77,9 @@ def test_ssh_is_off_until_a_key_is_pasted_then_the_page_says_how_to_connect(app,
     assert fingerprint_of(str(known)) == host_key
 
     ana = logged_in(app, "ana")
-    named = post(ana, "/ssh/keys", {"key": keypair(tmp_path, "ana")[1], "name": "Ana's laptop"},
-                 "/ssh")
+    named = post(
+        ana, "/ssh/keys", {"key": keypair(tmp_path, "ana")[1], "name": "Ana's laptop"}, "/ssh"
+    )
     assert named.status_code == 302
     listed = text(ana.get("/ssh", base_url=BASE))
     rows = re.findall(r"<tr><td>([^<]+)</td>.*?<td>(\w+)</td>", listed, re.S)
@@ -90,11 +92,12 @@ def test_bad_keys_are_refused_beside_the_field_and_nothing_changes(app, box, tmp
     before = box.api.call("ssh.access")
     with_options = f'command="/bin/sh" {pub}'
     for key, name, field, says in (
-            (with_options, "x", "key", "That is not a public key the box accepts."),
-            (f"{pub}\n{pub}", "x", "key", "Paste the one line of your .pub file"),
-            (Path(private).read_text(), "x", "key", "That is a private key"),
-            (" ".join(pub.split()[:2]), "", "name", "Give the key a name"),
-            (pub, "bad\x01name", "name", "without line breaks or control characters")):
+        (with_options, "x", "key", "That is not a public key the box accepts."),
+        (f"{pub}\n{pub}", "x", "key", "Paste the one line of your .pub file"),
+        (Path(private).read_text(), "x", "key", "That is a private key"),
+        (" ".join(pub.split()[:2]), "", "name", "Give the key a name"),
+        (pub, "bad\x01name", "name", "without line breaks or control characters"),
+    ):
         answer = post(ana, "/ssh/keys", {"key": key, "name": name}, "/ssh")
         body = text(answer)
         assert answer.status_code == 400, key
@@ -119,8 +122,10 @@ def test_a_key_beyond_the_most_the_box_keeps_is_refused_with_that_number(app, bo
     ana = logged_in(app, "ana")
     answer = post(ana, "/ssh/keys", {"key": keypair(tmp_path, "ninth")[1], "name": ""}, "/ssh")
     assert answer.status_code == 400
-    assert ('<p class="error" id="key-note">The box keeps at most 8 keys: remove one that is '
-            'no longer needed first.</p>') in text(answer)
+    assert (
+        '<p class="error" id="key-note">The box keeps at most 8 keys: remove one that is '
+        "no longer needed first.</p>"
+    ) in text(answer)
     assert len(box.api.call("ssh.access")["keys"]) == 8
 
 

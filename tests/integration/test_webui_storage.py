@@ -26,12 +26,25 @@ def box():
     # The web UI's user must reach the agent's socket: a directory it may enter.
     work = Path(tempfile.mkdtemp(prefix="cbt-webstorage-"))
     os.chmod(work, 0o755)
-    world = World(f"cbs{os.getpid() % 10000}", work / "box", phones=0, webui_user="nobody",
-                  relay_name="box.test")
+    world = World(
+        f"cbs{os.getpid() % 10000}",
+        work / "box",
+        phones=0,
+        webui_user="nobody",
+        relay_name="box.test",
+    )
     try:
         code = world.api.call("setup.code")["code"]
-        world.api.call("setup.claim", code=code, address="192.0.2.9", language="en",
-                       box_name="Home", admin_name="ana", passphrase=PASS, timezone="UTC")
+        world.api.call(
+            "setup.claim",
+            code=code,
+            address="192.0.2.9",
+            language="en",
+            box_name="Home",
+            admin_name="ana",
+            passphrase=PASS,
+            timezone="UTC",
+        )
         world.api.call("users.add", name="maria", role="member", passphrase=PASS)
         yield world
     finally:
@@ -61,17 +74,22 @@ def test_members_may_not_see_or_use_it(app, box):
     page = web.get("/storage/", base_url=BASE)
     assert page.status_code == 403 and "You are not allowed to do that." in text(page)
     token = csrf(home)
-    for url, data in (("/storage/settings", {"allow_unencrypted": "1"}),
-                      ("/storage/unlock", {"key": PASS}), ("/storage/lock", {}),
-                      ("/storage/setup/sda", {"confirm": "x", "passphrase": PASS,
-                                              "passphrase2": PASS})):
+    for url, data in (
+        ("/storage/settings", {"allow_unencrypted": "1"}),
+        ("/storage/unlock", {"key": PASS}),
+        ("/storage/lock", {}),
+        ("/storage/setup/sda", {"confirm": "x", "passphrase": PASS, "passphrase2": PASS}),
+    ):
         answer = web.post(url, data={**data, "csrf_token": token}, base_url=BASE)
         assert answer.status_code == 403, url
     assert box.api.call("storage.status")["allow_unencrypted"] is False
     # and the agent itself refuses a member's session, whatever a page would do
-    session = ClientAsWebUI(box.box.paths.socket,
-                            session=box.api.call("auth.login", name="maria", passphrase=PASS,
-                                                 address="192.0.2.7")["session"])
+    session = ClientAsWebUI(
+        box.box.paths.socket,
+        session=box.api.call("auth.login", name="maria", passphrase=PASS, address="192.0.2.7")[
+            "session"
+        ],
+    )
     with pytest.raises(Forbidden):
         session.call("storage.status")
     session.close()
@@ -119,9 +137,11 @@ def test_forms_that_need_a_volume_say_there_is_none(app, box):
     assert unlock.status_code == 400
     body = text(unlock)
     assert none_yet in body and 'id="unlock-title"' in body  # said where it was asked
-    for url, data in (("/storage/passphrase", {"old": PASS, "new": PASS + " x", "new2": PASS + " x"}),
-                      ("/storage/recovery-key", {"rk_passphrase": PASS}),
-                      ("/storage/usb-key/remove", {"usb_remove_passphrase": PASS})):
+    for url, data in (
+        ("/storage/passphrase", {"old": PASS, "new": PASS + " x", "new2": PASS + " x"}),
+        ("/storage/recovery-key", {"rk_passphrase": PASS}),
+        ("/storage/usb-key/remove", {"usb_remove_passphrase": PASS}),
+    ):
         answer = post(web, url, data, "/storage/")
         assert answer.status_code == 400 and none_yet in text(answer), url
 
@@ -129,10 +149,11 @@ def test_forms_that_need_a_volume_say_there_is_none(app, box):
 def test_storage_forms_need_their_csrf_token(app, box):
     web = logged_in(app, "ana")
     web.get("/storage/", base_url=BASE)
-    for url, data in (("/storage/settings", {"allow_unencrypted": "1"}),
-                      ("/storage/unlock", {"key": PASS}),
-                      ("/storage/setup/sdz", {"confirm": "sdz", "passphrase": PASS,
-                                              "passphrase2": PASS})):
+    for url, data in (
+        ("/storage/settings", {"allow_unencrypted": "1"}),
+        ("/storage/unlock", {"key": PASS}),
+        ("/storage/setup/sdz", {"confirm": "sdz", "passphrase": PASS, "passphrase2": PASS}),
+    ):
         answer = web.post(url, data=data, base_url=BASE)
         assert answer.status_code == 400 and "This form has expired" in text(answer), url
         wrong = web.post(url, data={**data, "csrf_token": "not-the-token"}, base_url=BASE)
@@ -149,8 +170,11 @@ def test_the_dashboard_shows_temperature_storage_and_free_space(app, box):
     assert "No encrypted storage yet" in home
     assert "The storage is locked" not in home  # the banner is for a locked volume only
     system = box.api.call("status")["system"]
-    free = re.search(r"<dt>Free space</dt><dd><bdi>([\d.]+) (GB|MB|kB|B)</bdi> / "
-                     r"<bdi>([\d.]+) (GB|MB|kB|B)</bdi>", home)
+    free = re.search(
+        r"<dt>Free space</dt><dd><bdi>([\d.]+) (GB|MB|kB|B)</bdi> / "
+        r"<bdi>([\d.]+) (GB|MB|kB|B)</bdi>",
+        home,
+    )
     assert free, home
     factor = {"B": 1, "kB": 1e3, "MB": 1e6, "GB": 1e9}
     shown_free, shown_total = (float(free[1]) * factor[free[2]], float(free[3]) * factor[free[4]])

@@ -23,8 +23,9 @@ def vpn(stores):
     service = VpnService(store, secrets)
     service.ensure_box_key()
     desired = Desired.new()
-    desired = service.change_settings(desired, ipv4_subnet="10.9.0.0/29",
-                                      endpoint={"host": "box.example.org", "port": 51820})
+    desired = service.change_settings(
+        desired, ipv4_subnet="10.9.0.0/29", endpoint={"host": "box.example.org", "port": 51820}
+    )
     store.commit(desired, "test", "setup")
     return service
 

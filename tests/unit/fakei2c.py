@@ -96,8 +96,13 @@ class DS3231(StubChip):
 
     size = 0x13
 
-    def __init__(self, registers: Mapping[int, int] | None = None, *,
-                 oscillator_stopped: bool = False, celsius_quarters: int = 25 * 4) -> None:
+    def __init__(
+        self,
+        registers: Mapping[int, int] | None = None,
+        *,
+        oscillator_stopped: bool = False,
+        celsius_quarters: int = 25 * 4,
+    ) -> None:
         defaults = {0x03: 0x01, 0x04: 0x01, 0x05: 0x01, 0x0E: 0x1C, 0x0F: 0x08}
         super().__init__({**defaults, **(registers or {})})
         if oscillator_stopped:
@@ -111,7 +116,7 @@ class DS3231(StubChip):
             return
         if index == 0x0F:
             old = self.words[0x0F]
-            clear_only = old & 0x83 & value          # OSF, A2F, A1F: writing 1 keeps them
+            clear_only = old & 0x83 & value  # OSF, A2F, A1F: writing 1 keeps them
             value = clear_only | value & 0x08 | old & 0x04  # EN32kHz writable, BSY read-only
         super().write_byte_data(register, value)
 
@@ -122,10 +127,10 @@ class DS1307(StubChip):
 
     size = 0x40
 
-    def __init__(self, registers: Mapping[int, int] | None = None, *,
-                 ram: Iterable[int] = ()) -> None:
-        super().__init__({0x00: 0x80, 0x03: 0x01, 0x04: 0x01, 0x05: 0x01,
-                          **(registers or {})})
+    def __init__(
+        self, registers: Mapping[int, int] | None = None, *, ram: Iterable[int] = ()
+    ) -> None:
+        super().__init__({0x00: 0x80, 0x03: 0x01, 0x04: 0x01, 0x05: 0x01, **(registers or {})})
         for offset, value in enumerate(ram):
             self.words[0x08 + offset] = value
 
@@ -136,10 +141,18 @@ class PointerSensor(Chip):
 
     sixteen_bit = (True, False, True, True)
 
-    def __init__(self, temperature: tuple[int, int], config: Sequence[int],
-                 limits: tuple[tuple[int, int], tuple[int, int]]) -> None:
-        self.registers: list[list[int]] = [list(temperature), list(config),
-                                           list(limits[0]), list(limits[1])]
+    def __init__(
+        self,
+        temperature: tuple[int, int],
+        config: Sequence[int],
+        limits: tuple[tuple[int, int], tuple[int, int]],
+    ) -> None:
+        self.registers: list[list[int]] = [
+            list(temperature),
+            list(config),
+            list(limits[0]),
+            list(limits[1]),
+        ]
 
     def _register(self, pointer: int) -> list[int]:
         if pointer > 3:
@@ -162,7 +175,7 @@ class PointerSensor(Chip):
 
     def write_block(self, register: int, data: Sequence[int]) -> None:
         target = self._register(register)
-        target[:len(data[:len(target)])] = list(data[:len(target)])
+        target[: len(data[: len(target)])] = list(data[: len(target)])
 
     @property
     def temperature(self) -> tuple[int, int]:
@@ -181,8 +194,9 @@ class LM75(PointerSensor):
 
 
 class TMP102(PointerSensor):
-    def __init__(self, temperature: tuple[int, int] = (0x19, 0x00),
-                 config: tuple[int, int] = (0x60, 0xA0)):
+    def __init__(
+        self, temperature: tuple[int, int] = (0x19, 0x00), config: tuple[int, int] = (0x60, 0xA0)
+    ):
         # Config 0x60A0 at power-up: R1 R0 = 1 1 (read-only), 4 Hz conversions.
         super().__init__(temperature, list(config), ((0x4B, 0x00), (0x50, 0x00)))
 
@@ -210,8 +224,24 @@ class Ssd1306State:
 
 
 # Commands with argument bytes; everything else is a single byte.
-_ARGS = {0x81: 1, 0x20: 1, 0x21: 2, 0x22: 2, 0xA8: 1, 0xD3: 1, 0xDA: 1, 0xD5: 1, 0xD9: 1,
-         0xDB: 1, 0x8D: 1, 0xA3: 2, 0x26: 6, 0x27: 6, 0x29: 5, 0x2A: 5}
+_ARGS = {
+    0x81: 1,
+    0x20: 1,
+    0x21: 2,
+    0x22: 2,
+    0xA8: 1,
+    0xD3: 1,
+    0xDA: 1,
+    0xD5: 1,
+    0xD9: 1,
+    0xDB: 1,
+    0x8D: 1,
+    0xA3: 2,
+    0x26: 6,
+    0x27: 6,
+    0x29: 5,
+    0x2A: 5,
+}
 
 
 class SSD1306(Chip):
@@ -245,7 +275,7 @@ class SSD1306(Chip):
             if control & 0x3F:
                 raise OSError(errno.EIO, f"invalid SSD1306 control byte 0x{control:02x}")
             last = control & 0x80 == 0  # Co = 0: the rest of the message is one kind
-            payload = stream[index + 1:] if last else stream[index + 1:index + 2]
+            payload = stream[index + 1 :] if last else stream[index + 1 : index + 2]
             for byte in payload:
                 if control & 0x40:
                     self._data(byte)
@@ -328,8 +358,9 @@ class SSD1306(Chip):
         """
         s = self.state
         expected_pins = 0x12 if self.height == 64 else 0x02
-        assert s.com_pins & 0x32 == expected_pins, f"COM pins 0x{s.com_pins:02x} " \
-            f"on a {self.height}-row panel"
+        assert s.com_pins & 0x32 == expected_pins, (
+            f"COM pins 0x{s.com_pins:02x} on a {self.height}-row panel"
+        )
         lit = s.display_on and s.charge_pump
         image = []
         for y in range(self.height):
@@ -410,8 +441,9 @@ class FakeBus:
         self.log.append(("read_byte_data", i2c_addr, register, ()))
         return self._chip(i2c_addr).read_byte_data(register)
 
-    def write_byte_data(self, i2c_addr: int, register: int, value: int,
-                        force: bool | None = None) -> None:
+    def write_byte_data(
+        self, i2c_addr: int, register: int, value: int, force: bool | None = None
+    ) -> None:
         self.log.append(("write_byte_data", i2c_addr, register, (value,)))
         self._chip(i2c_addr).write_byte_data(register, value)
 
@@ -419,20 +451,23 @@ class FakeBus:
         self.log.append(("read_word_data", i2c_addr, register, ()))
         return self._chip(i2c_addr).read_word_data(register)
 
-    def write_word_data(self, i2c_addr: int, register: int, value: int,
-                        force: bool | None = None) -> None:
+    def write_word_data(
+        self, i2c_addr: int, register: int, value: int, force: bool | None = None
+    ) -> None:
         self.log.append(("write_word_data", i2c_addr, register, (value,)))
         self._chip(i2c_addr).write_word_data(register, value)
 
-    def read_i2c_block_data(self, i2c_addr: int, register: int, length: int,
-                            force: bool | None = None) -> list[int]:
+    def read_i2c_block_data(
+        self, i2c_addr: int, register: int, length: int, force: bool | None = None
+    ) -> list[int]:
         if length > BLOCK_MAX:  # as smbus2 does
             raise ValueError(f"Desired block length over {BLOCK_MAX} bytes")
         self.log.append(("read_i2c_block_data", i2c_addr, register, (length,)))
         return self._chip(i2c_addr).read_block(register, length)
 
-    def write_i2c_block_data(self, i2c_addr: int, register: int, data: Sequence[int],
-                             force: bool | None = None) -> None:
+    def write_i2c_block_data(
+        self, i2c_addr: int, register: int, data: Sequence[int], force: bool | None = None
+    ) -> None:
         if len(data) > BLOCK_MAX:
             raise ValueError(f"Data length cannot exceed {BLOCK_MAX} bytes")
         if any(not 0 <= value <= 0xFF for value in data):

@@ -28,15 +28,32 @@ def accounts(stores, tmp_path):
     runtime.close()
 
 
-@pytest.mark.parametrize("weak", ["short", "aaaaaaaaaaaaaaaa", "password1234", "Commonsbox2024!",
-                                  "ana is the best", "x" * 300, "line\nbreak here ok"])
+@pytest.mark.parametrize(
+    "weak",
+    [
+        "short",
+        "aaaaaaaaaaaaaaaa",
+        "password1234",
+        "Commonsbox2024!",
+        "ana is the best",
+        "x" * 300,
+        "line\nbreak here ok",
+    ],
+)
 def test_weak_passphrases_are_refused(weak):
     with pytest.raises(Invalid):
         passwords.check_strength(weak, "ana")
 
 
-@pytest.mark.parametrize("good", ["three unrelated words", "correct horse battery staple",
-                                  "مرحبا بكم في البيت", "Kilimanjaro-nyumbani-7"])
+@pytest.mark.parametrize(
+    "good",
+    [
+        "three unrelated words",
+        "correct horse battery staple",
+        "مرحبا بكم في البيت",
+        "Kilimanjaro-nyumbani-7",
+    ],
+)
 def test_reasonable_passphrases_pass(good):
     assert passwords.check_strength(good, "ana") == good
 
@@ -147,11 +164,13 @@ def test_a_second_factor_with_recovery_codes(accounts):
     assert err.value.field == "otp_needed"
     with pytest.raises(Unauthorized):
         service.login(desired, "ana", "three unrelated words", "192.0.2.1", otp="123456")
-    token, _ = service.login(desired, "ana", "three unrelated words", "192.0.2.1",
-                             otp=pyotp.TOTP(secret).now())
+    token, _ = service.login(
+        desired, "ana", "three unrelated words", "192.0.2.1", otp=pyotp.TOTP(secret).now()
+    )
     clock.now += 10  # the failure above made the next try wait a little
-    token, _ = service.login(desired, "ana", "three unrelated words", "192.0.2.1",
-                             otp=codes[0].upper())
+    token, _ = service.login(
+        desired, "ana", "three unrelated words", "192.0.2.1", otp=codes[0].upper()
+    )
     with pytest.raises(Unauthorized):  # a recovery code works once
         service.login(desired, "ana", "three unrelated words", "192.0.2.1", otp=codes[0])
     desired = service.totp_disable(desired, "ana", "three unrelated words")

@@ -13,14 +13,14 @@ from appliance.schema import Desired
 from appliance.secrets import Secret
 from appliance.storage.schema import StorageSettings, Volume
 
-VOLUME = Volume(uuid="2f0c6f55-6a53-4c3b-9d2e-8c1f0e3a9b41", cipher="aes-xts",
-                disk="SanDisk Ultra")
+VOLUME = Volume(uuid="2f0c6f55-6a53-4c3b-9d2e-8c1f0e3a9b41", cipher="aes-xts", disk="SanDisk Ultra")
 DOMAIN = "garcia-family.example"  # in the mail settings: must never be on the card
 DKIM = "-----BEGIN PRIVATE KEY----- dkim-of-the-garcias"
 
 
 class Mount:
     """Whether the volume is mounted: the test turns it."""
+
     def __init__(self):
         self.on = False
 
@@ -38,8 +38,11 @@ def box(tmp_path):
 
 
 def card_bytes(paths: Paths) -> bytes:
-    return b"".join(p.read_bytes() for p in paths.state_dir.rglob("*")
-                    if p.is_file() and "private" not in p.parts)
+    return b"".join(
+        p.read_bytes()
+        for p in paths.state_dir.rglob("*")
+        if p.is_file() and "private" not in p.parts
+    )
 
 
 def with_mail(store, who="ana"):
@@ -91,10 +94,14 @@ def test_locked_the_box_runs_on_the_card_copy_and_changes_nothing(box):
         assert locked.locked and revision.n == made.n and desired.storage.volume == VOLUME
         assert desired.mail == MailSettings()  # mail off: its settings are on the volume
         assert locked.secrets.get("vpn/box").reveal() == "wireguard-private"
-        for attempt in (lambda: locked.secrets.get("mail/dkim"), locked.history,
-                        lambda: locked.document(made.n),
-                        lambda: locked.commit(desired.with_box(
-                            replace(desired.box, name="Renamed")), "ana", "rename")):
+        for attempt in (
+            lambda: locked.secrets.get("mail/dkim"),
+            locked.history,
+            lambda: locked.document(made.n),
+            lambda: locked.commit(
+                desired.with_box(replace(desired.box, name="Renamed")), "ana", "rename"
+            ),
+        ):
             with pytest.raises(Conflict, match="locked"):
                 attempt()
 
@@ -111,8 +118,9 @@ def test_a_power_cut_between_the_volume_and_the_card_is_mended_at_unlock(box):
     paths, mount, store = box
     formatted(store, mount)
     _, desired = store.head()
-    newer = store.volume.commit(desired.with_box(replace(desired.box, name="Casa")), "ana",
-                                "rename")  # ...and the power goes before the card's copy
+    newer = store.volume.commit(
+        desired.with_box(replace(desired.box, name="Casa")), "ana", "rename"
+    )  # ...and the power goes before the card's copy
     store.close_volume()
     assert store.head()[0].n < newer.n
     store.follow_storage()

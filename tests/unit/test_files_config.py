@@ -28,6 +28,12 @@ def test_it_is_sftp_only_by_password_for_the_household_locked_in_its_folders():
     assert c["ChrootDirectory"] == ["/var/lib/commonsbox/private/files"]
     assert c["AllowGroups"] == ["cbfiles"] and c["PermitRootLogin"] == ["no"]
     assert c["PasswordAuthentication"] == ["yes"] and c["PubkeyAuthentication"] == ["no"]
-    for forwarding in ("AllowTcpForwarding", "AllowStreamLocalForwarding",
-                       "AllowAgentForwarding", "X11Forwarding", "PermitTunnel", "PermitTTY"):
+    for forwarding in (
+        "AllowTcpForwarding",
+        "AllowStreamLocalForwarding",
+        "AllowAgentForwarding",
+        "X11Forwarding",
+        "PermitTunnel",
+        "PermitTTY",
+    ):
         assert c[forwarding] == ["no"], forwarding

@@ -14,9 +14,15 @@ ROOT_B_UUID = "61785ef5-5bb9-5d39-b12f-a5eb430c444f"
 
 
 def image(path, total_mib=None):
-    disk.assemble(path, "test-board", [disk.Part("boot", disk.ESP, 8, None),
-                                       disk.Part("rootA", disk.LINUX, 32, None),
-                                       disk.Part("data", disk.LINUX, 16, None)])
+    disk.assemble(
+        path,
+        "test-board",
+        [
+            disk.Part("boot", disk.ESP, 8, None),
+            disk.Part("rootA", disk.LINUX, 32, None),
+            disk.Part("data", disk.LINUX, 16, None),
+        ],
+    )
     if total_mib:
         with open(path, "r+b") as f:
             f.truncate(total_mib * 1024 * 1024)  # the card is bigger than the image
@@ -24,8 +30,11 @@ def image(path, total_mib=None):
 
 
 def dump(path):
-    return json.loads(subprocess.run(["sfdisk", "--json", path], check=True,
-                                     capture_output=True, text=True).stdout)
+    return json.loads(
+        subprocess.run(
+            ["sfdisk", "--json", path], check=True, capture_output=True, text=True
+        ).stdout
+    )
 
 
 def sectors(path):
@@ -36,8 +45,12 @@ def test_the_card_gives_data_its_space_and_root_b_the_size_of_root_a_at_the_end(
     img = image(tmp_path / "card.img", total_mib=200)
     before = parse(dump(img))
     new = plan(before, sectors(img), ROOT_B_UUID)
-    subprocess.run(["sfdisk", "--quiet", "--no-reread", "--no-tell-kernel", img],
-                   input=new.script(), text=True, check=True)
+    subprocess.run(
+        ["sfdisk", "--quiet", "--no-reread", "--no-tell-kernel", img],
+        input=new.script(),
+        text=True,
+        check=True,
+    )
     after = parse(dump(img))
     assert [p.name for p in after.parts] == ["boot", "rootA", "data", "rootB"]
     boot, root_a, data, root_b = after.parts
@@ -66,8 +79,22 @@ def test_a_disk_that_is_not_a_commonsbox_disk_is_refused(tmp_path):
 
 
 def test_a_strange_partition_name_is_never_written_back():
-    table = {"partitiontable": {"label": "gpt", "id": "X", "unit": "sectors", "partitions": [
-        {"node": "a", "start": 2048, "size": 8, "type": disk.LINUX, "uuid": "u",
-         "name": "data\nstart=0"}]}}
+    table = {
+        "partitiontable": {
+            "label": "gpt",
+            "id": "X",
+            "unit": "sectors",
+            "partitions": [
+                {
+                    "node": "a",
+                    "start": 2048,
+                    "size": 8,
+                    "type": disk.LINUX,
+                    "uuid": "u",
+                    "name": "data\nstart=0",
+                }
+            ],
+        }
+    }
     with pytest.raises(CannotGrow, match="unexpected partition entry"):
         parse(table)

@@ -33,15 +33,19 @@ def read_text(image, row, x=0, count=None):
     text = []
     for index in range(count):
         left, top = x + index * font.CELL_WIDTH, row * font.CELL_HEIGHT
-        cell = bytes(sum(1 << dy for dy in range(7) if image[top + dy][left + dx])
-                     for dx in range(font.GLYPH_WIDTH))
+        cell = bytes(
+            sum(1 << dy for dy in range(7) if image[top + dy][left + dx])
+            for dx in range(font.GLYPH_WIDTH)
+        )
         text.append(glyphs.get(cell, "\N{REPLACEMENT CHARACTER}"))
     return "".join(text).rstrip()
 
 
 def ascii_art(image, x, y, width, height):
-    return ["".join("#" if image[y + dy][x + dx] else "." for dx in range(width))
-            for dy in range(height)]
+    return [
+        "".join("#" if image[y + dy][x + dx] else "." for dx in range(width))
+        for dy in range(height)
+    ]
 
 
 def test_init_turns_the_panel_on_upright():
@@ -143,8 +147,9 @@ def test_absent_display():
 
 # --- status screens, as data -------------------------------------------------------
 
-BOX = BoxView("Miller family box", "192.168.1.23", "unclaimed", "K7QF-2M9X-HT4P",
-              "http://192.168.1.23/")
+BOX = BoxView(
+    "Miller family box", "192.168.1.23", "unclaimed", "K7QF-2M9X-HT4P", "http://192.168.1.23/"
+)
 
 
 def texts(canvas):
@@ -154,8 +159,15 @@ def texts(canvas):
 def test_unclaimed_shows_setup_code_and_a_qr_code_of_the_url():
     canvas = layout(BOX)
     # A real code (14 characters) is wider than the text beside the QR code: it wraps.
-    assert texts(canvas) == {0: "Miller fam", 1: "Setup code", 2: "K7QF-2M9X-", 3: "HT4P",
-                             4: "Scan, or:", 5: "192.168.1.", 6: "23"}
+    assert texts(canvas) == {
+        0: "Miller fam",
+        1: "Setup code",
+        2: "K7QF-2M9X-",
+        3: "HT4P",
+        4: "Scan, or:",
+        5: "192.168.1.",
+        6: "23",
+    }
     (qr,) = canvas.qr_codes
     assert qr.data == "http://192.168.1.23/"
     assert qr.x + qr.size == 128 and qr.size <= 64 and qr.scale == 2
@@ -181,8 +193,12 @@ def test_reset_confirm_asks_for_a_second_press():
     assert rows[0] == "Factory reset?"
     assert (rows[2], rows[3]) == ("Press the button", "again within 30 s")
     small = texts(layout(BoxView("Miller", "192.168.1.23", "reset-confirm"), 128, 32))
-    assert small == {0: "Factory reset?", 1: "Press the button", 2: "again within 30 s",
-                     3: "to erase this box."}
+    assert small == {
+        0: "Factory reset?",
+        1: "Press the button",
+        2: "again within 30 s",
+        3: "to erase this box.",
+    }
 
 
 def test_status_screen_reaches_the_panel():
@@ -190,7 +206,15 @@ def test_status_screen_reaches_the_panel():
     display.show(layout(BoxView("Miller", "192.168.1.23", "ready")))
     image = chip.visible()
     assert [read_text(image, row) for row in range(8)] == [
-        "Miller", "", "Ready", "", "192.168.1.23", "", "", ""]
+        "Miller",
+        "",
+        "Ready",
+        "",
+        "192.168.1.23",
+        "",
+        "",
+        "",
+    ]
 
 
 def zbar(image, tmp_path, scale=4, margin=8):
@@ -200,13 +224,25 @@ def zbar(image, tmp_path, scale=4, margin=8):
     lines = []
     for py in range(h):
         y = py // scale - margin
-        lines.append("".join(
-            "0" if 0 <= y < height and 0 <= px // scale - margin < width
-            and image[y][px // scale - margin] else "1" for px in range(w)))
+        lines.append(
+            "".join(
+                "0"
+                if 0 <= y < height
+                and 0 <= px // scale - margin < width
+                and image[y][px // scale - margin]
+                else "1"
+                for px in range(w)
+            )
+        )
     path = tmp_path / "panel.pbm"
     path.write_text(f"P1\n{w} {h}\n" + "\n".join(lines) + "\n")
-    result = subprocess.run(["zbarimg", "--raw", "-q", str(path)], capture_output=True,
-                            text=True, timeout=60, check=False)
+    result = subprocess.run(
+        ["zbarimg", "--raw", "-q", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     return result.stdout.strip()
 
 

@@ -62,37 +62,70 @@ int main(void) {
 def test_layout_matches_the_installed_kernel_header(tmp_path):
     source = tmp_path / "probe.c"
     source.write_text(C_PROBE)
-    compiled = subprocess.run(["cc", "-o", str(tmp_path / "probe"), str(source)],
-                              capture_output=True, text=True, check=False)
+    compiled = subprocess.run(
+        ["cc", "-o", str(tmp_path / "probe"), str(source)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if compiled.returncode and "gpio.h" in compiled.stderr:
         pytest.skip(f"no {HEADER}")
     assert compiled.returncode == 0, compiled.stderr
-    out = subprocess.run([str(tmp_path / "probe")], capture_output=True, text=True,
-                         check=True).stdout.split("\n")
+    out = subprocess.run(
+        [str(tmp_path / "probe")], capture_output=True, text=True, check=True
+    ).stdout.split("\n")
     sizes, offsets, ioctls, flags = ([int(n) for n in line.split()] for line in out[:4])
-    assert sizes == [ctypes.sizeof(t) for t in (
-        uapi.LineAttribute, uapi.LineConfigAttribute, uapi.LineConfig, uapi.LineRequest,
-        uapi.LineValues, uapi.ChipInfo)]
-    assert offsets == [uapi.LineRequest.consumer.offset, uapi.LineRequest.config.offset,
-                       uapi.LineRequest.num_lines.offset, uapi.LineRequest.fd.offset,
-                       uapi.LineConfig.attrs.offset]
-    assert ioctls == [uapi.GPIO_V2_GET_LINE_IOCTL, uapi.GPIO_V2_LINE_GET_VALUES_IOCTL,
-                      uapi.GPIO_V2_LINE_SET_VALUES_IOCTL, uapi.GPIO_GET_CHIPINFO_IOCTL]
-    assert flags == [uapi.FLAG_INPUT, uapi.FLAG_OUTPUT, uapi.FLAG_ACTIVE_LOW,
-                     uapi.FLAG_BIAS_PULL_UP]
+    assert sizes == [
+        ctypes.sizeof(t)
+        for t in (
+            uapi.LineAttribute,
+            uapi.LineConfigAttribute,
+            uapi.LineConfig,
+            uapi.LineRequest,
+            uapi.LineValues,
+            uapi.ChipInfo,
+        )
+    ]
+    assert offsets == [
+        uapi.LineRequest.consumer.offset,
+        uapi.LineRequest.config.offset,
+        uapi.LineRequest.num_lines.offset,
+        uapi.LineRequest.fd.offset,
+        uapi.LineConfig.attrs.offset,
+    ]
+    assert ioctls == [
+        uapi.GPIO_V2_GET_LINE_IOCTL,
+        uapi.GPIO_V2_LINE_GET_VALUES_IOCTL,
+        uapi.GPIO_V2_LINE_SET_VALUES_IOCTL,
+        uapi.GPIO_GET_CHIPINFO_IOCTL,
+    ]
+    assert flags == [
+        uapi.FLAG_INPUT,
+        uapi.FLAG_OUTPUT,
+        uapi.FLAG_ACTIVE_LOW,
+        uapi.FLAG_BIAS_PULL_UP,
+    ]
 
 
 def u32(raw, offset):
-    return int.from_bytes(raw[offset:offset + 4], "little")
+    return int.from_bytes(raw[offset : offset + 4], "little")
 
 
 def u64(raw, offset):
-    return int.from_bytes(raw[offset:offset + 8], "little")
+    return int.from_bytes(raw[offset : offset + 8], "little")
 
 
 def test_button_request_bytes():
-    raw = bytes(request_struct([22], output=False, consumer="commonsbox-button",
-                               active_low=True, bias="pull-up", debounce_us=10_000))
+    raw = bytes(
+        request_struct(
+            [22],
+            output=False,
+            consumer="commonsbox-button",
+            active_low=True,
+            bias="pull-up",
+            debounce_us=10_000,
+        )
+    )
     assert len(raw) == 592
     assert u32(raw, 0) == 22 and u32(raw, 4) == 0
     assert raw[256:288].rstrip(b"\0") == b"commonsbox-button"
@@ -107,8 +140,7 @@ def test_button_request_bytes():
 
 
 def test_led_request_bytes():
-    raw = bytes(request_struct([17, 27], output=True, consumer="x" * 40,
-                               initial=[False, True]))
+    raw = bytes(request_struct([17, 27], output=True, consumer="x" * 40, initial=[False, True]))
     assert (u32(raw, 0), u32(raw, 4)) == (17, 27)
     assert raw[256:288] == b"x" * 31 + b"\0"  # cut, still NUL-terminated
     assert u64(raw, 288) == 0b1000  # output
@@ -127,8 +159,8 @@ class FakeKernel:
         self.label = label
         self.present = present
         self.requests = []
-        self.lines = {}   # line file -> offsets it holds
-        self.level = {}   # offset -> logical value
+        self.lines = {}  # line file -> offsets it holds
+        self.level = {}  # offset -> logical value
         self.closed = []
 
     def open(self, path, flags):
@@ -160,8 +192,11 @@ class FakeKernel:
                     self.level[offset] = bool(bits >> index & 1)
         elif request == uapi.GPIO_V2_LINE_GET_VALUES_IOCTL:
             mask = u64(buffer, 8)
-            bits = sum(1 << index for index, offset in enumerate(self.lines[fd])
-                       if mask >> index & 1 and self.level[offset])
+            bits = sum(
+                1 << index
+                for index, offset in enumerate(self.lines[fd])
+                if mask >> index & 1 and self.level[offset]
+            )
             buffer[0:8] = bits.to_bytes(8, "little")
         else:
             raise OSError(errno.ENOTTY, "unknown ioctl")
@@ -192,23 +227,27 @@ def test_find_chip_by_label(tmp_path):
     (tmp_path / "gpiochip0").touch()
     (tmp_path / "gpiochip1").touch()
     labels = {"gpiochip0": "brcmvirt-gpio", "gpiochip1": "pinctrl-rp1"}
-    found = find_chip("pinctrl-rp1", tmp_path,
-                      chip=lambda path: FakeKernel(labels[path.name]).chip(path))
+    found = find_chip(
+        "pinctrl-rp1", tmp_path, chip=lambda path: FakeKernel(labels[path.name]).chip(path)
+    )
     assert found.path.endswith("gpiochip1")
     with pytest.raises(DeviceAbsent):
-        find_chip("pinctrl-bcm2711", tmp_path,
-                  chip=lambda path: FakeKernel(labels[path.name]).chip(path))
+        find_chip(
+            "pinctrl-bcm2711", tmp_path, chip=lambda path: FakeKernel(labels[path.name]).chip(path)
+        )
     with pytest.raises(DeviceAbsent):
         FakeKernel(present=False).chip().label()
 
 
 # --- the factory-reset button ------------------------------------------------------
 
+
 def run(samples, watcher=None):
     """Feed (time, pressed) samples; return [(time, event)] for each event."""
     watcher = watcher or ButtonWatcher()
-    return [(t, event) for t, pressed in samples
-            if (event := watcher.update(pressed, t)) is not None]
+    return [
+        (t, event) for t, pressed in samples if (event := watcher.update(pressed, t)) is not None
+    ]
 
 
 def held(start, end, step=0.5):
@@ -231,8 +270,11 @@ def test_a_late_press_does_not_confirm():
 
 
 def test_short_presses_and_a_9s_hold_do_nothing():
-    samples = [(0, True), (0.3, False), (1, True), (1.2, False)] + held(2, 11) + \
-        [(11.5, False), (60, False)]
+    samples = (
+        [(0, True), (0.3, False), (1, True), (1.2, False)]
+        + held(2, 11)
+        + [(11.5, False), (60, False)]
+    )
     assert run(samples) == []
 
 

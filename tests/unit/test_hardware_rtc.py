@@ -66,14 +66,17 @@ def test_ds1307_told_apart_by_its_ram_and_halt_bit_read():
     assert not reading.trusted and "halted" in reading.reason
 
 
-@pytest.mark.parametrize("register, raw, what", [
-    (0x05, 0x13, "month 13"),
-    (0x05, 0x00, "month 0"),
-    (0x00, 0x5A, "not BCD"),
-    (0x02, 0x24, "hours 24"),
-    (0x04, 0x32, "date 32"),
-    (0x01, 0x80, "reserved bits"),
-])
+@pytest.mark.parametrize(
+    "register, raw, what",
+    [
+        (0x05, 0x13, "month 13"),
+        (0x05, 0x00, "month 0"),
+        (0x00, 0x5A, "not BCD"),
+        (0x02, 0x24, "hours 24"),
+        (0x04, 0x32, "date 32"),
+        (0x01, 0x80, "reserved bits"),
+    ],
+)
 def test_invalid_registers_are_a_fault(register, raw, what):
     rtc, _ = clock(DS3231({**PI_DAY, register: raw}))
     with pytest.raises(DeviceFault):
@@ -149,8 +152,7 @@ def test_to_system_sets_the_clock_only_from_a_trusted_rtc():
     assert result.applied and calls == [PI_DAY_EPOCH]
 
     calls.clear()
-    result = to_system(clock(DS3231(PI_DAY, oscillator_stopped=True))[0],
-                       set_clock=calls.append)
+    result = to_system(clock(DS3231(PI_DAY, oscillator_stopped=True))[0], set_clock=calls.append)
     assert not result.applied and calls == [] and "oscillator" in result.reason
 
     result = to_system(RealTimeClock(FakeBus()), set_clock=calls.append)

@@ -31,20 +31,37 @@ from hardware.service import PROBE_SECONDS, HardwareService, indication
 from .fakei2c import DS3231, SSD1306, Failing, FakeBus, bcd
 from .test_hardware_display import read_text, zbar
 
-PI4 = Board("rpi4", "Raspberry Pi 4 Model B", 1, None, "pinctrl-bcm2711", 17, 27, 22,
-            "/dev/watchdog")
-QEMU = Board("qemu-amd64", "QEMU", None, "SMBus stub driver", None, None, None, None,
-             "/dev/watchdog")
+PI4 = Board(
+    "rpi4", "Raspberry Pi 4 Model B", 1, None, "pinctrl-bcm2711", 17, 27, 22, "/dev/watchdog"
+)
+QEMU = Board(
+    "qemu-amd64", "QEMU", None, "SMBus stub driver", None, None, None, None, "/dev/watchdog"
+)
 RTC_TIME = datetime(2025, 6, 1, 12, 0, 0, tzinfo=UTC)
 HEALTHY = [{"capability": "vpn", "name": "interface", "ok": True, "detail": "wg0"}]
-LOCKED = HEALTHY + [{"capability": "storage", "name": "encryption", "ok": False,
-                     "detail": "locked: unlock it with the household's passphrase"}]
+LOCKED = HEALTHY + [
+    {
+        "capability": "storage",
+        "name": "encryption",
+        "ok": False,
+        "detail": "locked: unlock it with the household's passphrase",
+    }
+]
 
 
 def rtc_chip(when: datetime = RTC_TIME, **kwargs) -> DS3231:
-    return DS3231({0: bcd(when.second), 1: bcd(when.minute), 2: bcd(when.hour),
-                   3: when.isoweekday(), 4: bcd(when.day), 5: bcd(when.month),
-                   6: bcd(when.year - 2000)}, **kwargs)
+    return DS3231(
+        {
+            0: bcd(when.second),
+            1: bcd(when.minute),
+            2: bcd(when.hour),
+            3: when.isoweekday(),
+            4: bcd(when.day),
+            5: bcd(when.month),
+            6: bcd(when.year - 2000),
+        },
+        **kwargs,
+    )
 
 
 class FakeAgent:
@@ -102,8 +119,17 @@ class FakeChip:
         self.lines: dict[int, FakeLines] = {}
         self.requests = []
 
-    def request(self, offsets, *, output, consumer, active_low=False, bias="as-is",
-                debounce_us=0, initial=()):
+    def request(
+        self,
+        offsets,
+        *,
+        output,
+        consumer,
+        active_low=False,
+        bias="as-is",
+        debounce_us=0,
+        initial=(),
+    ):
         self.requests.append((tuple(offsets), output, consumer, active_low, bias))
         lines = FakeLines(len(offsets), initial)
         for offset in offsets:
@@ -123,8 +149,16 @@ class FakeChip:
 class Rig:
     """A service with everything fake, and the helpers to look at what it shows."""
 
-    def __init__(self, board=PI4, chips=None, gpio=True, system_time=RTC_TIME - timedelta(days=3),
-                 synchronized=False, address="192.168.1.23", root="/"):
+    def __init__(
+        self,
+        board=PI4,
+        chips=None,
+        gpio=True,
+        system_time=RTC_TIME - timedelta(days=3),
+        synchronized=False,
+        address="192.168.1.23",
+        root="/",
+    ):
         self.now = 1000.0
         self.system_time = system_time
         self.synchronized = synchronized
@@ -143,15 +177,25 @@ class Rig:
         def find_gpio(label):
             if not gpio:
                 from hardware.errors import DeviceAbsent
+
                 raise DeviceAbsent(f"no GPIO chip labelled {label!r} in /dev")
             assert label == "pinctrl-bcm2711"
             return self.chip
 
         self.service = HardwareService(
-            board, self.watch, reset=self.agent.factory_reset, open_bus=open_bus,
-            find_gpio=find_gpio, clock=lambda: self.now, wall_clock=lambda: self.system_time,
-            set_clock=self.clock_set.append, synchronized=lambda: self.synchronized,
-            address=lambda: address, spawn=lambda work: work(), root=str(root))
+            board,
+            self.watch,
+            reset=self.agent.factory_reset,
+            open_bus=open_bus,
+            find_gpio=find_gpio,
+            clock=lambda: self.now,
+            wall_clock=lambda: self.system_time,
+            set_clock=self.clock_set.append,
+            synchronized=lambda: self.synchronized,
+            address=lambda: address,
+            spawn=lambda work: work(),
+            root=str(root),
+        )
 
     def step(self, seconds=0.0):
         self.now += seconds
@@ -183,10 +227,10 @@ def test_the_display_and_leds_follow_the_box_from_starting_to_ready():
     rig = Rig()
     rig.step()
     assert rig.text()[2] == "Starting..."
-    assert rig.chip.leds() == (True, False)      # status LED blinks: on for half a second
+    assert rig.chip.leds() == (True, False)  # status LED blinks: on for half a second
     rig.step(0.5)
-    assert rig.chip.leds() == (False, False)     # ... and off for the other half
-    rig.poll()                                   # the agent is not up: still starting
+    assert rig.chip.leds() == (False, False)  # ... and off for the other half
+    rig.poll()  # the agent is not up: still starting
     rig.step(0.5)
     assert rig.text()[2] == "Starting..."
 
@@ -195,8 +239,8 @@ def test_the_display_and_leds_follow_the_box_from_starting_to_ready():
     rig.step(0.05)
     lines = rig.text()
     assert lines[0] == "Smith fami" and "Setup code" in lines  # a QR code beside
-    assert "ABCD-EFGH-JKMN" in "".join(lines)    # whole: a code cut short claims nothing
-    assert rig.chip.leds() == (True, False)      # steady
+    assert "ABCD-EFGH-JKMN" in "".join(lines)  # whole: a code cut short claims nothing
+    assert rig.chip.leds() == (True, False)  # steady
     assert rig.service.drawn.url == "https://192.168.1.23/"
 
     rig.agent.claimed = True
@@ -244,7 +288,7 @@ def test_the_panel_is_redrawn_only_when_the_picture_changes():
         rig.poll()
         rig.step(0.05)
     assert len(rig.bus.log) == writes  # no I2C at all: nothing changed
-    assert rig.opened.count(1) == 1    # the bus was opened once, for the first picture
+    assert rig.opened.count(1) == 1  # the bus was opened once, for the first picture
 
 
 def test_hold_ten_seconds_then_press_again_resets_the_box_through_the_agent():
@@ -253,23 +297,23 @@ def test_hold_ten_seconds_then_press_again_resets_the_box_through_the_agent():
     rig.poll()
     rig.step()
     rig.hold(5)
-    assert rig.text()[2] == "Ready"              # a short hold is nothing
+    assert rig.text()[2] == "Ready"  # a short hold is nothing
     rig.hold(5.1)
     assert rig.text()[0] == "Factory reset?"
     assert rig.text()[2:4] == ["Press the button", "again within 30 s"]
     rig.release()
-    assert rig.text()[0] == "Factory reset?"     # it stays until the second press
+    assert rig.text()[0] == "Factory reset?"  # it stays until the second press
     rig.step(10)
     seen = []
     rig.agent.on_reset = lambda: seen.append((rig.text(), rig.chip.leds()))
     rig.chip.press(True)
     rig.step(0.05)
     assert rig.agent.calls.count("box.factory_reset") == 1
-    (shown, _), = seen
+    ((shown, _),) = seen
     assert shown[:4] == ["Factory reset", "", "Erasing this box.", "Do not unplug it."]
     rig.chip.press(False)
     rig.step(0.05)
-    lines = rig.text()                           # the new state, with the new code
+    lines = rig.text()  # the new state, with the new code
     assert "Setup code" in lines and "PQRS-TUVW-XYZ2" in "".join(lines)
 
 
@@ -324,7 +368,7 @@ def test_the_agents_setup_code_is_shown_whole_beside_the_qr_code(tmp_path):
     canvas = layout(view)
     assert [qr.data for qr in canvas.qr_codes] == ["https://192.168.1.23/"]
     texts = [item.text for item in canvas.texts]
-    assert "".join(texts[texts.index("Setup code") + 1:][:2]) == "ABCD-EFGH-JKMN"
+    assert "".join(texts[texts.index("Setup code") + 1 :][:2]) == "ABCD-EFGH-JKMN"
     panel = SSD1306()
     display = Ssd1306(FakeBus({0x3C: panel}))
     display.init()
@@ -336,13 +380,13 @@ def test_the_agents_setup_code_is_shown_whole_beside_the_qr_code(tmp_path):
 def test_a_box_without_display_or_gpio_runs_and_says_so_once(caplog):
     rig = Rig(board=QEMU, chips={}, gpio=False)
     with caplog.at_level(logging.INFO, logger="commonsbox.hardware"):
-        assert rig.step() == 1.0                 # nothing to sample: a slow loop
+        assert rig.step() == 1.0  # nothing to sample: a slow loop
         for _ in range(5):
             rig.step(PROBE_SECONDS)
     said = [r.getMessage() for r in caplog.records]
     assert said.count("GPIO (LEDs and button): absent (qemu-amd64 has no GPIO header)") == 1
     assert sum(m.startswith("status display: absent") for m in said) == 1
-    assert rig.opened == []                      # no i2c-stub adapter: no bus to open
+    assert rig.opened == []  # no i2c-stub adapter: no bus to open
 
 
 def test_devices_that_come_later_are_found_within_a_minute(tmp_path):
@@ -358,13 +402,13 @@ def test_devices_that_come_later_are_found_within_a_minute(tmp_path):
     rig.step(PROBE_SECONDS / 2)
     assert rig.opened == [3] and rig.service.devices["display"].state == "present"
     assert rig.text()[2] == "Starting..."
-    del rig.bus.chips[0x3C]                      # pulled off the header
+    del rig.bus.chips[0x3C]  # pulled off the header
     rig.agent.up = True
     rig.poll()
     rig.step(1)
     assert rig.service.devices["display"].state == "absent"
     rig.bus.chips[0x3C] = rig.panel
-    rig.service.reprobe()                        # SIGHUP: look now
+    rig.service.reprobe()  # SIGHUP: look now
     rig.step(1)
     assert rig.service.devices["display"].state == "present"
     assert "Setup code" in rig.text()
@@ -378,10 +422,10 @@ def test_a_bus_that_goes_away_is_noticed_at_the_next_look_even_if_nothing_change
     rig.step()
     assert rig.service.devices["rtc"].state == "present"
     (bus_dir / "name").unlink()
-    bus_dir.rmdir()                              # modprobe -r i2c-stub
+    bus_dir.rmdir()  # modprobe -r i2c-stub
     rig.step(1)
     assert rig.service.devices["bus"].state == "present"  # the same picture: not looked
-    rig.service.reprobe()                        # SIGHUP: look now
+    rig.service.reprobe()  # SIGHUP: look now
     rig.step(1)
     assert rig.service.devices["bus"].state == "absent"
     assert rig.service.devices["display"].detail == "no I2C bus"
@@ -398,13 +442,14 @@ def test_a_faulty_display_is_logged_once_and_never_stops_the_loop(caplog):
 
 
 def test_the_rtc_sets_the_system_clock_only_when_trusted_ahead_and_unsynchronised():
-    rig = Rig()                                  # the system clock is 3 days behind
+    rig = Rig()  # the system clock is 3 days behind
     rig.step()
     assert rig.clock_set == [RTC_TIME.timestamp()]
     for label, rig in (
-            ("untrusted", Rig(chips={0x68: rtc_chip(oscillator_stopped=True)})),
-            ("synchronised", Rig(synchronized=True)),
-            ("not behind", Rig(system_time=RTC_TIME + timedelta(minutes=5)))):
+        ("untrusted", Rig(chips={0x68: rtc_chip(oscillator_stopped=True)})),
+        ("synchronised", Rig(synchronized=True)),
+        ("not behind", Rig(system_time=RTC_TIME + timedelta(minutes=5))),
+    ):
         rig.step()
         rig.step(PROBE_SECONDS)
         assert rig.clock_set == [], label
@@ -458,12 +503,23 @@ def test_the_daemon_says_ready_and_stops_cleanly_on_sigterm(tmp_path):
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     listener.bind(str(notify))
     listener.settimeout(30)
-    env = dict(os.environ, NOTIFY_SOCKET=str(notify),
-               PYTHONPATH=str(Path(__file__).resolve().parents[2]))
+    env = dict(
+        os.environ, NOTIFY_SOCKET=str(notify), PYTHONPATH=str(Path(__file__).resolve().parents[2])
+    )
     daemon = subprocess.Popen(
-        [sys.executable, "-m", "hardware", "--root", str(tmp_path),
-         "--socket", str(tmp_path / "agent.sock")],
-        env=env, stderr=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-m",
+            "hardware",
+            "--root",
+            str(tmp_path),
+            "--socket",
+            str(tmp_path / "agent.sock"),
+        ],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         messages = [listener.recv(4096).decode()]
         assert messages[0] == "READY=1"

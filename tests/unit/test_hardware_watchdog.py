@@ -11,7 +11,7 @@ from hardware.watchdog import WDIOC_KEEPALIVE, WDIOC_SETTIMEOUT, Watchdog
 
 
 def test_ioctl_numbers_match_linux_watchdog_h():
-    assert WDIOC_KEEPALIVE == 0x80045705   # _IOR('W', 5, int)
+    assert WDIOC_KEEPALIVE == 0x80045705  # _IOR('W', 5, int)
     assert WDIOC_SETTIMEOUT == 0xC0045706  # _IOWR('W', 6, int)
 
 
@@ -23,6 +23,7 @@ def test_absent_device(tmp_path):
 def test_busy_device_is_a_fault():
     def busy(path, flags):
         raise OSError(errno.EBUSY, "Device or resource busy")
+
     with pytest.raises(DeviceFault, match="in use"):
         Watchdog.open("/dev/watchdog", opener=busy)
 
@@ -55,6 +56,5 @@ def test_sets_the_timeout_and_pets_by_ioctl(tmp_path):
     with Watchdog.open(str(device), timeout=16, ioctl=driver) as dog:
         assert dog.timeout == 15
         dog.pet()
-    assert calls == [(WDIOC_SETTIMEOUT, (16).to_bytes(4, "little")),
-                     (WDIOC_KEEPALIVE, bytes(4))]
+    assert calls == [(WDIOC_SETTIMEOUT, (16).to_bytes(4, "little")), (WDIOC_KEEPALIVE, bytes(4))]
     assert device.read_bytes() == b"V"

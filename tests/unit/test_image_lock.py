@@ -34,12 +34,16 @@ def test_a_build_that_differs_from_its_lock_is_refused_naming_each_difference():
     with pytest.raises(SystemExit) as refused:
         recipe.check_lock({"libc6": "2.41-13", "extra": "1"}, lock)
     assert str(refused.value).splitlines()[1:] == [
-        "  extra: locked -, got 1", "  libc6: locked 2.41-12, got 2.41-13",
-        "  systemd: locked 1:257.9-1, got -"]
+        "  extra: locked -, got 1",
+        "  libc6: locked 2.41-12, got 2.41-13",
+        "  systemd: locked 1:257.9-1, got -",
+    ]
 
 
-@pytest.mark.parametrize("line", ["libc6", "libc6 2.41 extra", "Libc6 2.41",
-                                  "libc6 2.41\nPin-Priority: 1001", "libc6 2.41;rm"])
+@pytest.mark.parametrize(
+    "line",
+    ["libc6", "libc6 2.41 extra", "Libc6 2.41", "libc6 2.41\nPin-Priority: 1001", "libc6 2.41;rm"],
+)
 def test_a_tampered_lock_line_is_refused(tmp_path, line):
     (tmp_path / "packages.lock").write_text(f"{recipe.LOCK_HEADER}{line}\n")
     with pytest.raises(SystemExit, match="not 'package version'|no packages"):

@@ -15,9 +15,16 @@ def signed(tmp_path):
     image = tmp_path / "disk.img"
     image.write_bytes(os.urandom(4096))
     manifest = tmp_path / "manifest.json"
-    manifest.write_text(json.dumps({"board": "qemu-amd64", "image": "disk.img",
-                                    "sha256": imagesign.file_sha256(image),
-                                    "packages": {"systemd": "257.7-1"}}))
+    manifest.write_text(
+        json.dumps(
+            {
+                "board": "qemu-amd64",
+                "image": "disk.img",
+                "sha256": imagesign.file_sha256(image),
+                "packages": {"systemd": "257.7-1"},
+            }
+        )
+    )
     public = imagesign.keygen(tmp_path / "signing.key", tmp_path / "signing.pub")
     imagesign.sign(manifest, tmp_path / "signing.key")
     return tmp_path, manifest, public

@@ -23,7 +23,7 @@ class Postfix:
     def __init__(self, path):
         self.sock = socket.socket(socket.AF_UNIX)
         self.sock.connect(str(path))
-        self.send(b"O", struct.pack(">III", 6, 0x1ff, 0x1fffff))
+        self.send(b"O", struct.pack(">III", 6, 0x1FF, 0x1FFFFF))
         cmd, data = self.reply()
         assert cmd == b"O" and struct.unpack(">III", data)[2] == milter.PROTOCOL
 
@@ -95,10 +95,14 @@ def test_the_submission_ports_use_the_filter_only_in_encrypted_only_mode():
         else:
             service = " ".join(line.split()[:2])
             options[service] = []
-    milter = ("-o smtpd_milters=unix:/run/commonsbox-mailfilter/milter.sock,"
-              "unix:/run/opendkim/opendkim.sock")
-    assert sorted(s for s, o in options.items() if milter in o) == \
-        ["submission inet", "submissions inet"]  # not port 25: the world's mail is not its
+    milter = (
+        "-o smtpd_milters=unix:/run/commonsbox-mailfilter/milter.sock,"
+        "unix:/run/opendkim/opendkim.sock"
+    )
+    assert sorted(s for s, o in options.items() if milter in o) == [
+        "submission inet",
+        "submissions inet",
+    ]  # not port 25: the world's mail is not its
 
 
 class Recorder:
@@ -115,8 +119,9 @@ def test_fetched_mail_is_deleted_hourly_after_the_households_days(tmp_path):
     cap.system, cap._expunged_at = system, float("-inf")
     desired = Desired.new()
     keep = desired.with_mail(MailSettings(enabled=True, domain="box.test"))
-    week = desired.with_mail(MailSettings(enabled=True, domain="box.test",
-                                          delete_fetched_after_days=7))
+    week = desired.with_mail(
+        MailSettings(enabled=True, domain="box.test", delete_fetched_after_days=7)
+    )
     now = 1_800_000_000
     cap.housekeeping(keep, now)
     assert system.commands == []  # 0 days: the household keeps its mail
@@ -125,7 +130,16 @@ def test_fetched_mail_is_deleted_hourly_after_the_households_days(tmp_path):
     cap.housekeeping(week, now + EXPUNGE_EVERY)
     assert system.commands == [
         ["doveadm", "expunge", "-A", "mailbox", "*", "SEEN", "savedbefore", str(now - 7 * 86400)],
-        ["doveadm", "expunge", "-A", "mailbox", "*", "SEEN", "savedbefore",
-         str(now + EXPUNGE_EVERY - 7 * 86400)]]
+        [
+            "doveadm",
+            "expunge",
+            "-A",
+            "mailbox",
+            "*",
+            "SEEN",
+            "savedbefore",
+            str(now + EXPUNGE_EVERY - 7 * 86400),
+        ],
+    ]
     cap.housekeeping(replace(week, mail=replace(week.mail, enabled=False)), now + 10**6)
     assert len(system.commands) == 2

@@ -11,8 +11,18 @@ import pytest
 from appliance.chat.render import Inputs as ChatInputs
 from appliance.chat.render import render as render_chat
 from appliance.chat.schema import ChatSettings
-from appliance.daemonconfig import (Facts, File, Prepare, Reload, Start, Stop, Write, plan,
-                                    until_the_next_second, write_seen_by_mtime)
+from appliance.daemonconfig import (
+    Facts,
+    File,
+    Prepare,
+    Reload,
+    Start,
+    Stop,
+    Write,
+    plan,
+    until_the_next_second,
+    write_seen_by_mtime,
+)
 from appliance.errors import Invalid
 from appliance.storage.place import KEYS
 from appliance.mail.render import Inputs, hash_app_password, render
@@ -24,16 +34,22 @@ DAEMONS = ("opendkim", "dovecot", "postfix")
 
 
 def readers(path):
-    return {"/etc/postfix/main.cf": ("postfix",), "/etc/dovecot/dovecot.conf": ("dovecot",),
-            "/etc/dovecot/commonsbox/users": ()}.get(path, ())
+    return {
+        "/etc/postfix/main.cf": ("postfix",),
+        "/etc/dovecot/dovecot.conf": ("dovecot",),
+        "/etc/dovecot/commonsbox/users": (),
+    }.get(path, ())
 
 
 def facts(files, running=DAEMONS, ready=True):
     return Facts(files=files, running={d: d in running for d in DAEMONS}, ready=ready)
 
 
-WANTED = {"/etc/postfix/main.cf": ("a", 0o644, 0, 0), "/etc/dovecot/dovecot.conf": ("b", 0o644, 0, 0),
-          "/etc/dovecot/commonsbox/users": ("c", 0o640, 0, 106)}
+WANTED = {
+    "/etc/postfix/main.cf": ("a", 0o644, 0, 0),
+    "/etc/dovecot/dovecot.conf": ("b", 0o644, 0, 0),
+    "/etc/dovecot/commonsbox/users": ("c", 0o640, 0, 106),
+}
 
 
 def test_nothing_to_do_when_files_match_and_daemons_run():
@@ -42,26 +58,35 @@ def test_nothing_to_do_when_files_match_and_daemons_run():
 
 def test_a_first_start_prepares_writes_everything_and_starts_in_order():
     actions = plan(facts({}, running=(), ready=False), True, WANTED, DAEMONS, readers, "p")
-    assert actions == [Prepare("p"), Write(tuple(sorted(WANTED))),
-                       Start("opendkim"), Start("dovecot"), Start("postfix")]
+    assert actions == [
+        Prepare("p"),
+        Write(tuple(sorted(WANTED))),
+        Start("opendkim"),
+        Start("dovecot"),
+        Start("postfix"),
+    ]
 
 
 def test_a_changed_config_reloads_only_its_daemon():
     current = dict(WANTED, **{"/etc/postfix/main.cf": ("old", 0o644, 0, 0)})
     assert plan(facts(current), True, WANTED, DAEMONS, readers, "p") == [
-        Write(("/etc/postfix/main.cf",)), Reload("postfix")]
+        Write(("/etc/postfix/main.cf",)),
+        Reload("postfix"),
+    ]
 
 
 def test_a_file_read_at_each_login_is_written_without_a_reload():
     current = dict(WANTED, **{"/etc/dovecot/commonsbox/users": None})
     assert plan(facts(current), True, WANTED, DAEMONS, readers, "p") == [
-        Write(("/etc/dovecot/commonsbox/users",))]
+        Write(("/etc/dovecot/commonsbox/users",))
+    ]
 
 
 def test_a_wrong_mode_or_owner_is_a_change_too():
     current = dict(WANTED, **{"/etc/dovecot/commonsbox/users": ("c", 0o644, 0, 0)})
-    assert Write(("/etc/dovecot/commonsbox/users",)) in plan(facts(current), True, WANTED,
-                                                             DAEMONS, readers, "p")
+    assert Write(("/etc/dovecot/commonsbox/users",)) in plan(
+        facts(current), True, WANTED, DAEMONS, readers, "p"
+    )
 
 
 def test_a_same_size_rewrite_within_a_second_still_changes_the_whole_second_mtime(tmp_path):
@@ -87,19 +112,32 @@ def test_waiting_for_a_once_a_second_reader_ends_in_the_next_second():
 
 def test_turning_off_stops_what_runs_in_reverse_order():
     assert plan(facts(dict(WANTED)), False, {}, DAEMONS, readers, "p") == [
-        Stop("postfix"), Stop("dovecot"), Stop("opendkim")]
+        Stop("postfix"),
+        Stop("dovecot"),
+        Stop("opendkim"),
+    ]
     assert plan(facts({}, running=()), False, {}, DAEMONS, readers, "p") == []
 
 
 def inputs(**kw):
-    base = dict(users=("alice", "bob"), password_hashes={("alice", 1): "{SSHA512}aGFzaA=="},
-                dkim_selector="cb0123456789", dkim_key_pem="KEY", tls_key_pem="TK",
-                tls_cert_pem="TC", log_dir=None)
+    base = dict(
+        users=("alice", "bob"),
+        password_hashes={("alice", 1): "{SSHA512}aGFzaA=="},
+        dkim_selector="cb0123456789",
+        dkim_key_pem="KEY",
+        tls_key_pem="TK",
+        tls_cert_pem="TC",
+        log_dir=None,
+    )
     return Inputs(**{**base, **kw})
 
 
-SETTINGS = MailSettings(enabled=True, domain="example.org", max_message_mib=10,
-                        app_passwords=(AppPassword(1, "alice", "phone", 1),))
+SETTINGS = MailSettings(
+    enabled=True,
+    domain="example.org",
+    max_message_mib=10,
+    app_passwords=(AppPassword(1, "alice", "phone", 1),),
+)
 
 
 def test_mail_files_name_the_domain_users_and_limits():
@@ -108,10 +146,11 @@ def test_mail_files_name_the_domain_users_and_limits():
     assert "virtual_mailbox_domains = example.org\n" in main
     assert f"message_size_limit = {10 * 1024 * 1024}\n" in main
     assert "reject_unauth_destination" in main and "maillog_file" not in main
-    assert files["/etc/postfix/commonsbox/mailboxes"].data == \
-        b"alice@example.org OK\nbob@example.org OK\n"
-    assert files[f"{KEYS}/mail/passwords/1"].data == \
-        b"alice@example.org:{SSHA512}aGFzaA==\n"
+    assert (
+        files["/etc/postfix/commonsbox/mailboxes"].data
+        == b"alice@example.org OK\nbob@example.org OK\n"
+    )
+    assert files[f"{KEYS}/mail/passwords/1"].data == b"alice@example.org:{SSHA512}aGFzaA==\n"
     assert files[f"{KEYS}/mail/passwords/2"].data == b""
     assert files[f"{KEYS}/mail/dkim/example.org.private"].mode == 0o600
     assert files[f"{KEYS}/mail/tls.key"].mode == 0o600
@@ -120,8 +159,9 @@ def test_mail_files_name_the_domain_users_and_limits():
 
 
 def test_a_smarthost_is_used_with_tls_required_and_its_password_kept_0600():
-    s = MailSettings(enabled=True, domain="example.org",
-                     smarthost=Smarthost("smtp.provider.example", 587, "me"))
+    s = MailSettings(
+        enabled=True, domain="example.org", smarthost=Smarthost("smtp.provider.example", 587, "me")
+    )
     files = render(s, inputs(smarthost_password="pa ss:word"))
     main = files["/etc/postfix/main.cf"].data.decode()
     assert "relayhost = [smtp.provider.example]:587\n" in main
@@ -146,16 +186,33 @@ def test_the_delta_chat_login_carries_the_servers():
     link = urlsplit(c["dclogin"])
     assert link.scheme == "dclogin" and link.path == "alice@example.org"
     q = {k: v[0] for k, v in parse_qs(link.query).items()}
-    assert q == {"v": "1", "p": "secret pw", "ih": "example.org", "ip": "993", "is": "ssl",
-                 "sh": "example.org", "sp": "465", "ss": "ssl", "ic": "3", "sc": "3"}
+    assert q == {
+        "v": "1",
+        "p": "secret pw",
+        "ih": "example.org",
+        "ip": "993",
+        "is": "ssl",
+        "sh": "example.org",
+        "sp": "465",
+        "ss": "ssl",
+        "ic": "3",
+        "sc": "3",
+    }
     assert c["xmpp"]["jid"] == "alice@example.org"
 
 
 def test_chat_config_enables_what_omemo_clients_need_and_no_registration():
-    files = render_chat(ChatSettings(enabled=True, archive_days=3), SETTINGS,
-                        ChatInputs(users=("alice",), password_hashes={("alice", 1): "{SSHA512}x",
-                                                                     ("gone", 1): "{SSHA512}y"},
-                                   tls_key_pem="K", tls_cert_pem="C", log_dir=None))
+    files = render_chat(
+        ChatSettings(enabled=True, archive_days=3),
+        SETTINGS,
+        ChatInputs(
+            users=("alice",),
+            password_hashes={("alice", 1): "{SSHA512}x", ("gone", 1): "{SSHA512}y"},
+            tls_key_pem="K",
+            tls_cert_pem="C",
+            log_dir=None,
+        ),
+    )
     cfg = files["/etc/prosody/prosody.cfg.lua"].data.decode()
     for module in ("pep", "carbons", "mam", "smacks", "cloud_notify"):
         assert f'"{module}"' in cfg
@@ -169,12 +226,16 @@ def test_autoconfig_tells_mail_apps_the_servers_and_escapes_the_box_name():
     import xml.etree.ElementTree as ET
 
     from appliance.mail.autoconfig import autoconfig_xml
-    doc = ET.fromstring(autoconfig_xml("example.org", "Our <home> & \"box\""))
+
+    doc = ET.fromstring(autoconfig_xml("example.org", 'Our <home> & "box"'))
     provider = doc.find("emailProvider")
     assert provider.get("id") == "example.org"
     assert provider.findtext("displayName") == 'Our <home> & "box"'
     incoming, outgoing = provider.find("incomingServer"), provider.find("outgoingServer")
-    assert (incoming.get("type"), incoming.findtext("port"), incoming.findtext("socketType")) == \
-        ("imap", "993", "SSL")
+    assert (incoming.get("type"), incoming.findtext("port"), incoming.findtext("socketType")) == (
+        "imap",
+        "993",
+        "SSL",
+    )
     assert (outgoing.get("type"), outgoing.findtext("port")) == ("smtp", "465")
     assert incoming.findtext("username") == "%EMAILADDRESS%"

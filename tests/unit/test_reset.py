@@ -28,8 +28,20 @@ PASSPHRASE = "correct horse battery staple"
 INSTALLER_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHBgbOlUD2rIbcs0z1ZP2Ut1xK2uXQ+WTnkK8U0aVVaC"
 UUID = "0b7a1c2e-4f3d-4a5b-8c9d-112233445566"
 # Commands that would change what a disk holds: the reset may run none of them.
-DESTRUCTIVE = ("luksFormat", "luksErase", "luksKillSlot", "luksRemoveKey", "erase",
-               "wipefs", "mkfs", "mkfs.ext4", "dd", "sfdisk", "blkdiscard", "shred")
+DESTRUCTIVE = (
+    "luksFormat",
+    "luksErase",
+    "luksKillSlot",
+    "luksRemoveKey",
+    "erase",
+    "wipefs",
+    "mkfs",
+    "mkfs.ext4",
+    "dd",
+    "sfdisk",
+    "blkdiscard",
+    "shred",
+)
 
 
 @dataclass(frozen=True)
@@ -47,8 +59,13 @@ class RecordingSystem(System):
             rc = 1 if ["kill", cmd[2]] in self.commands else 0
         elif cmd[0] == "umount":
             mountinfo = self.path("/proc/1/mountinfo")
-            mountinfo.write_text("".join(line for line in mountinfo.read_text().splitlines(True)
-                                         if f" {cmd[-1]} " not in line))
+            mountinfo.write_text(
+                "".join(
+                    line
+                    for line in mountinfo.read_text().splitlines(True)
+                    if f" {cmd[-1]} " not in line
+                )
+            )
         elif cmd[:2] == ["cryptsetup", "close"]:
             self.path(f"/dev/mapper/{cmd[2]}").unlink(missing_ok=True)
         return subprocess.CompletedProcess(cmd, rc, "", "")
@@ -91,13 +108,22 @@ def household(box: Box, *, encrypted: bool = True) -> dict:
             for path, f in cap.files(d).items():
                 box.system.path(path).parent.mkdir(parents=True, exist_ok=True)
                 box.system.path(path).write_bytes(f.data)
-    for pidfile, pid in (("/run/dovecot/master.pid", "4242"),
-                         ("/var/spool/postfix/pid/master.pid", "4343")):
+    for pidfile, pid in (
+        ("/run/dovecot/master.pid", "4242"),
+        ("/var/spool/postfix/pid/master.pid", "4343"),
+    ):
         box.system.path(pidfile).parent.mkdir(parents=True, exist_ok=True)
         box.system.path(pidfile).write_text(pid)
-    return {"token": token, "link": link, "invite": invite, "code": box.runtime.setup_code()[0],
-            "box_key": box.secrets.get(BOX_KEY).reveal(), "public": box.vpn.box_public_key(),
-            "revision": box.head()[0].n, "desired": d}
+    return {
+        "token": token,
+        "link": link,
+        "invite": invite,
+        "code": box.runtime.setup_code()[0],
+        "box_key": box.secrets.get(BOX_KEY).reveal(),
+        "public": box.vpn.box_public_key(),
+        "revision": box.head()[0].n,
+        "desired": d,
+    }
 
 
 def unlocked(box: Box) -> None:
@@ -106,7 +132,8 @@ def unlocked(box: Box) -> None:
     box.system.path(MAPPED).write_text("")
     box.system.path("/proc/1").mkdir(parents=True)
     box.system.path("/proc/1/mountinfo").write_text(
-        f"36 25 254:0 / {PRIVATE} rw,nodev,nosuid,noexec - ext4 {MAPPED} rw\n")
+        f"36 25 254:0 / {PRIVATE} rw,nodev,nosuid,noexec - ext4 {MAPPED} rw\n"
+    )
     box.system.path(PRIVATE).mkdir(parents=True, exist_ok=True)
 
 
@@ -156,17 +183,25 @@ def test_the_storage_is_locked_and_forgotten_but_never_erased(box):
 
 def test_the_relays_files_and_every_secret_are_gone_from_the_files_too(box):
     before = household(box)
-    rendered = [p for cap in (*box.data_services, box.ssh) if cap.enabled(before["desired"])
-                for p in cap.files(before["desired"])]
+    rendered = [
+        p
+        for cap in (*box.data_services, box.ssh)
+        if cap.enabled(before["desired"])
+        for p in cap.files(before["desired"])
+    ]
     assert f"{KEYS}/mail/passwords/1" in rendered and AUTHORIZED_KEYS in rendered
     factory_reset(box)
     assert not [p for p in rendered if box.system.path(p).exists()]
     # secure_delete and an emptied write-ahead log: the old key is not in the files.
-    stored = b"".join(p.read_bytes() for p in box.paths.secrets_db.parent.iterdir()
-                      if p.name.startswith("secrets.db"))
+    stored = b"".join(
+        p.read_bytes()
+        for p in box.paths.secrets_db.parent.iterdir()
+        if p.name.startswith("secrets.db")
+    )
     assert before["box_key"].encode() not in stored
-    history = b"".join(p.read_bytes() for p in box.paths.state_dir.iterdir()
-                       if p.name.startswith("state.db"))
+    history = b"".join(
+        p.read_bytes() for p in box.paths.state_dir.iterdir() if p.name.startswith("state.db")
+    )
     assert b"smith.example" not in history and b"Alice's phone" not in history
 
 
@@ -186,8 +221,11 @@ def test_data_kept_unencrypted_on_the_card_is_set_aside_not_erased(box):
     factory_reset(box)
     revision = box.head()[0].n
     kept = box.system.path(f"{PRIVATE}.before-reset-{revision}")
-    assert (kept / "mail/smith.example/alice/Maildir/cur/1.eml").read_text().endswith(
-        "from the old household\n")
+    assert (
+        (kept / "mail/smith.example/alice/Maildir/cur/1.eml")
+        .read_text()
+        .endswith("from the old household\n")
+    )
     assert stat.S_IMODE(kept.stat().st_mode) == 0o700
     assert not box.system.path(PRIVATE).exists()  # the new household starts empty
 
@@ -219,6 +257,7 @@ def test_a_reset_of_a_fresh_box_is_harmless(box):
     factory_reset(box)
     assert len(box.store.history()) == 1 and not box.head()[1].box.claimed
     assert box.runtime.live_setup_code() is not None
-    assert not [c for c in box.system.commands if c[:2] == ["cryptsetup", "close"]
-                and c[2] != "cbprivate"]
+    assert not [
+        c for c in box.system.commands if c[:2] == ["cryptsetup", "close"] and c[2] != "cbprivate"
+    ]
     assert not any(word in c for c in box.system.commands for word in DESTRUCTIVE)

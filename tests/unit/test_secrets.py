@@ -32,4 +32,6 @@ def test_the_store_is_private_to_root(tmp_path):
     assert store.get("vpn/box").reveal() == "k1"
     assert store.get("missing") is None
     assert {k: v.reveal() for k, v in store.get_many("vpn/psk/").items()} == {
-        "vpn/psk/1": "p1", "vpn/psk/2": "p2"}
+        "vpn/psk/1": "p1",
+        "vpn/psk/2": "p2",
+    }

@@ -24,7 +24,8 @@ def test_adding_a_device_makes_keys_addresses_and_a_revision(vpn):
     revision, stored = vpn.store.head()
     assert stored.vpn.devices == (device,)
     assert "PrivateKey" not in json.dumps(stored.to_json()) and private.reveal() not in json.dumps(
-        stored.to_json())
+        stored.to_json()
+    )
 
 
 def test_addresses_are_never_handed_out_twice(vpn):

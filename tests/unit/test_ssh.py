@@ -26,8 +26,11 @@ from appliance.system import System
 
 
 def openssh(private) -> str:
-    return private.public_key().public_bytes(
-        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).decode()
+    return (
+        private.public_key()
+        .public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+        .decode()
+    )
 
 
 ED = openssh(ed25519.Ed25519PrivateKey.generate())
@@ -42,8 +45,11 @@ def blob_of(fields: list[bytes]) -> str:
 
 
 def with_keys(*lines: str, owner=None) -> Desired:
-    return Desired.new().with_ssh(SshSettings(tuple(
-        SshKey(public_key(line), f"key {i}", owner) for i, line in enumerate(lines))))
+    return Desired.new().with_ssh(
+        SshSettings(
+            tuple(SshKey(public_key(line), f"key {i}", owner) for i, line in enumerate(lines))
+        )
+    )
 
 
 def test_the_kinds_openssh_makes_are_taken_in_their_canonical_form():
@@ -64,25 +70,28 @@ def test_the_kinds_openssh_makes_are_taken_in_their_canonical_form():
         key_comment(ED)
 
 
-@pytest.mark.parametrize("line, why", [
-    (f'command="rm -rf /" {ED}', "with no options before it"),
-    (f"restrict {ED}", "with no options before it"),
-    (f"{ED} a\n{ED} b", "one line"),
-    (f"{ED} ana\r", None),  # a trailing line break is stripped: still one key
-    (f"{ED} evil\x1b[2J", "one line"),
-    (ED.split()[0], "must start with a key type"),
-    ("ssh-dss AAAAB3NzaC1kc3MAAACBAP", "must start with a key type"),
-    (ED[:-4], "damaged"),
-    (ED.split()[0] + " !!!!", "damaged"),
-    (f"ssh-rsa {ED.split()[1]}", "not a ssh-rsa key"),
-    (f"ssh-ed25519 {blob_of([b'ssh-ed25519', bytes(31)])}", "not a ssh-ed25519 key"),
-    (f"ssh-ed25519 {blob_of([b'ssh-ed25519', bytes(32), b'more'])}", "not a ssh-ed25519 key"),
-    (f"ecdsa-sha2-nistp256 {EC.split()[1]}", "not a ecdsa-sha2-nistp256 key"),
-    (RSA_SHORT, "at least 2048 bits"),
-    ("-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjE=", "private key"),
-    (f"{ED} {'x' * 9000}", "too long"),
-    (42, "must be text"),
-])
+@pytest.mark.parametrize(
+    "line, why",
+    [
+        (f'command="rm -rf /" {ED}', "with no options before it"),
+        (f"restrict {ED}", "with no options before it"),
+        (f"{ED} a\n{ED} b", "one line"),
+        (f"{ED} ana\r", None),  # a trailing line break is stripped: still one key
+        (f"{ED} evil\x1b[2J", "one line"),
+        (ED.split()[0], "must start with a key type"),
+        ("ssh-dss AAAAB3NzaC1kc3MAAACBAP", "must start with a key type"),
+        (ED[:-4], "damaged"),
+        (ED.split()[0] + " !!!!", "damaged"),
+        (f"ssh-rsa {ED.split()[1]}", "not a ssh-rsa key"),
+        (f"ssh-ed25519 {blob_of([b'ssh-ed25519', bytes(31)])}", "not a ssh-ed25519 key"),
+        (f"ssh-ed25519 {blob_of([b'ssh-ed25519', bytes(32), b'more'])}", "not a ssh-ed25519 key"),
+        (f"ecdsa-sha2-nistp256 {EC.split()[1]}", "not a ecdsa-sha2-nistp256 key"),
+        (RSA_SHORT, "at least 2048 bits"),
+        ("-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjE=", "private key"),
+        (f"{ED} {'x' * 9000}", "too long"),
+        (42, "must be text"),
+    ],
+)
 def test_anything_but_one_public_key_is_refused_with_a_reason(line, why):
     if why is None:
         assert public_key(line) == ED
@@ -93,8 +102,9 @@ def test_anything_but_one_public_key_is_refused_with_a_reason(line, why):
 
 def test_the_fingerprint_is_what_ssh_keygen_shows(tmp_path):
     (tmp_path / "k.pub").write_text(f"{RSA} x\n")
-    shown = subprocess.run(["ssh-keygen", "-lf", tmp_path / "k.pub"], capture_output=True,
-                           text=True, check=True).stdout.split()[1]
+    shown = subprocess.run(
+        ["ssh-keygen", "-lf", tmp_path / "k.pub"], capture_output=True, text=True, check=True
+    ).stdout.split()[1]
     assert fingerprint(RSA) == shown
 
 
@@ -102,8 +112,10 @@ def test_the_slice_refuses_duplicates_too_many_keys_and_owners_who_are_not_users
     entry = {"key": ED, "name": "Ana's laptop"}
     with pytest.raises(Invalid, match="already there"):
         SshSettings.from_json({"keys": [entry, {**entry, "name": "again"}]})
-    many = [{"key": openssh(ed25519.Ed25519PrivateKey.generate()), "name": f"k{i}"}
-            for i in range(MAX_KEYS + 1)]
+    many = [
+        {"key": openssh(ed25519.Ed25519PrivateKey.generate()), "name": f"k{i}"}
+        for i in range(MAX_KEYS + 1)
+    ]
     with pytest.raises(Invalid, match="too many"):
         SshSettings.from_json({"keys": many})
     with pytest.raises(Invalid, match="control character"):
@@ -122,15 +134,24 @@ def test_the_slice_refuses_duplicates_too_many_keys_and_owners_who_are_not_users
 
 
 def test_root_only_by_key_nothing_forwarded_and_each_key_restricted():
-    config = dict(line.split(" ", 1) for line in sshd_config().decode().splitlines()
-                  if line and not line.startswith("#") and not line.startswith("ListenAddress"))
+    config = dict(
+        line.split(" ", 1)
+        for line in sshd_config().decode().splitlines()
+        if line and not line.startswith("#") and not line.startswith("ListenAddress")
+    )
     assert config["AllowUsers"] == "root" and config["PermitRootLogin"] == "prohibit-password"
     assert config["PasswordAuthentication"] == config["KbdInteractiveAuthentication"] == "no"
-    for forwarding in ("AllowTcpForwarding", "AllowStreamLocalForwarding",
-                       "AllowAgentForwarding", "X11Forwarding", "PermitTunnel"):
+    for forwarding in (
+        "AllowTcpForwarding",
+        "AllowStreamLocalForwarding",
+        "AllowAgentForwarding",
+        "X11Forwarding",
+        "PermitTunnel",
+    ):
         assert config[forwarding] == "no", forwarding
-    assert authorized_keys(with_keys(ED, RSA)).decode() == \
-        f"restrict,pty {ED}\nrestrict,pty {RSA}\n"
+    assert (
+        authorized_keys(with_keys(ED, RSA)).decode() == f"restrict,pty {ED}\nrestrict,pty {RSA}\n"
+    )
 
 
 def test_the_firewall_opens_its_port_to_home_networks_only_while_a_key_is_set():
@@ -142,7 +163,8 @@ def test_the_firewall_opens_its_port_to_home_networks_only_while_a_key_is_set():
     assert rules == [
         "ip saddr { 10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16, 169.254.0.0/16 } "
         "tcp dport { 2222 } accept",
-        "ip6 saddr { fc00::/7, fe80::/10 } tcp dport { 2222 } accept"]
+        "ip6 saddr { fc00::/7, fe80::/10 } tcp dport { 2222 } accept",
+    ]
 
 
 def test_a_locked_storage_neither_hides_the_keys_nor_stops_ssh(tmp_path):
@@ -169,7 +191,13 @@ def test_a_locked_storage_neither_hides_the_keys_nor_stops_ssh(tmp_path):
     facts = Facts(files={}, running={"ssh": False}, ready=True, private=None)
     assert [str(a) for a in cap.plan(facts, desired)] == [
         "write 3 file(s): /etc/commonsbox/ssh/sshd_config, /var/lib/commonsbox/ssh/"
-        "authorized_keys, /var/lib/commonsbox/ssh/host_ed25519", "start ssh"]
+        "authorized_keys, /var/lib/commonsbox/ssh/host_ed25519",
+        "start ssh",
+    ]
     files = FilesCapability(box, {"files.host_key": Secret(HOST_KEY)})
-    assert files.plan(replace(facts, running={"files": False}),
-                      replace(desired, files=FilesSettings(True))) == []
+    assert (
+        files.plan(
+            replace(facts, running={"files": False}), replace(desired, files=FilesSettings(True))
+        )
+        == []
+    )

@@ -25,8 +25,12 @@ def test_a_formatted_disk_has_our_header_and_only_the_passphrase(disk):
     assert luks.header(SYSTEM, disk) is None
     luks.format_volume(SYSTEM, disk, PASSPHRASE, AES_XTS, kdf=FAST)
     h = luks.header(SYSTEM, disk)
-    assert (h.label, h.cipher, h.key_bits, h.slots) == ("commonsbox", "aes-xts-plain64", 512,
-                                                       {0: "pbkdf2"})
+    assert (h.label, h.cipher, h.key_bits, h.slots) == (
+        "commonsbox",
+        "aes-xts-plain64",
+        512,
+        {0: "pbkdf2"},
+    )
     assert len(h.uuid) == 36
     assert luks.which_slot(SYSTEM, disk, PASSPHRASE) == 0
     assert luks.which_slot(SYSTEM, disk, PASSPHRASE + "\n") is None  # every byte counts
@@ -88,17 +92,25 @@ def test_the_unlocked_volume_is_mounted_but_never_the_remains_of_a_pulled_disk()
     uuid = "0f5c2d6e-8a1b-4c3d-9e7f-112233445566"
     desired = Desired.new().with_storage(StorageSettings(Volume(uuid, "aes-xts", "USB disk")))
     cap = StorageCapability(SYSTEM, None)
-    plan = lambda **f: cap.plan(Facts(**{"luks": frozenset({uuid}), "unlocked": True,
-                                         "mounted": None, **f}), desired)
+    plan = lambda **f: cap.plan(
+        Facts(**{"luks": frozenset({uuid}), "unlocked": True, "mounted": None, **f}), desired
+    )
     assert plan() == [Mount()]
     assert plan(mounted=MAPPED) == []
     assert plan(unlocked=False) == []  # locked: only a person with the passphrase opens it
     assert plan(luks=frozenset()) == [Close()]  # pulled out: its dead mapping goes
-    assert cap.health(Facts(frozenset(), True, None), desired)[0].detail == \
-        "the disk (USB disk) is missing"
+    assert (
+        cap.health(Facts(frozenset(), True, None), desired)[0].detail
+        == "the disk (USB disk) is missing"
+    )
     # A full volume asks for attention (the dashboard, the LED) before mail is refused.
-    health = lambda free: {c.name: c for c in cap.health(Facts(
-        frozenset({uuid}), True, MAPPED, {"total": 100 << 20, "free": free << 20}), desired)}
+    health = lambda free: {
+        c.name: c
+        for c in cap.health(
+            Facts(frozenset({uuid}), True, MAPPED, {"total": 100 << 20, "free": free << 20}),
+            desired,
+        )
+    }
     assert health(50)["space"].ok and health(50)["encryption"].ok
     assert not health(5)["space"].ok and health(5)["space"].detail.startswith("5 MiB free of 100")
     # Mail and chat: without the volume mounted they wait; without any, only by choice.
@@ -110,18 +122,28 @@ def test_the_unlocked_volume_is_mounted_but_never_the_remains_of_a_pulled_disk()
 
 def stick(**kw):
     from appliance.storage.disks import Disk
-    fields = dict(name="sdb", path="/dev/sdb", model="Kingston DataTraveler", serial="1",
-                  size=8 << 30, usb=True, system=False, contents="filesystem", detail="vfat",
-                  partitions=())
+
+    fields = dict(
+        name="sdb",
+        path="/dev/sdb",
+        model="Kingston DataTraveler",
+        serial="1",
+        size=8 << 30,
+        usb=True,
+        system=False,
+        contents="filesystem",
+        detail="vfat",
+        partitions=(),
+    )
     return Disk(**{**fields, **kw})
 
 
 def test_a_usb_key_lives_only_on_a_usb_sticks_fat_exfat_or_ext_file_system():
     from appliance.storage.usbkey import file_systems
+
     assert file_systems(stick(), SYSTEM) == [("/dev/sdb", "vfat")]
     assert file_systems(stick(detail="ntfs"), SYSTEM) == []
     assert file_systems(stick(usb=False), SYSTEM) == []  # not a stick: the box's own disk
     assert file_systems(stick(system=True), SYSTEM) == []
     assert file_systems(stick(contents="luks", detail="1234"), SYSTEM) == []
     assert file_systems(stick(contents="empty", detail=""), SYSTEM) == []  # never formatted
-

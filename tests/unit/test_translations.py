@@ -23,12 +23,17 @@ TRANSLATIONS = WEBUI / "translations"
 LANGS = ["es", "fr", "pt", "ar", "hi", "sw"]
 
 # Python's %-formatting, as gettext's python-format: %(name)s, %(num)d, %%, %s ...
-PLACEHOLDER = re.compile(r"%(?:\((?P<name>[^)]*)\))?[#0 +-]*(?:\*|\d+)?(?:\.(?:\*|\d+))?[hlL]?(?P<type>[a-zA-Z%])")
+PLACEHOLDER = re.compile(
+    r"%(?:\((?P<name>[^)]*)\))?[#0 +-]*(?:\*|\d+)?(?:\.(?:\*|\d+))?[hlL]?(?P<type>[a-zA-Z%])"
+)
 
 
 def placeholders(text: str) -> set[str]:
-    return {f"%({m['name']}){m['type']}" if m["name"] is not None else f"%{m['type']}"
-            for m in PLACEHOLDER.finditer(text) if m["type"] != "%"}
+    return {
+        f"%({m['name']}){m['type']}" if m["name"] is not None else f"%{m['type']}"
+        for m in PLACEHOLDER.finditer(text)
+        if m["type"] != "%"
+    }
 
 
 def extraction_keywords() -> dict:
@@ -48,8 +53,13 @@ def template(tmp_path_factory) -> Catalog:
         method_map, options_map = parse_mapping_cfg(f, str(WEBUI / "babel.cfg"))
     pot = Catalog(project="Commonsbox")
     for filename, lineno, message, comments, context in extract_from_dir(
-            str(WEBUI), method_map, options_map, keywords=extraction_keywords(),
-            comment_tags=("Translators:",), strip_comment_tags=True):
+        str(WEBUI),
+        method_map,
+        options_map,
+        keywords=extraction_keywords(),
+        comment_tags=("Translators:",),
+        strip_comment_tags=True,
+    ):
         pot.add(message, None, [(filename, lineno)], auto_comments=comments, context=context)
     ids = [m.id for m in pot if m.id]
     assert len(ids) > 50, f"only {len(ids)} messages extracted: is webui/babel.cfg right?"
@@ -169,12 +179,17 @@ def app(compiled, tmp_path):
     return app
 
 
-@pytest.mark.parametrize("lang, expected", [
-    ("ar", ["عذرًا", "هذه الصفحة غير موجودة.", "تغيير اللغة", "العودة إلى البداية"]),
-    ("hi", ["माफ़ कीजिए", "ऐसा कोई पेज नहीं है।", "भाषा बदलें", "शुरुआत पर वापस जाएँ"]),
-])
+@pytest.mark.parametrize(
+    "lang, expected",
+    [
+        ("ar", ["عذرًا", "هذه الصفحة غير موجودة.", "تغيير اللغة", "العودة إلى البداية"]),
+        ("hi", ["माफ़ कीजिए", "ऐसा कोई पेज नहीं है।", "भाषा बदलें", "शुरुआत पर वापस जाएँ"]),
+    ],
+)
 def test_a_page_renders_in_the_browsers_language(app, lang, expected):
-    response = app.test_client().get("/no-such-page", headers={"Accept-Language": f"{lang},en;q=0.5"})
+    response = app.test_client().get(
+        "/no-such-page", headers={"Accept-Language": f"{lang},en;q=0.5"}
+    )
     assert response.status_code == 404
     page = response.get_data(as_text=True)
     assert f'lang="{lang}"' in page
@@ -192,13 +207,23 @@ def test_arabic_plurals_and_values_come_out_right(app):
     one, many = "%(num)d device is online.", "%(num)d devices are online."
     with app.test_request_context("/"), force_locale("ar"):
         assert [ngettext(one, many, n) for n in (0, 1, 2, 5, 11, 100)] == [
-            "لا يوجد أي جهاز متصل الآن.", "جهاز واحد متصل الآن.", "جهازان متصلان الآن.",
-            "5 أجهزة متصلة الآن.", "11 جهازًا متصلًا الآن.", "100 جهاز متصل الآن."]
-        assert gettext("Address in the VPN: %(ip)s", ip="10.8.0.2") == "العنوان في شبكة VPN: 10.8.0.2"
-        assert str(BY_CODE["not_found"]) == "هذا لم يعد موجودًا."  # lazy strings from webui/errors.py
+            "لا يوجد أي جهاز متصل الآن.",
+            "جهاز واحد متصل الآن.",
+            "جهازان متصلان الآن.",
+            "5 أجهزة متصلة الآن.",
+            "11 جهازًا متصلًا الآن.",
+            "100 جهاز متصل الآن.",
+        ]
+        assert (
+            gettext("Address in the VPN: %(ip)s", ip="10.8.0.2") == "العنوان في شبكة VPN: 10.8.0.2"
+        )
+        assert (
+            str(BY_CODE["not_found"]) == "هذا لم يعد موجودًا."
+        )  # lazy strings from webui/errors.py
         assert str(lazy_gettext("Log in")) == "تسجيل الدخول"
     with app.test_request_context("/"), force_locale("hi"):
         assert ngettext(one, many, 1) == "1 डिवाइस ऑनलाइन है।"
         assert ngettext(one, many, 3) == "3 डिवाइस ऑनलाइन हैं।"
         assert str(BY_CODE["rate_limited"]) % {"seconds": 7} == (
-            "बहुत ज़्यादा कोशिशें हो गईं: कृपया 7 सेकंड रुकें और फिर से कोशिश करें।")
+            "बहुत ज़्यादा कोशिशें हो गईं: कृपया 7 सेकंड रुकें और फिर से कोशिश करें।"
+        )

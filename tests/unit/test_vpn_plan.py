@@ -4,9 +4,18 @@ import pytest
 
 from appliance.secrets import Secret
 from appliance.vpn.facts import Interface, Peer, VpnFacts
-from appliance.vpn.plan import (AddAddress, BringUp, ConfigureInterface, CreateInterface,
-                                DeleteInterface, RemoveAddress, SetPeers, WantedInterface,
-                                WantedPeer, plan)
+from appliance.vpn.plan import (
+    AddAddress,
+    BringUp,
+    ConfigureInterface,
+    CreateInterface,
+    DeleteInterface,
+    RemoveAddress,
+    SetPeers,
+    WantedInterface,
+    WantedPeer,
+    plan,
+)
 
 BOX_KEY = Secret("box-private")
 ADDRS = frozenset({"10.0.0.1/24", "fd00::1/64"})
@@ -19,9 +28,19 @@ def wanted(*peers, name="wg0", port=51820):
 
 
 def have(*peers, name="wg0", key=BOX_KEY, port=51820, addresses=ADDRS, up=True, handshake=0.0):
-    return Interface(name, key, port, addresses, up,
-                     {p.public_key: Peer(p.public_key, p.preshared_key, p.allowed_ips,
-                                         last_handshake=handshake) for p in peers})
+    return Interface(
+        name,
+        key,
+        port,
+        addresses,
+        up,
+        {
+            p.public_key: Peer(
+                p.public_key, p.preshared_key, p.allowed_ips, last_handshake=handshake
+            )
+            for p in peers
+        },
+    )
 
 
 def facts(*interfaces):
@@ -30,39 +49,72 @@ def facts(*interfaces):
 
 CASES = {
     "a fresh box creates, configures, addresses and brings up the interface": (
-        facts(), wanted(A),
-        [CreateInterface("wg0"), ConfigureInterface("wg0", BOX_KEY, 51820),
-         AddAddress("wg0", "10.0.0.1/24"), AddAddress("wg0", "fd00::1/64"), BringUp("wg0"),
-         SetPeers("wg0", (A,), ())]),
-    "nothing to do touches nothing": (
-        facts(have(A, B, handshake=1700000000.0)), wanted(A, B), []),
+        facts(),
+        wanted(A),
+        [
+            CreateInterface("wg0"),
+            ConfigureInterface("wg0", BOX_KEY, 51820),
+            AddAddress("wg0", "10.0.0.1/24"),
+            AddAddress("wg0", "fd00::1/64"),
+            BringUp("wg0"),
+            SetPeers("wg0", (A,), ()),
+        ],
+    ),
+    "nothing to do touches nothing": (facts(have(A, B, handshake=1700000000.0)), wanted(A, B), []),
     "one new device is one peer set, nothing else": (
-        facts(have(A)), wanted(A, B), [SetPeers("wg0", (B,), ())]),
+        facts(have(A)),
+        wanted(A, B),
+        [SetPeers("wg0", (B,), ())],
+    ),
     "a removed device is one peer removed": (
-        facts(have(A, B)), wanted(B), [SetPeers("wg0", (), (A.public_key,))]),
+        facts(have(A, B)),
+        wanted(B),
+        [SetPeers("wg0", (), (A.public_key,))],
+    ),
     "a changed preshared key re-sets only that peer": (
-        facts(have(A, WantedPeer(B.public_key, Secret("old"), B.allowed_ips))), wanted(A, B),
-        [SetPeers("wg0", (B,), ())]),
+        facts(have(A, WantedPeer(B.public_key, Secret("old"), B.allowed_ips))),
+        wanted(A, B),
+        [SetPeers("wg0", (B,), ())],
+    ),
     "a drifted allowed-ips list is repaired": (
-        facts(have(WantedPeer(A.public_key, None, frozenset({"0.0.0.0/0"})))), wanted(A),
-        [SetPeers("wg0", (A,), ())]),
+        facts(have(WantedPeer(A.public_key, None, frozenset({"0.0.0.0/0"})))),
+        wanted(A),
+        [SetPeers("wg0", (A,), ())],
+    ),
     "a peer someone added by hand is removed": (
-        facts(have(A, WantedPeer("C" * 43 + "=", None, frozenset()))), wanted(A),
-        [SetPeers("wg0", (), ("C" * 43 + "=",))]),
+        facts(have(A, WantedPeer("C" * 43 + "=", None, frozenset()))),
+        wanted(A),
+        [SetPeers("wg0", (), ("C" * 43 + "=",))],
+    ),
     "a new listen port reconfigures without recreating": (
-        facts(have(A)), wanted(A, port=51821), [ConfigureInterface("wg0", BOX_KEY, 51821)]),
+        facts(have(A)),
+        wanted(A, port=51821),
+        [ConfigureInterface("wg0", BOX_KEY, 51821)],
+    ),
     "a wrong key is replaced": (
-        facts(have(A, key=Secret("other"))), wanted(A), [ConfigureInterface("wg0", BOX_KEY, 51820)]),
+        facts(have(A, key=Secret("other"))),
+        wanted(A),
+        [ConfigureInterface("wg0", BOX_KEY, 51820)],
+    ),
     "address drift is corrected both ways": (
-        facts(have(A, addresses=frozenset({"10.0.0.1/24", "10.9.9.9/8"}))), wanted(A),
-        [RemoveAddress("wg0", "10.9.9.9/8"), AddAddress("wg0", "fd00::1/64")]),
-    "a downed link is brought up": (
-        facts(have(A, up=False)), wanted(A), [BringUp("wg0")]),
+        facts(have(A, addresses=frozenset({"10.0.0.1/24", "10.9.9.9/8"}))),
+        wanted(A),
+        [RemoveAddress("wg0", "10.9.9.9/8"), AddAddress("wg0", "fd00::1/64")],
+    ),
+    "a downed link is brought up": (facts(have(A, up=False)), wanted(A), [BringUp("wg0")]),
     "a renamed interface: the old one goes, the new one comes": (
-        facts(have(A, name="wg0")), wanted(A, name="home0"),
-        [DeleteInterface("wg0"), CreateInterface("home0"),
-         ConfigureInterface("home0", BOX_KEY, 51820), AddAddress("home0", "10.0.0.1/24"),
-         AddAddress("home0", "fd00::1/64"), BringUp("home0"), SetPeers("home0", (A,), ())]),
+        facts(have(A, name="wg0")),
+        wanted(A, name="home0"),
+        [
+            DeleteInterface("wg0"),
+            CreateInterface("home0"),
+            ConfigureInterface("home0", BOX_KEY, 51820),
+            AddAddress("home0", "10.0.0.1/24"),
+            AddAddress("home0", "fd00::1/64"),
+            BringUp("home0"),
+            SetPeers("home0", (A,), ()),
+        ],
+    ),
 }
 
 

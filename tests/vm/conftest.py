@@ -27,8 +27,15 @@ PANIC_LINES = r"BUG|Oops|general protection|RIP: 0010|Comm:|Kernel panic"
 
 
 def _missing() -> str | None:
-    for tool in ("qemu-system-x86_64", "qemu-img", "mmdebstrap", "sfdisk", "mkfs.ext4",
-                 "mkfs.vfat", "mcopy"):
+    for tool in (
+        "qemu-system-x86_64",
+        "qemu-img",
+        "mmdebstrap",
+        "sfdisk",
+        "mkfs.ext4",
+        "mkfs.vfat",
+        "mcopy",
+    ):
         if shutil.which(tool) is None:
             return f"{tool} is not installed"
     if os.geteuid() != 0:
@@ -42,6 +49,7 @@ def image_dir(tmp_path_factory):
     if why:
         pytest.skip(f"VM TIER NOT RUN: {why}")
     from cbimage.build import build, default_cache
+
     out = Path(os.environ.get("CBVM_IMAGE_DIR", f"/var/tmp/commonsbox/test-{BOARD}"))
     t0 = time.monotonic()
     info = build(BOARD, out, default_cache(), test=True, log=lambda m: print(m, flush=True))
@@ -52,6 +60,7 @@ def image_dir(tmp_path_factory):
 @pytest.fixture(scope="session")
 def vm(image_dir, tmp_path_factory):
     from cbvm import VM, VMError
+
     for attempt in (1, 2):
         machine = VM(image_dir, tmp_path_factory.mktemp("vm"), card_mib=CARD_MIB)
         machine.start()
@@ -109,4 +118,5 @@ def pytest_sessionfinish(session):
         PANIC_NOTE.write_text(
             "VM TIER: the guest kernel panicked under TCG (as printed above) and failed "
             f"{len(failed)} VM tests, nothing else; their files run once more, on a fresh "
-            "guest, and must pass whole:\n" + " ".join(files) + "\n")
+            "guest, and must pass whole:\n" + " ".join(files) + "\n"
+        )

@@ -22,8 +22,9 @@ def test_the_agent_is_ready_and_uses_kernel_wireguard(vm):
     assert status["box"]["claimed"] is False
     again = json.loads(vm.run(["commonsbox", "status", "--json"], check=True).stdout)
     assert again["backend"] == "kernel"
-    assert vm.run(["systemctl", "is-active", "commonsbox-agent", "commonsbox-webui"],
-                  check=True).stdout.split() == ["active", "active"]
+    assert vm.run(
+        ["systemctl", "is-active", "commonsbox-agent", "commonsbox-webui"], check=True
+    ).stdout.split() == ["active", "active"]
 
 
 def test_no_failed_units(vm):
@@ -47,8 +48,9 @@ def test_the_web_ui_answers_over_tls_and_shows_the_box_unclaimed(vm, tmp_path):
 
 
 def test_the_web_ui_runs_unprivileged(vm):
-    pid = vm.run(["systemctl", "show", "-p", "MainPID", "--value", "commonsbox-webui"],
-                 check=True).stdout.strip()
+    pid = vm.run(
+        ["systemctl", "show", "-p", "MainPID", "--value", "commonsbox-webui"], check=True
+    ).stdout.strip()
     uid = vm.run(["id", "-u", "commonsbox-web"], check=True).stdout.strip()
     proc = vm.run(["cat", f"/proc/{pid}/status"], check=True).stdout
     assert uid != "0" and f"Uid:\t{uid}\t{uid}\t{uid}\t{uid}" in proc
@@ -60,12 +62,16 @@ def test_the_image_manifest_lists_its_packages_and_signs_and_verifies(image_dir,
 
     manifest = json.loads((image_dir / "manifest.json").read_text())
     assert manifest["board"] == "qemu-amd64" and len(manifest["sha256"]) == 64
-    assert {"systemd", "wireguard-tools", "nftables", "python3-pyroute2"} <= manifest["packages"].keys()
+    assert {"systemd", "wireguard-tools", "nftables", "python3-pyroute2"} <= manifest[
+        "packages"
+    ].keys()
     assert any(w.startswith("commonsbox-") for w in manifest["python_wheels"])
 
     def cli(*args):
-        return subprocess.run([sys.executable, "-m", "appliance.cli", "image", *args],
-                              capture_output=True, text=True)
+        return subprocess.run(
+            [sys.executable, "-m", "appliance.cli", "image", *args], capture_output=True, text=True
+        )
+
     key, pub = tmp_path / "signing.key", tmp_path / "signing.pub"
     assert cli("keygen", "--key", str(key), "--pub", str(pub)).returncode == 0
     copy = tmp_path / "manifest.json"  # the cache's files are hard links: sign a copy
@@ -80,9 +86,12 @@ def test_the_image_manifest_lists_its_packages_and_signs_and_verifies(image_dir,
 
 def test_first_boot_gave_the_card_to_data_and_made_root_b(vm):
     from .conftest import CARD_MIB
+
     listing = vm.run(["lsblk", "-bnrpo", "PARTLABEL,SIZE", "/dev/vda"], check=True).stdout
-    sizes = {label: int(size) for label, size in
-             (line.split() for line in listing.splitlines() if len(line.split()) == 2)}
+    sizes = {
+        label: int(size)
+        for label, size in (line.split() for line in listing.splitlines() if len(line.split()) == 2)
+    }
     assert sizes.keys() == {"boot", "rootA", "data", "rootB"}, listing
     assert sizes["rootB"] == sizes["rootA"]
     free = CARD_MIB * 2**20 - sum(sizes.values())
@@ -119,8 +128,11 @@ def test_mail_and_chat_run_under_systemd_and_their_ports_are_the_firewalls(vm):
     """The relay's systemd path (the namespace tests run the daemons without an init)."""
     relay = ["postfix", "dovecot", "opendkim", "commonsbox-mailfilter", "prosody"]
     vm.run(["commonsbox", "storage", "unencrypted", "on"], check=True)
-    vm.run(["commonsbox", "mail", "set", "on", "--domain", "box.test", "--encrypted-only", "on"],
-           check=True, timeout=300)
+    vm.run(
+        ["commonsbox", "mail", "set", "on", "--domain", "box.test", "--encrypted-only", "on"],
+        check=True,
+        timeout=300,
+    )
     vm.run(["commonsbox", "chat", "set", "on"], check=True, timeout=300)
     try:
         active = vm.run(["systemctl", "is-active", *relay]).stdout.split()
@@ -132,8 +144,9 @@ def test_mail_and_chat_run_under_systemd_and_their_ports_are_the_firewalls(vm):
         listening = _listeners(vm)
         assert {"tcp/25", "tcp/587", "tcp/993", "tcp/5222", "tcp/5269"} <= listening, listening
         assert listening <= set(status["firewall"]["open_ports"])
-        socket_dir = vm.run(["stat", "-c", "%U:%G %a", "/run/commonsbox-mailfilter"],
-                            check=True).stdout.split()
+        socket_dir = vm.run(
+            ["stat", "-c", "%U:%G %a", "/run/commonsbox-mailfilter"], check=True
+        ).stdout.split()
         assert socket_dir == ["cbmilter:postfix", "750"]
     finally:
         vm.run(["commonsbox", "chat", "set", "off"], check=True, timeout=300)
@@ -153,11 +166,13 @@ def test_logs_are_kept_in_memory_and_short(vm):
 @pytest.fixture
 def phone_ns():
     from appliance.sandbox import Netns, run
+
     ns = Netns(f"cbvm-phone-{os.getpid()}")
     host_if = f"cbvmh{os.getpid() % 100000}"
     try:
-        run(["ip", "link", "add", host_if, "type", "veth", "peer", "name", "eth0",
-             "netns", ns.name])
+        run(
+            ["ip", "link", "add", host_if, "type", "veth", "peer", "name", "eth0", "netns", ns.name]
+        )
         run(["ip", "addr", "add", f"{PHONE_NET}.1/30", "dev", host_if])
         run(["ip", "link", "set", host_if, "up"])
         ns.run(["ip", "addr", "add", f"{PHONE_NET}.2/30", "dev", "eth0"])
@@ -174,20 +189,24 @@ def test_a_phone_connects_to_the_guests_kernel_wireguard_and_pings_the_box(vm, p
     """As a household would: the box's address set, a device added, its config taken to
     the phone, which comes up with wg-quick (here: wireguard-go) and reaches the box."""
     from appliance.sandbox import Phone
+
     port = vm.wireguard_port
     vm.forward("udp", f"{PHONE_NET}.1", port, 51820)
     vm.run(["commonsbox", "vpn", "set", "--endpoint", f"{PHONE_NET}.1:{port}"], check=True)
-    added = json.loads(vm.run(["commonsbox", "vpn", "device", "add", "vm-phone", "--json"],
-                              check=True).stdout)
-    config = vm.run(["commonsbox", "vpn", "device", "show", str(added["device"]["id"])],
-                    check=True).stdout
+    added = json.loads(
+        vm.run(["commonsbox", "vpn", "device", "add", "vm-phone", "--json"], check=True).stdout
+    )
+    config = vm.run(
+        ["commonsbox", "vpn", "device", "show", str(added["device"]["id"])], check=True
+    ).stdout
     phone = Phone(phone_ns, "cbvmwg0", tmp_path)
     phone.up(config)
     box_ip = str(ipaddress.ip_network(vm.status["vpn"]["ipv4_subnet"])[1])
     assert phone_ns.ping(box_ip, count=3, timeout=5), phone_ns.run(["wg", "show"]).stdout
     assert phone.latest_handshake() > 0
-    devices = json.loads(vm.run(["commonsbox", "vpn", "device", "list", "--json"],
-                                check=True).stdout)
+    devices = json.loads(
+        vm.run(["commonsbox", "vpn", "device", "list", "--json"], check=True).stdout
+    )
     assert [d["latest_handshake"] > 0 for d in devices if d["name"] == "vm-phone"] == [True]
 
 
@@ -197,8 +216,9 @@ def test_an_installers_key_turns_ssh_on_for_root_and_removing_it_turns_it_off(vm
     assert vm.run(["systemctl", "is-enabled", "ssh.service"]).stdout.strip() == "disabled"
     assert not {"tcp/22", "tcp/2222"} & _listeners(vm)
     key = tmp_path / "installer"
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "ines@laptop",
-                    "-f", key], check=True)
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "ines@laptop", "-f", key], check=True
+    )
     pub = (tmp_path / "installer.pub").read_text().strip()
     vm.run(["sh", "-c", f"echo {shlex.quote(pub)} > /root/ines.pub"], check=True)
     vm.run(["commonsbox", "ssh", "add", "/root/ines.pub"], check=True, timeout=180)
@@ -213,19 +233,40 @@ def test_an_installers_key_turns_ssh_on_for_root_and_removing_it_turns_it_off(vm
 
     def ssh(command: str) -> subprocess.CompletedProcess:
         return subprocess.run(
-            ["ssh", "-p", str(port), "-i", key, "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
-             "-o", "StrictHostKeyChecking=accept-new", "-o", f"UserKnownHostsFile={known}",
-             "-o", "ConnectTimeout=30", "root@127.0.0.1", command],
-            capture_output=True, text=True, timeout=120)
+            [
+                "ssh",
+                "-p",
+                str(port),
+                "-i",
+                key,
+                "-o",
+                "IdentitiesOnly=yes",
+                "-o",
+                "BatchMode=yes",
+                "-o",
+                "StrictHostKeyChecking=accept-new",
+                "-o",
+                f"UserKnownHostsFile={known}",
+                "-o",
+                "ConnectTimeout=30",
+                "root@127.0.0.1",
+                command,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
 
     done = ssh("id -u; systemctl is-active commonsbox-agent")
     assert done.returncode == 0 and done.stdout.split() == ["0", "active"], done.stderr
-    seen = subprocess.run(["ssh-keygen", "-lf", known], capture_output=True, text=True,
-                          check=True).stdout.split()[1]
+    seen = subprocess.run(
+        ["ssh-keygen", "-lf", known], capture_output=True, text=True, check=True
+    ).stdout.split()[1]
     assert seen == access["host_key"]  # what the installer is shown to compare
 
-    vm.run(["commonsbox", "ssh", "remove", access["keys"][0]["fingerprint"]], check=True,
-           timeout=180)
+    vm.run(
+        ["commonsbox", "ssh", "remove", access["keys"][0]["fingerprint"]], check=True, timeout=180
+    )
     assert vm.run(["systemctl", "is-active", "commonsbox-ssh"]).stdout.strip() == "inactive"
     assert ssh("true").returncode == 255
 

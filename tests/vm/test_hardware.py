@@ -18,13 +18,11 @@ UNIT = "commonsbox-hardware"
 
 
 def journal(vm) -> str:
-    return vm.run(["journalctl", "-b", "-u", UNIT, "-o", "cat", "--no-pager"],
-                  timeout=60).stdout
+    return vm.run(["journalctl", "-b", "-u", UNIT, "-o", "cat", "--no-pager"], timeout=60).stdout
 
 
 def show(vm, *properties: str) -> dict[str, str]:
-    out = vm.run(["systemctl", "show", UNIT, *(f"-p{p}" for p in properties)],
-                 check=True).stdout
+    out = vm.run(["systemctl", "show", UNIT, *(f"-p{p}" for p in properties)], check=True).stdout
     return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
 
 
@@ -48,15 +46,25 @@ def in_guest(vm, script: str):
 
 def test_the_hardware_service_runs_sandboxed_without_any_device(vm):
     vm.wait_active(UNIT)
-    unit = show(vm, "MainPID", "NRestarts", "CapabilityBoundingSet", "DevicePolicy",
-                "ProtectSystem", "IPAddressDeny", "MemoryCurrent")
+    unit = show(
+        vm,
+        "MainPID",
+        "NRestarts",
+        "CapabilityBoundingSet",
+        "DevicePolicy",
+        "ProtectSystem",
+        "IPAddressDeny",
+        "MemoryCurrent",
+    )
     assert unit["NRestarts"] == "0" and unit["CapabilityBoundingSet"] == "cap_sys_time"
     assert unit["DevicePolicy"] == "closed" and unit["ProtectSystem"] == "strict"
     assert int(unit["MemoryCurrent"]) < 64 * 2**20
     timing = show(vm, "ExecMainStartTimestampMonotonic", "ActiveEnterTimestampMonotonic")
-    print(f"hardware service: {int(unit['MemoryCurrent']) / 2**20:.1f} MiB, READY "
-          f"{(int(timing['ActiveEnterTimestampMonotonic']) - int(timing['ExecMainStartTimestampMonotonic'])) / 1e6:.1f} s "
-          "after its start")
+    print(
+        f"hardware service: {int(unit['MemoryCurrent']) / 2**20:.1f} MiB, READY "
+        f"{(int(timing['ActiveEnterTimestampMonotonic']) - int(timing['ExecMainStartTimestampMonotonic'])) / 1e6:.1f} s "
+        "after its start"
+    )
     pid = unit["MainPID"]
     status = vm.run(["cat", f"/proc/{pid}/status"], check=True).stdout
     assert re.search(r"^Uid:\s+0\s", status, re.M)
@@ -69,16 +77,21 @@ def test_the_hardware_service_runs_sandboxed_without_any_device(vm):
     # i2c-dev is loaded at boot; PID 1 owns the watchdog settings; the service holds
     # neither the watchdog nor an I2C bus open.
     assert vm.run(["test", "-d", "/sys/module/i2c_dev"]).rc == 0
-    manager = vm.run(["systemctl", "show", "-pRuntimeWatchdogUSec", "-pRebootWatchdogUSec"],
-                     check=True).stdout.split()
+    manager = vm.run(
+        ["systemctl", "show", "-pRuntimeWatchdogUSec", "-pRebootWatchdogUSec"], check=True
+    ).stdout.split()
     assert manager == ["RuntimeWatchdogUSec=15s", "RebootWatchdogUSec=15s"]
     fds = vm.run(["sh", "-c", f"readlink /proc/{pid}/fd/*"], check=True).stdout
     assert "/dev/watchdog" not in fds and "/dev/i2c" not in fds
 
 
 def test_the_drivers_run_on_a_kernel_i2c_bus(vm):
-    assert json.loads(vm.run(["commonsbox", "hardware", "status", "--json"], check=True).stdout)[
-        "devices"]["i2c_bus"]["state"] == "absent"  # no bus yet: reported, not an error
+    assert (
+        json.loads(vm.run(["commonsbox", "hardware", "status", "--json"], check=True).stdout)[
+            "devices"
+        ]["i2c_bus"]["state"]
+        == "absent"
+    )  # no bus yet: reported, not an error
     for module in (["i2c-dev"], ["i2c-stub", "chip_addr=0x3c,0x48,0x68"]):
         vm.run(["modprobe", *module], check=True)
     script = textwrap.dedent("""
@@ -92,7 +105,9 @@ def test_the_drivers_run_on_a_kernel_i2c_bus(vm):
         assert from_system(RealTimeClock(bus, kind="ds3231")).applied
     """)
     done = vm.run([*PYTHON, script])
-    assert done.rc == 0, done.stderr + vm.run(["sh", "-c", "grep . /sys/bus/i2c/devices/*/name"]).stdout
+    assert done.rc == 0, (
+        done.stderr + vm.run(["sh", "-c", "grep . /sys/bus/i2c/devices/*/name"]).stdout
+    )
     status = json.loads(vm.run(["commonsbox", "hardware", "status", "--json"], check=True).stdout)
     devices, readings = status["devices"], status["readings"]
     assert status["board"]["id"] == "qemu-amd64"
@@ -118,14 +133,17 @@ def test_the_service_finds_the_chips_and_leaves_a_right_clock_alone(vm):
 def test_a_trusted_clock_ahead_of_an_unsynchronised_system_clock_sets_it(vm):
     """What a box that was off for a while does at boot, under the unit's sandbox
     (CAP_SYS_TIME, @clock): the clock set five minutes ahead, then put back."""
-    in_guest(vm, """
+    in_guest(
+        vm,
+        """
         from datetime import UTC, datetime, timedelta
         from smbus2 import SMBus
         from hardware.boards import detect, i2c_bus_number
         from hardware.i2c.rtc import RealTimeClock
         rtc = RealTimeClock(SMBus(i2c_bus_number(detect())), kind="ds3231")
         rtc.set(datetime.now(UTC) + timedelta(minutes=5))
-    """)
+    """,
+    )
     skew = time.time() - int(vm.run(["date", "+%s"], check=True).stdout)
     start = len(journal(vm))
     try:
@@ -135,12 +153,15 @@ def test_a_trusted_clock_ahead_of_an_unsynchronised_system_clock_sets_it(vm):
         assert 200 <= moved <= 305  # five minutes, less the time until it was read
     finally:  # the guest's clock back where it was
         vm.run(["date", "-s", f"@{int(time.time() - skew)}"], check=True)
-        in_guest(vm, """
+        in_guest(
+            vm,
+            """
             from smbus2 import SMBus
             from hardware.boards import detect, i2c_bus_number
             from hardware.i2c.rtc import RealTimeClock, from_system
             assert from_system(RealTimeClock(SMBus(i2c_bus_number(detect())), kind="ds3231")).applied
-        """)
+        """,
+        )
     vm.wait_active(UNIT)
 
 

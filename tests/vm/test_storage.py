@@ -27,7 +27,6 @@ def put(vm, path, text):
     vm.run(["sh", "-c", f"umask 077; printf %s {shlex.quote(text)} > {path}"], check=True)
 
 
-
 @pytest.fixture(scope="module")
 def usb_image(tmp_path_factory):
     return tmp_path_factory.mktemp("usb") / "usb.img"
@@ -42,23 +41,41 @@ def test_a_usb_disk_becomes_the_encrypted_storage_and_keeps_the_data(vm, usb_ima
     assert disk["contents"] == "empty" and disk["size"] == 256 * 1024 * 1024 and not disk["system"]
     put(vm, "/run/pp", PASSPHRASE)
 
-    rc, said = cli(vm, "storage", "format", disk["name"], "--confirm", "sda-please",
-                   "--passphrase-file", "/run/pp")
+    rc, said = cli(
+        vm,
+        "storage",
+        "format",
+        disk["name"],
+        "--confirm",
+        "sda-please",
+        "--passphrase-file",
+        "/run/pp",
+    )
     assert rc == 2 and "type its name exactly" in said, said
     assert cli(vm, "storage", "status")[1]["volume"] is None  # nothing happened
 
     # What the household kept unencrypted until now (and test_boot's mail and chat, if it ran).
     vm.run(["sh", "-c", f"mkdir -p {PRIVATE} && echo kept before > {PRIVATE}/before"], check=True)
     t0 = time.monotonic()
-    rc, made = cli(vm, "storage", "format", disk["name"], "--confirm", disk["confirm_name"],
-                   "--passphrase-file", "/run/pp")
+    rc, made = cli(
+        vm,
+        "storage",
+        "format",
+        disk["name"],
+        "--confirm",
+        disk["confirm_name"],
+        "--passphrase-file",
+        "/run/pp",
+    )
     assert rc == 0, made
     print(f"formatted (argon2id, under TCG) in {time.monotonic() - t0:.1f} s")
     key, v = made["recovery_key"], made["status"]["volume"]
     assert v["cipher"] == "aes-xts" and v["mounted"] and v["present"]  # TCG's CPU has AES
     assert v["key_slots"] == {"passphrase": "argon2id", "recovery key": "argon2id"}
-    assert vm.run(["findmnt", "-no", "SOURCE,FSTYPE", PRIVATE]).stdout.split() == \
-        ["/dev/mapper/cbprivate", "ext4"]
+    assert vm.run(["findmnt", "-no", "SOURCE,FSTYPE", PRIVATE]).stdout.split() == [
+        "/dev/mapper/cbprivate",
+        "ext4",
+    ]
     assert vm.run(["cat", f"{PRIVATE}/before"]).stdout == "kept before\n"  # moved onto it
     vm.run(["sh", "-c", f"echo family photos > {PRIVATE}/note; sync"], check=True)
     assert b"family photos" not in image.read_bytes(), "the disk holds only ciphertext"
@@ -79,10 +96,17 @@ def test_a_usb_disk_becomes_the_encrypted_storage_and_keeps_the_data(vm, usb_ima
     assert vm.run(["sh", "-c", f"grep -a -l -e box.test -e 'BEGIN PRIVATE KEY' {card}"]).rc == 1
     # Of the secrets only the VPN's, the accounts' and the installer's SSH host key (made
     # when test_boot turned SSH on): a locked box stays reachable.
-    names = vm.run(["python3", "-c", "import sqlite3\n"
-                    "db = 'file:/var/lib/commonsbox/secrets/secrets.db?mode=ro'\n"
-                    "for (name,) in sqlite3.connect(db, uri=True).execute('SELECT name FROM secrets'):\n"
-                    "    print(name)"], check=True).stdout.split()
+    names = vm.run(
+        [
+            "python3",
+            "-c",
+            "import sqlite3\n"
+            "db = 'file:/var/lib/commonsbox/secrets/secrets.db?mode=ro'\n"
+            "for (name,) in sqlite3.connect(db, uri=True).execute('SELECT name FROM secrets'):\n"
+            "    print(name)",
+        ],
+        check=True,
+    ).stdout.split()
     assert names and all(n.startswith(("vpn/", "account/", "ssh/")) for n in names), names
     dkim = vm.run(["find", PRIVATE + "/keys", "/etc", "-name", "box.test.private"]).stdout
     assert dkim.split() in ([], [f"{PRIVATE}/keys/mail/dkim/box.test.private"]), dkim
@@ -118,21 +142,35 @@ def test_mail_keeps_its_mailboxes_there_and_stops_when_the_disk_is_pulled(vm):
     rc, said = cli(vm, "mail", "set", "on", "--domain", "box.test")
     assert rc == 0, said
     try:
-        assert vm.run(["systemctl", "is-active", "postfix", "dovecot"]).stdout.split() == \
-            ["active", "active"]
-        assert vm.run(["findmnt", "-no", "SOURCE", "-T", f"{PRIVATE}/mail"]).stdout.strip() == \
-            "/dev/mapper/cbprivate"
+        assert vm.run(["systemctl", "is-active", "postfix", "dovecot"]).stdout.split() == [
+            "active",
+            "active",
+        ]
+        assert (
+            vm.run(["findmnt", "-no", "SOURCE", "-T", f"{PRIVATE}/mail"]).stdout.strip()
+            == "/dev/mapper/cbprivate"
+        )
         # Pulled in the middle of a write that would fill the disk.
-        vm.run(["sh", "-c", f"dd if=/dev/zero of={PRIVATE}/big bs=1M count=1000 "
-                            "conv=fsync >/dev/null 2>&1 &"], check=True)
+        vm.run(
+            [
+                "sh",
+                "-c",
+                f"dd if=/dev/zero of={PRIVATE}/big bs=1M count=1000 conv=fsync >/dev/null 2>&1 &",
+            ],
+            check=True,
+        )
         wait_for(lambda: int(vm.run(["stat", "-c", "%s", f"{PRIVATE}/big"]).stdout or 0) > 0)
         vm.unplug_usb_disk("usbdisk")
         # Under emulation, stopping five units (systemctl disable --now) takes minutes.
-        status = wait_for(lambda: (v := cli(vm, "storage", "status")[1]["volume"])
-                          and not v["mounted"] and v, timeout=600)
+        status = wait_for(
+            lambda: (v := cli(vm, "storage", "status")[1]["volume"]) and not v["mounted"] and v,
+            timeout=600,
+        )
         assert not status["present"]
-        assert vm.run(["systemctl", "is-active", "postfix", "dovecot"]).stdout.split() == \
-            ["inactive", "inactive"]
+        assert vm.run(["systemctl", "is-active", "postfix", "dovecot"]).stdout.split() == [
+            "inactive",
+            "inactive",
+        ]
         # The box says why, and does not report mail running: mail's settings went with
         # the disk (appliance/configstore.py), so it is off until the storage is back.
         health = {(c["capability"], c["name"]): c for c in cli(vm, "status")[1]["health"]}
@@ -152,18 +190,22 @@ def key_stick(path) -> None:
     a file of the household's on it already."""
     with open(path, "wb") as f:
         f.truncate(64 * 1024 * 1024)
-    subprocess.run(["sfdisk", "-q", str(path)], input="start=2048, type=c\n", text=True,
-                   check=True)
-    subprocess.run(["mkfs.vfat", "-n", "KEYS", "--offset", "2048", str(path), "64512"],
-                   check=True, capture_output=True)
+    subprocess.run(["sfdisk", "-q", str(path)], input="start=2048, type=c\n", text=True, check=True)
+    subprocess.run(
+        ["mkfs.vfat", "-n", "KEYS", "--offset", "2048", str(path), "64512"],
+        check=True,
+        capture_output=True,
+    )
     (path.parent / "holiday.txt").write_text("beach 2026\n")
-    subprocess.run(["mcopy", "-i", f"{path}@@1M", str(path.parent / "holiday.txt"), "::"],
-                   check=True)
+    subprocess.run(
+        ["mcopy", "-i", f"{path}@@1M", str(path.parent / "holiday.txt"), "::"], check=True
+    )
 
 
 def stick_files(path) -> str:
-    return subprocess.run(["mdir", "-/", "-b", "-i", f"{path}@@1M", "::"], capture_output=True,
-                          text=True, check=True).stdout
+    return subprocess.run(
+        ["mdir", "-/", "-b", "-i", f"{path}@@1M", "::"], capture_output=True, text=True, check=True
+    ).stdout
 
 
 def no_key_opened(vm) -> int:
@@ -177,7 +219,8 @@ def volume(vm):
 
 
 def test_after_a_reboot_a_usb_key_opens_the_storage_and_the_passphrase_still_does(
-        vm, usb_image, tmp_path):
+    vm, usb_image, tmp_path
+):
     if not usb_image.exists() or cli(vm, "storage", "status")[1]["volume"] is None:
         pytest.fail("needs the storage made by the tests before")
     stick = tmp_path / "stick.img"
@@ -186,8 +229,16 @@ def test_after_a_reboot_a_usb_key_opens_the_storage_and_the_passphrase_still_doe
         vm.plug_usb_disk(usb_image, "usbdisk")
     wait_for(lambda: (v := volume(vm)) and v["present"])
     vm.plug_usb_disk(stick, "keystick")
-    name = wait_for(lambda: next((d["name"] for d in cli(vm, "storage", "disks")[1]
-                                  if d["usb"] and d["contents"] == "partitions"), None))
+    name = wait_for(
+        lambda: next(
+            (
+                d["name"]
+                for d in cli(vm, "storage", "disks")[1]
+                if d["usb"] and d["contents"] == "partitions"
+            ),
+            None,
+        )
+    )
     put(vm, "/run/pp", PASSPHRASE)
     rc, said = cli(vm, "storage", "usb-key", "add", name, "--passphrase-file", "/run/pp")
     assert rc == 0, said
@@ -232,6 +283,7 @@ def test_after_a_reboot_a_usb_key_opens_the_storage_and_the_passphrase_still_doe
     def space_ok():
         health = cli(vm, "status")[1]["health"]
         return next(c["ok"] for c in health if (c["capability"], c["name"]) == ("storage", "space"))
+
     assert space_ok()
     free = int(vm.run(["df", "--output=avail", "-B1", PRIVATE]).stdout.split()[1])
     vm.run(["fallocate", "-l", str(free - 2 * 2**20), f"{PRIVATE}/fill"], check=True)

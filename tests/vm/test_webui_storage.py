@@ -32,8 +32,9 @@ class Browser:
         self.port, self.context, self.cookies = port, context, {}
 
     def request(self, method: str, path: str, form: dict | None = None):
-        conn = http.client.HTTPSConnection("127.0.0.1", self.port, context=self.context,
-                                           timeout=SLOW)
+        conn = http.client.HTTPSConnection(
+            "127.0.0.1", self.port, context=self.context, timeout=SLOW
+        )
         headers = {"Cookie": "; ".join(f"{k}={v}" for k, v in self.cookies.items())}
         body = None
         if form is not None:
@@ -61,7 +62,7 @@ class Browser:
         answer, text = self.request("POST", action, {**form, "csrf_token": token})
         if answer.status in (302, 303):
             location = answer.headers["Location"]
-            return self.get(location[location.index("/", 8):] if "://" in location else location)
+            return self.get(location[location.index("/", 8) :] if "://" in location else location)
         return answer, text
 
 
@@ -69,7 +70,6 @@ def cli(vm, *args, timeout=600):
     answer = vm.run(["commonsbox", *args, "--json"], timeout=timeout)
     assert answer.rc == 0, answer.stderr
     return json.loads(answer.stdout)
-
 
 
 @pytest.fixture(scope="module")
@@ -83,14 +83,26 @@ def web(vm, tmp_path_factory):
     browser = Browser(vm.webui_port, context)
     if not cli(vm, "status")["box"]["claimed"]:
         code = cli(vm, "setup-code")["code"]
-        answer, text = browser.submit("/setup", "/setup", {
-            "code": code, "language": "en", "box_name": "VM box", "admin_name": ADMIN,
-            "passphrase": ADMIN_PASS, "timezone": "UTC", "endpoint_host": "",
-            "endpoint_port": "51820"})
+        answer, text = browser.submit(
+            "/setup",
+            "/setup",
+            {
+                "code": code,
+                "language": "en",
+                "box_name": "VM box",
+                "admin_name": ADMIN,
+                "passphrase": ADMIN_PASS,
+                "timezone": "UTC",
+                "endpoint_host": "",
+                "endpoint_port": "51820",
+            },
+        )
         assert answer.status == 200 and "VM box" in text, text
     else:  # claimed by a test before: root on the box adds this test's admin
-        add = ("from appliance.api.client import Client; Client().call('users.add', "
-               f"name={ADMIN!r}, role='admin', passphrase={ADMIN_PASS!r})")
+        add = (
+            "from appliance.api.client import Client; Client().call('users.add', "
+            f"name={ADMIN!r}, role='admin', passphrase={ADMIN_PASS!r})"
+        )
         vm.run(["python3", "-c", add], check=True)
         answer, text = browser.submit("/login", "/login", {"name": ADMIN, "passphrase": ADMIN_PASS})
         assert answer.status == 200 and "Log out" in text, text
@@ -103,8 +115,12 @@ def set_up_through_the_page(vm, web, tmp_path_factory):
     with open(image, "wb") as f:
         f.truncate(256 * 1024 * 1024)
     vm.plug_usb_disk(image, "webdisk")
-    disk = wait_for(lambda: next((d for d in cli(vm, "storage", "disks")
-                                  if d["usb"] and d["contents"] == "empty"), None), timeout=120)
+    disk = wait_for(
+        lambda: next(
+            (d for d in cli(vm, "storage", "disks") if d["usb"] and d["contents"] == "empty"), None
+        ),
+        timeout=120,
+    )
     _, page = web.get("/storage/")
     assert f"Set up {disk['confirm_name']} as the storage" in page
     setup = f"/storage/setup/{disk['name']}"
@@ -129,8 +145,9 @@ def set_up_through_the_page(vm, web, tmp_path_factory):
 def test_the_storage_page_shows_the_volume(vm, web, tmp_path_factory):
     if cli(vm, "storage", "status")["volume"] is None:
         set_up_through_the_page(vm, web, tmp_path_factory)
-    volume = wait_for(lambda: (v := cli(vm, "storage", "status")["volume"]) and v["present"]
-                      and v, timeout=120)
+    volume = wait_for(
+        lambda: (v := cli(vm, "storage", "status")["volume"]) and v["present"] and v, timeout=120
+    )
     answer, page = web.get("/storage/")
     assert answer.status == 200
     assert "Encrypted storage" in page and volume["disk"] in page

@@ -40,8 +40,11 @@ def register(app: Flask) -> None:
 
     @app.errorhandler(400)
     def bad_request(err):
-        text = (_("This form has expired. Please go back, reload the page and try again.")
-                if getattr(err, "description", "") == "csrf" else _("Please check what you entered."))
+        text = (
+            _("This form has expired. Please go back, reload the page and try again.")
+            if getattr(err, "description", "") == "csrf"
+            else _("Please check what you entered.")
+        )
         return render_template("error.html", message=text), 400
 
     @app.errorhandler(404)

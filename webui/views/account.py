@@ -34,8 +34,11 @@ def index():
 def passphrase():
     errors = {}
     try:
-        call("account.passphrase", old_passphrase=request.form.get("old_passphrase", ""),
-             new_passphrase=request.form.get("new_passphrase", ""))
+        call(
+            "account.passphrase",
+            old_passphrase=request.form.get("old_passphrase", ""),
+            new_passphrase=request.form.get("new_passphrase", ""),
+        )
     except ApplianceError as err:
         errors[form_field(err) or "form"] = message(err)
         return render_template("account.html", errors=errors), 400
@@ -45,8 +48,9 @@ def passphrase():
 @bp.route("/totp", methods=["POST"])
 def totp_begin():
     uri = call("account.totp.begin")["uri"]
-    return render_template("totp.html", qr=_svg(uri), secret=uri.split("secret=")[1].split("&")[0],
-                           errors={})
+    return render_template(
+        "totp.html", qr=_svg(uri), secret=uri.split("secret=")[1].split("&")[0], errors={}
+    )
 
 
 @bp.route("/totp/confirm", methods=["POST"])
@@ -54,8 +58,9 @@ def totp_confirm():
     try:
         done = call("account.totp.confirm", otp=request.form.get("otp", "").strip())
     except ApplianceError as err:
-        return render_template("totp.html", qr=None, secret=None,
-                               errors={form_field(err) or "form": message(err)}), 400
+        return render_template(
+            "totp.html", qr=None, secret=None, errors={form_field(err) or "form": message(err)}
+        ), 400
     return render_template("recovery.html", codes=done["recovery_codes"])
 
 

@@ -19,16 +19,25 @@ from .setup import TIMEZONES
 bp = Blueprint("admin", __name__)
 
 # What a redirect after an SSH form says happened (only these words: never text from the URL).
-SSH_DONE = {"added": _l("Key added. SSH is on."), "removed": _l("Key removed."),
-            "off": _l("Key removed. SSH is off: nobody can log in to the box's system.")}
-KEY_REFUSED = _l("That is not a public key the box accepts. Paste the one line of your .pub "
-                 "file as it is, starting with its type (such as ssh-ed25519), with nothing "
-                 "before it. RSA keys need at least 2048 bits.")
-PRIVATE_KEY = _l("That is a private key, which must stay on your computer. Paste the public "
-                 "key instead: the .pub file beside it.")
+SSH_DONE = {
+    "added": _l("Key added. SSH is on."),
+    "removed": _l("Key removed."),
+    "off": _l("Key removed. SSH is off: nobody can log in to the box's system."),
+}
+KEY_REFUSED = _l(
+    "That is not a public key the box accepts. Paste the one line of your .pub "
+    "file as it is, starting with its type (such as ssh-ed25519), with nothing "
+    "before it. RSA keys need at least 2048 bits."
+)
+PRIVATE_KEY = _l(
+    "That is a private key, which must stay on your computer. Paste the public "
+    "key instead: the .pub file beside it."
+)
 KEY_TWICE = _l("That key is already on the list.")
-TOO_MANY_KEYS = _l("The box keeps at most %(count)s keys: remove one that is no longer needed "
-                   "first.", count=MAX_KEYS)
+TOO_MANY_KEYS = _l(
+    "The box keeps at most %(count)s keys: remove one that is no longer needed first.",
+    count=MAX_KEYS,
+)
 NO_KEY_NAME = _l("Give the key a name: its line has no comment to name it by.")
 
 
@@ -54,12 +63,20 @@ def _try(action, errors: dict) -> bool:
 @bp.route("/users", methods=["GET", "POST"])
 def users():
     errors, form = {}, request.form
-    if request.method == "POST" and _try(lambda: call(
-            "users.add", name=form.get("name", "").strip().lower(), role=form.get("role", "member"),
-            passphrase=form.get("passphrase", ""), language=None), errors):
+    if request.method == "POST" and _try(
+        lambda: call(
+            "users.add",
+            name=form.get("name", "").strip().lower(),
+            role=form.get("role", "member"),
+            passphrase=form.get("passphrase", ""),
+            language=None,
+        ),
+        errors,
+    ):
         return redirect(url_for("admin.users"))
-    return render_template("users.html", users=call("users.list"), errors=errors, form=form), \
-        400 if errors else 200
+    return render_template(
+        "users.html", users=call("users.list"), errors=errors, form=form
+    ), 400 if errors else 200
 
 
 @bp.route("/users/invite", methods=["POST"])
@@ -68,18 +85,29 @@ def invite():
     here (with its QR code) to be sent or shown to them, never stored by the web UI."""
     form = request.form
     try:
-        made = call("users.invite", name=form.get("invite_name", "").strip().lower(),
-                    role=form.get("invite_role", "member"))
+        made = call(
+            "users.invite",
+            name=form.get("invite_name", "").strip().lower(),
+            role=form.get("invite_role", "member"),
+        )
     except ApplianceError as err:
         field = form_field(err)
-        text = (str(BY_FIELD[("invalid", "admin_name")])  # a user name's rules
-                if (err.code, field) == ("invalid", "name") else message(err))
+        text = (
+            str(BY_FIELD[("invalid", "admin_name")])  # a user name's rules
+            if (err.code, field) == ("invalid", "name")
+            else message(err)
+        )
         errors = {f"invite_{field if field in ('name', 'role') else 'form'}": text}
-        return render_template("users.html", users=call("users.list"), errors=errors,
-                               form=form), 400
+        return render_template(
+            "users.html", users=call("users.list"), errors=errors, form=form
+        ), 400
     url = url_for("auth.join", token=made["token"], _external=True)
-    return render_template("invitation.html", invitation=made, url=url,
-                           qr=qr_svg(url, _("Invitation for %(name)s", name=made["name"])))
+    return render_template(
+        "invitation.html",
+        invitation=made,
+        url=url,
+        qr=qr_svg(url, _("Invitation for %(name)s", name=made["name"])),
+    )
 
 
 @bp.route("/users/<name>/remove", methods=["POST"])
@@ -101,22 +129,35 @@ def settings():
         port = form.get("endpoint_port", "").strip()
         host = form.get("endpoint_host", "").strip()
         endpoint = {"host": host, "port": int(port) if port.isdigit() else -1} if host else None
-        if _try(lambda: call("box.settings.set", name=form.get("box_name", "").strip(),
-                             timezone=form.get("timezone", ""),
-                             language=form.get("language", "")), errors) and _try(
-                lambda: call("vpn.settings.set", endpoint=endpoint), errors):
+        if _try(
+            lambda: call(
+                "box.settings.set",
+                name=form.get("box_name", "").strip(),
+                timezone=form.get("timezone", ""),
+                language=form.get("language", ""),
+            ),
+            errors,
+        ) and _try(lambda: call("vpn.settings.set", endpoint=endpoint), errors):
             return redirect(url_for("admin.settings", saved=1))
     status = call("status")
-    return render_template("settings.html", status=status, vpn=call("vpn.settings.get"),
-                           errors=errors, form=form, languages=LANGUAGES, timezones=TIMEZONES,
-                           saved=request.args.get("saved")), 400 if errors else 200
+    return render_template(
+        "settings.html",
+        status=status,
+        vpn=call("vpn.settings.get"),
+        errors=errors,
+        form=form,
+        languages=LANGUAGES,
+        timezones=TIMEZONES,
+        saved=request.args.get("saved"),
+    ), 400 if errors else 200
 
 
 def _key_refused(err: ApplianceError, form) -> tuple[str, str]:
     """The field the agent's refusal of a new key is about, and what to tell the user."""
     if (err.code, err.field) == ("invalid", "name"):
-        return "name", str(BY_FIELD[("invalid", "name")] if form.get("name", "").strip()
-                           else NO_KEY_NAME)
+        return "name", str(
+            BY_FIELD[("invalid", "name")] if form.get("name", "").strip() else NO_KEY_NAME
+        )
     if (err.code, err.field) == ("conflict", "key"):
         full = len(call("ssh.access")["keys"]) >= MAX_KEYS
         return "key", str(TOO_MANY_KEYS if full else KEY_TWICE)
@@ -134,9 +175,14 @@ def _ssh_page(errors: dict | None = None, form=None, status: int = 200):
     access, form = call("ssh.access"), form or {}
     key = form.get("key", "")
     return render_template(
-        "ssh.html", access=access, address=_box_address() if access["enabled"] else None,
-        errors=errors or {}, key="" if "PRIVATE KEY" in key else key, name=form.get("name", ""),
-        done=SSH_DONE.get(request.args.get("done", ""))), status
+        "ssh.html",
+        access=access,
+        address=_box_address() if access["enabled"] else None,
+        errors=errors or {},
+        key="" if "PRIVATE KEY" in key else key,
+        name=form.get("name", ""),
+        done=SSH_DONE.get(request.args.get("done", "")),
+    ), status
 
 
 @bp.route("/ssh", methods=["GET"])

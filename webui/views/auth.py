@@ -22,17 +22,21 @@ def login():
     error, needs_code = None, False
     if request.method == "POST":
         try:
-            result = call("auth.login", name=request.form.get("name", "").strip().lower(),
-                          passphrase=request.form.get("passphrase", ""),
-                          address=request.remote_addr,
-                          otp=request.form.get("otp", "").strip() or None)
+            result = call(
+                "auth.login",
+                name=request.form.get("name", "").strip().lower(),
+                passphrase=request.form.get("passphrase", ""),
+                address=request.remote_addr,
+                otp=request.form.get("otp", "").strip() or None,
+            )
         except ApplianceError as err:
             error, needs_code = message(err), err.field in ("otp", "otp_needed")
         else:
             _start_session(result["session"])
             return redirect(url_for("home.dashboard"))
-    return render_template("login.html", error=error, needs_code=needs_code,
-                           name=request.form.get("name", "")), 401 if error else 200
+    return render_template(
+        "login.html", error=error, needs_code=needs_code, name=request.form.get("name", "")
+    ), 401 if error else 200
 
 
 def _start_session(token: str) -> None:
@@ -55,22 +59,31 @@ def join(token: str):
             errors["confirm"] = _("The two passphrases are not the same.")
         else:
             try:
-                joined = call("users.join", token=token, passphrase=passphrase,
-                              language=form.get("language") or None)
+                joined = call(
+                    "users.join",
+                    token=token,
+                    passphrase=passphrase,
+                    language=form.get("language") or None,
+                )
             except NotFound:
                 raise
             except ApplianceError as err:  # a weak passphrase: the invitation still works
                 errors[form_field(err) or "form"] = message(err)
             else:
                 try:
-                    result = call("auth.login", name=joined["name"], passphrase=passphrase,
-                                  address=request.remote_addr)
+                    result = call(
+                        "auth.login",
+                        name=joined["name"],
+                        passphrase=passphrase,
+                        address=request.remote_addr,
+                    )
                 except ApplianceError:  # joined all the same: the login page will do
                     return redirect(url_for("auth.login"))
                 _start_session(result["session"])
                 return redirect(url_for("mail.index"))
-    return render_template("join.html", invitation=invitation, form=form, errors=errors,
-                           languages=LANGUAGES), 400 if errors else 200
+    return render_template(
+        "join.html", invitation=invitation, form=form, errors=errors, languages=LANGUAGES
+    ), 400 if errors else 200
 
 
 @bp.route("/logout", methods=["POST"])

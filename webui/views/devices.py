@@ -24,8 +24,11 @@ def index():
     errors = {}
     if request.method == "POST":
         try:
-            added = call("vpn.device.add", name=request.form.get("name", "").strip(),
-                         mode=request.form.get("mode", "home"))
+            added = call(
+                "vpn.device.add",
+                name=request.form.get("name", "").strip(),
+                mode=request.form.get("mode", "home"),
+            )
         except ApplianceError as err:
             errors[form_field(err) or "form"] = message(err)
         else:
@@ -33,9 +36,15 @@ def index():
     page = min(max(request.args.get("page", 1, type=int), 1), 10**6)
     live = call("vpn.device.live", offset=(page - 1) * PAGE, limit=PAGE)
     pages = max(1, -(-live["total"] // PAGE))
-    return render_template("devices.html", devices=live["devices"], page=page, pages=pages,
-                           total=live["total"], errors=errors,
-                           form=request.form), 400 if errors else 200
+    return render_template(
+        "devices.html",
+        devices=live["devices"],
+        page=page,
+        pages=pages,
+        total=live["total"],
+        errors=errors,
+        form=request.form,
+    ), 400 if errors else 200
 
 
 @bp.route("/<int:device_id>", methods=["GET", "POST"])
@@ -47,8 +56,10 @@ def show(device_id: int):
     link = None
     if request.method == "POST":
         made = call("vpn.device.link", device=device_id)
-        link = {"url": url_for("devices.one_time", token=made["token"], _external=True),
-                "expires": made["expires"]}
+        link = {
+            "url": url_for("devices.one_time", token=made["token"], _external=True),
+            "expires": made["expires"],
+        }
     qr = error = None
     try:
         config = call("vpn.device.config", device=device_id)
@@ -63,8 +74,11 @@ def download(device_id: int):
     if (out := _login_first()) is not None:
         return out
     config = call("vpn.device.config", device=device_id)
-    return Response(config["config"], mimetype="application/octet-stream", headers={
-        "Content-Disposition": f'attachment; filename="{config["file_name"]}"'})
+    return Response(
+        config["config"],
+        mimetype="application/octet-stream",
+        headers={"Content-Disposition": f'attachment; filename="{config["file_name"]}"'},
+    )
 
 
 @bp.route("/get/<token>", methods=["GET", "POST"], endpoint="one_time")
@@ -77,8 +91,11 @@ def one_time(token: str):
         config = call("vpn.device.redeem", token=token)
     except ApplianceError as err:
         return render_template("error.html", message=message(err)), 404
-    return Response(config["config"], mimetype="application/octet-stream", headers={
-        "Content-Disposition": f'attachment; filename="{config["file_name"]}"'})
+    return Response(
+        config["config"],
+        mimetype="application/octet-stream",
+        headers={"Content-Disposition": f'attachment; filename="{config["file_name"]}"'},
+    )
 
 
 @bp.route("/<int:device_id>/remove", methods=["POST"])

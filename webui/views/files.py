@@ -19,8 +19,10 @@ bp = Blueprint("files", __name__, url_prefix="/files")
 DONE = {"on": _l("The file share is on."), "off": _l("The file share is off.")}
 # The agent's two Conflicts for a new password, told apart by the share's state.
 SHARE_OFF = _l("The file share is off: a manager of the box turns it on first.")
-NO_ACCOUNT = _l("Your files account is not ready yet: the box's storage must be unlocked "
-                "first. Try again once it is.")
+NO_ACCOUNT = _l(
+    "Your files account is not ready yet: the box's storage must be unlocked "
+    "first. Try again once it is."
+)
 
 
 def _manager() -> bool:
@@ -36,17 +38,22 @@ def _closed(connection: dict) -> str | None:
     """Why a share that is on does not answer now ('storage', 'stopped'), if it does not."""
     if not connection["enabled"]:
         return None
-    failed = {c["name"] for c in call("status")["health"]
-              if c["capability"] == "files" and not c["ok"]}
+    failed = {
+        c["name"] for c in call("status")["health"] if c["capability"] == "files" and not c["ok"]
+    }
     return "storage" if "storage" in failed else "stopped" if "files" in failed else None
 
 
 def _page(errors: dict | None = None, status: int = 200):
     connection = call("files.connection")
     return render_template(
-        "files.html", connection=connection, manager=_manager(), closed=_closed(connection),
+        "files.html",
+        connection=connection,
+        manager=_manager(),
+        closed=_closed(connection),
         errors=errors or {},
-        done=DONE.get(request.args.get("done", "")) if request.method == "GET" else None), status
+        done=DONE.get(request.args.get("done", "")) if request.method == "GET" else None,
+    ), status
 
 
 @bp.route("/", methods=["GET"])

@@ -16,18 +16,25 @@ RECENT = 10
 LOW_SPACE = 0.10  # under a tenth free, the dashboard warns
 # The agent names its checks; the member reads them in their language. The detail
 # stays as the agent gave it: it is for whoever has to fix something.
-CHECKS = {("vpn", "interface"): _l("VPN interface"), ("vpn", "devices"): _l("Devices on the VPN"),
-          ("vpn", "endpoint"): _l("Address on the Internet"), ("firewall", "nftables"): _l("Firewall"),
-          ("mail", "opendkim"): _l("Mail signing (OpenDKIM)"),
-          ("mail", "mailfilter"): _l("Encrypted-only filter"),
-          ("mail", "dovecot"): _l("Mailboxes (Dovecot)"), ("mail", "postfix"): _l("Mail server (Postfix)"),
-          ("chat", "prosody"): _l("Chat server (Prosody)"),
-          ("storage", "encryption"): _l("Encrypted storage"),
-          ("storage", "space"): _l("Free space on the storage"),
-          ("mail", "storage"): _l("Mail's storage"), ("chat", "storage"): _l("Chat's storage"),
-          ("files", "files"): _l("File share (SFTP)"), ("files", "storage"): _l("Files' storage"),
-          ("files", "accounts"): _l("File share accounts"),
-          ("ssh", "ssh"): _l("Installer's SSH")}
+CHECKS = {
+    ("vpn", "interface"): _l("VPN interface"),
+    ("vpn", "devices"): _l("Devices on the VPN"),
+    ("vpn", "endpoint"): _l("Address on the Internet"),
+    ("firewall", "nftables"): _l("Firewall"),
+    ("mail", "opendkim"): _l("Mail signing (OpenDKIM)"),
+    ("mail", "mailfilter"): _l("Encrypted-only filter"),
+    ("mail", "dovecot"): _l("Mailboxes (Dovecot)"),
+    ("mail", "postfix"): _l("Mail server (Postfix)"),
+    ("chat", "prosody"): _l("Chat server (Prosody)"),
+    ("storage", "encryption"): _l("Encrypted storage"),
+    ("storage", "space"): _l("Free space on the storage"),
+    ("mail", "storage"): _l("Mail's storage"),
+    ("chat", "storage"): _l("Chat's storage"),
+    ("files", "files"): _l("File share (SFTP)"),
+    ("files", "storage"): _l("Files' storage"),
+    ("files", "accounts"): _l("File share accounts"),
+    ("ssh", "ssh"): _l("Installer's SSH"),
+}
 
 
 @bp.route("/")
@@ -37,19 +44,30 @@ def dashboard():
     status = call("status")
     now = time.time()
     devices = status["vpn"]["devices"]
-    online = sum(1 for d in devices if d["latest_handshake"]
-                 and now - d["latest_handshake"] < ONLINE_SECONDS)
+    online = sum(
+        1 for d in devices if d["latest_handshake"] and now - d["latest_handshake"] < ONLINE_SECONDS
+    )
     recent = sorted(devices, key=lambda d: -d["latest_handshake"])[:RECENT]
     for check in status["health"]:
-        check["label"] = CHECKS.get((check["capability"], check["name"]),
-                                    f"{check['capability']} · {check['name']}")
+        check["label"] = CHECKS.get(
+            (check["capability"], check["name"]), f"{check['capability']} · {check['name']}"
+        )
     storage = _storage() if g.user["role"] in ("admin", "installer") else None
-    space = (storage or {}).get("space") or {"total": status["system"]["disk_total"],
-                                             "free": status["system"]["disk_free"]}
-    return render_template("dashboard.html", status=status, online=online, recent=recent,
-                           total=len(devices), hardware=call("hardware.status"),
-                           storage=storage, space=space,
-                           low=space["free"] < LOW_SPACE * space["total"])
+    space = (storage or {}).get("space") or {
+        "total": status["system"]["disk_total"],
+        "free": status["system"]["disk_free"],
+    }
+    return render_template(
+        "dashboard.html",
+        status=status,
+        online=online,
+        recent=recent,
+        total=len(devices),
+        hardware=call("hardware.status"),
+        storage=storage,
+        space=space,
+        low=space["free"] < LOW_SPACE * space["total"],
+    )
 
 
 def _storage() -> dict | None:

@@ -67,23 +67,25 @@ def purpose(record: dict, domain: str) -> str:
 def _settings_values(mail: dict, chat: dict, form) -> dict:
     """What the settings form shows: the box's settings, or what the manager sent."""
     if form:
-        values = {k: form.get(k, "") for k in
-                  ["mail_domain"] + [f"mail_{k}" for k in MAIL_NUMBERS]
-                  + [f"chat_{k}" for k in CHAT_NUMBERS]}
-        values.update({k: k in form for k in ("mail_enabled", "mail_encrypted_only",
-                                              "chat_enabled")})
+        values = {
+            k: form.get(k, "")
+            for k in ["mail_domain"]
+            + [f"mail_{k}" for k in MAIL_NUMBERS]
+            + [f"chat_{k}" for k in CHAT_NUMBERS]
+        }
+        values.update(
+            {k: k in form for k in ("mail_enabled", "mail_encrypted_only", "chat_enabled")}
+        )
         return values
-    values = {f"mail_{k}": mail[k] for k in
-              ("enabled", "domain", "encrypted_only") + MAIL_NUMBERS}
+    values = {f"mail_{k}": mail[k] for k in ("enabled", "domain", "encrypted_only") + MAIL_NUMBERS}
     values.update({f"chat_{k}": chat[k] for k in ("enabled",) + CHAT_NUMBERS})
     return values
 
 
-def _page(errors: dict | None = None, label: str = "", settings_form=None,
-          status: int = 200):
+def _page(errors: dict | None = None, label: str = "", settings_form=None, status: int = 200):
     mail, chat = call("mail.settings.get"), call("chat.settings.get")
     manager = _manager()
-    apps = (call("mail.password.list", owner=g.user["name"]) if mail["enabled"] else [])
+    apps = call("mail.password.list", owner=g.user["name"]) if mail["enabled"] else []
     records, dns_error, checked = None, None, False
     if manager and mail["domain"]:
         checked = request.method == "GET" and request.args.get("check") == "1"
@@ -95,11 +97,20 @@ def _page(errors: dict | None = None, label: str = "", settings_form=None,
             for r in records:
                 r["purpose"] = purpose(r, mail["domain"])
     return render_template(
-        "mail.html", mail=mail, chat=chat, manager=manager, apps=apps,
-        address=f"{g.user['name']}@{mail['domain']}", records=records, dns_error=dns_error,
-        checked=checked, errors=errors or {}, label=label,
+        "mail.html",
+        mail=mail,
+        chat=chat,
+        manager=manager,
+        apps=apps,
+        address=f"{g.user['name']}@{mail['domain']}",
+        records=records,
+        dns_error=dns_error,
+        checked=checked,
+        errors=errors or {},
+        label=label,
         values=_settings_values(mail, chat, settings_form) if manager else {},
-        saved=request.args.get("saved")), status
+        saved=request.args.get("saved"),
+    ), status
 
 
 @bp.route("/", methods=["GET"])
@@ -117,10 +128,16 @@ def add_app():
         _error(err, errors)
         return _page(errors, label=label, status=400)
     client = added["client"]
-    answer = make_response(render_template(
-        "mail_app.html", label=added["app_password"]["label"], client=client,
-        qr=qr_svg(client["dclogin"], _("Delta Chat login for %(address)s",
-                                       address=client["address"]))))
+    answer = make_response(
+        render_template(
+            "mail_app.html",
+            label=added["app_password"]["label"],
+            client=client,
+            qr=qr_svg(
+                client["dclogin"], _("Delta Chat login for %(address)s", address=client["address"])
+            ),
+        )
+    )
     answer.headers["Cache-Control"] = "no-store"  # the password: shown once, kept nowhere
     return answer
 
@@ -138,15 +155,21 @@ def settings():
         return render_template("error.html", message=message(Forbidden("forbidden"))), 403
     form = request.form
     mail, chat = call("mail.settings.get"), call("chat.settings.get")
-    wanted_mail = {"enabled": "mail_enabled" in form,
-                   "domain": form.get("mail_domain", "").strip().lower(),
-                   "encrypted_only": "mail_encrypted_only" in form,
-                   **{k: _number(form.get(f"mail_{k}", "")) for k in MAIL_NUMBERS}}
-    wanted_chat = {"enabled": "chat_enabled" in form,
-                   **{k: _number(form.get(f"chat_{k}", "")) for k in CHAT_NUMBERS}}
+    wanted_mail = {
+        "enabled": "mail_enabled" in form,
+        "domain": form.get("mail_domain", "").strip().lower(),
+        "encrypted_only": "mail_encrypted_only" in form,
+        **{k: _number(form.get(f"mail_{k}", "")) for k in MAIL_NUMBERS},
+    }
+    wanted_chat = {
+        "enabled": "chat_enabled" in form,
+        **{k: _number(form.get(f"chat_{k}", "")) for k in CHAT_NUMBERS},
+    }
     errors: dict = {}
-    for method, now, wanted in (("mail.settings.set", mail, wanted_mail),
-                                ("chat.settings.set", chat, wanted_chat)):
+    for method, now, wanted in (
+        ("mail.settings.set", mail, wanted_mail),
+        ("chat.settings.set", chat, wanted_chat),
+    ):
         changes = {k: v for k, v in wanted.items() if now.get(k) != v}
         if not changes:
             continue

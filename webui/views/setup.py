@@ -11,7 +11,9 @@ from ..errors import form_field, message
 from ..i18n import LANGUAGES
 
 bp = Blueprint("setup", __name__)
-TIMEZONES = sorted(z for z in zoneinfo.available_timezones() if "/" in z and not z.startswith("Etc/"))
+TIMEZONES = sorted(
+    z for z in zoneinfo.available_timezones() if "/" in z and not z.startswith("Etc/")
+)
 
 
 @bp.route("/setup", methods=["GET", "POST"])
@@ -25,19 +27,28 @@ def claim():
         endpoint = None
         if form.get("endpoint_host", "").strip():
             port = form.get("endpoint_port", "51820").strip()
-            endpoint = {"host": form["endpoint_host"].strip(),
-                        "port": int(port) if port.isdigit() else -1}
+            endpoint = {
+                "host": form["endpoint_host"].strip(),
+                "port": int(port) if port.isdigit() else -1,
+            }
         try:
-            result = call("setup.claim", code=form.get("code", ""), address=request.remote_addr,
-                          language=form.get("language", ""), box_name=form.get("box_name", ""),
-                          admin_name=form.get("admin_name", ""),
-                          passphrase=form.get("passphrase", ""),
-                          timezone=form.get("timezone", ""), endpoint=endpoint)
+            result = call(
+                "setup.claim",
+                code=form.get("code", ""),
+                address=request.remote_addr,
+                language=form.get("language", ""),
+                box_name=form.get("box_name", ""),
+                admin_name=form.get("admin_name", ""),
+                passphrase=form.get("passphrase", ""),
+                timezone=form.get("timezone", ""),
+                endpoint=endpoint,
+            )
         except ApplianceError as err:
             errors[form_field(err) or "form"] = message(err)
         else:
             session.clear()
             session["token"] = result["session"]
             return redirect(url_for("home.dashboard"))
-    return render_template("claim.html", form=form, errors=errors, languages=LANGUAGES,
-                           timezones=TIMEZONES), 400 if errors else 200
+    return render_template(
+        "claim.html", form=form, errors=errors, languages=LANGUAGES, timezones=TIMEZONES
+    ), 400 if errors else 200

@@ -25,8 +25,9 @@ class Backend(Protocol):
 
     def configure(self, name: str, private_key: Secret, listen_port: int) -> None: ...
 
-    def set_peers(self, name: str, upserts: tuple[WantedPeer, ...],
-                  removals: tuple[str, ...]) -> None: ...
+    def set_peers(
+        self, name: str, upserts: tuple[WantedPeer, ...], removals: tuple[str, ...]
+    ) -> None: ...
 
 
 def kernel_available() -> bool:
@@ -49,8 +50,11 @@ def userspace_available() -> bool:
 
 def probe() -> dict[str, bool]:
     """What this machine offers, as shown by `commonsbox status`."""
-    return {"kernel_wireguard": kernel_available(), "wireguard_go": userspace_available(),
-            "nftables": shutil.which("nft") is not None}
+    return {
+        "kernel_wireguard": kernel_available(),
+        "wireguard_go": userspace_available(),
+        "nftables": shutil.which("nft") is not None,
+    }
 
 
 def detect(choice: str, found: dict[str, bool], log_dir=None) -> Backend:
@@ -62,5 +66,7 @@ def detect(choice: str, found: dict[str, bool], log_dir=None) -> Backend:
         return KernelBackend()
     if choice == "userspace" or (choice == "auto" and found["wireguard_go"]):
         return UserspaceBackend(log_dir)
-    raise RuntimeError("no WireGuard available: the kernel has no wireguard module "
-                       "and wireguard-go is not installed")
+    raise RuntimeError(
+        "no WireGuard available: the kernel has no wireguard module "
+        "and wireguard-go is not installed"
+    )

@@ -30,7 +30,7 @@ def _text(key) -> str:
 
 
 def _endpoint(endpoint) -> str | None:
-    """"addr:port", or "[addr]:port" for IPv6: what `wg show` and the UAPI print."""
+    """ "addr:port", or "[addr]:port" for IPv6: what `wg show` and the UAPI print."""
     if not endpoint:
         return None
     addr = endpoint["addr"]
@@ -77,7 +77,9 @@ class KernelBackend:
                 peer = _peer(nla)
                 if peer.public_key in peers:  # continuation of a peer's allowed IPs
                     old = peers[peer.public_key]
-                    peer = Peer(**{**old.__dict__, "allowed_ips": old.allowed_ips | peer.allowed_ips})
+                    peer = Peer(
+                        **{**old.__dict__, "allowed_ips": old.allowed_ips | peer.allowed_ips}
+                    )
                 peers[peer.public_key] = peer
         up, addresses = link
         return Interface(name, private_key, listen_port, addresses, up, peers)
@@ -98,9 +100,14 @@ class KernelBackend:
             for key in removals:
                 wg.set(name, peer={"public_key": key, "remove": True})
             for peer in upserts:
-                wg.set(name, peer={
-                    "public_key": peer.public_key,
-                    "preshared_key": peer.preshared_key.reveal() if peer.preshared_key else ZERO_KEY,
-                    "replace_allowed_ips": True,
-                    "allowed_ips": sorted(peer.allowed_ips),
-                })
+                wg.set(
+                    name,
+                    peer={
+                        "public_key": peer.public_key,
+                        "preshared_key": peer.preshared_key.reveal()
+                        if peer.preshared_key
+                        else ZERO_KEY,
+                        "replace_allowed_ips": True,
+                        "allowed_ips": sorted(peer.allowed_ips),
+                    },
+                )

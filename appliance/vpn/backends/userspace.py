@@ -71,17 +71,22 @@ def _parse(name: str, body: str, seen: dict[str, Peer]) -> tuple[Interface, dict
     device = dict(line.split("=", 1) for line in device_part.splitlines() if "=" in line)
     parsed = {block: seen.get(block) or _parse_peer(block) for block in blocks}
     private = device.get("private_key")
-    iface = Interface(name, private_key=Secret(from_hex(private)) if private else None,
-                      listen_port=int(device.get("listen_port", 0)),
-                      peers={peer.public_key: peer for peer in parsed.values()})
+    iface = Interface(
+        name,
+        private_key=Secret(from_hex(private)) if private else None,
+        listen_port=int(device.get("listen_port", 0)),
+        peers={peer.public_key: peer for peer in parsed.values()},
+    )
     return iface, parsed
 
 
 def _peer_lines(peer: WantedPeer) -> list[str]:
     psk = to_hex(peer.preshared_key.reveal()) if peer.preshared_key else ZERO_KEY
-    return ([f"public_key={to_hex(peer.public_key)}", f"preshared_key={psk}",
-             "replace_allowed_ips=true"]
-            + [f"allowed_ip={ip}" for ip in sorted(peer.allowed_ips)])
+    return [
+        f"public_key={to_hex(peer.public_key)}",
+        f"preshared_key={psk}",
+        "replace_allowed_ips=true",
+    ] + [f"allowed_ip={ip}" for ip in sorted(peer.allowed_ips)]
 
 
 class UserspaceBackend:
@@ -100,16 +105,25 @@ class UserspaceBackend:
         except (FileNotFoundError, ConnectionRefusedError):
             return None  # a TUN link without its daemon: not a WireGuard interface
         up, addresses = link
-        return Interface(iface.name, iface.private_key, iface.listen_port, addresses, up,
-                         iface.peers)
+        return Interface(
+            iface.name, iface.private_key, iface.listen_port, addresses, up, iface.peers
+        )
 
     def create(self, name: str) -> None:
-        log = open(self.log_dir / f"wireguard-go-{name}.log", "ab") if self.log_dir else subprocess.DEVNULL
+        log = (
+            open(self.log_dir / f"wireguard-go-{name}.log", "ab")
+            if self.log_dir
+            else subprocess.DEVNULL
+        )
         try:
-            subprocess.run(["setsid", "-f", "wireguard-go", "-f", name], check=True,
-                           stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                           env={"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin"),
-                                "LOG_LEVEL": "error"})
+            subprocess.run(
+                ["setsid", "-f", "wireguard-go", "-f", name],
+                check=True,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                env={"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin"), "LOG_LEVEL": "error"},
+            )
         finally:
             if log is not subprocess.DEVNULL:
                 log.close()
@@ -122,8 +136,9 @@ class UserspaceBackend:
         links.mark(name)
 
     def configure(self, name: str, private_key: Secret, listen_port: int) -> None:
-        _uapi(name, f"set=1\nprivate_key={to_hex(private_key.reveal())}\n"
-                    f"listen_port={listen_port}\n")
+        _uapi(
+            name, f"set=1\nprivate_key={to_hex(private_key.reveal())}\nlisten_port={listen_port}\n"
+        )
 
     def set_peers(self, name, upserts, removals) -> None:
         lines = ["set=1"]

@@ -12,8 +12,11 @@ import subprocess
 import sys
 import time
 
-ENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-       "LANG": "C.UTF-8", "HOME": "/root"}
+ENV = {
+    "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    "LANG": "C.UTF-8",
+    "HOME": "/root",
+}
 
 
 def main(device: str) -> None:
@@ -42,13 +45,31 @@ def main(device: str) -> None:
             except ValueError:
                 continue
             try:
-                r = subprocess.run(req["argv"], capture_output=True, text=True, env=ENV,
-                                   timeout=req.get("timeout", 120), stdin=subprocess.DEVNULL)
-                send({"id": req.get("id"), "rc": r.returncode,
-                      "stdout": r.stdout, "stderr": r.stderr})
+                r = subprocess.run(
+                    req["argv"],
+                    capture_output=True,
+                    text=True,
+                    env=ENV,
+                    timeout=req.get("timeout", 120),
+                    stdin=subprocess.DEVNULL,
+                )
+                send(
+                    {
+                        "id": req.get("id"),
+                        "rc": r.returncode,
+                        "stdout": r.stdout,
+                        "stderr": r.stderr,
+                    }
+                )
             except Exception as err:  # report, never die: the harness is waiting
-                send({"id": req.get("id"), "rc": -1, "stdout": "",
-                      "stderr": f"{type(err).__name__}: {err}"})
+                send(
+                    {
+                        "id": req.get("id"),
+                        "rc": -1,
+                        "stdout": "",
+                        "stderr": f"{type(err).__name__}: {err}",
+                    }
+                )
 
 
 if __name__ == "__main__":
