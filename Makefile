@@ -1,13 +1,20 @@
 # The two set-up commands (README): `make demo` and `make test`, as root on Debian 12.
 PY := .venv/bin/python
 
-.PHONY: setup demo test test-slow bench clean image qemu
+.PHONY: setup demo lint test test-slow bench clean image qemu
 
 setup:
 	@tools/setup.sh
 
 demo: setup
 	$(PY) -m appliance.demo
+
+# Style and types: ruff's lint and format check over the tree, mypy where it is strict
+# (pyproject.toml lists what). CI runs it before the tests.
+lint: setup
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+	.venv/bin/mypy
 
 # Every tier: unit, integration (namespaces), browser, and the VM tier (builds or takes
 # from the cache the qemu-amd64 test image and boots it under QEMU). If the only failures

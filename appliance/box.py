@@ -11,25 +11,25 @@ import logging
 import shutil
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Callable
 
 from . import __version__
 from .accounts.service import AccountService
 from .accounts.sessions import RuntimeStore
-from .errors import ApplianceError, Conflict, Invalid, SystemFailure
-from .firewall import ruleset
-from .firewall.capability import FirewallCapability
 from .chat.capability import ChatCapability
 from .configstore import LOCKED, ConfigStore
+from .errors import ApplianceError, Conflict, Invalid, SystemFailure
 from .files.capability import FilesCapability
-from .ssh.capability import SshCapability
+from .firewall import ruleset
+from .firewall.capability import FirewallCapability
 from .mail.capability import MailCapability
 from .mail.service import MailService
 from .paths import Paths
 from .reconcile import Outcome, reconcile
 from .schema import Desired
+from .ssh.capability import SshCapability
 from .storage.capability import StorageCapability
 from .storage.place import MAPPED, mounted_at
 from .storage.service import StorageService

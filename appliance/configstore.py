@@ -19,8 +19,7 @@ the two leaves the card one revision behind, and the next unlock copies it again
 """
 
 import logging
-from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
 from .errors import Conflict
 from .paths import Paths

@@ -271,7 +271,7 @@ def chat(
 
     async def run() -> float:
         apps = [App(login) for login, _ in (sender, recipient)]
-        for app, (_, host) in zip(apps, (sender, recipient)):
+        for app, (_, host) in zip(apps, (sender, recipient), strict=True):
             app.connect(host, 5222)
         try:
             for app in apps:

@@ -5,12 +5,12 @@ from dataclasses import dataclass, replace
 
 from . import validate as v
 from .accounts.schema import LANGUAGES, Accounts
-from .errors import Invalid
 from .chat.schema import ChatSettings
+from .errors import Invalid
 from .files.schema import FilesSettings
-from .storage.schema import StorageSettings
 from .mail.schema import MailSettings
 from .ssh.schema import SshSettings
+from .storage.schema import StorageSettings
 from .vpn.schema import VpnSettings
 
 SCHEMA_VERSION = 1

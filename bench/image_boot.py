@@ -20,9 +20,10 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parent), str(HERE.parent / "image"), str(HERE.parent / "qemu"), str(HERE)]
 
+from vpn_scale import report  # noqa: E402
+
 from cbimage.build import build, default_cache  # noqa: E402
 from cbvm import VM  # noqa: E402
-from vpn_scale import report  # noqa: E402
 
 OURS = ("commonsbox-agent.service", "commonsbox-webui.service")
 TARGETS = {"image_mib": 600, "added_to_boot_s": 2.0, "build_amd64_s": 480, "build_arm64_s": 720}

@@ -117,14 +117,14 @@ def main() -> int:
             try:
                 while count < already + n:
                     count = idle.wait(timeout=60)
-            except TimeoutError:
+            except TimeoutError as err:
                 queues = {
                     d: box.system.run(["postqueue", "-p"], check=False).stdout[-800:]
                     for d, box in world.boxes.items()
                 }
                 raise SystemExit(
                     f"only {count - already} of {n} messages arrived; queues: {queues}"
-                )
+                ) from err
             throughput = n / (time.perf_counter() - started)
             idle.close()
             memory = {box.domain: pss_mb(box.root.processes()) for box in world.boxes.values()}

@@ -20,9 +20,10 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parent), str(HERE.parent / "image"), str(HERE.parent / "qemu"), str(HERE)]
 
+from vpn_scale import report  # noqa: E402
+
 from cbimage.build import build, default_cache  # noqa: E402
 from cbvm import VM  # noqa: E402
-from vpn_scale import report  # noqa: E402
 
 CIPHERS = {"aes-xts": ("aes-xts-plain64", 512), "adiantum": ("xchacha12,aes-adiantum-plain64", 256)}
 TARGET = 0.9

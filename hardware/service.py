@@ -28,7 +28,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -42,7 +42,6 @@ from hardware.gpio import Button, GpioChip, Led, Lines, find_chip
 from hardware.i2c import Bus
 from hardware.i2c.rtc import RealTimeClock, from_system, set_system_clock, to_system
 from hardware.i2c.ssd1306 import Ssd1306
-from hardware.i2c.canvas import Canvas
 from hardware.i2c.status_screen import BoxView, layout
 from hardware.status import open_smbus
 
@@ -381,7 +380,7 @@ class HardwareService:
         if wanted == self._lit:
             return
         try:
-            for led, on in zip(self._leds, wanted):
+            for led, on in zip(self._leds, wanted, strict=True):
                 led.set(on)
         except OSError as error:
             self._gpio_failed(error)

@@ -79,7 +79,7 @@ if [[ ! -x .venv/bin/python ]]; then
 fi
 if [[ ! -f .venv/.installed || pyproject.toml -nt .venv/.installed ]]; then
     .venv/bin/pip install -q --upgrade pip
-    .venv/bin/pip install -q -e '.[test]'
+    .venv/bin/pip install -q -e '.[test,lint]'
     touch .venv/.installed
 fi
 tools/i18n.sh compile   # the web UI's translations (.mo files are not in git)

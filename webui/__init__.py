@@ -6,12 +6,11 @@ logged-in member's session, and the agent decides what that member may do.
 
 import os
 import secrets
+from datetime import UTC, datetime
 from pathlib import Path
 
-from datetime import datetime, timezone
-
-from flask import Flask, g
 from babel.numbers import get_decimal_symbol
+from flask import Flask, g
 from flask_babel import Babel, format_datetime, format_decimal, get_locale
 from flask_babel import lazy_gettext as _l
 
@@ -49,7 +48,7 @@ def create_app(
     app.jinja_env.globals.update(
         get_locale=get_locale, format_datetime=format_datetime, format_decimal=format_decimal
     )
-    app.jinja_env.filters["todatetime"] = lambda ts: datetime.fromtimestamp(ts, timezone.utc)
+    app.jinja_env.filters["todatetime"] = lambda ts: datetime.fromtimestamp(ts, UTC)
     app.jinja_env.filters["filesize"] = filesize
 
     from .views import register

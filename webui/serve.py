@@ -17,7 +17,6 @@ from gunicorn.app.base import BaseApplication
 
 from . import create_app, load_secret_key
 
-
 gunicorn.http.wsgi.SERVER = "commonsbox"  # gunicorn always sends a Server header: no banner in it
 
 

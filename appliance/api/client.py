@@ -3,8 +3,9 @@
 import json
 import socket
 from pathlib import Path
+from typing import BinaryIO
 
-from ..errors import ERRORS_BY_CODE, ApplianceError
+from ..errors import ERRORS_BY_CODE, ApplianceError, RateLimited
 from ..paths import DEFAULT_SOCKET
 
 
@@ -20,7 +21,7 @@ class Client:
         self.timeout = timeout
         self.session = session
         self._sock: socket.socket | None = None
-        self._file = None
+        self._file: BinaryIO | None = None
 
     def _connect(self) -> None:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -40,6 +41,7 @@ class Client:
         request = {"method": method, "params": params}
         if self.session is not None:
             request["session"] = self.session
+        assert self._sock is not None and self._file is not None
         try:
             self._sock.sendall(json.dumps(request).encode() + b"\n")
             line = self._file.readline()
@@ -53,15 +55,15 @@ class Client:
         if answer["ok"]:
             return answer["result"]
         error = answer["error"]
-        err = ERRORS_BY_CODE.get(error["code"], ApplianceError)(
+        refused = ERRORS_BY_CODE.get(error["code"], ApplianceError)(
             error["message"], error.get("field")
         )
-        if "retry_after" in error:
-            err.retry_after = error["retry_after"]
-        raise err
+        if isinstance(refused, RateLimited):
+            refused.retry_after = error.get("retry_after", 0.0)
+        raise refused
 
     def close(self) -> None:
-        if self._sock is not None:
+        if self._sock is not None and self._file is not None:
             self._file.close()
             self._sock.close()
             self._sock = self._file = None

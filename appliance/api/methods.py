@@ -10,17 +10,18 @@ refused before the box is touched. ``access`` says who may call it:
   root      root on the box only (the CLI)
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from ..accounts.schema import ROLES, user_name
 from ..accounts.service import Caller
 from ..box import Box
 from ..console import announce
-from ..mail.autoconfig import autoconfig_xml
-from ..mail.service import client_settings
 from ..errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
 from ..files.schema import FilesSettings
+from ..mail.autoconfig import autoconfig_xml
+from ..mail.service import client_settings
 from ..ssh.openssh import fingerprint as key_fingerprint
 from ..ssh.schema import SshKey, SshSettings, key_comment
 from ..validate import address, choice, text

@@ -10,9 +10,9 @@ import struct
 import threading
 from pathlib import Path
 
+from ..accounts.service import ROOT, Caller
 from ..box import Box
 from ..errors import ApplianceError, Invalid, TooLarge, Unauthorized
-from ..accounts.service import ROOT, Caller
 from . import MAX_REQUEST
 from .methods import call
 

@@ -77,7 +77,7 @@ class Session(socketserver.BaseRequestHandler):
                 values = pairs(data[1:])
                 message.macros = {
                     k.decode("latin-1"): v.decode("latin-1")
-                    for k, v in zip(values[::2], values[1::2])
+                    for k, v in zip(values[::2], values[1::2], strict=False)
                 }
             elif cmd == b"R":
                 if message.macros.get("{rcpt_mailer}") == LOCAL_MAILER:

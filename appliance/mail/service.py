@@ -3,8 +3,8 @@
 import secrets as random
 from urllib.parse import quote, urlencode
 
-from ..errors import Conflict, Invalid, NotFound, PoolExhausted
 from ..chat.schema import ChatSettings
+from ..errors import Conflict, Invalid, NotFound, PoolExhausted
 from ..schema import Desired
 from ..secrets import Secret, SecretStore
 from . import keys

@@ -10,7 +10,6 @@ from ..system import System
 from . import luks
 from .place import MAPPED, MAPPER, mounted_at
 
-
 LOW_SPACE = 0.1  # below a tenth free, the box asks for attention (and the dashboard says so)
 
 

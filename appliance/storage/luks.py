@@ -102,7 +102,11 @@ def header(system: System, device: str) -> Header | None:
         return None
     meta = json.loads(system.run(["cryptsetup", "luksDump", "--dump-json-metadata", device]).stdout)
     segment = next(iter(meta["segments"].values()))
-    field = lambda name: (re.search(rf"^{name}:\s*(.*)$", text.stdout, re.M) or [None, ""])[1]
+
+    def field(name: str) -> str:
+        found = re.search(rf"^{name}:\s*(.*)$", text.stdout, re.M)
+        return found[1] if found else ""
+
     label = field("Label")
     return Header(
         uuid=field("UUID"),

@@ -1,6 +1,6 @@
 """Hands each new device an IPv4 and an IPv6 address that no device ever had."""
 
-from typing import Callable
+from collections.abc import Callable
 
 from ..errors import PoolExhausted
 from .schema import VpnSettings

@@ -8,7 +8,6 @@ from ..secrets import SecretStore
 from . import links
 from .backends import Backend
 from .facts import VpnFacts
-from .schema import Device
 from .plan import (
     AddAddress,
     BringUp,
@@ -21,6 +20,7 @@ from .plan import (
     WantedPeer,
     plan,
 )
+from .schema import Device
 
 BOX_KEY = "vpn/box"
 BOX_PUBLIC_KEY = "vpn/box.public"  # not secret; kept with its private half

@@ -1,7 +1,7 @@
 """What the system has now, as frozen data read by a backend."""
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping
 
 from ..secrets import Secret
 

@@ -5,8 +5,8 @@ by one inside a single SetPeers action; the interface is never recreated to chan
 a peer, so other devices' sessions are untouched.
 """
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 from ..secrets import Secret
 from .facts import Interface, VpnFacts

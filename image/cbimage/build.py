@@ -376,7 +376,7 @@ def _install_project(profile: Profile, sources: list[Path], work: Path, root: Pa
     shutil.rmtree(dest / "bin", ignore_errors=True)
     for record in dest.glob("*.dist-info/RECORD"):
         lines = record.read_text().splitlines(keepends=True)
-        record.write_text("".join(l for l in lines if not l.startswith("../../bin/")))
+        record.write_text("".join(line for line in lines if not line.startswith("../../bin/")))
     # Byte-compile with the guest's own Python (hash-based .pyc: no timestamps).
     subprocess.run(
         [

@@ -48,7 +48,7 @@ class Channel:
         self.sock.settimeout(timeout)
         try:  # the leading newline ends any line a timed-out send left half written
             self.sock.sendall(b"\n" + json.dumps(req).encode() + b"\n")
-        except socket.timeout:  # the guest has not opened its end: QEMU stops reading
+        except TimeoutError:  # the guest has not opened its end: QEMU stops reading
             return None
         deadline = time.monotonic() + timeout
         while True:
@@ -67,7 +67,7 @@ class Channel:
             self.sock.settimeout(left)
             try:
                 chunk = self.sock.recv(65536)
-            except socket.timeout:
+            except TimeoutError:
                 return None
             if not chunk:
                 raise ConnectionError("the test channel closed")

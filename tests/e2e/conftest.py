@@ -116,7 +116,7 @@ def _compile_translations() -> None:
         )
         if done.returncode:  # the good catalogues are still compiled; say which were not
             errors = [line for line in done.stderr.splitlines() if line.startswith("error")]
-            warnings.warn(f"pybabel compile failed: {errors or done.stderr[-500:]}")
+            warnings.warn(f"pybabel compile failed: {errors or done.stderr[-500:]}", stacklevel=2)
 
 
 class BrowserBox:

@@ -25,7 +25,7 @@ def arabic(msgid: str) -> str | None:
     if not AR_PO.exists():
         return None
     if not mo.exists() or mo.stat().st_mtime < AR_PO.stat().st_mtime:
-        warnings.warn(f"{AR_PO} did not compile: Arabic text not checked")
+        warnings.warn(f"{AR_PO} did not compile: Arabic text not checked", stacklevel=2)
         return None
     from babel.messages.pofile import read_po
 

@@ -5,8 +5,8 @@ Each test gets its own ``Lab`` (a sandbox.World): the box, family phones and an
 """
 
 import contextlib
-import itertools
 import html
+import itertools
 import json
 import os
 import re

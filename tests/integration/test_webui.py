@@ -309,7 +309,8 @@ FIELDS = [
 
 
 def test_random_input_to_every_form_never_breaks_the_web_ui(web):
-    from hypothesis import HealthCheck, given, settings, strategies as st
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
 
     from webui.security import PostLimit
 

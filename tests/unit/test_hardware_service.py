@@ -11,20 +11,17 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-
-import pytest
 
 from appliance.api.client import AgentUnavailable
 from appliance.errors import NotFound
 from hardware.agentview import AgentWatch
 from hardware.boards import Board
 from hardware.clocksync import STORE_SECONDS, why_not_set
+from hardware.i2c import font
 from hardware.i2c.rtc import RtcReading
 from hardware.i2c.ssd1306 import Ssd1306
-from hardware.i2c import font
 from hardware.i2c.status_screen import BoxView, layout
 from hardware.service import PROBE_SECONDS, HardwareService, indication
 

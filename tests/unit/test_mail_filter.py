@@ -10,7 +10,7 @@ from dataclasses import replace
 
 from appliance.mail import milter
 from appliance.mail.capability import EXPUNGE_EVERY, MailCapability
-from appliance.mail.render import Inputs, postfix_master
+from appliance.mail.render import postfix_master
 from appliance.mail.schema import MailSettings
 from appliance.schema import Desired
 

@@ -24,10 +24,10 @@ from appliance.daemonconfig import (
     write_seen_by_mtime,
 )
 from appliance.errors import Invalid
-from appliance.storage.place import KEYS
 from appliance.mail.render import Inputs, hash_app_password, render
 from appliance.mail.schema import AppPassword, MailSettings, Smarthost
 from appliance.mail.service import client_settings
+from appliance.storage.place import KEYS
 from appliance.system import System
 
 DAEMONS = ("opendkim", "dovecot", "postfix")

@@ -3,11 +3,9 @@ storage services) whose system commands are recorded instead of run: this machin
 no device-mapper, and nothing here may touch its daemons or its firewall. The storage
 is told apart by its settings and by the commands the reset ran."""
 
-import os
 import stat
 import subprocess
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pytest
 

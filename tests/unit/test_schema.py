@@ -3,7 +3,8 @@
 import copy
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from appliance.errors import Conflict, Invalid
 from appliance.schema import Desired

@@ -10,7 +10,7 @@ from appliance.secrets import Secret, SecretStore
 
 def test_a_secret_never_shows_its_value(caplog):
     s = Secret("hunter2-private-key")
-    for shown in (repr(s), str(s), f"{s}", "%s" % s, f"{s!r}", repr([s]), repr({"k": s})):
+    for shown in (repr(s), str(s), f"{s}", "%s" % s, f"{s!r}", repr([s]), repr({"k": s})):  # noqa: UP031
         assert "hunter2" not in shown
     with caplog.at_level(logging.INFO):
         logging.getLogger("t").info("key %s %r", s, s)

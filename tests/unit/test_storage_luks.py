@@ -92,9 +92,12 @@ def test_the_unlocked_volume_is_mounted_but_never_the_remains_of_a_pulled_disk()
     uuid = "0f5c2d6e-8a1b-4c3d-9e7f-112233445566"
     desired = Desired.new().with_storage(StorageSettings(Volume(uuid, "aes-xts", "USB disk")))
     cap = StorageCapability(SYSTEM, None)
-    plan = lambda **f: cap.plan(
-        Facts(**{"luks": frozenset({uuid}), "unlocked": True, "mounted": None, **f}), desired
-    )
+
+    def plan(**f):
+        return cap.plan(
+            Facts(**{"luks": frozenset({uuid}), "unlocked": True, "mounted": None, **f}), desired
+        )
+
     assert plan() == [Mount()]
     assert plan(mounted=MAPPED) == []
     assert plan(unlocked=False) == []  # locked: only a person with the passphrase opens it
@@ -104,13 +107,11 @@ def test_the_unlocked_volume_is_mounted_but_never_the_remains_of_a_pulled_disk()
         == "the disk (USB disk) is missing"
     )
     # A full volume asks for attention (the dashboard, the LED) before mail is refused.
-    health = lambda free: {
-        c.name: c
-        for c in cap.health(
-            Facts(frozenset({uuid}), True, MAPPED, {"total": 100 << 20, "free": free << 20}),
-            desired,
-        )
-    }
+
+    def health(free):
+        facts = Facts(frozenset({uuid}), True, MAPPED, {"total": 100 << 20, "free": free << 20})
+        return {c.name: c for c in cap.health(facts, desired)}
+
     assert health(50)["space"].ok and health(50)["encryption"].ok
     assert not health(5)["space"].ok and health(5)["space"].detail.startswith("5 MiB free of 100")
     # Mail and chat: without the volume mounted they wait; without any, only by choice.

@@ -1,7 +1,8 @@
 """Single values: what a household may type, and what it may not."""
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from appliance import validate as v
 from appliance.errors import Invalid

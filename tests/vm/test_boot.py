@@ -136,7 +136,7 @@ def test_mail_and_chat_run_under_systemd_and_their_ports_are_the_firewalls(vm):
     vm.run(["commonsbox", "chat", "set", "on"], check=True, timeout=300)
     try:
         active = vm.run(["systemctl", "is-active", *relay]).stdout.split()
-        assert active == ["active"] * len(relay), dict(zip(relay, active))
+        assert active == ["active"] * len(relay), dict(zip(relay, active, strict=False))
         status = json.loads(vm.run(["commonsbox", "status", "--json"], check=True).stdout)
         # Each tells systemd when its ports are open (Prosody through the image's drop-in):
         # once `set on` has returned, a client can connect.

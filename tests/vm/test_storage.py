@@ -250,7 +250,7 @@ def test_after_a_reboot_a_usb_key_opens_the_storage_and_the_passphrase_still_doe
     # Power off and on with both plugged in: nobody types anything.
     t0 = time.monotonic()
     vm.reboot()
-    v = wait_for(lambda: (v := volume(vm)) and v["mounted"] and v, timeout=300)
+    wait_for(lambda: (v := volume(vm)) and v["mounted"] and v, timeout=300)
     print(f"reboot to storage unlocked by the USB key: {time.monotonic() - t0:.1f} s")
     assert vm.run(["cat", f"{PRIVATE}/note"], check=True).stdout == "family photos\n"
     log = vm.run(["journalctl", "-b", "-u", "commonsbox-agent", "--no-pager"]).stdout

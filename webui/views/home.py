@@ -3,7 +3,6 @@
 import time
 
 from flask import Blueprint, g, redirect, render_template, url_for
-
 from flask_babel import lazy_gettext as _l
 
 from appliance.errors import ApplianceError
