@@ -7,7 +7,7 @@ setup:
 	@tools/setup.sh
 
 demo: setup
-	$(PY) -m appliance.demo
+	PYTHONPATH=lab $(PY) -m cblab.demo
 
 # Style and types: ruff's lint and format check over the tree, mypy where it is strict
 # (pyproject.toml lists what). CI runs it before the tests.

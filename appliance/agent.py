@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         metavar="PID",
         help="run the system's commands in the namespaces and root of "
-        "process PID (the box-in-a-namespace: appliance/boxroot.py)",
+        "process PID (the box-in-a-namespace: lab/cblab/boxroot.py)",
     )
     parser.add_argument(
         "--interval", type=float, default=60.0, help="seconds between reconciles that heal drift"

@@ -1,7 +1,7 @@
 """Where the system the agent manages lives: its files and how its commands run.
 
 On the box that is this machine: files under /, commands run as they are. In the
-box-in-a-namespace (appliance/boxroot.py) the daemons run in the box's own root file
+box-in-a-namespace (lab/cblab/boxroot.py) the daemons run in the box's own root file
 system: files through /proc/PID/root, commands through `nsenter`. The relay's
 capabilities (mail, chat) only ever touch the system through this.
 """

@@ -18,7 +18,13 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path[:0] = [str(HERE.parent), str(HERE.parent / "image"), str(HERE.parent / "qemu"), str(HERE)]
+sys.path[:0] = [
+    str(HERE.parent),
+    str(HERE.parent / "image"),
+    str(HERE.parent / "qemu"),
+    str(HERE.parent / "lab"),
+    str(HERE),
+]
 
 from vpn_scale import report  # noqa: E402
 
@@ -32,7 +38,8 @@ TARGETS = {"image_mib": 600, "added_to_boot_s": 2.0, "build_amd64_s": 480, "buil
 def native_agent_start() -> dict:
     """For scale: the same agent started on this machine (no emulation), in a namespace,
     until it answers: a box's first start (keys, TLS certificate) and a restart."""
-    from appliance.sandbox import BoxSandbox, Netns
+    from cblab.netns import Netns
+    from cblab.sandbox import BoxSandbox
 
     ns, root = Netns(f"cbbench{os.getpid()}"), Path(tempfile.mkdtemp(prefix="cbbench-"))
     times = {}

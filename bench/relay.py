@@ -1,7 +1,7 @@
 """The mail relay: from submission on box A to the IMAP IDLE notification on box B.
 
 Two boxes run Debian 13's Postfix, Dovecot and OpenDKIM from the image's own root (see
-appliance/relaylab.py). Measured in one run:
+lab/cblab/relaylab.py). Measured in one run:
 
   1. Latency, one message at a time: alice@box-a.test submits (port 587, STARTTLS,
      AUTH, DKIM-signed on A, relayed over SMTP+STARTTLS to B, LMTP into Dovecot) and
@@ -26,10 +26,13 @@ import time
 from email.message import EmailMessage
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path[:0] = [
+    str(Path(__file__).resolve().parents[1]),
+    str(Path(__file__).resolve().parents[1] / "lab"),
+]
 
-from appliance.relaylab import Idler, RelayWorld  # noqa: E402
 from bench.vpn_scale import pct, report  # noqa: E402
+from cblab.relaylab import Idler, RelayWorld  # noqa: E402
 
 TARGETS = {"p99_s": 1.0, "messages_per_s": 20.0, "relay_stack_mb": 150.0}
 

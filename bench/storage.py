@@ -18,7 +18,13 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path[:0] = [str(HERE.parent), str(HERE.parent / "image"), str(HERE.parent / "qemu"), str(HERE)]
+sys.path[:0] = [
+    str(HERE.parent),
+    str(HERE.parent / "image"),
+    str(HERE.parent / "qemu"),
+    str(HERE.parent / "lab"),
+    str(HERE),
+]
 
 from vpn_scale import report  # noqa: E402
 

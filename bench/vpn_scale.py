@@ -27,15 +27,19 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path[:0] = [
+    str(Path(__file__).resolve().parents[1]),
+    str(Path(__file__).resolve().parents[1] / "lab"),
+]
 
 from appliance.paths import Paths  # noqa: E402
-from appliance.sandbox import BoxSandbox, Netns  # noqa: E402
 from appliance.schema import Desired  # noqa: E402
 from appliance.secrets import SecretStore  # noqa: E402
 from appliance.store import StateStore  # noqa: E402
 from appliance.vpn import keys  # noqa: E402
 from appliance.vpn.schema import Device  # noqa: E402
+from cblab.netns import Netns  # noqa: E402
+from cblab.sandbox import BoxSandbox  # noqa: E402
 
 SUBNET4 = ipaddress.ip_network("10.128.0.0/16")
 SUBNET6 = ipaddress.ip_network("fd00:128::/64")

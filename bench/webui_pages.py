@@ -23,18 +23,22 @@ from dataclasses import replace
 from http.cookiejar import CookieJar
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path[:0] = [
+    str(Path(__file__).resolve().parents[1]),
+    str(Path(__file__).resolve().parents[1] / "lab"),
+]
 
 from appliance.accounts import passwords  # noqa: E402
 from appliance.accounts.schema import Accounts, User  # noqa: E402
 from appliance.accounts.service import password_key  # noqa: E402
 from appliance.paths import Paths  # noqa: E402
-from appliance.sandbox import BoxSandbox, Netns, WebUI  # noqa: E402
 from appliance.schema import Desired  # noqa: E402
 from appliance.secrets import SecretStore  # noqa: E402
 from appliance.store import StateStore  # noqa: E402
 from appliance.vpn import keys  # noqa: E402
 from appliance.vpn.schema import Device  # noqa: E402
+from cblab.netns import Netns  # noqa: E402
+from cblab.sandbox import BoxSandbox, WebUI  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from vpn_scale import SUBNET4, SUBNET6, report, rss_mb  # noqa: E402

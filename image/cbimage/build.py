@@ -105,7 +105,7 @@ def root_tarball(
     board: str, cache: Path, log=print, timings: dict | None = None
 ) -> tuple[Path, str]:
     """BOARD's root file system as mmdebstrap made it (built unless cached), and its key.
-    The box-in-a-namespace runs this tree too (appliance/boxroot.py)."""
+    The box-in-a-namespace runs this tree too (lab/cblab/boxroot.py)."""
     profile = load(board)
     rkey = recipe.key(profile, recipe.epoch())
     rootfs = cache / "rootfs" / f"{profile.suite}-{profile.architecture}-{rkey[:16]}.tar"

@@ -197,8 +197,8 @@ def playwright_driver():
 
 @pytest.fixture
 def box(request, playwright_driver):
-    from appliance.sandbox import WebUI, World
     from appliance.tls import fingerprint
+    from cblab.sandbox import WebUI, World
 
     tag = f"{os.getpid() % 10000}{next(_counter)}"
     root = Path(tempfile.mkdtemp(prefix="cbe-"))

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from appliance.api.client import Client
-from appliance.sandbox import REPO, Phone, World
+from cblab.sandbox import REPO, Phone, World
 
 SUBNET4, SUBNET6 = "10.77.0.0/24", "fd00:77::/64"
 BOX_VPN_IP = "10.77.0.1"

@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 from appliance.api import MAX_REQUEST
 from appliance.api.methods import METHODS
 from appliance.errors import Conflict, Invalid, NotFound, PoolExhausted
-from appliance.sandbox import REPO
 from appliance.vpn import keys
+from cblab.sandbox import REPO
 
 from .conftest import Lab
 

@@ -4,7 +4,7 @@ import json
 import subprocess
 import sys
 
-from appliance.sandbox import REPO
+from cblab.sandbox import REPO
 
 
 def test_vpn_scale_benchmark_runs_and_reports(tmp_path):

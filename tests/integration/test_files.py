@@ -8,7 +8,7 @@ import subprocess
 import pytest
 
 from appliance.errors import ApplianceError
-from appliance.sandbox import World
+from cblab.sandbox import World
 
 from .conftest import SUBNET4, SUBNET6
 

@@ -14,7 +14,7 @@ import dkim
 import pytest
 
 from appliance.errors import ApplianceError
-from appliance.relaylab import Idler, RelayWorld, app_tls, chat
+from cblab.relaylab import Idler, RelayWorld, app_tls, chat
 
 APP = RelayWorld.WORLD  # where the mail apps connect from
 MAX_MIB = 1

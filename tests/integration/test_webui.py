@@ -140,8 +140,8 @@ def test_served_over_tls_by_gunicorn_as_an_unprivileged_user(tmp_path):
     import ssl
     import urllib.request
 
-    from appliance.sandbox import WebUI
     from appliance.tls import fingerprint
+    from cblab.sandbox import WebUI
 
     root = Path(tempfile.mkdtemp(prefix="cbt-web-"))
     os.chmod(root, 0o755)

@@ -1,5 +1,5 @@
 """The web UI's Files page, against the real agent in its namespace running the box's own
-root (appliance.boxroot), so the share is the box's OpenSSH: a manager turns the share on
+root (cblab.boxroot), so the share is the box's OpenSSH: a manager turns the share on
 from the page, a member reads how to connect and gets a files password once, and that
 password works with Debian's sftp client from a phone connected through WireGuard.
 

@@ -1,5 +1,5 @@
 """The web UI's mail and chat pages and its invitations, on a relay box running the real
-agent and the box's own Postfix, Dovecot and OpenDKIM (appliance.relaylab).
+agent and the box's own Postfix, Dovecot and OpenDKIM (cblab.relaylab).
 
 The web UI connects to the agent as its own user (nobody), as when served, so the agent
 acts for the member whose session it sends: what a member may see and do here is the
@@ -20,10 +20,10 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-import appliance.relaylab
+import cblab.relaylab
 import webui.agent
-from appliance.relaylab import RelayWorld, app_tls
-from appliance.sandbox import BoxSandbox
+from cblab.relaylab import RelayWorld, app_tls
+from cblab.sandbox import BoxSandbox
 from webui import create_app
 
 from .conftest import ClientAsWebUI, csrf
@@ -40,7 +40,7 @@ def world():
     work = Path(tempfile.mkdtemp(prefix="cbt-webmail-"))
     os.chmod(work, 0o755)
     patch = pytest.MonkeyPatch()
-    patch.setattr(appliance.relaylab, "BoxSandbox", partial(BoxSandbox, webui_user="nobody"))
+    patch.setattr(cblab.relaylab, "BoxSandbox", partial(BoxSandbox, webui_user="nobody"))
     try:
         world = RelayWorld(work, {DOMAIN: "10.79.0.1"})
     finally:

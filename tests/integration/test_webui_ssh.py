@@ -1,5 +1,5 @@
 """The web UI's SSH page, against the real agent in its namespace running the box's own
-root (appliance.boxroot), so SSH is the box's OpenSSH: a manager pastes a public key,
+root (cblab.boxroot), so SSH is the box's OpenSSH: a manager pastes a public key,
 the page says SSH is on and how to connect, and that command works from a laptop
 connected through WireGuard with the host key the page showed; bad keys are refused
 beside the field; removing the last key turns SSH off again.

@@ -1,5 +1,5 @@
 """The web UI's storage page and the dashboard's disk and temperature, against the real
-agent in its namespace, running the box's own root (appliance.boxroot).
+agent in its namespace, running the box's own root (cblab.boxroot).
 
 A box in a namespace has no disks of its own and this machine has no device-mapper:
 what is tested here is what a manager sees without a disk (the choice to keep data
@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from appliance.errors import Forbidden
-from appliance.sandbox import World
+from cblab.sandbox import World
 
 from .conftest import BASE, PASS, ClientAsWebUI, csrf, logged_in, post, text
 

@@ -165,7 +165,7 @@ def test_logs_are_kept_in_memory_and_short(vm):
 
 @pytest.fixture
 def phone_ns():
-    from appliance.sandbox import Netns, run
+    from cblab.netns import Netns, run
 
     ns = Netns(f"cbvm-phone-{os.getpid()}")
     host_if = f"cbvmh{os.getpid() % 100000}"
@@ -188,7 +188,7 @@ PHONE_NET = "10.254.77"  # the cable between this machine and the phone's namesp
 def test_a_phone_connects_to_the_guests_kernel_wireguard_and_pings_the_box(vm, phone_ns, tmp_path):
     """As a household would: the box's address set, a device added, its config taken to
     the phone, which comes up with wg-quick (here: wireguard-go) and reaches the box."""
-    from appliance.sandbox import Phone
+    from cblab.sandbox import Phone
 
     port = vm.wireguard_port
     vm.forward("udp", f"{PHONE_NET}.1", port, 51820)

@@ -17,7 +17,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from .boxroot import BoxRoot, tree
-from .sandbox import BoxSandbox, Netns, run
+from .netns import Netns, run
+from .sandbox import BoxSandbox
 
 CLONE_NEWNET = 0x40000000
 _libc = ctypes.CDLL(None, use_errno=True)

@@ -18,10 +18,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .sandbox import Netns
-from .system import System
+from appliance.system import System
 
-REPO = Path(__file__).resolve().parent.parent
+from .netns import Netns
+
+REPO = Path(__file__).resolve().parents[2]
 TREES = Path(os.environ.get("CB_BOXROOT_DIR", "/var/tmp/commonsbox/boxroot"))
 
 # Inside the new namespaces, before the box's own PID 1 starts: the overlay, /proc, /sys,
@@ -175,7 +176,7 @@ class BoxRoot:
         self.stop()
 
 
-if __name__ == "__main__":  # a quick look: python -m appliance.boxroot
+if __name__ == "__main__":  # a quick look: python -m cblab.boxroot (PYTHONPATH=lab)
     ns = Netns("cb-boxroot-try")
     try:
         with BoxRoot(

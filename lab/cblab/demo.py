@@ -15,9 +15,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from .cli import print_status
+from appliance.cli import print_status
+from appliance.vpn.export import qr_terminal
+
 from .sandbox import WebUI, World
-from .vpn.export import qr_terminal
 
 PREFIX = "cbx-demo"
 DOMAIN = "home.test"
@@ -35,7 +36,8 @@ def relay(world: World, api, box_ip: str, cli: str) -> None:
     import smtplib
     from email.message import EmailMessage
 
-    from .mail.service import client_settings
+    from appliance.mail.service import client_settings
+
     from .relaylab import app_tls, in_netns
 
     # This machine has no disk to give the box: the demo keeps its data unencrypted.
