@@ -12,11 +12,12 @@ import math
 import os
 import stat
 import time
+from abc import abstractmethod
 from dataclasses import dataclass
 
+from .capability import Capability, Check
 from .daemons import Systemd, check, manager
 from .errors import Invalid
-from .reconcile import Check
 from .schema import Desired
 from .storage.place import blocked, mounted_at
 from .system import System
@@ -132,7 +133,7 @@ def plan(
     """Pure: FACTS and what the files should be (path -> fingerprint) -> actions."""
     if not enabled:
         return [Stop(d) for d in reversed(daemons) if facts.running.get(d)]
-    actions = [] if facts.ready else [Prepare(prepare)]
+    actions: list = [] if facts.ready else [Prepare(prepare)]
     changed = tuple(sorted(p for p, fp in wanted.items() if facts.files.get(p) != fp))
     if changed:
         actions.append(Write(changed))
@@ -145,8 +146,7 @@ def plan(
     return actions
 
 
-class DaemonConfig:
-    name: str
+class DaemonConfig(Capability):
     daemons: tuple[str, ...]  # in the order they start
     read_by: tuple[tuple[str, tuple[str, ...]], ...]  # path prefix -> daemons reading it
     seen_by_mtime: tuple[str, ...] = ()  # path prefixes: see write_seen_by_mtime
@@ -163,11 +163,11 @@ class DaemonConfig:
 
     # -- what a capability of this shape provides --------------------------------------
 
-    def enabled(self, desired: Desired) -> bool:
-        raise NotImplementedError
+    @abstractmethod
+    def enabled(self, desired: Desired) -> bool: ...
 
-    def files(self, desired: Desired) -> dict[str, File]:
-        raise NotImplementedError
+    @abstractmethod
+    def files(self, desired: Desired) -> dict[str, File]: ...
 
     def is_ready(self) -> bool:
         return True
@@ -188,7 +188,7 @@ class DaemonConfig:
         return self.system.ids(owner[0], owner[1])
 
     def read_facts(self) -> Facts:
-        files = {}
+        files: dict[str, tuple[str, int, int, int] | None] = {}
         for path in self._wanted:
             p = self.system.path(path)
             try:
@@ -235,6 +235,11 @@ class DaemonConfig:
                 self.manager.reload(action.daemon)
             elif isinstance(action, Stop):
                 self.manager.stop(action.daemon)
+            else:
+                raise self.unknown(action)
+
+    def rendered(self, desired: Desired) -> set[str]:
+        return set(self.files(desired)) if self.enabled(desired) else set()
 
     def stop_all(self) -> None:
         """Stop every daemon now (their data is about to go away)."""

@@ -4,8 +4,8 @@ import re
 import subprocess
 from pathlib import Path
 
+from ..capability import Capability, Check, Parts
 from ..errors import SystemFailure
-from ..reconcile import Check
 from ..schema import Desired
 from . import ruleset
 from .plan import AddMembers, EnableForwarding, Facts, RemoveMembers, ReplaceTable, plan
@@ -41,8 +41,12 @@ def parse_members(listing: str) -> dict[str, frozenset[str]]:
     return members
 
 
-class FirewallCapability:
+class FirewallCapability(Capability):
     name = "firewall"
+
+    @classmethod
+    def made(cls, parts: Parts) -> "FirewallCapability":
+        return cls()
 
     def depends_on(self, desired: Desired):
         wanted = ruleset.wanted(desired)
@@ -77,6 +81,8 @@ class FirewallCapability:
                     f"{verb} element inet {ruleset.TABLE} {action.set} "
                     f"{{ {', '.join(action.members)} }}\n"
                 )
+            else:
+                raise self.unknown(action)
         if script:
             _nft(["-f", "-"], "".join(script))
 

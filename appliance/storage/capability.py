@@ -4,7 +4,7 @@ a person (the passphrase is never stored), so the reconcile never unlocks."""
 
 from dataclasses import dataclass
 
-from ..reconcile import Check
+from ..capability import Capability, Check, Parts
 from ..schema import Desired
 from ..system import System
 from . import luks
@@ -33,8 +33,12 @@ class Close:
         return "close what is left of the pulled storage disk"
 
 
-class StorageCapability:
+class StorageCapability(Capability):
     name = "storage"
+
+    @classmethod
+    def made(cls, parts: Parts) -> "StorageCapability":
+        return cls(parts.system, parts.storage)
 
     def __init__(self, system: System, service):
         self.system, self.service = system, service
@@ -66,6 +70,8 @@ class StorageCapability:
                 self.service.mount()
             elif isinstance(action, Close):
                 luks.close_volume(self.system, MAPPER)
+            else:
+                raise self.unknown(action)
 
     @staticmethod
     def _space(space: dict | None) -> list[Check]:
