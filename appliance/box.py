@@ -266,13 +266,13 @@ class Box:
         with self.lock:  # facts read between a change's apply and its verify mislead
             return self._status()
 
-    def facts(self, cap, max_age: float):
+    def facts(self, cap: Capability, desired: Desired, max_age: float):
         """A capability's facts for a read-only view, at most ``max_age`` seconds old.
         Reconciling always reads afresh (and drops these)."""
         now = time.monotonic()
         cached = self._facts.get(cap.name)
         if cached is None or now - cached[0] > max_age:
-            cached = self._facts[cap.name] = (now, cap.read_facts())
+            cached = self._facts[cap.name] = (now, cap.read_facts(desired))
         return cached[1]
 
     def devices_live(self, visible=None, offset: int = 0, limit: int | None = None) -> dict:
@@ -280,7 +280,7 @@ class Box:
         are in all (``visible``: which devices the caller may see)."""
         with self.lock:
             _, desired = self.store.head()
-            facts = self.facts(self.capability(VpnCapability), VIEW_MAX_AGE)
+            facts = self.facts(self.capability(VpnCapability), desired, VIEW_MAX_AGE)
         iface = facts.interfaces.get(desired.vpn.interface)
         peers = iface.peers if iface else {}
         shown = [d for d in desired.vpn.devices if visible is None or visible(d)]
@@ -308,7 +308,7 @@ class Box:
         checks = []
         for cap in self.capabilities:
             try:
-                facts = self.facts(cap, VIEW_MAX_AGE)
+                facts = self.facts(cap, desired, VIEW_MAX_AGE)
             except Exception as err:  # status must answer even when the system is broken
                 checks.append(
                     {"capability": cap.name, "name": "facts", "ok": False, "detail": str(err)}

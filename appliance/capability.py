@@ -3,7 +3,7 @@
 A capability converges one part of the system to its slice of the desired state:
 
     depends_on(desired)    the part of the desired state it acts on (unchanged: skipped)
-    read_facts()           what the system has now
+    read_facts(desired)    what the system has now (of what DESIRED is about)
     plan(facts, desired)   pure: the actions that would make the system match, [] if none
     apply(actions)         carries out exactly those actions; an action it does not know
                            is a bug, and raises
@@ -91,7 +91,7 @@ class Capability(ABC):
     def depends_on(self, desired: Desired) -> Any: ...
 
     @abstractmethod
-    def read_facts(self) -> Any: ...
+    def read_facts(self, desired: Desired) -> Any: ...
 
     @abstractmethod
     def plan(self, facts: Any, desired: Desired) -> list: ...

@@ -62,7 +62,7 @@ def reconcile(
             known[cap.name] = _converge(
                 cap,
                 desired,
-                remembered if remembered is not None else cap.read_facts(),
+                remembered if remembered is not None else cap.read_facts(desired),
                 remembered is None,
                 outcome,
             )
@@ -102,7 +102,7 @@ def _converge(cap: Capability, desired: Desired, facts, fresh: bool, outcome: Ou
             if fresh:
                 raise
             log.warning("%s: the system was not as remembered; reading it afresh", cap.name)
-        facts, fresh = cap.read_facts(), True
+        facts, fresh = cap.read_facts(desired), True
     left = cap.plan(facts, desired)
     if left:
         outcome.converged = False

@@ -52,7 +52,7 @@ class FirewallCapability(Capability):
         wanted = ruleset.wanted(desired)
         return wanted.digest, wanted.members
 
-    def read_facts(self) -> Facts:
+    def read_facts(self, desired: Desired) -> Facts:
         forwarding = {path: Path(path).read_text().strip() == "1" for path in FORWARDING}
         done = subprocess.run(
             ["nft", "list", "table", "inet", ruleset.TABLE], capture_output=True, text=True

@@ -46,7 +46,7 @@ class StorageCapability(Capability):
     def depends_on(self, desired: Desired):
         return desired.storage
 
-    def read_facts(self) -> Facts:
+    def read_facts(self, desired: Desired) -> Facts:
         mounted = mounted_at(self.system)
         return Facts(
             luks=self.service.luks_volumes(),

@@ -91,7 +91,7 @@ class VpnCapability(Capability):
     def depends_on(self, desired: Desired):
         return desired.vpn
 
-    def read_facts(self) -> VpnFacts:
+    def read_facts(self, desired: Desired) -> VpnFacts:
         found = {}
         for name in links.managed():
             iface = self.backend.read(name)

@@ -68,7 +68,7 @@ class Radio(Capability):
     def depends_on(self, desired):
         return desired.box.name
 
-    def read_facts(self):
+    def read_facts(self, desired):
         return {"tuned": bool(self.applied)}
 
     def plan(self, facts, desired):
@@ -97,6 +97,6 @@ def test_a_new_capability_is_its_folder_plus_one_line_in_the_list(monkeypatch, t
         outcome = next(o for o in box.reconcile() if o.capability == "radio")
         assert outcome.actions == ["tune"] and outcome.converged  # verified by a fresh read
         radio = box.capability(Radio)
-        assert radio.health(radio.read_facts(), box.head()[1])[0].ok
+        assert radio.health(radio.read_facts(box.head()[1]), box.head()[1])[0].ok
     finally:
         box.close()
