@@ -27,6 +27,11 @@ CAPABILITIES: tuple[type[Capability], ...] = (
 ACCOUNT_SECRETS = ("account/",)
 
 
+def packages() -> tuple[str, ...]:
+    """The Debian packages the capabilities need in the box's image (image/cbimage)."""
+    return tuple(sorted({p for cap in CAPABILITIES for p in cap.packages}))
+
+
 def card_secrets() -> tuple[str, ...]:
     """The prefixes of the secrets the card keeps while the encrypted storage is locked."""
     return ACCOUNT_SECRETS + tuple(p for cap in CAPABILITIES for p in cap.card_secrets)

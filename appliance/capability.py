@@ -12,6 +12,7 @@ A capability converges one part of the system to its slice of the desired state:
 Beside that, it declares what the shared code needs to know, so that adding one is its
 folder plus one line in appliance/capabilities.py:
 
+    packages               the Debian packages the box's image needs for it
     ports(desired)         what the firewall opens for it (to everyone, or to the home only)
     card_secrets           which of its secrets stay on the card (needed while the encrypted
                            storage is locked: appliance/configstore.py)
@@ -78,6 +79,7 @@ class UnknownAction(TypeError):
 
 class Capability(ABC):
     name: ClassVar[str]
+    packages: ClassVar[tuple[str, ...]] = ()
     card_secrets: ClassVar[tuple[str, ...]] = ()
     uses_storage: ClassVar[bool] = False
 

@@ -15,6 +15,7 @@ PORTS = Ports(open=frozenset(("tcp", port) for port in (5222, 5269, 5281)))
 
 class ChatCapability(DaemonConfig):
     name = "chat"
+    packages = ("prosody", "lua-unbound")  # lua-unbound: Prosody's DNS (SRV for federation)
     daemons = ("prosody",)
     # Prosody's auth module reads the users and passwords at each login: no reload.
     read_by = ((f"{AUTH_DIR}/", ()), (f"{CERTS}/", ("prosody",)), ("/etc/prosody/", ("prosody",)))

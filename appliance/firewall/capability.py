@@ -43,6 +43,7 @@ def parse_members(listing: str) -> dict[str, frozenset[str]]:
 
 class FirewallCapability(Capability):
     name = "firewall"
+    packages = ("nftables",)
 
     @classmethod
     def made(cls, parts: Parts) -> "FirewallCapability":

@@ -54,6 +54,15 @@ PORTS = Ports(open=frozenset(("tcp", port) for port in (25, 465, 587, 143, 993))
 
 class MailCapability(DaemonConfig):
     name = "mail"
+    # libsasl2-modules: PLAIN and LOGIN, with which Postfix logs in to a smarthost.
+    packages = (
+        "postfix",
+        "dovecot-core",
+        "dovecot-imapd",
+        "dovecot-lmtpd",
+        "opendkim",
+        "libsasl2-modules",
+    )
     daemons = ("opendkim", "mailfilter", "dovecot", "postfix")
     # Dovecot reads its password and user files at each login: no reload for those. It
     # sees them change by their modification time, looking at most once a second.

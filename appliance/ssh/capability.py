@@ -55,6 +55,7 @@ def authorized_keys(desired: Desired) -> bytes:
 
 class SshCapability(DaemonConfig):
     name = "ssh"
+    packages = ("openssh-server",)
     daemons = ("ssh",)
     read_by = ((f"{CONFIG_DIR}/", ("ssh",)),)  # the keys are read at each login
     checked = {"ssh": CONFIG}

@@ -35,6 +35,7 @@ class Close:
 
 class StorageCapability(Capability):
     name = "storage"
+    packages = ("cryptsetup-bin",)  # LUKS2
 
     @classmethod
     def made(cls, parts: Parts) -> "StorageCapability":

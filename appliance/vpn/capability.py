@@ -73,6 +73,7 @@ def wanted(
 
 class VpnCapability(Capability):
     name = "vpn"
+    packages = ("wireguard-tools",)  # the kernel's module does the rest
     card_secrets = ("vpn/",)  # the box's key and the devices': the VPN comes up while locked
 
     @classmethod

@@ -100,3 +100,13 @@ def test_a_new_capability_is_its_folder_plus_one_line_in_the_list(monkeypatch, t
         assert radio.health(radio.read_facts(box.head()[1]), box.head()[1])[0].ok
     finally:
         box.close()
+
+
+def test_the_image_carries_the_packages_the_capabilities_declare():
+    from cbimage import recipe
+
+    for architecture in ("amd64", "arm64"):
+        image = set(recipe.packages(architecture))
+        for cap in capabilities.CAPABILITIES:
+            assert cap.packages and set(cap.packages) <= image, cap.name
+    assert {"postfix", "prosody", "openssh-server", "nftables"} <= set(capabilities.packages())
