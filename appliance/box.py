@@ -99,6 +99,7 @@ class Box:
             self.vpn.ensure_box_key()
             if self.store.head() is None:
                 self.store.commit(Desired.new(), "agent", "first start")
+            self.accounts.adopt_languages(self.store.head()[1])
 
     # -- state ---------------------------------------------------------------------
 
