@@ -83,7 +83,7 @@ Mail and chat (Postfix 3.10, Dovecot 2.4, OpenDKIM, Prosody 13 from the image's 
     IMAP {box_ip}:993 (TLS), SMTP {box_ip}:465 (TLS), XMPP {box_ip}:5222 (STARTTLS)
   A Delta Chat login for it (its QR code: {cli} mail password add demo "Another app" --qr):
     {c["dclogin"]}
-  Add a mail or chat account for a member (members are made in the web UI):
+  Add a mail or chat account for a member (members: the web UI, or {cli} users add NAME):
     {cli} mail password add demo "Demo laptop"
     {cli} mail dns        (what the household publishes in DNS for a real domain)""")
 
