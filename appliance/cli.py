@@ -6,11 +6,11 @@ Every command takes --json to print the API's answer as JSON instead of text.
 import argparse
 import json
 import os
+import re
 import signal
 import sys
 import time
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from .api.client import Client
 from .errors import ApplianceError, Invalid
@@ -422,6 +422,12 @@ def _new_passphrase(name: str) -> str:
     return line
 
 
+# A name, an IPv4 address or a bracketed IPv6 address, and a port: it goes into a link.
+WEB_ADDRESS = re.compile(
+    r"(?:[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])(?::(?P<port>\d{1,5}))?"
+)
+
+
 def _web_address(api: Client, given: str | None) -> str:
     """HOST[:PORT] of the web UI as a newcomer reaches it: given, else the box's public
     name (the VPN endpoint's host; the web UI is on 443 there)."""
@@ -431,12 +437,8 @@ def _web_address(api: Client, given: str | None) -> str:
             raise Invalid("the box has no public address yet: give --address HOST", "address")
         host = endpoint["host"]
         given = f"[{host}]" if ":" in host else host
-    try:
-        parts = urlsplit(f"https://{given}/")
-        ok = parts.netloc == given and parts.hostname and parts.port != 0
-    except ValueError:
-        ok = False
-    if not ok:
+    match = WEB_ADDRESS.fullmatch(given)
+    if not match or (match["port"] and not 0 < int(match["port"]) < 65536):
         raise Invalid(f"{given!r} is not a HOST or HOST:PORT", "address")
     return given
 

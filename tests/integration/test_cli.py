@@ -164,5 +164,8 @@ def test_an_invitation_from_the_command_line_is_a_link_and_a_qr_code(box):
     assert (found["name"], found["role"]) == ("dee", "admin")
     there = cli(box, "users", "invite", "eve", "--address", "192.168.1.2:8443").stdout
     assert "https://192.168.1.2:8443/join/" in there
+    for bad in ("evil.example/phish?", "home.example.org:0", "two words"):
+        refused = cli(box, "users", "invite", "gus", "--address", bad, ok=False)
+        assert refused.returncode == 2 and "is not a HOST or HOST:PORT" in refused.stderr
     as_json = json.loads(cli(box, "--json", "users", "invite", "fay").stdout)
     assert as_json["url"].startswith("https://home.example.org/join/") and as_json["qr"]
