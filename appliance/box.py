@@ -90,6 +90,7 @@ class Box:
             self.vpn.ensure_box_key()
             if self.store.head() is None:
                 self.store.commit(Desired.new(), "agent", "first start")
+            self.accounts.adopt_languages(self.store.head()[1])
 
     def capability(self, kind: type[C]) -> C:
         return next(cap for cap in self.capabilities if isinstance(cap, kind))
@@ -135,15 +136,27 @@ class Box:
             )
             if not only_changed:
                 self._known.clear()  # at start and on the timer: read everything afresh
+            before = dict(self._known)
             self.last_outcomes = reconcile(self.capabilities, desired, skip, self._known)
-            now = time.monotonic()
-            self._facts = {name: (now, facts) for name, facts in self._known.items()}
+            self._stamp_facts(before)
             for outcome in self.last_outcomes:
                 if outcome.converged:
                     self._settled[outcome.capability] = wants[outcome.capability]
                 else:
                     self._settled.pop(outcome.capability, None)
             return self.last_outcomes
+
+    def _stamp_facts(self, before: dict[str, object]) -> None:
+        """Only facts this reconcile read are fresh; those it skipped or planned from
+        memory keep the age they had (a view reads them afresh when they are too old)."""
+        now = time.monotonic()
+        facts: dict[str, tuple[float, object]] = {}
+        for name, known in self._known.items():
+            if known is not before.get(name):
+                facts[name] = (now, known)
+            elif name in self._facts:
+                facts[name] = self._facts[name]
+        self._facts = facts
 
     def forget_facts(self) -> None:
         """Something besides a reconcile changed the system (a disk was formatted and

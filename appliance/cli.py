@@ -5,6 +5,9 @@ Every command takes --json to print the API's answer as JSON instead of text.
 
 import argparse
 import json
+import os
+import re
+import signal
 import sys
 import time
 from pathlib import Path
@@ -408,6 +411,63 @@ def print_ssh(access: dict) -> None:
         )
 
 
+def _new_passphrase(name: str) -> str:
+    """Typed twice, unseen, on a terminal; else the first line of standard input. Never
+    an argument: those show in `ps` and in the shell's history."""
+    if sys.stdin.isatty():
+        return _secret(None, f"passphrase for {name}", twice=True)
+    line = sys.stdin.readline().rstrip("\r\n")
+    if not line:
+        raise Invalid("no passphrase on standard input (give it on the first line)", "passphrase")
+    return line
+
+
+# A name, an IPv4 address or a bracketed IPv6 address, and a port: it goes into a link.
+WEB_ADDRESS = re.compile(
+    r"(?:[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])(?::(?P<port>\d{1,5}))?"
+)
+
+
+def _web_address(api: Client, given: str | None) -> str:
+    """HOST[:PORT] of the web UI as a newcomer reaches it: given, else the box's public
+    name (the VPN endpoint's host; the web UI is on 443 there)."""
+    if given is None:
+        endpoint = api.call("vpn.settings.get")["endpoint"]
+        if endpoint is None:
+            raise Invalid("the box has no public address yet: give --address HOST", "address")
+        host = endpoint["host"]
+        given = f"[{host}]" if ":" in host else host
+    match = WEB_ADDRESS.fullmatch(given)
+    if not match or (match["port"] and not 0 < int(match["port"]) < 65536):
+        raise Invalid(f"{given!r} is not a HOST or HOST:PORT", "address")
+    return given
+
+
+def cmd_users_list(api: Client, args) -> object:
+    return api.call("users.list")
+
+
+def cmd_users_add(api: Client, args) -> object:
+    passphrase = _new_passphrase(args.name)
+    return api.call("users.add", name=args.name, role=args.role, passphrase=passphrase)
+
+
+def cmd_users_invite(api: Client, args) -> object:
+    from .vpn.export import qr_terminal
+
+    address = _web_address(api, args.address)  # before the invitation: a bad one makes none
+    made = api.call("users.invite", name=args.name, role=args.role)
+    url = f"https://{address}/join/{made['token']}"
+    return {**made, "url": url, "qr": qr_terminal(url)}
+
+
+def print_invitation(made: dict) -> None:
+    until = time.strftime("%Y-%m-%d %H:%M", time.localtime(made["expires"]))
+    print(f"invitation for {made['name']} ({made['role']}), works once, until {until}:")
+    print(f"  {made['url']}")
+    print(made["qr"], end="")
+
+
 def cmd_hardware_status(api: Client, args) -> object:
     return api.call("hardware.status")
 
@@ -497,6 +557,11 @@ def show_text(args, result) -> None:
         case f if f is cmd_app_password_list:
             for p in result:
                 print(f"{p['id']:>4}  {p['owner']:<16}  {p['label']}")
+        case f if f is cmd_users_list:
+            for u in result:
+                print(f"{u['name']:<32}  {u['role']}")
+        case f if f is cmd_users_invite:
+            print_invitation(result)
         case f if f in (
             cmd_storage_status,
             cmd_storage_lock,
@@ -548,12 +613,30 @@ def show_text(args, result) -> None:
                 )
 
 
+def add_users_commands(sub, leaf) -> None:
+    users = sub.add_parser("users", help="the household's members").add_subparsers(
+        dest="users_cmd", required=True
+    )
+    leaf(users, "list", cmd_users_list, "who may log in, and their role")
+    p = leaf(users, "add", cmd_users_add, "make an account (passphrase typed, or on stdin)")
+    p.add_argument("name")
+    p.add_argument("--role", default="member", help="member or admin")
+    p = leaf(users, "invite", cmd_users_invite, "a one-time link with which NAME joins")
+    p.add_argument("name")
+    p.add_argument("--role", default="member", help="member or admin")
+    p.add_argument("--address", help="HOST[:PORT] of the web UI (default: the VPN endpoint)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--json", action="store_true", help="print the answer as JSON")
-    parser = argparse.ArgumentParser(
-        prog="commonsbox", parents=[common], description="Manage a Commonsbox through its agent."
+    # SUPPRESS: a command's own parser must not reset --json given before the command.
+    common.add_argument(
+        "--json", action="store_true", default=argparse.SUPPRESS, help="print the answer as JSON"
     )
+    parser = argparse.ArgumentParser(
+        prog="commonsbox", description="Manage a Commonsbox through its agent."
+    )
+    parser.add_argument("--json", action="store_true", help="print the answer as JSON")
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--socket", type=Path, default=None, help="the agent's API socket")
     where.add_argument(
@@ -748,6 +831,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     leaf(hw, "status", cmd_hardware_status, "clock, temperature, display, watchdog, GPIO")
 
+    add_users_commands(sub, leaf)
+
     cfg = sub.add_parser("config", help="configuration history").add_subparsers(
         dest="config_cmd", required=True
     )
@@ -778,11 +863,22 @@ def main(argv: list[str] | None = None) -> int:
             where = f" ({err.field})" if err.field else ""
             print(f"commonsbox: {err.message}{where}", file=sys.stderr)
         return 2 if err.code in ("invalid", "conflict", "not_found", "pool_exhausted") else 1
-    if args.json:
-        print(json.dumps(result, indent=2, ensure_ascii=False))
-    else:
-        show_text(args, result)
+    try:
+        if args.json:
+            print(json.dumps(result, indent=2, ensure_ascii=False))
+        else:
+            show_text(args, result)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        return reader_gone()
     return 0
+
+
+def reader_gone() -> int:
+    """The reader went away (`commonsbox status | head -1`): stop quietly, as a tool
+    ended by SIGPIPE does, and keep Python's exit-time flush from complaining."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return 128 + signal.SIGPIPE
 
 
 if __name__ == "__main__":

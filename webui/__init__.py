@@ -13,6 +13,7 @@ from babel.numbers import get_decimal_symbol
 from flask import Flask, g
 from flask_babel import Babel, format_datetime, format_decimal, get_locale
 from flask_babel import lazy_gettext as _l
+from markupsafe import Markup
 
 from appliance.paths import DEFAULT_SOCKET
 
@@ -50,11 +51,18 @@ def create_app(
     )
     app.jinja_env.filters["todatetime"] = lambda ts: datetime.fromtimestamp(ts, UTC)
     app.jinja_env.filters["filesize"] = filesize
+    app.jinja_env.filters["bdi"] = isolate
 
     from .views import register
 
     register(app)
     return app
+
+
+def isolate(text) -> Markup:
+    """A name someone typed, set apart from the text around it: a Latin device name keeps
+    its order on an Arabic page, and an Arabic name on an English one (escaped as ever)."""
+    return Markup("<bdi>%s</bdi>") % text
 
 
 # TRANSLATORS: units of size, as written in your language (French: o, ko, Mo, Go).

@@ -5,6 +5,7 @@ sentence to show from those, so every language gets the same meaning.
 """
 
 from flask_babel import lazy_gettext as _l
+from flask_babel import ngettext
 
 from appliance.errors import ApplianceError
 
@@ -78,7 +79,6 @@ BY_CODE = {
     "pool_exhausted": _l("The VPN has no free address left: an admin can choose a larger subnet."),
     "unauthorized": _l("Please log in."),
     "forbidden": _l("You are not allowed to do that."),
-    "rate_limited": _l("Too many attempts: please wait %(seconds)s seconds and try again."),
     "unavailable": _l("The box's agent is not answering. Please try again in a moment."),
 }
 GENERIC = _l("Something went wrong on the box. Please try again.")
@@ -86,9 +86,17 @@ GENERIC = _l("Something went wrong on the box. Please try again.")
 
 def message(err: ApplianceError) -> str:
     text = BY_FIELD.get((err.code, err.field)) or BY_CODE.get(err.code) or GENERIC
-    if err.code == "rate_limited":
-        return str(text) % {"seconds": int(getattr(err, "retry_after", 0) + 0.999) or 1}
+    if err.code == "rate_limited" and (err.code, err.field) not in BY_FIELD:
+        return waiting(int(getattr(err, "retry_after", 0) + 0.999) or 1)
     return str(text)
+
+
+def waiting(seconds: int) -> str:
+    return ngettext(
+        "Too many attempts: please wait %(num)d second and try again.",
+        "Too many attempts: please wait %(num)d seconds and try again.",
+        seconds,
+    )
 
 
 def form_field(err: ApplianceError) -> str | None:

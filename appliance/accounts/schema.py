@@ -26,7 +26,9 @@ def user_name(value, fld: str = "name") -> str:
 class User:
     name: str
     role: str
-    language: str | None = None  # None: the browser's choice
+    # Only from revisions stored before a member's language was a preference: the agent
+    # moves it to the runtime store at start (AccountService.adopt_languages); never stored.
+    language: str | None = None
     totp: bool = False
 
     @classmethod
@@ -41,10 +43,7 @@ class User:
         )
 
     def to_json(self) -> dict:
-        out = {"name": self.name, "role": self.role, "totp": self.totp}
-        if self.language is not None:
-            out["language"] = self.language
-        return out
+        return {"name": self.name, "role": self.role, "totp": self.totp}
 
 
 @dataclass(frozen=True)

@@ -99,8 +99,10 @@ class AccountService:
             raise Conflict("this box has already been claimed")
         admin = user_name(admin, "admin_name")
         passphrase = passwords.check_strength(passphrase, admin)
+        language = v.choice(language, "language", LANGUAGES)
         self.secrets.put(password_key(admin), passwords.hash_passphrase(passphrase))
-        user = User(admin, "admin", v.choice(language, "language", LANGUAGES))
+        self.runtime.set_language(admin, language)
+        user = User(admin, "admin")
         return replace(
             desired,
             box=replace(desired.box, claimed=True),
@@ -118,7 +120,8 @@ class AccountService:
         if language is not None:
             v.choice(language, "language", LANGUAGES)
         self.secrets.put(password_key(name), passwords.hash_passphrase(passphrase))
-        return replace(desired, accounts=desired.accounts.with_user(User(name, role, language)))
+        self.runtime.set_language(name, language)  # not a former member's of the same name
+        return replace(desired, accounts=desired.accounts.with_user(User(name, role)))
 
     def remove_user(self, desired: Desired, name, caller: Caller) -> Desired:
         user = self.find(desired, name)
@@ -147,12 +150,23 @@ class AccountService:
             raise NotFound(f"there is no user {name!r}", "name")
         return user
 
-    def set_language(self, desired: Desired, name: str, language) -> Desired:
+    def set_language(self, desired: Desired, name: str, language) -> None:
+        """A preference, not configuration: kept in the runtime store, no revision."""
         user = self.find(desired, name)
         language = None if language is None else v.choice(language, "language", LANGUAGES)
-        return replace(
-            desired, accounts=desired.accounts.with_user(replace(user, language=language))
-        )
+        self.runtime.set_language(user.name, language)
+
+    def user_json(self, user: User) -> dict:
+        """A user as the API shows them, with their chosen language if any."""
+        language = self.runtime.language(user.name)
+        return {**user.to_json(), **({"language": language} if language else {})}
+
+    def adopt_languages(self, desired: Desired) -> None:
+        """Migration: languages that older revisions kept on their users move to the
+        runtime store, unless the member has chosen since."""
+        for user in desired.accounts.users:
+            if user.language is not None:
+                self.runtime.set_language(user.name, user.language, replace=False)
 
     def set_passphrase(self, desired: Desired, name: str, old, new) -> None:
         user = self.find(desired, name)

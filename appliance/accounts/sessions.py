@@ -1,5 +1,6 @@
-"""Runtime account state, kept apart from the revisions: sessions, failed logins and
-the setup code. It lives beside the secrets (directory 0700, file 0600): a session
+"""Runtime account state, kept apart from the revisions: sessions, failed logins, the
+setup code, and each member's chosen language (a preference, not configuration: no
+revision for it). It lives beside the secrets (directory 0700, file 0600): a session
 token is stored only as its SHA-256, the setup code as itself until it is used."""
 
 import hashlib
@@ -21,6 +22,8 @@ CREATE TABLE IF NOT EXISTS links (
     token_sha256 TEXT PRIMARY KEY, device_id INTEGER NOT NULL, expires REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS invites (
     token_sha256 TEXT PRIMARY KEY, user TEXT NOT NULL, role TEXT NOT NULL, expires REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS languages (
+    user TEXT PRIMARY KEY, language TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS setup_code (
     id INTEGER PRIMARY KEY CHECK (id = 1), code TEXT NOT NULL, expires REAL NOT NULL);
 """
@@ -139,6 +142,21 @@ class RuntimeStore:
             "DELETE FROM invites WHERE token_sha256 = ? OR expires <= ?",
             (_sha256(token), self.clock()),
         )
+
+    # -- each member's language ---------------------------------------------------------
+
+    def language(self, user: str) -> str | None:
+        """The member's chosen language; None: their browser's."""
+        rows = self._run("SELECT language FROM languages WHERE user = ?", (user,))
+        return rows[0][0] or None if rows else None
+
+    def set_language(self, user: str, language: str | None, replace: bool = True) -> None:
+        """Kept even when None ('' here), so a member's "the browser's choice" stands
+        against the language an older revision still carries (see adopt_languages)."""
+        if replace:
+            self._run("INSERT OR REPLACE INTO languages VALUES (?, ?)", (user, language or ""))
+        else:
+            self._run("INSERT OR IGNORE INTO languages VALUES (?, ?)", (user, language or ""))
 
     # -- failed logins ---------------------------------------------------------------
 

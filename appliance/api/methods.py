@@ -241,7 +241,7 @@ def setup_claim(
     box.runtime.kill_setup_code()
     announce(box.paths, None)
     token, user = box.accounts.login(box.head()[1], admin_name, passphrase, where)
-    return {**_changed(revision, outcomes), "session": token, "user": user.to_json()}
+    return {**_changed(revision, outcomes), "session": token, "user": box.accounts.user_json(user)}
 
 
 @method(
@@ -257,14 +257,14 @@ def login(box: Box, caller: Caller, name, passphrase, address, otp):
     if not desired.box.claimed:
         raise Forbidden("this box is not claimed yet: claim it with its setup code first")
     token, user = box.accounts.login(desired, name, passphrase, str(_address(address)), otp)
-    return {"session": token, "user": user.to_json()}
+    return {"session": token, "user": box.accounts.user_json(user)}
 
 
 @method("auth.whoami", access="member")
 def whoami(box: Box, caller: Caller):
     _, desired = box.head()
     user = desired.accounts.user(caller.name)
-    return user.to_json() if user else {"name": caller.name, "role": caller.role}
+    return box.accounts.user_json(user) if user else {"name": caller.name, "role": caller.role}
 
 
 @method("auth.logout", access="member", token=(TEXT, REQUIRED))
@@ -277,12 +277,8 @@ def logout(box: Box, caller: Caller, token):
 
 @method("account.language", access="member", language=(OPT_TEXT, REQUIRED))
 def account_language(box: Box, caller: Caller, language):
-    return _apply(
-        box,
-        caller.who,
-        f"language of {caller.name}",
-        lambda d: box.accounts.set_language(d, caller.name, language),
-    )
+    box.accounts.set_language(box.head()[1], caller.name, language)
+    return {"language": language}
 
 
 @method(
@@ -324,7 +320,7 @@ def totp_disable(box: Box, caller: Caller, passphrase):
 @method("users.list")
 def users_list(box: Box, caller: Caller):
     _, desired = box.head()
-    return [u.to_json() for u in desired.accounts.users]
+    return [box.accounts.user_json(u) for u in desired.accounts.users]
 
 
 @method(

@@ -12,9 +12,12 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
+from appliance.api.client import AgentUnavailable, Client
 from appliance.cli import print_status
 from appliance.vpn.export import qr_terminal
 
@@ -23,6 +26,7 @@ from .sandbox import WebUI, World
 PREFIX = "cbx-demo"
 DOMAIN = "home.test"
 WEB_PORT = 8443
+RETRY_FIRST, RETRY_MAX = 0.2, 2.0  # seconds between tries while the agent is away
 
 
 def say(text: str = "") -> None:
@@ -79,9 +83,51 @@ Mail and chat (Postfix 3.10, Dovecot 2.4, OpenDKIM, Prosody 13 from the image's 
     IMAP {box_ip}:993 (TLS), SMTP {box_ip}:465 (TLS), XMPP {box_ip}:5222 (STARTTLS)
   A Delta Chat login for it (its QR code: {cli} mail password add demo "Another app" --qr):
     {c["dclogin"]}
-  Add a mail or chat account for a member (members are made in the web UI):
+  Add a mail or chat account for a member (members: the web UI, or {cli} users add NAME):
     {cli} mail password add demo "Demo laptop"
     {cli} mail dns        (what the household publishes in DNS for a real domain)""")
+
+
+def watch(
+    api: Client,
+    device_id: int,
+    every: float = 15.0,
+    out: Callable[[str], None] = say,
+    stop: threading.Event | None = None,
+) -> None:
+    """Every EVERY seconds, the demo phone's handshake and traffic, until STOP is set.
+
+    The agent may restart under the demo (someone tried `kill`, or a test did): say so,
+    and come back with a short backoff rather than die."""
+    stop = stop or threading.Event()
+    down_since: float | None = None
+    wait = every
+    while not stop.wait(wait):
+        try:
+            devices = api.call("status")["vpn"]["devices"]
+        except AgentUnavailable:
+            if down_since is None:
+                down_since = time.monotonic()
+                out(f"  {time.strftime('%H:%M:%S')} the agent is not answering; trying again")
+            wait = min(RETRY_MAX, max(RETRY_FIRST, (time.monotonic() - down_since) / 2))
+            continue
+        if down_since is not None:
+            out(
+                f"  {time.strftime('%H:%M:%S')} the agent restarted "
+                f"(away {time.monotonic() - down_since:.1f} s)"
+            )
+            down_since = None
+        wait = every
+        d = next((d for d in devices if d["id"] == device_id), None)
+        if d is None:
+            out(f"  {time.strftime('%H:%M:%S')} the demo phone is no longer a device of the box")
+            continue
+        age = time.time() - d["latest_handshake"] if d["latest_handshake"] else None
+        out(
+            f"  {time.strftime('%H:%M:%S')} {d['name']}: handshake "
+            f"{f'{age:.0f} s ago' if age is not None else 'never'}, "
+            f"{d['rx_bytes']} B in, {d['tx_bytes']} B out"
+        )
 
 
 def main() -> int:
@@ -165,15 +211,7 @@ Press Ctrl-C to stop; everything is torn down.""")
             stderr=subprocess.DEVNULL,
         )
         signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
-        while True:
-            time.sleep(15)
-            d = next(d for d in api.call("status")["vpn"]["devices"] if d["id"] == device["id"])
-            age = time.time() - d["latest_handshake"] if d["latest_handshake"] else None
-            say(
-                f"  {time.strftime('%H:%M:%S')} Demo phone: handshake "
-                f"{f'{age:.0f} s ago' if age is not None else 'never'}, "
-                f"{d['rx_bytes']} B in, {d['tx_bytes']} B out"
-            )
+        watch(api, device["id"])
     except KeyboardInterrupt:
         say("\nStopping: tearing the namespaces down.")
     finally:

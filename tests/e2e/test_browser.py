@@ -336,3 +336,59 @@ def test_every_page_fits_a_phone_screen(box, language):
     assert too_wide == {}, (
         f"wider than a 390 px phone screen (scrollWidth, what sticks out): {too_wide}"
     )
+
+
+LONG_NAME = "GrandmasTabletInTheLivingRoomThatTheWholeFamilyUsesForVideoCalls"
+MIXED_NAME = "Ana's new phone!"  # Latin, ending in a neutral character: RTL text moves the "!"
+
+NAME_ORDER = """(name) => {
+  const out = [];
+  const walker = document.createTreeWalker(document.querySelector('main'), NodeFilter.SHOW_TEXT);
+  for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+    const i = n.data.indexOf(name);
+    if (i < 0) continue;
+    const at = (k) => { const r = document.createRange(); r.setStart(n, k); r.setEnd(n, k + 1);
+                        return r.getBoundingClientRect().left; };
+    const style = getComputedStyle(n.parentElement);
+    out.push({tag: n.parentElement.tagName, bidi: style.unicodeBidi,
+              in_order: at(i) < at(i + name.length - 1)});
+  }
+  return out;
+}"""
+
+
+def test_names_people_type_fit_a_phone_and_keep_their_order_on_arabic_pages(box):
+    assert len(LONG_NAME) == 64 and " " not in LONG_NAME
+    page = box.page
+    page.set_viewport_size({"width": 390, "height": 844})
+    box.claim(box_name=LONG_NAME)
+    devices = {}
+    for name in (LONG_NAME, MIXED_NAME):
+        box.goto("/devices/")
+        page.fill("#name", name)
+        page.locator("main form button[type=submit]").click()
+        page.wait_for_load_state()
+        devices[name] = box.path()
+    pages = ["/", "/devices/", devices[LONG_NAME], devices[MIXED_NAME], "/history", "/settings"]
+    too_wide = {}
+    for path in pages:
+        box.goto(path)
+        width = page.evaluate("document.scrollingElement.scrollWidth")
+        if width > 390:
+            too_wide[path] = width
+            box.shot("too-wide-" + path.strip("/").replace("/", "-"))
+    assert too_wide == {}, f"a 64-character name widens these pages past 390 px: {too_wide}"
+
+    page.select_option("#language-choice", "ar")
+    page.locator("header form").filter(has=page.locator("#language-choice")).get_by_role(
+        "button"
+    ).click()
+    page.wait_for_load_state()
+    assert box.html_attrs() == ("rtl", "ar")
+    for path in ("/", "/devices/", devices[MIXED_NAME], "/history"):
+        box.goto(path)
+        shown = page.evaluate(NAME_ORDER, MIXED_NAME)
+        assert shown, f"{path}: the name is not on the page"
+        for where in shown:
+            assert where["in_order"] and where["bidi"] == "isolate", (path, where)
+    box.shot("ar-names")

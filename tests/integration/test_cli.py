@@ -1,6 +1,8 @@
 """`commonsbox`, the command line, against the real agent in its namespace."""
 
 import json
+import os
+import re
 import shutil
 import subprocess
 import sys
@@ -81,3 +83,89 @@ def test_no_agent_is_a_clear_error(tmp_path):
         text=True,
     )
     assert done.returncode == 1 and "cannot reach the agent" in done.stderr
+
+
+def test_json_before_the_command_is_honoured(box):
+    out = cli(box, "--json", "status").stdout
+    assert json.loads(out)["box"]["name"] == "Commonsbox"
+
+
+def test_a_reader_that_went_away_ends_the_command_quietly(box):
+    box.api.call("vpn.device.add", name="tablet")
+    read, write = os.pipe()
+    os.close(read)  # `commonsbox status | head -1`: head has read its line and gone
+    with os.fdopen(write, "w") as closed_pipe:
+        done = subprocess.run(
+            [sys.executable, "-m", "appliance.cli", "--root", str(box.box.paths.root), "status"],
+            stdout=closed_pipe,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+        )
+    assert done.stderr == ""
+    assert done.returncode != 0
+
+
+def _claimed(box) -> None:
+    code = box.api.call("setup.code")["code"]
+    box.api.call(
+        "setup.claim",
+        code=code,
+        address="192.168.1.20",
+        language="en",
+        box_name="Home",
+        admin_name="ana",
+        passphrase="three unrelated words",
+        timezone="UTC",
+    )
+
+
+def cli_with_input(lab, text: str, *args):
+    return subprocess.run(
+        [sys.executable, "-m", "appliance.cli", "--root", str(lab.box.paths.root), *args],
+        input=text,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_a_member_is_made_from_the_command_line_with_a_passphrase_never_in_argv(box):
+    _claimed(box)
+    made = cli_with_input(
+        box, "correct horse battery staple\n", "users", "add", "bo", "--role", "admin"
+    )
+    assert made.returncode == 0, made.stderr
+    assert "saved as revision" in made.stdout
+    users = {u["name"]: u for u in box.api.call("users.list")}
+    assert users["bo"]["role"] == "admin"
+    login = box.api.call(
+        "auth.login", name="bo", passphrase="correct horse battery staple", address="192.168.1.21"
+    )
+    assert login["user"]["name"] == "bo"
+    listed = cli(box, "users", "list").stdout
+    assert "bo" in listed and "admin" in listed
+    # A passphrase on the command line would be in every `ps` and the shell's history.
+    refused = cli(box, "users", "add", "cy", "--passphrase", "x y z w", ok=False)
+    assert refused.returncode == 2 and "unrecognized arguments" in refused.stderr
+    empty = cli_with_input(box, "", "users", "add", "cy")
+    assert empty.returncode == 2 and "passphrase" in empty.stderr
+    assert "cy" not in {u["name"] for u in box.api.call("users.list")}
+
+
+def test_an_invitation_from_the_command_line_is_a_link_and_a_qr_code(box):
+    _claimed(box)
+    box.api.call("vpn.settings.set", endpoint={"host": "home.example.org", "port": 51820})
+    out = cli(box, "users", "invite", "dee", "--role", "admin").stdout
+    link = re.search(r"https://home\.example\.org/join/(\S+)", out)
+    assert link, out
+    assert "█" in out or "▀" in out
+    found = box.api.call("users.invitation", token=link.group(1))
+    assert (found["name"], found["role"]) == ("dee", "admin")
+    there = cli(box, "users", "invite", "eve", "--address", "192.168.1.2:8443").stdout
+    assert "https://192.168.1.2:8443/join/" in there
+    for bad in ("evil.example/phish?", "home.example.org:0", "two words"):
+        refused = cli(box, "users", "invite", "gus", "--address", bad, ok=False)
+        assert refused.returncode == 2 and "is not a HOST or HOST:PORT" in refused.stderr
+    as_json = json.loads(cli(box, "--json", "users", "invite", "fay").stdout)
+    assert as_json["url"].startswith("https://home.example.org/join/") and as_json["qr"]

@@ -441,3 +441,17 @@ def test_a_member_chooses_their_language_and_it_sticks(web):
     for evil in ("//evil.example/", "/\\evil.example/", "https://evil.example/", "/%2F%2Fevil"):
         away = post(web, "/language", {"language": "fr", "next": evil})
         assert away.location.endswith("/") and "evil" not in away.location, evil
+
+
+def test_a_language_switch_is_a_preference_not_a_configuration_revision(web):
+    claim(web)
+    revision = web.lab.api.call("config.history", limit=1)[0]["revision"]
+    post(web, "/language", {"language": "sw", "next": "/"})
+    post(web, "/language", {"language": "fr", "next": "/"})
+    assert web.lab.api.call("config.history", limit=1)[0]["revision"] == revision
+    web.lab.restart_agent()
+    # Another browser, another day: the choice comes from the box, not from a cookie.
+    other = web.application.test_client()
+    assert post(other, "/login", {"name": "ana", "passphrase": PASS}).status_code == 302
+    page = other.get("/devices/", base_url="https://box.test").get_data(as_text=True)
+    assert '<html lang="fr" dir="ltr">' in page

@@ -325,7 +325,7 @@ def test_an_invitation_link_shows_who_is_invited_and_works_once(box, app, tmp_pa
     made = post(admin, "/users/invite", {"invite_name": "rosa", "invite_role": "member"}, "/users")
     assert made.status_code == 200
     page = text(made)
-    assert "Invitation for rosa" in page and "The link works once, until" in page
+    assert "Invitation for <bdi>rosa</bdi>" in page and "The link works once, until" in page
     link = re.search(r'<a href="(https://box-w\.test/join/[^"]+)">', page).group(1)
     assert scan(svg_in(page), tmp_path) == link
     path = urlsplit(link).path
@@ -334,7 +334,7 @@ def test_an_invitation_link_shows_who_is_invited_and_works_once(box, app, tmp_pa
     for _ in range(2):  # a link preview's GET spends nothing
         shown = guest.get(path, base_url=BASE)
         assert shown.status_code == 200
-        assert "You are invited to join Home as rosa." in text(shown)
+        assert "You are invited to join <bdi>Home</bdi> as <bdi>rosa</bdi>." in text(shown)
     assert "rosa" not in [u["name"] for u in box.api.call("users.list")]
 
     weak = post(guest, path, {"passphrase": "short", "confirm": "short", "language": "en"}, path)
@@ -346,7 +346,7 @@ def test_an_invitation_link_shows_who_is_invited_and_works_once(box, app, tmp_pa
     joined = post(guest, path, {"passphrase": PASS, "confirm": PASS, "language": "es"}, path)
     assert joined.status_code == 302 and joined.location.endswith("/mail/")
     mail = text(guest.get("/mail/", base_url=BASE))
-    assert "rosa@box-w.test" in mail and "(rosa)" in mail  # logged in, in her language
+    assert "rosa@box-w.test" in mail and "(<bdi>rosa</bdi>)" in mail  # logged in, in her language
     assert '<html lang="es"' in mail
     rosa = next(u for u in box.api.call("users.list") if u["name"] == "rosa")
     assert rosa["role"] == "member" and rosa["language"] == "es"

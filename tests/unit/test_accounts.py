@@ -176,3 +176,22 @@ def test_a_second_factor_with_recovery_codes(accounts):
     desired = service.totp_disable(desired, "ana", "three unrelated words")
     clock.now += 10
     assert service.login(desired, "ana", "three unrelated words", "192.0.2.1")[0]
+
+
+def test_a_member_language_in_an_older_document_still_loads_and_moves_to_the_runtime_store(
+    stores, tmp_path
+):
+    _, secrets = stores
+    doc = Desired.new().to_json()
+    doc["accounts"] = {"users": [{"name": "ana", "role": "admin", "language": "sw"}]}
+    desired = Desired.from_json(doc)  # a revision stored before languages were preferences
+    runtime = RuntimeStore(tmp_path / "secrets" / "runtime.db")
+    service = AccountService(secrets, runtime)
+    service.adopt_languages(desired)
+    ana = desired.accounts.user("ana")
+    assert service.user_json(ana)["language"] == "sw"
+    assert "language" not in desired.to_json()["accounts"]["users"][0]  # not stored again
+    service.set_language(desired, "ana", None)  # back to the browser's choice
+    service.adopt_languages(desired)  # the next start: the member's choice stands
+    assert "language" not in service.user_json(ana)
+    runtime.close()

@@ -122,7 +122,7 @@ def set_up_through_the_page(vm, web, tmp_path_factory):
         timeout=120,
     )
     _, page = web.get("/storage/")
-    assert f"Set up {disk['confirm_name']} as the storage" in page
+    assert f"Set up <bdi>{disk['confirm_name']}</bdi> as the storage" in page
     setup = f"/storage/setup/{disk['name']}"
     _, form = web.get(setup)
     assert "Everything on this disk is erased" in form

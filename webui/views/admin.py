@@ -6,6 +6,7 @@ from ipaddress import ip_network
 from flask import Blueprint, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from flask_babel import lazy_ngettext
 
 from appliance.errors import ApplianceError, Forbidden
 from appliance.ssh.schema import MAX_KEYS
@@ -34,9 +35,10 @@ PRIVATE_KEY = _l(
     "key instead: the .pub file beside it."
 )
 KEY_TWICE = _l("That key is already on the list.")
-TOO_MANY_KEYS = _l(
-    "The box keeps at most %(count)s keys: remove one that is no longer needed first.",
-    count=MAX_KEYS,
+TOO_MANY_KEYS = lazy_ngettext(
+    "The box keeps at most %(num)d key: remove it first if it is no longer needed.",
+    "The box keeps at most %(num)d keys: remove one that is no longer needed first.",
+    MAX_KEYS,
 )
 NO_KEY_NAME = _l("Give the key a name: its line has no comment to name it by.")
 
