@@ -13,7 +13,7 @@ from .. import validate as v
 from ..errors import Conflict, Invalid, NotFound, RateLimited, Unauthorized
 from ..schema import Desired
 from ..secrets import Secret, SecretStore
-from . import passwords
+from . import passwords, throttle
 from .schema import LANGUAGES, ROLES, User, user_name
 from .sessions import RuntimeStore
 
@@ -82,7 +82,8 @@ class AccountService:
     # -- the claim ---------------------------------------------------------------------
 
     def check_setup_code(self, code, address: str) -> None:
-        keys = [f"setup:{address}"]  # 12 characters of 31: guessing is hopeless anyway
+        # 12 characters of 31: guessing is hopeless anyway
+        keys = [f"setup:{throttle.address_key(throttle.canonical(address))}"]
         wait = self.runtime.wait_before_next(keys)
         if wait > 0:
             raise RateLimited(
@@ -217,7 +218,7 @@ class AccountService:
     ) -> tuple[str, User]:
         if not isinstance(name, str) or not isinstance(passphrase, str):
             raise Invalid("name and passphrase are required", "name")
-        keys = [f"address:{address}", f"user:{name.lower()[:64]}"]
+        keys = throttle.login_keys(name, address, desired.vpn)
         wait = self.runtime.wait_before_next(keys)
         if wait > 0:
             raise RateLimited(

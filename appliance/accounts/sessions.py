@@ -32,6 +32,7 @@ LINK_LIFETIME = 24 * 3600
 INVITE_LIFETIME = 7 * 24 * 3600
 FREE_FAILURES = 3  # then 1 s, 2 s, 4 s ... up to 15 min between attempts
 MAX_DELAY = 15 * 60
+FORGET_FAILURES = 24 * 3600  # a day later a mistake counts no more (and its row goes)
 # No 0/O or 1/I/L: the code is read off a screen and typed on a phone.
 _CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
 
@@ -154,6 +155,8 @@ class RuntimeStore:
 
     def failed(self, keys: list[str]) -> None:
         now = self.clock()
+        # Attempts from ever new addresses each leave a row: the old ones go.
+        self._run("DELETE FROM failures WHERE last < ?", (now - FORGET_FAILURES,))
         for key in keys:
             self._run(
                 "INSERT INTO failures VALUES (?, 1, ?) ON CONFLICT(key) DO UPDATE "
