@@ -21,6 +21,8 @@ CREATE TABLE IF NOT EXISTS links (
     token_sha256 TEXT PRIMARY KEY, device_id INTEGER NOT NULL, expires REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS invites (
     token_sha256 TEXT PRIMARY KEY, user TEXT NOT NULL, role TEXT NOT NULL, expires REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS totp_steps (
+    user TEXT PRIMARY KEY, step INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS setup_code (
     id INTEGER PRIMARY KEY CHECK (id = 1), code TEXT NOT NULL, expires REAL NOT NULL);
 """
@@ -167,6 +169,19 @@ class RuntimeStore:
     def succeeded(self, keys: list[str]) -> None:
         for key in keys:
             self._run("DELETE FROM failures WHERE key = ?", (key,))
+
+    # -- second factor codes already used -----------------------------------------------
+
+    def spend_totp_step(self, user: str, step: int) -> bool:
+        """True once per USER for a STEP later than any spent before: a code seen once
+        (or an older one) never works again, not even after a restart."""
+        with self._lock:
+            done = self._db.execute(
+                "INSERT INTO totp_steps VALUES (?, ?) ON CONFLICT(user) DO UPDATE "
+                "SET step = excluded.step WHERE excluded.step > totp_steps.step",
+                (user, step),
+            )
+            return done.rowcount == 1
 
     # -- the setup code --------------------------------------------------------------
 
