@@ -228,6 +228,7 @@ class FilesCapability(DaemonConfig):
             "url": f"sftp://{name}@{host}/",
             "host_key": host_key_fingerprint(self.secrets, HOST_KEY_SECRET),
             "has_password": self._has_password(name),
+            "departed": desired.files.departed,
         }
 
     def new_password(self, desired: Desired, name: str) -> str:

@@ -53,7 +53,7 @@ class UnsafeStick(Invalid):
         super().__init__(
             f"the USB stick's {what}: the box neither follows links nor opens anything "
             f"but a small plain file there. Remove it from the stick, or use another stick",
-            "disk",
+            "usb_contents",
         )
 
 

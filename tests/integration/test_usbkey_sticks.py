@@ -137,7 +137,7 @@ def test_writing_a_key_onto_an_attackers_stick_refuses_and_touches_nothing(
         with pytest.raises(Invalid) as err:
             usbkey.write_key(System(), disk, UUID, usbkey.new_key())
     assert told in str(err.value) and "Remove it from the stick" in str(err.value)
-    assert err.value.field == "disk"
+    assert err.value.field == "usb_contents"
     assert untouched(canary, before)
 
 
