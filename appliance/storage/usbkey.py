@@ -195,7 +195,10 @@ def _write(root: Path, name: str, key: str) -> None:
         except OSError:
             os.unlink(temporary, dir_fd=folder)
             raise UnsafeStick(f"{FOLDER}/{name} is not a plain file") from None
-        os.fsync(folder)
+        try:
+            os.fsync(folder)  # the rename, on the stick before it is unmounted
+        except OSError:  # not every file system syncs a directory; umount flushes it
+            pass
     finally:
         os.close(folder)
 
