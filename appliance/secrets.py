@@ -76,6 +76,16 @@ class SecretStore:
                 (name, secret.reveal()),
             )
 
+    def swap(self, name: str, old: Secret, new: Secret) -> bool:
+        """NAME becomes NEW only if it still is OLD, in one statement (so also against
+        another process): of two changes made from the same value, one wins."""
+        with self._lock:
+            done = self._db.execute(
+                "UPDATE secrets SET value = ? WHERE name = ? AND value = ?",
+                (new.reveal(), name, old.reveal()),
+            )
+            return done.rowcount == 1
+
     def delete(self, name: str) -> None:
         with self._lock:
             self._db.execute("DELETE FROM secrets WHERE name = ?", (name,))

@@ -5,15 +5,17 @@ message in the user's language.
 """
 
 import hashlib
+import hmac
 import json
 import secrets as random
+import time
 from dataclasses import dataclass, replace
 
 from .. import validate as v
 from ..errors import Conflict, Invalid, NotFound, RateLimited, Unauthorized
 from ..schema import Desired
 from ..secrets import Secret, SecretStore
-from . import passwords
+from . import passwords, throttle
 from .schema import LANGUAGES, ROLES, User, user_name
 from .sessions import RuntimeStore
 
@@ -49,15 +51,23 @@ class Caller:
         return self.role in ("root", "admin", "installer")
 
 
-def _totp_ok(secret: Secret, code) -> bool:
+def _totp_step(secret: Secret, code, now: float) -> int | None:
+    """The time step whose code CODE is (this one or one either side: clocks drift)."""
     import pyotp
 
     code = code.replace(" ", "") if isinstance(code, str) else ""
-    return (
-        len(code) == 6
-        and code.isdigit()
-        and pyotp.TOTP(secret.reveal()).verify(code, valid_window=1)
-    )
+    if len(code) != 6 or not code.isdigit():
+        return None
+    totp = pyotp.TOTP(secret.reveal())
+    here = int(now // totp.interval)
+    for step in (here - 1, here, here + 1):
+        if hmac.compare_digest(totp.generate_otp(step), code):
+            return step
+    return None
+
+
+def _totp_ok(secret: Secret, code) -> bool:
+    return _totp_step(secret, code, time.time()) is not None
 
 
 def random_code() -> str:
@@ -82,7 +92,8 @@ class AccountService:
     # -- the claim ---------------------------------------------------------------------
 
     def check_setup_code(self, code, address: str) -> None:
-        keys = [f"setup:{address}"]  # 12 characters of 31: guessing is hopeless anyway
+        # 12 characters of 31: guessing is hopeless anyway
+        keys = [f"setup:{throttle.address_key(throttle.canonical(address))}"]
         wait = self.runtime.wait_before_next(keys)
         if wait > 0:
             raise RateLimited(
@@ -213,16 +224,22 @@ class AccountService:
 
     def _second_factor_ok(self, user: User, otp: str) -> bool:
         secret = self.secrets.get(totp_key(user.name))
-        if secret is not None and _totp_ok(secret, otp):
-            return True
-        stored = self.secrets.get(recovery_key(user.name))
-        digests = json.loads(stored.reveal()) if stored else []
-        digest = _digest(otp)
-        if digest in digests:  # each recovery code works once
+        step = _totp_step(secret, otp, time.time()) if secret is not None else None
+        if step is not None:  # each code works once: none at or before the last one used
+            return self.runtime.spend_totp_step(user.name, step)
+        return self._spend_recovery_code(user.name, _digest(otp))
+
+    def _spend_recovery_code(self, name: str, digest: str) -> bool:
+        """Each recovery code works once, even for two logins at the same instant: the
+        list is replaced only if it is still the one the code was found in."""
+        while True:
+            stored = self.secrets.get(recovery_key(name))
+            digests = json.loads(stored.reveal()) if stored else []
+            if stored is None or digest not in digests:
+                return False
             digests.remove(digest)
-            self.secrets.put(recovery_key(user.name), Secret(json.dumps(digests)))
-            return True
-        return False
+            if self.secrets.swap(recovery_key(name), stored, Secret(json.dumps(digests))):
+                return True
 
     # -- sessions ------------------------------------------------------------------------
 
@@ -231,7 +248,7 @@ class AccountService:
     ) -> tuple[str, User]:
         if not isinstance(name, str) or not isinstance(passphrase, str):
             raise Invalid("name and passphrase are required", "name")
-        keys = [f"address:{address}", f"user:{name.lower()[:64]}"]
+        keys = throttle.login_keys(name, address, desired.vpn)
         wait = self.runtime.wait_before_next(keys)
         if wait > 0:
             raise RateLimited(

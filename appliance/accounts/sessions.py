@@ -24,6 +24,8 @@ CREATE TABLE IF NOT EXISTS invites (
     token_sha256 TEXT PRIMARY KEY, user TEXT NOT NULL, role TEXT NOT NULL, expires REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS languages (
     user TEXT PRIMARY KEY, language TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS totp_steps (
+    user TEXT PRIMARY KEY, step INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS setup_code (
     id INTEGER PRIMARY KEY CHECK (id = 1), code TEXT NOT NULL, expires REAL NOT NULL);
 """
@@ -35,6 +37,7 @@ LINK_LIFETIME = 24 * 3600
 INVITE_LIFETIME = 7 * 24 * 3600
 FREE_FAILURES = 3  # then 1 s, 2 s, 4 s ... up to 15 min between attempts
 MAX_DELAY = 15 * 60
+FORGET_FAILURES = 24 * 3600  # a day later a mistake counts no more (and its row goes)
 # No 0/O or 1/I/L: the code is read off a screen and typed on a phone.
 _CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
 
@@ -172,6 +175,8 @@ class RuntimeStore:
 
     def failed(self, keys: list[str]) -> None:
         now = self.clock()
+        # Attempts from ever new addresses each leave a row: the old ones go.
+        self._run("DELETE FROM failures WHERE last < ?", (now - FORGET_FAILURES,))
         for key in keys:
             self._run(
                 "INSERT INTO failures VALUES (?, 1, ?) ON CONFLICT(key) DO UPDATE "
@@ -182,6 +187,19 @@ class RuntimeStore:
     def succeeded(self, keys: list[str]) -> None:
         for key in keys:
             self._run("DELETE FROM failures WHERE key = ?", (key,))
+
+    # -- second factor codes already used -----------------------------------------------
+
+    def spend_totp_step(self, user: str, step: int) -> bool:
+        """True once per USER for a STEP later than any spent before: a code seen once
+        (or an older one) never works again, not even after a restart."""
+        with self._lock:
+            done = self._db.execute(
+                "INSERT INTO totp_steps VALUES (?, ?) ON CONFLICT(user) DO UPDATE "
+                "SET step = excluded.step WHERE excluded.step > totp_steps.step",
+                (user, step),
+            )
+            return done.rowcount == 1
 
     # -- the setup code --------------------------------------------------------------
 

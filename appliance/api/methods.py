@@ -814,13 +814,19 @@ def box_factory_reset(box: Box, caller: Caller):
 # -- files --------------------------------------------------------------------------
 
 
-@method("files.settings.set", enabled=(BOOL, REQUIRED), **WHY)
-def files_settings_set(box: Box, caller: Caller, enabled, why):
+@method("files.settings.set", enabled=(BOOL, REQUIRED), departed=(OPT_TEXT, None), **WHY)
+def files_settings_set(box: Box, caller: Caller, enabled, departed, why):
+    """DEPARTED: "archive" or "delete" a departed member's folder (None: as it was)."""
+    said = f"turn the file share {'on' if enabled else 'off'}"
+    if departed is not None:
+        said += f"; a departed member's folder: {departed}"
+    departed = box.head()[1].files.departed if departed is None else departed
+    settings = FilesSettings.from_json({"enabled": enabled, "departed": departed})
     return _apply(
         box,
         caller.who,
-        _why(why, f"turn the file share {'on' if enabled else 'off'}"),
-        lambda d: d.with_files(FilesSettings(enabled)),
+        _why(why, said),
+        lambda d: d.with_files(settings),
     )
 
 

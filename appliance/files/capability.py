@@ -9,8 +9,11 @@ own folder; `shared` is everybody's. Nothing but SFTP: no shell, no forwarding.
 
 Each member is a system user of group cbfiles (no shell, no home, locked until a files
 password is set), so the kernel, not a config line, keeps Alice out of Bob's folder.
+A member who leaves loses the account; their folder goes to ARCHIVE (root-only, outside
+the share) or is deleted, as the household chose (appliance/files/folders.py).
 """
 
+import logging
 import os
 import secrets as random
 from dataclasses import replace
@@ -23,9 +26,14 @@ from ..secrets import SecretStore
 from ..ssh.openssh import LOCKED_DOWN, host_key_fingerprint, host_key_pem
 from ..storage.place import KEYS, PRIVATE
 from ..system import System
+from . import folders
+
+log = logging.getLogger(__name__)
 
 FILES = f"{PRIVATE}/files"
 SHARED = "shared"
+ARCHIVE = f"{PRIVATE}/files-archive"  # departed members' folders: root's, not the share's
+UID_MARK = "/var/lib/commonsbox/files-last-uid"  # beside /etc/passwd: the highest ever given
 GROUP = "cbfiles"
 CONFIG_DIR = "/etc/commonsbox/files"
 CONFIG = f"{CONFIG_DIR}/sshd_config"
@@ -78,6 +86,7 @@ class FilesCapability(DaemonConfig):
         super().__init__(system)
         self.secrets = secrets
         self._members: frozenset[str] = frozenset()
+        self._departed = "archive"
 
     def depends_on(self, desired: Desired):
         return (
@@ -105,6 +114,7 @@ class FilesCapability(DaemonConfig):
     def plan(self, facts, desired: Desired) -> list:
         # Who has an account is the desired state's: read before the facts are judged.
         self._members = members(desired)
+        self._departed = desired.files.departed
         if facts.ready and self.enabled(desired) and not self.is_ready():
             facts = replace(facts, ready=False)
         return super().plan(facts, desired)
@@ -131,8 +141,24 @@ class FilesCapability(DaemonConfig):
         return (
             gid is not None
             and set(ours) == wanted
-            and all(self.system.path(f"{FILES}/{name}").is_dir() for name in (*wanted, SHARED))
+            and self.system.path(f"{FILES}/{SHARED}").is_dir()
+            and not self._folder_steps()
         )
+
+    def _folder_steps(self) -> list[folders.Step]:
+        ours, _ = self._users()
+        wanted = self._members - self.taken()
+        accounts = {name: uid for name, uid in ours.items() if name in wanted}
+        found = folders.survey(str(self.system.path(FILES)), SHARED)
+        return folders.plan(accounts, found, self._departed)
+
+    def _new_uid(self) -> int:
+        """Never a uid a member had before (kept as a mark, written before it is used)."""
+        mark = (self.system.read(UID_MARK) or b"0").decode().strip()
+        used = {int(f[2]) for f in _table(self.system, "/etc/passwd") if f[2].isdigit()}
+        uid = folders.next_uid(used, int(mark) if mark.isdigit() else 0)
+        self.system.write(UID_MARK, f"{uid}\n".encode(), mode=0o600)
+        return uid
 
     def make_ready(self) -> None:
         run = self.system.run
@@ -144,6 +170,8 @@ class FilesCapability(DaemonConfig):
                 [
                     "useradd",
                     "--system",
+                    "--uid",
+                    str(self._new_uid()),
                     "--gid",
                     GROUP,
                     "--home-dir",
@@ -156,8 +184,18 @@ class FilesCapability(DaemonConfig):
             )
         self._folder(FILES, 0o755, "root", "root")
         self._folder(f"{FILES}/{SHARED}", 0o2770, "root", GROUP)
-        for name in sorted(self._members - self.taken()):
-            self._folder(f"{FILES}/{name}", 0o700, name, GROUP)
+        root = str(self.system.path(FILES))
+        for step in self._folder_steps():  # the departed's and strangers' first
+            if step.action == "make":
+                self._folder(f"{FILES}/{step.name}", 0o700, step.name, GROUP)
+            elif step.action == "archive":
+                kept = folders.archive(root, step.name, str(self.system.path(ARCHIVE)))
+                log.warning(
+                    "files: the folder %s (%s) is archived at %s", step.name, step.why, kept
+                )
+            else:
+                folders.delete(root, step.name)
+                log.warning("files: the folder %s (%s) is deleted", step.name, step.why)
 
     def remove_accounts(self, keep: frozenset[str] = frozenset()) -> None:
         """The accounts of those no longer in the household (of everyone, at a factory
@@ -191,6 +229,7 @@ class FilesCapability(DaemonConfig):
             "url": f"sftp://{name}@{host}/",
             "host_key": host_key_fingerprint(self.secrets, HOST_KEY_SECRET),
             "has_password": self._has_password(name),
+            "departed": desired.files.departed,
         }
 
     def new_password(self, desired: Desired, name: str) -> str:

@@ -1,6 +1,7 @@
 """Claiming the box and who may do what, through the real agent, calling as the web
 UI's own unprivileged user (here: nobody), the way the web UI will."""
 
+import ipaddress
 import os
 import subprocess
 import tempfile
@@ -188,3 +189,39 @@ call("auth.login", name="zawadi", passphrase="mwezi mpya wa tatu", address="192.
     assert results[7][1]["ok"] == {"name": "zawadi", "role": "member", "box": "Home"}
     users = {u["name"]: u for u in lab.api.call("users.list")}
     assert users["zawadi"]["role"] == "member" and users["zawadi"]["language"] == "sw"
+
+
+def test_failures_from_the_internet_do_not_lock_the_household_out(webui_box):
+    """Someone on the Internet fails against the admin's account: the Internet waits,
+    the home network and the VPN log in."""
+    lab = webui_box
+    code = lab.api.call("setup.code")["code"]
+    settings = lab.api.call("vpn.settings.get")
+    vpn_address = str(ipaddress.ip_network(settings["ipv4_subnet"])[9])
+    attack = "".join(
+        f'call("auth.login", name="ana", passphrase="wrong guess {i}", address="{address}")\n'
+        for i, address in enumerate(["198.51.100.7", "2001:db8:9::1", "2001:db8:9::2", "8.8.8.8"])
+    )
+    results = as_webui(
+        lab,
+        f"""
+call("setup.claim", code={code!r}, address="192.168.1.20", language="en", box_name="Home",
+     admin_name="ana", passphrase="three unrelated words", timezone="UTC")
+{attack}
+call("auth.login", name="ana", passphrase="three unrelated words", address="203.0.113.9")
+call("auth.login", name="ana", passphrase="three unrelated words", address="192.168.1.20")
+call("auth.login", name="ana", passphrase="three unrelated words", address="{vpn_address}")
+call("auth.login", name="ana", passphrase="three unrelated words", address="::ffff:192.168.1.21")
+""",
+    )
+    assert codes(results) == [
+        "ok",  # the claim
+        "unauthorized",
+        "unauthorized",
+        "unauthorized",  # three free mistakes, from three addresses
+        "rate_limited",  # then the account waits, from the Internet
+        "rate_limited",  # even with the right passphrase
+        "ok",  # from home
+        "ok",  # through the VPN
+        "ok",  # from home, through an IPv6 socket
+    ], results

@@ -168,3 +168,60 @@ def test_a_member_removed_loses_their_account_and_the_share_off_gives_no_passwor
         assert done.returncode != 0 and "refused" in done.stderr, done.stderr
     finally:
         api.call("files.settings.set", enabled=True)
+
+
+def test_a_departed_members_folder_is_archived_and_nobody_inherits_it(share, tmp_path):
+    api, system = share.api, share.box_root.system()
+    box_files = system.path("/var/lib/commonsbox/private/files")
+    archive = system.path("/var/lib/commonsbox/private/files-archive")
+    phrase = "correct horse battery staple 7"
+    api.call("users.add", name="dana", role="member", passphrase=phrase)
+    dana = api.call("files.password", owner="dana")
+    note = tmp_path / "note.txt"
+    note.write_text("dana's own words")
+    done = sftp(share, tmp_path, "dana", dana["password"], f"put {note}\n")
+    assert done.returncode == 0, done.stderr
+    dana_uid = (box_files / "dana").stat().st_uid
+
+    api.call("users.remove", name="dana")
+    assert not (box_files / "dana").exists()
+    [kept] = [p for p in archive.iterdir() if p.name.startswith("dana-")]
+    assert (kept / "note.txt").read_text() == "dana's own words"
+    for where in (archive, kept):
+        info = where.stat()
+        assert (info.st_uid, info.st_gid, info.st_mode & 0o777) == (0, 0, 0o700)
+
+    # The next member gets a uid of their own and sees nothing of Dana's.
+    api.call("users.add", name="erin", role="member", passphrase=phrase)
+    erin = api.call("files.password", owner="erin")
+    assert (box_files / "erin").stat().st_uid != dana_uid
+    got = tmp_path / "got.txt"
+    done = sftp(share, tmp_path, "erin", erin["password"], f"ls /\nget /dana/note.txt {got}\n")
+    listing = done.stdout.split("sftp> get")[0]  # the client echoes each command
+    assert "erin" in listing and "dana" not in listing and not got.exists()
+
+    # A folder already there under a new member's name, not theirs, is not handed over.
+    planted = box_files / "frank"
+    planted.mkdir()
+    (planted / "left.txt").write_text("someone else's")
+    os.chown(planted, dana_uid, 0)
+    api.call("users.add", name="frank", role="member", passphrase=phrase)
+    fresh = (box_files / "frank").stat()
+    assert fresh.st_uid not in (dana_uid, 0) and os.listdir(box_files / "frank") == []
+    assert any((p / "left.txt").exists() for p in archive.iterdir() if p.name.startswith("frank-"))
+
+
+def test_the_household_may_delete_a_departed_members_folder_instead(share, tmp_path):
+    api, system = share.api, share.box_root.system()
+    box_files = system.path("/var/lib/commonsbox/private/files")
+    archive = system.path("/var/lib/commonsbox/private/files-archive")
+    api.call("files.settings.set", enabled=True, departed="delete")
+    try:
+        api.call("users.add", name="gus", role="member", passphrase="correct horse battery 8")
+        assert (box_files / "gus").is_dir()
+        (box_files / "gus" / "x.txt").write_text("x")
+        api.call("users.remove", name="gus")
+        assert not (box_files / "gus").exists()
+        assert not archive.exists() or not any(p.name.startswith("gus-") for p in archive.iterdir())
+    finally:
+        api.call("files.settings.set", enabled=True, departed="archive")

@@ -455,3 +455,59 @@ def test_a_language_switch_is_a_preference_not_a_configuration_revision(web):
     assert post(other, "/login", {"name": "ana", "passphrase": PASS}).status_code == 302
     page = other.get("/devices/", base_url="https://box.test").get_data(as_text=True)
     assert '<html lang="fr" dir="ltr">' in page
+
+
+def test_the_agent_sees_the_clients_own_address_not_a_header_it_sent(tmp_path):
+    """Served by gunicorn: a login's address is the connection's, so an X-Forwarded-For
+    claiming the home network does not escape the failures counted against the sender."""
+    import http.cookiejar
+    import ssl
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    from cblab.sandbox import WebUI
+
+    root = Path(tempfile.mkdtemp(prefix="cbt-web-"))
+    os.chmod(root, 0o755)
+    lab = Lab(tmp_path, phones=0, root=root, webui_user="nobody")
+    web = WebUI(lab.box, 18444)
+    try:
+        web.wait_ready()
+        code = lab.api.call("setup.code")["code"]
+        lab.api.call(
+            "setup.claim", code=code, address="192.168.1.2", language="en", box_name="Home",
+            admin_name="ana", passphrase="three unrelated words", timezone="UTC",
+        )  # fmt: skip
+        context = ssl.create_default_context(cafile=str(lab.box.paths.tls_cert))
+        context.check_hostname = False
+        opener = urllib.request.build_opener(
+            urllib.request.HTTPSHandler(context=context),
+            urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()),
+        )
+
+        def log_in(passphrase: str, claimed_address: str) -> str:
+            form = opener.open(f"{web.url}/login", timeout=10).read().decode()
+            token = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)
+            data = {"csrf_token": token, "name": "ana", "passphrase": passphrase}
+            request = urllib.request.Request(
+                f"{web.url}/login",
+                data=urllib.parse.urlencode(data).encode(),
+                headers={"X-Forwarded-For": claimed_address, "X-Real-IP": claimed_address},
+            )
+            try:
+                return opener.open(request, timeout=10).read().decode()
+            except urllib.error.HTTPError as err:
+                return err.read().decode()
+
+        for i in range(3):  # each failure claims another address on the Internet
+            assert "Wrong name or passphrase" in log_in("wrong guess here", f"198.51.100.{i}")
+        # The failures are the connection's (127.0.0.1, the box itself: home), whatever
+        # the headers said: a login "from home" waits, one from the Internet does not.
+        assert "Too many attempts" in log_in("three unrelated words", "192.168.1.9")
+        assert lab.api.call("auth.login", name="ana", passphrase="three unrelated words",
+                            address="203.0.113.5")["session"]  # fmt: skip
+    finally:
+        web.stop()
+        lab.close()
+        subprocess.run(["rm", "-rf", str(root)])

@@ -183,3 +183,23 @@ def test_the_page_says_the_share_is_off_when_a_manager_turns_it_off(app, box, tm
     assert password["has_password"]  # her password is kept for when the share is back...
     done = sftp(box, tmp_path, "maria", "whatever", "ls\n")
     assert done.returncode != 0 and "refused" in done.stderr, done.stderr  # ...but nothing answers
+
+
+def test_a_manager_chooses_what_becomes_of_a_departed_members_folder(app, box):
+    ana = logged_in(app, "ana")
+    page = text(ana.get("/files/", base_url=BASE))
+    assert "When someone leaves the household" in page
+    assert re.search(r'value="archive" checked', page)  # kept, by default
+    saved = post(ana, "/files/departed", {"departed": "delete"}, "/files/")
+    assert saved.status_code == 302 and saved.location.endswith("/files/?done=saved")
+    page = text(ana.get(saved.location, base_url=BASE))
+    assert '<p role="status">Saved.</p>' in page and re.search(r'value="delete" checked', page)
+    assert box.api.call("files.connection", owner="maria")["departed"] == "delete"
+    wrong = post(ana, "/files/departed", {"departed": "burn"}, "/files/")
+    assert wrong.status_code == 400
+    maria = logged_in(app, "maria")
+    assert "When someone leaves the household" not in text(maria.get("/files/", base_url=BASE))
+    refused = post(maria, "/files/departed", {"departed": "archive"}, "/files/")
+    assert refused.status_code == 403
+    post(ana, "/files/departed", {"departed": "archive"}, "/files/")
+    assert box.api.call("files.connection", owner="maria")["departed"] == "archive"

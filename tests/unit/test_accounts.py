@@ -1,5 +1,7 @@
 """Accounts: passphrases, sessions, failed logins and the setup code, with a fake clock."""
 
+import time
+
 import pytest
 
 from appliance.accounts import passwords
@@ -195,3 +197,60 @@ def test_a_member_language_in_an_older_document_still_loads_and_moves_to_the_run
     service.adopt_languages(desired)  # the next start: the member's choice stands
     assert "language" not in service.user_json(ana)
     runtime.close()
+
+
+def _with_totp(service, desired):
+    import pyotp
+
+    secret = pyotp.parse_uri(service.totp_begin(desired, "ana")).secret
+    desired, codes = service.totp_confirm(desired, "ana", pyotp.TOTP(secret).now())
+    return desired, pyotp.TOTP(secret), codes
+
+
+def test_an_authenticator_code_works_once_even_after_a_restart(accounts, tmp_path):
+    service, desired, clock = accounts
+    desired, totp, _ = _with_totp(service, desired)
+    now = time.time()
+    code, older = totp.at(now + 30), totp.at(now)  # the next window's: the confirm used this
+    service.login(desired, "ana", "three unrelated words", "192.168.1.2", otp=code)
+    with pytest.raises(Unauthorized) as err:  # seen over a shoulder, typed again at once
+        service.login(desired, "ana", "three unrelated words", "192.168.1.3", otp=code)
+    assert err.value.field == "otp"
+    with pytest.raises(Unauthorized):  # nor an older one still inside the window
+        service.login(desired, "ana", "three unrelated words", "192.168.1.3", otp=older)
+    service.runtime.close()  # the agent restarts
+    service.runtime = RuntimeStore(tmp_path / "secrets" / "runtime.db", clock=clock)
+    clock.now += 60
+    with pytest.raises(Unauthorized):
+        service.login(desired, "ana", "three unrelated words", "192.168.1.3", otp=code)
+
+
+def test_two_logins_racing_with_one_recovery_code_one_wins(accounts, monkeypatch):
+    import threading
+
+    service, desired, _ = accounts
+    desired, _, codes = _with_totp(service, desired)
+    store_get = service.secrets.get
+
+    def slow_get(name):  # a busy card: the time between reading and writing back grows
+        value = store_get(name)
+        time.sleep(0.005)
+        return value
+
+    monkeypatch.setattr(service.secrets, "get", slow_get)
+    user = desired.accounts.user("ana")
+    for code in codes:
+        start = threading.Barrier(4)
+        won = []
+
+        def spend(code=code, start=start, won=won):
+            start.wait()
+            won.append(service._second_factor_ok(user, code))
+
+        threads = [threading.Thread(target=spend) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert sorted(won) == [False, False, False, True], code
+    assert service.secrets.get("account/ana/recovery").reveal() == "[]"

@@ -16,7 +16,11 @@ from ..errors import message
 bp = Blueprint("files", __name__, url_prefix="/files")
 
 # What a redirect after a form says happened (only these words: never text from the URL).
-DONE = {"on": _l("The file share is on."), "off": _l("The file share is off.")}
+DONE = {
+    "on": _l("The file share is on."),
+    "off": _l("The file share is off."),
+    "saved": _l("Saved."),
+}
 # The agent's two Conflicts for a new password, told apart by the share's state.
 SHARE_OFF = _l("The file share is off: a manager of the box turns it on first.")
 NO_ACCOUNT = _l(
@@ -86,3 +90,16 @@ def settings():
     except ApplianceError as err:
         return _page({"settings_form": message(err)}, 400)
     return redirect(url_for("files.index", done="on" if enabled else "off"))
+
+
+@bp.route("/departed", methods=["POST"])
+def departed():
+    """What becomes of a member's folder when they leave: archived or deleted."""
+    if not _manager():
+        return render_template("error.html", message=message(Forbidden("forbidden"))), 403
+    try:
+        enabled = call("files.connection")["enabled"]
+        call("files.settings.set", enabled=enabled, departed=request.form.get("departed", ""))
+    except ApplianceError as err:
+        return _page({"departed_form": message(err)}, 400)
+    return redirect(url_for("files.index", done="saved"))

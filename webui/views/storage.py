@@ -78,6 +78,10 @@ MESSAGES = {
         "exFAT or ext4 (as most sticks come)."
     ),
     ("not_found", "usb_disk"): _l("That USB stick is not plugged in any more."),
+    ("invalid", "usb_contents"): _l(
+        "Where the key goes, that stick holds a link, a folder or a very large file, which "
+        "the box will not use: delete the commonsbox folder on the stick, or use another stick."
+    ),
 }
 
 
