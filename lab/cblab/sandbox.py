@@ -40,6 +40,7 @@ class BoxSandbox:
         self.paths = Paths(root)
         self.backend = backend
         self.webui_user = webui_user
+        self.extra_args: list[str] = []  # more of the agent's options (tests)
         self.process: subprocess.Popen | None = None
         self.log = root / "agent.log"
 
@@ -67,6 +68,7 @@ class BoxSandbox:
             cmd += ["--webui-user", self.webui_user]
         if self.enter:
             cmd += ["--enter", str(self.enter)]
+        cmd += self.extra_args
         env = {
             "PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
             "PYTHONPATH": str(REPO),
