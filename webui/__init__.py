@@ -16,7 +16,7 @@ from flask_babel import lazy_gettext as _l
 
 from appliance.paths import DEFAULT_SOCKET
 
-from . import security
+from . import reach, security
 from .agent import agent_for_request, close_agent
 from .i18n import LANGUAGES, RTL, pick_locale
 
@@ -37,6 +37,7 @@ def create_app(
     )
     Babel(app, locale_selector=pick_locale)
     app.before_request(agent_for_request)
+    app.before_request(reach.keep_management_at_home)
     app.teardown_request(close_agent)
     app.extensions["post_limit"] = security.PostLimit()
     app.before_request(security.limit_posts)

@@ -429,7 +429,12 @@ def users_handover(box: Box, caller: Caller):
 
 
 @method(
-    "box.settings.set", name=(TEXT, UNSET), language=(TEXT, UNSET), timezone=(TEXT, UNSET), **WHY
+    "box.settings.set",
+    name=(TEXT, UNSET),
+    language=(TEXT, UNSET),
+    timezone=(TEXT, UNSET),
+    manage_from_anywhere=(BOOL, UNSET),
+    **WHY,
 )
 def box_settings_set(box: Box, caller: Caller, why, **changes):
     from ..schema import BoxSettings
@@ -444,6 +449,19 @@ def box_settings_set(box: Box, caller: Caller, why, **changes):
         _why(why, "change box settings: " + ", ".join(sorted(changes))),
         lambda d: d.with_box(BoxSettings.from_json({**d.box.to_json(), **changes}, "")),
     )
+
+
+@method("webui.reach", access="public")
+def webui_reach(box: Box, caller: Caller):
+    """What the web UI needs to tell a visitor at home (or on the VPN) from the Internet:
+    the household's own networks (appliance/homenet.py) and whether it widened the
+    management pages to anywhere."""
+    _, desired = box.head()
+    vpn = desired.vpn
+    return {
+        "networks": [str(n) for n in (vpn.ipv4_subnet, vpn.ipv6_subnet, *vpn.home_networks)],
+        "anywhere": desired.box.manage_from_anywhere,
+    }
 
 
 # -- the VPN -----------------------------------------------------------------------
