@@ -38,12 +38,18 @@ bench: setup
 
 # The OS image of a board (image/profiles/BOARD.toml), built outside the repository;
 # an unchanged recipe and source reuse the build cache ($$CBIMAGE_CACHE, ~/.cache/cbimage).
-# TEST=1 builds a test image (a root command channel on a virtio serial port, for the VM harness).
+# TEST=1 builds a test image (a root command channel on a virtio serial port, for the VM harness);
+# TEST=0 (or no TEST) a release image; any other value is refused.
 BOARD ?= qemu-amd64
-IMAGE_DIR ?= /var/tmp/commonsbox/$(BOARD)$(if $(TEST),-test)
+ifeq ($(TEST),1)
+TEST_IMAGE := -test
+else ifneq ($(filter-out 0,$(TEST)),)
+$(error TEST=$(TEST): say TEST=1 for a test image or TEST=0 for a release image)
+endif
+IMAGE_DIR ?= /var/tmp/commonsbox/$(BOARD)$(TEST_IMAGE)
 
 image: setup
-	cd image && ../$(PY) -m cbimage build --board $(BOARD) --out $(IMAGE_DIR) $(if $(TEST),--test)
+	cd image && ../$(PY) -m cbimage build --board $(BOARD) --out $(IMAGE_DIR) $(if $(TEST_IMAGE),--test)
 
 # Boot it under QEMU with the console on this terminal (Ctrl-A X quits); the web UI is
 # forwarded to https://127.0.0.1:8443/, WireGuard to udp 51820.

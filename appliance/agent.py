@@ -41,6 +41,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backend", choices=("auto", "kernel", "userspace"), default="auto")
     parser.add_argument("--webui-user", default=None)
     parser.add_argument(
+        "--hardware-user",
+        default=None,
+        help="the hardware service's own user: it may read status and ask for a factory reset",
+    )
+    parser.add_argument(
+        "--api-group",
+        default=None,
+        help="the group that may open the API's socket (default: the web UI user's group)",
+    )
+    parser.add_argument(
         "--enter",
         type=int,
         default=None,
@@ -80,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         box.head()[0].n,
         "; ".join(f"{o.capability} {len(o.actions)} action(s)" for o in outcomes),
     )
-    server = ApiServer(paths.socket, box, args.webui_user)
+    server = ApiServer(paths.socket, box, args.webui_user, args.hardware_user, args.api_group)
     server.serve_in_thread()
     if box.storage.own_disks:  # a box in a namespace or under another root has none
         watch_disks(box.storage_unplugged, box.storage_plugged)

@@ -123,15 +123,18 @@ def cmd_image_keygen(api: Client, args) -> object:
 def cmd_image_sign(api: Client, args) -> object:
     from .imagesign import sign
 
-    return {"signature": str(sign(Path(args.manifest), Path(args.key)))}
+    signature = sign(Path(args.manifest), Path(args.key), test_image=args.test_image)
+    return {"signature": str(signature)}
 
 
 def cmd_image_verify(api: Client, args) -> object:
-    from .imagesign import verify
+    from .imagesign import describe, verify
 
     info = verify(Path(args.manifest), Path(args.pub).read_text())
     return {
         "verified": True,
+        "test_image": info["test_image"],
+        "kind": describe(info),
         "board": info.get("board"),
         "sha256": info.get("sha256"),
         "packages": len(info.get("packages", {})),
@@ -664,6 +667,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = leaf(image, "sign", cmd_image_sign, "sign an image's manifest.json")
     p.add_argument("manifest")
     p.add_argument("--key", required=True)
+    p.add_argument(
+        "--test-image",
+        action="store_true",
+        help="the manifest is a TEST image's (a root command channel): sign it as one",
+    )
     p = leaf(image, "verify", cmd_image_verify, "check a manifest's signature and image hash")
     p.add_argument("manifest")
     p.add_argument("--pub", required=True)

@@ -1,8 +1,12 @@
 """Signed image manifests: who built this image, from which packages, with what hash.
 
-A manifest is JSON (the board, every package and version, the image's SHA-256); its
-signature is ed25519 over the manifest's exact bytes, kept beside it as `.sig`. The
-same code will check updates on the box.
+A manifest is JSON (the board, every package and version, the image's SHA-256, and
+whether it is a test image); its signature is ed25519 over the manifest's exact bytes,
+kept beside it as `.sig`. The same code will check updates on the box.
+
+A test image (image/cbimage --test, for the VM harness) carries a root command channel
+on a virtio serial port: whoever signs one must say so (`test_image=True`), so that a
+test image can never pass for a release.
 """
 
 import base64
@@ -38,9 +42,47 @@ def keygen(private_path: Path, public_path: Path) -> str:
     return public
 
 
-def sign(manifest: Path, private_path: Path) -> Path:
+TEST_IMAGE_WARNING = (
+    "TEST image: a root command channel listens on a virtio serial port; "
+    "never install it on a household's box"
+)
+
+
+class TestImageRefused(Invalid):
+    """A test image offered for signing as a release."""
+
+    __test__ = False  # not a pytest test class, despite its name
+
+
+def is_test_image(info: dict) -> bool:
+    flag = info.get("test_image") if isinstance(info, dict) else None
+    if not isinstance(flag, bool):
+        raise Invalid("the manifest does not say whether it is a test image", "manifest")
+    return flag
+
+
+def describe(info: dict) -> str:
+    """What kind of image a verified manifest is, said plainly."""
+    return TEST_IMAGE_WARNING if is_test_image(info) else "release image"
+
+
+def sign(manifest: Path, private_path: Path, test_image: bool = False) -> Path:
+    """Sign MANIFEST; TEST_IMAGE must match what the manifest says it is."""
     from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
+    try:
+        info = json.loads(manifest.read_bytes())
+    except (UnicodeDecodeError, ValueError):
+        raise Invalid(f"{manifest} is not a JSON manifest", "manifest") from None
+    if is_test_image(info) and not test_image:
+        raise TestImageRefused(
+            f"refusing to sign a TEST image as a release: {manifest} is a test image (a root "
+            "command channel on a virtio serial port); sign it with --test-image if it is for "
+            "testing",
+            "manifest",
+        )
+    if test_image and not is_test_image(info):
+        raise Invalid(f"{manifest} is not a test image: sign it without --test-image", "manifest")
     key = load_pem_private_key(private_path.read_bytes(), password=None)
     signature = manifest.with_name(manifest.name + ".sig")
     signature.write_text(base64.b64encode(key.sign(manifest.read_bytes())).decode() + "\n")
@@ -61,6 +103,7 @@ def verify(manifest: Path, public_key: str) -> dict:
     except (InvalidSignature, ValueError):
         raise Invalid("the signature does not match this manifest and key", "signature") from None
     info = json.loads(manifest.read_text())
+    is_test_image(info)  # a manifest that does not say is not one this code signed
     image = manifest.parent / info["image"]
     if image.exists() and file_sha256(image) != info["sha256"]:
         raise Invalid(f"{image.name} is not the image this manifest signs (hash differs)", "image")

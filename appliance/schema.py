@@ -39,15 +39,23 @@ class BoxSettings:
     language: str = "en"
     timezone: str = "UTC"
     claimed: bool = False
+    # The web UI's login and management pages from the Internet too, not only at home
+    # and over the VPN (webui/reach.py): the household's choice, off by default.
+    manage_from_anywhere: bool = False
 
     @classmethod
     def from_json(cls, value, fld: str = "box") -> "BoxSettings":
-        v.only_keys(value, fld, {"name"}, {"language", "timezone", "claimed"})
+        v.only_keys(
+            value, fld, {"name"}, {"language", "timezone", "claimed", "manage_from_anywhere"}
+        )
         return cls(
             name=v.text(value["name"], f"{fld}.name", 64),
             language=v.choice(value.get("language", "en"), f"{fld}.language", LANGUAGES),
             timezone=timezone(value.get("timezone", "UTC"), f"{fld}.timezone"),
             claimed=v.boolean(value.get("claimed", False), f"{fld}.claimed"),
+            manage_from_anywhere=v.boolean(
+                value.get("manage_from_anywhere", False), f"{fld}.manage_from_anywhere"
+            ),
         )
 
     def to_json(self) -> dict:
@@ -56,7 +64,7 @@ class BoxSettings:
             "language": self.language,
             "timezone": self.timezone,
             "claimed": self.claimed,
-        }
+        } | ({"manage_from_anywhere": True} if self.manage_from_anywhere else {})
 
 
 @dataclass(frozen=True)

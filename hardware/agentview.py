@@ -1,6 +1,7 @@
 """What the box's display and LEDs say about it, asked of the agent through its API.
 
-The hardware service is another client of the agent's socket, as root (like the CLI):
+The hardware service is another client of the agent's socket, as its own user (the
+agent lets that user call only these methods and the factory reset):
 `setup.status` every few seconds (cheap: the head revision), the one-time setup code
 while the box is unclaimed, and the health checks of `status` less often (it reads
 every capability's facts). A storage volume that is locked fails its health check, so

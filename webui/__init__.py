@@ -17,7 +17,7 @@ from markupsafe import Markup
 
 from appliance.paths import DEFAULT_SOCKET
 
-from . import security
+from . import reach, security
 from .agent import agent_for_request, close_agent
 from .i18n import LANGUAGES, RTL, pick_locale
 
@@ -38,6 +38,7 @@ def create_app(
     )
     Babel(app, locale_selector=pick_locale)
     app.before_request(agent_for_request)
+    app.before_request(reach.keep_management_at_home)
     app.teardown_request(close_agent)
     app.extensions["post_limit"] = security.PostLimit()
     app.before_request(security.limit_posts)

@@ -15,6 +15,8 @@ from pathlib import Path
 import gunicorn.http.wsgi
 from gunicorn.app.base import BaseApplication
 
+from appliance.tls import AEAD_CIPHERS
+
 from . import create_app, load_secret_key
 
 gunicorn.http.wsgi.SERVER = "commonsbox"  # gunicorn always sends a Server header: no banner in it
@@ -32,6 +34,16 @@ class _Server(BaseApplication):
 
     def load(self):
         return self.app
+
+
+def tls_context(config, default_factory):
+    """gunicorn's context, held to TLS 1.2 at least (1.3 as OpenSSL has it)."""
+    import ssl
+
+    context = default_factory()
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.set_ciphers(AEAD_CIPHERS)
+    return context
 
 
 def wait_for_certificate(cert: Path, timeout: float) -> None:
@@ -72,6 +84,8 @@ def main(argv=None) -> None:
             "bind": args.bind,
             "certfile": str(args.cert),
             "keyfile": str(args.key),
+            "ciphers": AEAD_CIPHERS,
+            "ssl_context": tls_context,
             "workers": 1,
             "worker_class": "gthread",
             "threads": args.threads,

@@ -6,7 +6,8 @@ One request per line, one answer per line:
     <- {"ok": true, "result": {...}}
     <- {"ok": false, "error": {"code": "conflict", "message": "...", "field": "name"}}
 
-Callers are checked with SO_PEERCRED (root and the web UI's own user only); lines
+Callers are checked with SO_PEERCRED (root, the web UI's own user and the hardware
+service's own user, which may call only the methods marked for it); lines
 are at most ``MAX_REQUEST`` bytes; every parameter is type-checked here, and its
 value checked again by the domain code.
 """

@@ -8,6 +8,9 @@ refused before the box is touched. ``access`` says who may call it:
   member    any household member with a session (their own devices only)
   manager   admins and the installer (and root): the whole box
   root      root on the box only (the CLI)
+
+``hardware=True`` also lets the hardware service's own user call it (read what the
+display and LEDs show, ask for the button's factory reset); it may call nothing else.
 """
 
 from collections.abc import Callable
@@ -57,22 +60,32 @@ class Method:
     access: str
     params: dict[str, tuple[tuple[type, ...], Any]]
     run: Callable[..., Any]
+    hardware: bool = False  # the hardware service may call it too
+
+
+HARDWARE = Caller("hardware service", "hardware")  # not a valid user name: owns nothing
 
 
 METHODS: dict[str, Method] = {}
 
 
-def method(method_name: str, /, access: str = "manager", **params):
+def method(method_name: str, /, access: str = "manager", hardware: bool = False, **params):
     assert access in ACCESS
 
     def register(fn):
-        METHODS[method_name] = Method(method_name, access, params, fn)
+        METHODS[method_name] = Method(method_name, access, params, fn, hardware)
         return fn
 
     return register
 
 
 def check_access(m: Method, caller: Caller, claimed: bool) -> None:
+    if caller is HARDWARE:
+        if not m.hardware:
+            raise Forbidden(
+                "the hardware service may only read the box's status and ask for a factory reset"
+            )
+        return
     if m.access == "public" or caller.role == "root":
         return
     if m.access == "root":
@@ -129,7 +142,7 @@ def _apply(box: Box, who: str, why: str, make) -> dict:
 # -- status and configuration history ---------------------------------------------
 
 
-@method("status", access="member")
+@method("status", access="member", hardware=True)
 def status(box: Box, caller: Caller):
     result = box.status()
     if not caller.manages_box:
@@ -176,7 +189,7 @@ def rollback(box: Box, caller: Caller, revision):
 # -- claiming the box, accounts and sessions ---------------------------------------
 
 
-@method("setup.status", access="public")
+@method("setup.status", access="public", hardware=True)
 def setup_status(box: Box, caller: Caller):
     _, desired = box.head()
     return {
@@ -186,8 +199,10 @@ def setup_status(box: Box, caller: Caller):
     }
 
 
-@method("setup.code", access="root", renew=(BOOL, False))
+@method("setup.code", access="root", hardware=True, renew=(BOOL, False))
 def setup_code(box: Box, caller: Caller, renew):
+    if renew and caller is HARDWARE:
+        raise Forbidden("the hardware service shows the setup code; it may not renew it")
     _, desired = box.head()
     if desired.box.claimed:
         raise Forbidden("this box is already claimed: it has no setup code")
@@ -410,7 +425,12 @@ def users_handover(box: Box, caller: Caller):
 
 
 @method(
-    "box.settings.set", name=(TEXT, UNSET), language=(TEXT, UNSET), timezone=(TEXT, UNSET), **WHY
+    "box.settings.set",
+    name=(TEXT, UNSET),
+    language=(TEXT, UNSET),
+    timezone=(TEXT, UNSET),
+    manage_from_anywhere=(BOOL, UNSET),
+    **WHY,
 )
 def box_settings_set(box: Box, caller: Caller, why, **changes):
     from ..schema import BoxSettings
@@ -425,6 +445,19 @@ def box_settings_set(box: Box, caller: Caller, why, **changes):
         _why(why, "change box settings: " + ", ".join(sorted(changes))),
         lambda d: d.with_box(BoxSettings.from_json({**d.box.to_json(), **changes}, "")),
     )
+
+
+@method("webui.reach", access="public")
+def webui_reach(box: Box, caller: Caller):
+    """What the web UI needs to tell a visitor at home (or on the VPN) from the Internet:
+    the household's own networks (appliance/homenet.py) and whether it widened the
+    management pages to anywhere."""
+    _, desired = box.head()
+    vpn = desired.vpn
+    return {
+        "networks": [str(n) for n in (vpn.ipv4_subnet, vpn.ipv6_subnet, *vpn.home_networks)],
+        "anywhere": desired.box.manage_from_anywhere,
+    }
 
 
 # -- the VPN -----------------------------------------------------------------------
@@ -801,7 +834,7 @@ def storage_usb_key_remove(box: Box, caller: Caller, passphrase):
     return {"status": box.storage.status(box.head()[1])}
 
 
-@method("box.factory_reset", access="root")
+@method("box.factory_reset", access="root", hardware=True)
 def box_factory_reset(box: Box, caller: Caller):
     """Forget the household: accounts, secrets, devices, history; the disks' contents
     stay (appliance/reset.py). The hardware service asks for it after the button."""

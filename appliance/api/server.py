@@ -14,7 +14,7 @@ from ..accounts.service import ROOT, Caller
 from ..box import Box
 from ..errors import ApplianceError, Invalid, TooLarge, Unauthorized
 from . import MAX_REQUEST
-from .methods import call
+from .methods import HARDWARE, call
 
 log = logging.getLogger(__name__)
 IDLE_TIMEOUT = 300
@@ -24,6 +24,13 @@ def peer_uid(sock: socket.socket) -> int:
     creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
     _pid, uid, _gid = struct.unpack("3i", creds)
     return uid
+
+
+def _unprivileged(user: str, what: str) -> tuple[int, int]:
+    entry = pwd.getpwnam(user)
+    if entry.pw_uid == 0:
+        raise ValueError(f"{what} must run as its own unprivileged user, not root")
+    return entry.pw_uid, entry.pw_gid
 
 
 def _answer(result=None, error: ApplianceError | None = None) -> bytes:
@@ -80,17 +87,32 @@ class _Handler(socketserver.StreamRequestHandler):
 class ApiServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     daemon_threads = True
 
-    def __init__(self, path: Path, box: Box, webui_user: str | None = None):
+    def __init__(
+        self,
+        path: Path,
+        box: Box,
+        webui_user: str | None = None,
+        hardware_user: str | None = None,
+        api_group: str | None = None,
+    ):
+        """API_GROUP may open the socket (default: the web UI user's group); the hardware
+        user must be in it."""
         self.box = box
         self.allowed_uids = {0, os.getuid()}
-        self.webui_uid = None
+        self.webui_uid = self.hardware_uid = None
         group = None
         if webui_user:
-            entry = pwd.getpwnam(webui_user)
-            if entry.pw_uid == 0:
-                raise ValueError("the web UI must run as its own unprivileged user, not root")
-            self.webui_uid, group = entry.pw_uid, entry.pw_gid
+            self.webui_uid, group = _unprivileged(webui_user, "the web UI")
             self.allowed_uids.add(self.webui_uid)
+        if hardware_user:
+            self.hardware_uid, _ = _unprivileged(hardware_user, "the hardware service")
+            if self.hardware_uid == self.webui_uid:
+                raise ValueError("the hardware service and the web UI need users of their own")
+            self.allowed_uids.add(self.hardware_uid)
+        if api_group:
+            import grp
+
+            group = grp.getgrnam(api_group).gr_gid
         path.parent.mkdir(parents=True, exist_ok=True)
         if path.is_socket():
             path.unlink()
@@ -105,7 +127,10 @@ class ApiServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
         self.path = path
 
     def caller(self, uid: int, session) -> Caller:
-        """Root is root; the web UI acts for whoever its session token belongs to."""
+        """Root is root; the hardware service is itself (allowed only its own methods);
+        the web UI acts for whoever its session token belongs to."""
+        if uid == self.hardware_uid:
+            return HARDWARE
         if uid != self.webui_uid:
             return ROOT
         return self.box.accounts.caller(self.box.head()[1], session)

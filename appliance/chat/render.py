@@ -14,6 +14,7 @@ from ..daemonconfig import File, line, lines
 from ..errors import Invalid
 from ..mail.schema import MailSettings
 from ..storage.place import KEYS, PRIVATE
+from ..tls import AEAD_CIPHERS
 from .schema import ChatSettings
 
 DATA_DIR = f"{PRIVATE}/chat"  # archives, uploads, rosters: on the encrypted storage
@@ -99,8 +100,10 @@ def prosody_cfg(chat: ChatSettings, domain: str, i: Inputs) -> bytes:
             f"s2s_ports = {{ {S2S_PORT} }}",
             "http_ports = { }",
             f"https_ports = {{ {HTTPS_PORT} }}",
-            f"ssl = {{ key = {_lua(key)}, certificate = {_lua(cert)} }}",
-            f"https_ssl = {{ key = {_lua(key)}, certificate = {_lua(cert)} }}",
+            f"ssl = {{ key = {_lua(key)}, certificate = {_lua(cert)}, "
+            f"ciphers = {_lua(AEAD_CIPHERS)} }}",  # TLS 1.2: AEAD only
+            f"https_ssl = {{ key = {_lua(key)}, certificate = {_lua(cert)}, "
+            f"ciphers = {_lua(AEAD_CIPHERS)} }}",
             f"VirtualHost {_lua(domain)}",
             f"  disco_items = {{ {{ {_lua(upload)} }} }}",
             f'Component {_lua(upload)} "http_file_share"',

@@ -9,6 +9,7 @@ which devices are full-tunnel lives in sets that change element by element.
 import hashlib
 from dataclasses import dataclass
 
+from ..homenet import HOME_V4, HOME_V6
 from ..schema import Desired
 
 TABLE = "commonsbox"
@@ -19,9 +20,9 @@ DHCP_CLIENT_PORTS = (68, 546)  # the uplink's DHCPv4 and DHCPv6 answers
 
 # What a home's own network uses (and link-local): the installer's SSH answers these
 # (and the VPN) only. A connection the router forwards from the Internet keeps its
-# public source address, so it is dropped.
-HOME_V4 = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16")
-HOME_V6 = ("fc00::/7", "fe80::/10")
+# public source address, so it is dropped. The web UI's port stays open to everyone (an
+# invitation is opened wherever the invited person is); the web UI itself keeps login
+# and management to the same home ranges and the VPN (webui/reach.py).
 
 
 def home_ports(desired: Desired) -> frozenset[tuple[str, int]]:

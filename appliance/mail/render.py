@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ..daemonconfig import File, lines
 from ..storage.place import KEYS, PRIVATE
+from ..tls import AEAD_CIPHERS
 from .schema import APP_PASSWORDS_MAX, MailSettings
 
 MAIL_USER = "vmail"  # owns the mailboxes; created by the capability
@@ -81,6 +82,10 @@ def postfix_main(s: MailSettings, i: Inputs) -> bytes:
         "smtpd_tls_security_level": "may",
         "smtpd_tls_auth_only": "yes",
         "smtpd_tls_protocols": ">=TLSv1.2",
+        # TLS 1.2 with AEAD ciphers only (no CBC), on port 25 and on submission.
+        "smtpd_tls_ciphers": "high",
+        "smtpd_tls_mandatory_ciphers": "high",
+        "tls_high_cipherlist": AEAD_CIPHERS,
         "smtpd_tls_received_header": "yes",
         "smtp_tls_security_level": "may",
         "smtp_tls_protocols": ">=TLSv1.2",
@@ -215,6 +220,7 @@ def dovecot_conf(s: MailSettings, i: Inputs) -> bytes:
         f"ssl_server_cert_file = {TLS_CERT}",
         f"ssl_server_key_file = {TLS_KEY}",
         "ssl_min_protocol = TLSv1.2",
+        f"ssl_cipher_list = {AEAD_CIPHERS}",
         "auth_mechanisms = plain login",
         "auth_allow_cleartext = no",
         # Mailboxes are addresses; keep the domain (Debian's default strips it).

@@ -149,13 +149,15 @@ def build(
         timings["image_s"] = round(time.monotonic() - t0, 1)
         info.update(key=ikey, rootfs_key=rkey, source_date_epoch=epoch, timings=timings)
         (work / "image.json").write_text(json.dumps(info, indent=2) + "\n")
-        # What `commonsbox image sign` signs: the image's hash and everything in it.
+        # What `commonsbox image sign` signs: the image's hash, everything in it and whether
+        # it is a test image (imagesign refuses to sign a test image as a release).
         (work / "manifest.json").write_text(
             json.dumps(
                 {
                     k: info[k]
                     for k in (
                         "board",
+                        "test_image",
                         "image",
                         "sha256",
                         "kernel_version",

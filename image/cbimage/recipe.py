@@ -460,11 +460,17 @@ wait "$py3compile"
 # files/ (their contents are part of the root's cache key: hardware_inputs); i2c-dev
 # gives the display, clock and sensor their /dev/i2c-N; systemd-timesyncd is the NTP
 # client without which the clock is never synchronised nor stored in the real-time clock.
+# The service runs as its own user, HARDWARE_USER: udev gives its group the I2C buses and
+# GPIO chips; it and the web UI's user are in API_GROUP, the group that may open the
+# agent's socket (the agent lets it call only status and the factory reset).
 HARDWARE_PACKAGES = ("systemd-timesyncd",)
 HARDWARE_FILES = {  # where in the root -> which file of image/cbimage/files
     "/usr/lib/systemd/system/commonsbox-hardware.service": "commonsbox-hardware.service",
     "/usr/lib/systemd/system.conf.d/commonsbox-watchdog.conf": "commonsbox-watchdog.conf",
+    "/usr/lib/udev/rules.d/60-commonsbox-hardware.rules": "60-commonsbox-hardware.rules",
 }
+HARDWARE_USER = "commonsbox-hw"
+API_GROUP = "commonsbox-api"
 HARDWARE_MODULES = ("i2c-dev",)
 HARDWARE_UNITS = ("commonsbox-hardware.service",)
 
@@ -480,6 +486,10 @@ def hardware_customize() -> str:
                 f'install -D -m 0644 "{files / name}" "$R{where}"'
                 for where, name in HARDWARE_FILES.items()
             ),
+            f'chroot "$R" groupadd --system {API_GROUP}',
+            f'chroot "$R" useradd --system --user-group --groups {API_GROUP} '
+            f"--home-dir /nonexistent --no-create-home --shell /usr/sbin/nologin {HARDWARE_USER}",
+            f'chroot "$R" usermod --append --groups {API_GROUP} {WEBUI_USER}',
             'mkdir -p "$R/usr/lib/modules-load.d"',
             f"printf '%s\\n' {' '.join(HARDWARE_MODULES)} > \"$R/usr/lib/modules-load.d/commonsbox.conf\"",
             f'chroot "$R" systemctl enable --quiet {" ".join(HARDWARE_UNITS)}',

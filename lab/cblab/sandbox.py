@@ -40,6 +40,7 @@ class BoxSandbox:
         self.paths = Paths(root)
         self.backend = backend
         self.webui_user = webui_user
+        self.extra_args: list[str] = []  # more of the agent's options (tests)
         self.process: subprocess.Popen | None = None
         self.log = root / "agent.log"
 
@@ -67,6 +68,7 @@ class BoxSandbox:
             cmd += ["--webui-user", self.webui_user]
         if self.enter:
             cmd += ["--enter", str(self.enter)]
+        cmd += self.extra_args
         env = {
             "PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
             "PYTHONPATH": str(REPO),
@@ -109,16 +111,26 @@ class BoxSandbox:
 
 class WebUI:
     """The web UI served by gunicorn over TLS, as an unprivileged user, on this machine's
-    loopback (it needs only the agent's socket, which is a path, not an address)."""
+    loopback (it needs only the agent's socket, which is a path, not an address), or in
+    NETNS (the box's) on HOST, where the lab's other hosts reach it."""
 
-    def __init__(self, box: BoxSandbox, port: int, uid: int = 65534, gid: int = 65534):
-        self.box, self.port = box, port
+    def __init__(
+        self,
+        box: BoxSandbox,
+        port: int,
+        uid: int = 65534,
+        gid: int = 65534,
+        host: str = "127.0.0.1",
+        netns: Netns | None = None,
+    ):
+        self.box, self.port, self.netns = box, port, netns
         self.url = f"https://127.0.0.1:{port}"
         state = box.paths.webui_state
         state.mkdir(parents=True, exist_ok=True)
         os.chown(state, uid, gid)
         self.log = open(box.paths.root / "webui.log", "ab")
-        self.process = subprocess.Popen(
+        popen = netns.popen if netns else subprocess.Popen
+        self.process = popen(
             [
                 "setpriv",
                 f"--reuid={uid}",
@@ -130,7 +142,7 @@ class WebUI:
                 "--socket",
                 str(box.paths.socket),
                 "--bind",
-                f"127.0.0.1:{port}",
+                f"{host}:{port}",
                 "--cert",
                 str(box.paths.tls_cert),
                 "--key",
@@ -153,7 +165,12 @@ class WebUI:
         deadline = time.monotonic() + timeout
         while True:
             try:
-                urllib.request.urlopen(f"{self.url}/login", context=context, timeout=5)
+                if self.netns:  # its loopback is the namespace's
+                    probe = ["curl", "-sk", "--max-time", "5", "-o", "/dev/null", self.url]
+                    if self.netns.run(probe, check=False).returncode:
+                        raise OSError("not yet")
+                else:
+                    urllib.request.urlopen(f"{self.url}/login", context=context, timeout=5)
                 return
             except OSError:
                 if self.process.poll() is not None or time.monotonic() > deadline:

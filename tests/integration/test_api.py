@@ -231,6 +231,66 @@ def test_only_root_and_the_web_ui_user_may_call(tmp_path):
         subprocess.run(["rm", "-rf", str(root)])
 
 
+def test_the_hardware_service_user_may_read_status_and_ask_for_the_reset_only(tmp_path):
+    """The hardware service runs as its own user (here `daemon`, uid 1): it may read what
+    the display and LEDs show and ask for the button's factory reset, nothing else."""
+    root = Path(tempfile.mkdtemp(prefix="cbt-hw-"))
+    os.chmod(root, 0o755)
+    lab = Lab(tmp_path, phones=0, root=root, webui_user="nobody")
+    try:
+        lab.box.extra_args = ["--hardware-user", "daemon"]
+        lab.restart_agent()
+        lab.api = lab.box.client()
+
+        def hw(method, **params):
+            return _call_as(lab, 1, 65534, method, **params)
+
+        assert hw("setup.status")["ok"]["claimed"] is False
+        code = lab.api.call("setup.code")["code"]
+        assert hw("setup.code") == {
+            "ok": {"code": code, "expires": hw("setup.code")["ok"]["expires"]}
+        }
+        for refused in (
+            ("setup.code", {"renew": True}),  # the display shows the code; it never renews it
+            (
+                "setup.claim",
+                {
+                    "code": code,
+                    "address": "192.0.2.9",
+                    "admin_name": "eve",
+                    "passphrase": "three unrelated words",
+                },
+            ),
+            ("auth.login", {"name": "ana", "passphrase": "three unrelated words"}),
+            ("users.list", {}),
+            ("vpn.device.add", {"name": "intruder"}),
+            ("config.history", {}),
+        ):
+            assert hw(refused[0], **refused[1]) == {"error": "forbidden"}, refused
+        assert lab.api.call("setup.code")["code"] == code
+        lab.api.call(
+            "setup.claim",
+            code=code,
+            address="192.0.2.9",
+            language="en",
+            box_name="Casa",
+            admin_name="ana",
+            passphrase="three unrelated words",
+            timezone="UTC",
+        )
+        lab.api.call("vpn.device.add", name="ana's phone")
+        status = hw("status")["ok"]
+        assert status["health"] and status["vpn"]["devices"] == []  # no one's devices
+        assert hw("rollback", revision=1) == {"error": "not_found"}
+        assert hw("config.rollback", revision=1) == {"error": "forbidden"}
+        assert lab.api.call("setup.status")["claimed"] is True
+        assert hw("box.factory_reset") == {"ok": {"claimed": False}}
+        assert lab.api.call("setup.status")["claimed"] is False
+    finally:
+        lab.close()
+        subprocess.run(["rm", "-rf", str(root)])
+
+
 JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=30),
     lambda inner: (

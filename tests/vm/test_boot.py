@@ -77,9 +77,13 @@ def test_the_image_manifest_lists_its_packages_and_signs_and_verifies(image_dir,
     copy = tmp_path / "manifest.json"  # the cache's files are hard links: sign a copy
     copy.write_bytes((image_dir / "manifest.json").read_bytes())
     (tmp_path / "disk.img").symlink_to(image_dir / "disk.img")
-    assert cli("sign", str(copy), "--key", str(key)).returncode == 0
+    assert manifest["test_image"] is True  # the VM tier boots the test image
+    refused = cli("sign", str(copy), "--key", str(key))
+    assert refused.returncode == 2 and "refusing to sign a TEST image" in refused.stderr
+    assert cli("sign", str(copy), "--key", str(key), "--test-image").returncode == 0
     verified = cli("verify", str(copy), "--pub", str(pub))
     assert verified.returncode == 0 and "verified: True" in verified.stdout, verified.stderr
+    assert "test_image: True" in verified.stdout and "TEST image" in verified.stdout
     copy.write_text(copy.read_text().replace('"systemd"', '"systemd-evil"'))
     assert cli("verify", str(copy), "--pub", str(pub)).returncode == 2
 

@@ -67,8 +67,14 @@ def test_the_hardware_service_runs_sandboxed_without_any_device(vm):
     )
     pid = unit["MainPID"]
     status = vm.run(["cat", f"/proc/{pid}/status"], check=True).stdout
-    assert re.search(r"^Uid:\s+0\s", status, re.M)
+    # Its own user, not root, with setting the clock its one capability.
+    uid = vm.run(["id", "-u", "commonsbox-hw"], check=True).stdout.strip()
+    assert uid != "0" and re.search(rf"^Uid:\s+{uid}\s", status, re.M), status
     assert re.search(r"^CapBnd:\s+0*2000000$", status, re.M)  # CAP_SYS_TIME (25) only
+    assert re.search(r"^CapEff:\s+0*2000000$", status, re.M)
+    # The agent answers it: what the display shows comes from the API, as this user.
+    log = said(vm, "the box is ")
+    assert "not usable" not in log and "may not use this API" not in log
     log = said(vm, "GPIO (LEDs and button): absent (qemu-amd64 has no GPIO header)")
     assert "board: qemu-amd64" in log
     assert "I2C bus: absent (no adapter named 'SMBus stub driver')" in log
@@ -122,7 +128,11 @@ def test_the_service_finds_the_chips_and_leaves_a_right_clock_alone(vm):
     vm.run(["systemctl", "reload", UNIT], check=True)  # look now, not within the minute
     said(vm, "status display: present (SSD1306 128x64)")  # (no display before i2c-stub)
     log = said(vm, "the display shows: ")
-    assert re.search(r"I2C bus: present \(/dev/i2c-\d+\)", log)
+    bus = re.search(r"I2C bus: present \((/dev/i2c-\d+)\)", log)
+    assert bus
+    # udev gave the service's group the bus (it is not root).
+    owner = vm.run(["stat", "-c", "%U:%G %a", bus.group(1)], check=True).stdout.split()
+    assert owner == ["root:commonsbox-hw", "660"]
     assert "real-time clock: present (DS3231)" in log
     assert "system clock left as it is: the system clock" in log  # not behind the RTC
     assert "system clock set" not in log

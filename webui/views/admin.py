@@ -137,6 +137,7 @@ def settings():
                 name=form.get("box_name", "").strip(),
                 timezone=form.get("timezone", ""),
                 language=form.get("language", ""),
+                manage_from_anywhere=form.get("manage_from_anywhere") == "1",
             ),
             errors,
         ) and _try(lambda: call("vpn.settings.set", endpoint=endpoint), errors):

@@ -7,6 +7,7 @@ from flask_babel import gettext as _
 
 from appliance.errors import ApplianceError, NotFound
 
+from .. import reach
 from ..agent import call
 from ..errors import form_field, message
 from ..i18n import LANGUAGES
@@ -70,6 +71,8 @@ def join(token: str):
             except ApplianceError as err:  # a weak passphrase: the invitation still works
                 errors[form_field(err) or "form"] = message(err)
             else:
+                if not reach.from_home_or_widened():  # no login from here: say what now
+                    return render_template("outside.html", joined=joined["name"])
                 try:
                     result = call(
                         "auth.login",
