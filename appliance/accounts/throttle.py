@@ -13,25 +13,11 @@ address.
 
 import ipaddress
 
+from ..homenet import is_home
 from ..vpn.schema import VpnSettings
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
-# Addresses only a household's own network hands out: private IPv4, link-local,
-# loopback (the box itself), IPv6 unique-local. Not 100.64/10: that is the ISP's.
-_HOME = tuple(
-    ipaddress.ip_network(n)
-    for n in (
-        "10.0.0.0/8",
-        "172.16.0.0/12",
-        "192.168.0.0/16",
-        "169.254.0.0/16",
-        "127.0.0.0/8",
-        "fc00::/7",
-        "fe80::/10",
-        "::1/128",
-    )
-)
 ORIGINS = ("vpn", "home", "internet")
 
 
@@ -44,16 +30,12 @@ def canonical(address: str) -> Address:
     return ip
 
 
-def is_home(ip: Address) -> bool:
-    """Whether IP is on the household's own network (grows when the box learns the
-    home's global IPv6 prefix)."""
-    return any(ip.version == net.version and ip in net for net in _HOME)
-
-
 def origin(ip: Address, vpn: VpnSettings) -> str:
     """ "vpn", "home" or "internet" (the VPN's subnets are private too: asked first)."""
     if ip in (vpn.ipv4_subnet if ip.version == 4 else vpn.ipv6_subnet):
         return "vpn"
+    # Only the home's own ranges (appliance/homenet.py): not the VPN's home_networks, which
+    # a household may set as broad as it likes for routing.
     return "home" if is_home(ip) else "internet"
 
 
