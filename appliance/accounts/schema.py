@@ -28,22 +28,28 @@ class User:
     role: str
     language: str | None = None  # None: the browser's choice
     totp: bool = False
+    # Who made the account (or the invitation it came from); None: root, or the claim.
+    # Kept after they leave: the household confirms the accounts an installer made.
+    created_by: str | None = None
 
     @classmethod
     def from_json(cls, value, fld: str) -> "User":
-        v.only_keys(value, fld, {"name", "role"}, {"language", "totp"})
-        language = value.get("language")
+        v.only_keys(value, fld, {"name", "role"}, {"language", "totp", "created_by"})
+        language, created_by = value.get("language"), value.get("created_by")
         return cls(
             name=user_name(value["name"], f"{fld}.name"),
             role=v.choice(value["role"], f"{fld}.role", ROLES),
             language=None if language is None else v.choice(language, f"{fld}.language", LANGUAGES),
             totp=v.boolean(value.get("totp", False), f"{fld}.totp"),
+            created_by=None if created_by is None else user_name(created_by, f"{fld}.created_by"),
         )
 
     def to_json(self) -> dict:
         out = {"name": self.name, "role": self.role, "totp": self.totp}
         if self.language is not None:
             out["language"] = self.language
+        if self.created_by is not None:
+            out["created_by"] = self.created_by
         return out
 
 

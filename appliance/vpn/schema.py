@@ -145,6 +145,9 @@ class VpnSettings:
         return settings
 
     def to_json(self) -> dict:
+        return {**self.to_json_without_devices(), "devices": [d.to_json() for d in self.devices]}
+
+    def to_json_without_devices(self) -> dict:
         out = {
             "interface": self.interface,
             "listen_port": self.listen_port,
@@ -152,7 +155,6 @@ class VpnSettings:
             "ipv6_subnet": str(self.ipv6_subnet),
             "dns": list(self.dns),
             "home_networks": [str(n) for n in self.home_networks],
-            "devices": [d.to_json() for d in self.devices],
         }
         if self.endpoint is not None:
             out["endpoint"] = self.endpoint.to_json()
@@ -207,6 +209,13 @@ class VpnSettings:
                 return d
         key = v.name_key(ref) if isinstance(ref, str) else None
         return next((d for d in self.devices if v.name_key(d.name) == key), None)
+
+    def owners(self) -> frozenset[str]:
+        return frozenset(d.owner for d in self.devices if d.owner is not None)
+
+    def without_owner(self, name: str) -> "VpnSettings":
+        """Without NAME's devices: who leaves takes no tunnel home with them."""
+        return replace(self, devices=tuple(d for d in self.devices if d.owner != name))
 
     def with_devices(self, devices) -> "VpnSettings":
         return replace(self, devices=tuple(sorted(devices, key=lambda d: d.id)))
