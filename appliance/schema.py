@@ -150,14 +150,18 @@ class Desired:
         return True
 
     def _vpn_reloads(self, previous: VpnSettings) -> bool:
-        vpn, known = self.vpn, {id(d) for d in previous.devices}
-        settings = {**vpn.to_json_without_devices(), "devices": []}
-        if VpnSettings.from_json(settings) != replace(vpn, devices=()):
-            return False
+        vpn = self.vpn
+        settings = vpn.to_json_without_devices()
+        if settings != previous.to_json_without_devices():
+            if VpnSettings.from_json({**settings, "devices": []}) != replace(vpn, devices=()):
+                return False
+            known: frozenset[int] = frozenset()  # other subnets: every device again
+        else:
+            known = frozenset(id(d) for d in previous.devices)
         for i, d in enumerate(vpn.devices):
             if id(d) not in known and Device.from_json(d.to_json(), f"vpn.devices[{i}]") != d:
                 return False
-        vpn.check_devices()
+        vpn.check_devices(known)
         return True
 
     def owners(self) -> frozenset[str]:

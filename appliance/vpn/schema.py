@@ -168,8 +168,35 @@ class VpnSettings:
     def box_ipv6(self) -> ipaddress.IPv6Interface:
         return ipaddress.ip_interface((self.ipv6_subnet[1], self.ipv6_subnet.prefixlen))
 
-    def check_devices(self) -> None:
-        """Every device in the subnets, and no id, name, key or address used twice."""
+    def check_devices(self, checked: frozenset[int] = frozenset()) -> None:
+        """Every device in the subnets, and no id, name, key or address used twice.
+        CHECKED: devices (by id()) known to be in these subnets already."""
+        box_ipv4, box_ipv6 = self.box_ipv4.ip, self.box_ipv6.ip
+        for i, d in enumerate(self.devices):
+            if id(d) in checked:
+                continue
+            fld = f"vpn.devices[{i}]"
+            ipv4, ipv6 = ipaddress.ip_address(d.ipv4), ipaddress.ip_address(d.ipv6)
+            if ipv4 not in self.ipv4_subnet or ipv4 in (
+                box_ipv4,
+                self.ipv4_subnet.broadcast_address,
+            ):
+                raise Invalid(
+                    f"{fld}.ipv4 is not a device address in {self.ipv4_subnet}", f"{fld}.ipv4"
+                )
+            if ipv6 not in self.ipv6_subnet or ipv6 == box_ipv6:
+                raise Invalid(
+                    f"{fld}.ipv6 is not a device address in {self.ipv6_subnet}", f"{fld}.ipv6"
+                )
+        n = len(self.devices)
+        if (
+            len({d.id for d in self.devices}) == n
+            and len({d.public_key for d in self.devices}) == n
+            and len({d.ipv4 for d in self.devices}) == n
+            and len({d.ipv6 for d in self.devices}) == n
+            and len({v.name_key(d.name) for d in self.devices}) == n
+        ):
+            return
         seen: dict[str, set] = {
             "id": set(),
             "name": set(),
@@ -177,20 +204,7 @@ class VpnSettings:
             "IPv4 address": set(),
             "IPv6 address": set(),
         }
-        for i, d in enumerate(self.devices):
-            fld = f"vpn.devices[{i}]"
-            ipv4, ipv6 = ipaddress.ip_address(d.ipv4), ipaddress.ip_address(d.ipv6)
-            if ipv4 not in self.ipv4_subnet or ipv4 in (
-                self.box_ipv4.ip,
-                self.ipv4_subnet.broadcast_address,
-            ):
-                raise Invalid(
-                    f"{fld}.ipv4 is not a device address in {self.ipv4_subnet}", f"{fld}.ipv4"
-                )
-            if ipv6 not in self.ipv6_subnet or ipv6 == self.box_ipv6.ip:
-                raise Invalid(
-                    f"{fld}.ipv6 is not a device address in {self.ipv6_subnet}", f"{fld}.ipv6"
-                )
+        for i, d in enumerate(self.devices):  # which one: only once there is one
             for what, val in (
                 ("id", d.id),
                 ("name", v.name_key(d.name)),
@@ -199,7 +213,7 @@ class VpnSettings:
                 ("IPv6 address", d.ipv6),
             ):
                 if val in seen[what]:
-                    raise Conflict(f"two devices have the same {what}", fld)
+                    raise Conflict(f"two devices have the same {what}", f"vpn.devices[{i}]")
                 seen[what].add(val)
 
     def device(self, ref) -> Device | None:
