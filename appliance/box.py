@@ -274,6 +274,23 @@ class Box:
             ended["links"] += links
         return revision, outcomes, ended
 
+    def rekey_devices(self, who: str, why: str) -> tuple[Revision, list[dict], list[Outcome]]:
+        """New key pairs for every device whose private key the box made (and handed
+        out): whoever saw an old config can no longer use it; each device needs its new
+        one. The new private keys are kept once the revision that names them is stored."""
+        made: dict[int, object] = {}
+
+        def make(current: Desired):
+            made.clear()
+            return self.vpn.rekey(current, made), None
+
+        with self.lock:
+            revision, _, outcomes = self.change(who, why, make)
+            for device_id, private_key in made.items():
+                self.secrets.put(device_key_name(device_id), private_key)
+        devices = self.head()[1].vpn.devices
+        return revision, [{"id": d.id, "name": d.name} for d in devices if d.id in made], outcomes
+
     def diff(self, a: int, b: int) -> str:
         def lines(n):
             return json.dumps(

@@ -402,25 +402,55 @@ def users_remove(box: Box, caller: Caller, name):
     return {**_changed(revision, outcomes), "ended": ended}
 
 
-@method("users.handover")
-def users_handover(box: Box, caller: Caller):
+@method(
+    "users.handover",
+    storage_passphrase=(OPT_TEXT, None),
+    new_recovery_key=(BOOL, False),
+    rekey_devices=(BOOL, False),
+)
+def users_handover(box: Box, caller: Caller, storage_passphrase, new_recovery_key, rekey_devices):
     """The installer's visit is over: every installer account goes, with all it held
     and made (Box.remove_members). The accounts the installer created stay, listed for
-    the household to confirm; a USB key the installer made is reported."""
+    the household to confirm. With the storage's passphrase, a USB key the installer
+    made stops opening the storage and (NEW_RECOVERY_KEY) the recovery key the installer
+    may have seen is replaced; REKEY_DEVICES: new keys for the devices whose private
+    keys the box made (and so handed out), each of which then needs its new config."""
     _, desired = box.head()
     installers = [u.name for u in desired.accounts.users if u.role == "installer"]
     if not installers:
         raise NotFound("there is no installer account")
+    if caller.name in installers:  # before the storage's keys change
+        raise Conflict("you cannot remove your own account", "name")
+    usb_key = box.runtime.maker("usb_key") in installers
+    storage: dict = {"usb_key_removed": False, "recovery_key": None}
+    if (usb_key or new_recovery_key) and storage_passphrase is not None:
+        # First: a wrong passphrase changes nothing at all.
+        if usb_key:
+            box.storage.remove_usb_key(desired, storage_passphrase)
+            box.runtime.made("usb_key", None)
+            storage["usb_key_removed"] = True
+        if new_recovery_key:
+            storage["recovery_key"] = box.storage.new_recovery_key(desired, storage_passphrase)
+    elif new_recovery_key:
+        raise Invalid(
+            "the storage's passphrase is needed to replace its recovery key", "passphrase"
+        )
     revision, outcomes, ended = box.remove_members(
         installers, caller, "handover: installer access ended"
     )
+    rekeyed: list[dict] = []
+    if rekey_devices:
+        revision, rekeyed, more = box.rekey_devices(caller.who, "handover: new device keys")
+        outcomes = outcomes + more
     created = [u.name for u in box.head()[1].accounts.users if u.created_by in installers]
     return {
         **_changed(revision, outcomes),
         "removed": installers,
-        "ended": ended,
+        "ended": {**ended, "usb_key": storage["usb_key_removed"]},
+        "usb_key_still_open": usb_key and not storage["usb_key_removed"],
+        "recovery_key": storage["recovery_key"],
+        "rekeyed": rekeyed,
         "created": created,
-        "usb_key_by_installer": box.runtime.maker("usb_key") in installers,
     }
 
 

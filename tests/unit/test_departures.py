@@ -21,6 +21,7 @@ from appliance.paths import Paths
 from appliance.schema import Desired
 from appliance.ssh.openssh import public_key
 from appliance.ssh.schema import SshKey
+from appliance.vpn import keys
 from appliance.vpn.capability import device_key_name, psk_name
 
 from .test_reset import RecordingSystem
@@ -159,3 +160,19 @@ def test_a_member_sees_only_their_own_revisions_in_status(box):
     assert seen["last_reconcile"] == []
     managed = call(box, ANA, "status", {})
     assert managed["revision"]["why"] == "add device “bo's secret laptop”"
+
+
+def test_rekeyed_devices_get_new_keys_and_a_restore_keeps_the_new_ones(box):
+    household(box)
+    d = box.accounts.add_user(box.head()[1], "ines", "installer", "installer visit phrase")
+    box.store.commit(d, "ana (admin)", "the installer comes")
+    before = box.head()[0].n
+    old = {d.id: d.public_key for d in box.head()[1].vpn.devices}
+    answer = call(box, ANA, "users.handover", {"rekey_devices": True})
+    assert sorted(r["name"] for r in answer["rekeyed"]) == ["ana's phone", "bo's phone"]
+    new = {d.id: d.public_key for d in box.head()[1].vpn.devices}
+    assert all(new[i] != old[i] for i in old)
+    call(box, ANA, "config.rollback", {"revision": before})
+    for device in box.head()[1].vpn.devices:  # the key the box hands out is the one it knows
+        private = box.secrets.get(device_key_name(device.id))
+        assert keys.public_key(private) == device.public_key == new[device.id]
