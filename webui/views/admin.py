@@ -142,7 +142,9 @@ def handover():
         if (err.code, err.field) == ("invalid", "passphrase"):
             text = NEED_STORAGE_PASSPHRASE
         else:
-            text = MESSAGES.get((err.code, err.field)) if err.field in ("key", "passphrase") else None
+            text = (
+                MESSAGES.get((err.code, err.field)) if err.field in ("key", "passphrase") else None
+            )
         field = "handover_passphrase" if text or err.field == "passphrase" else "handover_form"
         return _users_page({field: str(text or message(err))}, form)
     answer = make_response(render_template("handover.html", done=done))
