@@ -224,6 +224,7 @@ class Box:
                 old = Desired.from_json(self.store.document(n))
             except Invalid as err:
                 raise SystemFailure(f"revision {n} cannot be restored: {err.message}") from None
+            at = self.store.revision(n).at
 
             def restore(current: Desired):
                 # The encrypted volume is a disk that exists now, whatever the past said.
@@ -233,7 +234,7 @@ class Box:
                     storage=current.storage,
                     box=replace(old.box, claimed=current.box.claimed),
                 )
-                return departure.restorable(now, current, self.secrets), None
+                return departure.restorable(now, current, self.secrets, at), None
 
             revision, _, outcomes = self.change(who, f"restore revision {n}", restore)
             return revision, outcomes

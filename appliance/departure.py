@@ -46,11 +46,12 @@ def forget(secrets: SecretStore, names: list[str], before: Desired, after: Desir
         secrets.delete(secret)
 
 
-def restorable(old: Desired, current: Desired, secrets: SecretStore) -> Desired:
-    """OLD (a revision being restored, with today's accounts) as it may come back:
-    nothing held by someone who is not a member now, nothing whose secret is gone.
-    The box's own devices (no owner) come back as they were."""
-    members = {u.name for u in current.accounts.users}
+def restorable(old: Desired, current: Desired, secrets: SecretStore, at: float) -> Desired:
+    """OLD (the revision of time AT being restored, with today's accounts) as it may
+    come back: nothing held by someone who is not a member now (nor by one who left
+    and whose name a new member has since), nothing whose secret is gone. The box's
+    own devices (no owner) come back as they were."""
+    members = {u.name for u in current.accounts.users if u.created is None or u.created <= at}
     for name in sorted(old.owners() - members):
         old = old.without_member(name)
     device_keys = secrets.get_many("vpn/device/").keys()

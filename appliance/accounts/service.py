@@ -100,7 +100,12 @@ class AccountService:
         admin = user_name(admin, "admin_name")
         passphrase = passwords.check_strength(passphrase, admin)
         self.secrets.put(password_key(admin), passwords.hash_passphrase(passphrase))
-        user = User(admin, "admin", v.choice(language, "language", LANGUAGES))
+        user = User(
+            admin,
+            "admin",
+            v.choice(language, "language", LANGUAGES),
+            created=int(self.runtime.clock()),
+        )
         return replace(
             desired,
             box=replace(desired.box, claimed=True),
@@ -120,7 +125,7 @@ class AccountService:
         if language is not None:
             v.choice(language, "language", LANGUAGES)
         self.secrets.put(password_key(name), passwords.hash_passphrase(passphrase))
-        user = User(name, role, language, created_by=created_by)
+        user = User(name, role, language, created_by=created_by, created=int(self.runtime.clock()))
         return replace(desired, accounts=desired.accounts.with_user(user))
 
     def remove_user(self, desired: Desired, name, caller: Caller) -> Desired:

@@ -5,6 +5,7 @@ no revision is stored that would not load again.
 On a real Box (real stores, accounts, VPN, mail and SSH services) whose system commands
 are recorded, as in test_reset.py."""
 
+import time
 from dataclasses import replace
 from types import SimpleNamespace
 
@@ -176,3 +177,14 @@ def test_rekeyed_devices_get_new_keys_and_a_restore_keeps_the_new_ones(box):
     for device in box.head()[1].vpn.devices:  # the key the box hands out is the one it knows
         private = box.secrets.get(device_key_name(device.id))
         assert keys.public_key(private) == device.public_key == new[device.id]
+
+
+def test_a_new_member_with_a_leavers_name_does_not_get_back_what_the_leaver_held(box):
+    made = household(box)
+    call(box, ANA, "users.remove", {"name": "bo"})
+    box.runtime.clock = lambda: time.time() + 5  # bo the second joins later
+    call(box, ANA, "users.add", {"name": "bo", "passphrase": "a different person here"})
+    call(box, ANA, "config.rollback", {"revision": made["revision"]})
+    restored = box.head()[1]
+    assert restored.ssh.keys == ()  # the first bo's key: no secret behind it, still not back
+    assert [d.name for d in restored.vpn.devices] == ["ana's phone"]
