@@ -188,3 +188,29 @@ def test_a_new_member_with_a_leavers_name_does_not_get_back_what_the_leaver_held
     restored = box.head()[1]
     assert restored.ssh.keys == ()  # the first bo's key: no secret behind it, still not back
     assert [d.name for d in restored.vpn.devices] == ["ana's phone"]
+
+
+def test_a_runtime_store_from_before_records_who_makes_invitations_and_links(tmp_path):
+    import sqlite3
+
+    from appliance.accounts.sessions import RuntimeStore
+
+    old = sqlite3.connect(tmp_path / "runtime.db")
+    old.executescript(
+        "CREATE TABLE links (token_sha256 TEXT PRIMARY KEY, device_id INTEGER NOT NULL,"
+        " expires REAL NOT NULL);"
+        "CREATE TABLE invites (token_sha256 TEXT PRIMARY KEY, user TEXT NOT NULL,"
+        " role TEXT NOT NULL, expires REAL NOT NULL);"
+        "INSERT INTO invites VALUES ('x', 'carol', 'member', 9e9);"
+    )
+    old.commit()
+    old.close()
+    runtime = RuntimeStore(tmp_path / "runtime.db")
+    try:
+        token, _ = runtime.open_invite("eve", "admin", made_by="ines")
+        runtime.open_link(3, made_by="ines")
+        assert runtime.invite(token) == ("eve", "admin", "ines")
+        assert runtime.end_made_by("ines") == (1, 1)
+        assert runtime.invite(token) is None
+    finally:
+        runtime.close()
