@@ -15,11 +15,12 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from . import __version__, departure
+from . import __version__
 from .accounts.service import AccountService
 from .accounts.sessions import RuntimeStore
 from .chat.capability import ChatCapability
 from .configstore import LOCKED, ConfigStore
+from .departure import forget_departed, restorable
 from .errors import ApplianceError, Conflict, Invalid, SystemFailure
 from .files.capability import FilesCapability
 from .firewall import ruleset
@@ -234,7 +235,7 @@ class Box:
                     storage=current.storage,
                     box=replace(old.box, claimed=current.box.claimed),
                 )
-                return departure.restorable(now, current, self.secrets, at), None
+                return restorable(now, current, self.secrets, at), None
 
             revision, _, outcomes = self.change(who, f"restore revision {n}", restore)
             return revision, outcomes
@@ -253,7 +254,7 @@ class Box:
 
         revision, before, outcomes = self.change(caller.who, why, make)
         after = self.head()[1]
-        departure.forget(self.secrets, names, before, after)
+        forget_departed(self.secrets, names, before, after)
         kept = {d.id for d in after.vpn.devices}
         ended: dict = {
             "devices": [d.name for d in before.vpn.devices if d.id not in kept],
