@@ -36,7 +36,9 @@ def dropped_secrets(before: Desired, after: Desired) -> list[str]:
     ]
 
 
-def forget_departed(secrets: SecretStore, names: list[str], before: Desired, after: Desired) -> None:
+def forget_departed(
+    secrets: SecretStore, names: list[str], before: Desired, after: Desired
+) -> None:
     """The secrets of NAMES, who left between BEFORE and AFTER, and of what they held."""
     doomed = dropped_secrets(before, after)
     for name in names:
