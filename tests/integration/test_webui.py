@@ -468,6 +468,7 @@ def test_the_handover_page_ends_the_installers_access_and_lists_what_ended(web):
 
     page = web.get("/users", base_url="https://box.test").get_data(as_text=True)
     assert 'name="rekey_devices"' in page and 'name="handover_passphrase"' not in page  # no disk
+    assert "Accounts the installer created" in page and "<bdi>kito</bdi>" in page
     forged = web.post("/users/handover", data={"rekey_devices": "1"}, base_url="https://box.test")
     assert forged.status_code == 400  # no CSRF token: nothing ended
     assert "ines" in [u["name"] for u in web.lab.api.call("users.list")]
