@@ -1,6 +1,7 @@
 """Claiming the box and who may do what, through the real agent, calling as the web
 UI's own unprivileged user (here: nobody), the way the web UI will."""
 
+import json
 import os
 import subprocess
 import tempfile
@@ -232,3 +233,31 @@ call("users.list", admin)
     assert handed["created"] == ["baraka"]  # listed for the household to confirm
     users = {u["name"]: u for u in results[11][1]["ok"]}
     assert sorted(users) == ["amina", "baraka"] and users["baraka"]["created_by"] == "ines"
+
+
+def test_a_members_status_shows_only_what_is_theirs(webui_box):
+    lab = webui_box
+    code = lab.api.call("setup.code")["code"]
+    results = as_webui(
+        lab,
+        f"""
+admin = call("setup.claim", code={code!r}, address="192.0.2.9", language="en",
+             box_name="Home", admin_name="amina", passphrase="three unrelated words",
+             timezone="UTC")["session"]
+call("users.add", admin, name="baraka", role="member", passphrase="kilima cha mvua njema")
+member = call("auth.login", name="baraka", passphrase="kilima cha mvua njema",
+              address="192.0.2.10")["session"]
+call("vpn.device.add", member, name="Baraka's phone")
+call("status", member)
+call("vpn.device.add", admin, name="Amina's diary tablet")
+call("status", member)
+call("status", admin)
+""",
+    )
+    assert codes(results) == ["ok"] * 8, results
+    own, other, managed = (results[i][1]["ok"] for i in (4, 6, 7))
+    assert own["revision"]["why"] == "add device “Baraka's phone”"  # their own change
+    assert "Amina's diary tablet" not in json.dumps(other, ensure_ascii=False)
+    assert other["revision"]["who"] is None and other["revision"]["why"] is None
+    assert other["last_reconcile"] == []
+    assert managed["revision"]["why"] == "add device “Amina's diary tablet”"
