@@ -15,7 +15,7 @@ from appliance.accounts.schema import User
 from appliance.accounts.service import ROOT, Caller
 from appliance.api.methods import call
 from appliance.box import Box
-from appliance.errors import Invalid, NotFound
+from appliance.errors import Conflict, Invalid, NotFound
 from appliance.mail.capability import password_secret
 from appliance.mail.schema import AppPassword
 from appliance.paths import Paths
@@ -214,3 +214,16 @@ def test_a_runtime_store_from_before_records_who_makes_invitations_and_links(tmp
         assert runtime.invite(token) is None
     finally:
         runtime.close()
+
+
+def test_a_handover_whose_storage_step_is_refused_ends_nothing(box):
+    household(box)
+    d = box.accounts.add_user(box.head()[1], "ines", "installer", "installer visit phrase")
+    box.store.commit(d, "ana (admin)", "the installer comes")
+    with pytest.raises(Invalid):  # a new recovery key needs the storage's passphrase
+        call(box, ANA, "users.handover", {"new_recovery_key": True})
+    with pytest.raises(Conflict):  # and a storage (this box has none)
+        call(box, ANA, "users.handover", {"new_recovery_key": True, "storage_passphrase": "x"})
+    with pytest.raises(Conflict):  # the installer cannot hand over to themselves
+        call(box, Caller("ines", "installer"), "users.handover", {})
+    assert box.head()[1].accounts.user("ines") is not None
