@@ -155,13 +155,14 @@ class Desired:
         if settings != previous.to_json_without_devices():
             if VpnSettings.from_json({**settings, "devices": []}) != replace(vpn, devices=()):
                 return False
-            known: frozenset[int] = frozenset()  # other subnets: every device again
+            new = None  # other subnets: every device again
         else:
-            known = frozenset(id(d) for d in previous.devices)
-        for i, d in enumerate(vpn.devices):
-            if id(d) not in known and Device.from_json(d.to_json(), f"vpn.devices[{i}]") != d:
+            known = set(map(id, previous.devices))
+            new = [d for d in vpn.devices if id(d) not in known]
+        for d in vpn.devices if new is None else new:
+            if Device.from_json(d.to_json(), "vpn.devices") != d:
                 return False
-        vpn.check_devices(known)
+        vpn.check_devices(new)
         return True
 
     def owners(self) -> frozenset[str]:

@@ -3,6 +3,7 @@
 import ipaddress
 import secrets as random
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 
 from .. import validate as v
 from ..accounts.schema import user_name
@@ -12,6 +13,8 @@ MODES = ("full", "home")  # full tunnel: all traffic via the box; home: only the
 KEY_HOLDERS = ("box", "device")  # who made the device's private key
 NAME_MAX = 64
 DNS_MAX = 4
+# Names compared for uniqueness on every change: each one's key worked out once.
+_name_key = lru_cache(maxsize=1 << 16)(v.name_key)
 HOME_NETWORKS_MAX = 16
 
 
@@ -168,23 +171,22 @@ class VpnSettings:
     def box_ipv6(self) -> ipaddress.IPv6Interface:
         return ipaddress.ip_interface((self.ipv6_subnet[1], self.ipv6_subnet.prefixlen))
 
-    def check_devices(self, checked: frozenset[int] = frozenset()) -> None:
+    def check_devices(self, new: list[Device] | None = None) -> None:
         """Every device in the subnets, and no id, name, key or address used twice.
-        CHECKED: devices (by id()) known to be in these subnets already."""
+        NEW: the only devices not known to be in these subnets already (None: all)."""
         box_ipv4, box_ipv6 = self.box_ipv4.ip, self.box_ipv6.ip
-        for i, d in enumerate(self.devices):
-            if id(d) in checked:
-                continue
-            fld = f"vpn.devices[{i}]"
+        for d in self.devices if new is None else new:
             ipv4, ipv6 = ipaddress.ip_address(d.ipv4), ipaddress.ip_address(d.ipv6)
             if ipv4 not in self.ipv4_subnet or ipv4 in (
                 box_ipv4,
                 self.ipv4_subnet.broadcast_address,
             ):
+                fld = f"vpn.devices[{self.devices.index(d)}]"
                 raise Invalid(
                     f"{fld}.ipv4 is not a device address in {self.ipv4_subnet}", f"{fld}.ipv4"
                 )
             if ipv6 not in self.ipv6_subnet or ipv6 == box_ipv6:
+                fld = f"vpn.devices[{self.devices.index(d)}]"
                 raise Invalid(
                     f"{fld}.ipv6 is not a device address in {self.ipv6_subnet}", f"{fld}.ipv6"
                 )
@@ -194,7 +196,7 @@ class VpnSettings:
             and len({d.public_key for d in self.devices}) == n
             and len({d.ipv4 for d in self.devices}) == n
             and len({d.ipv6 for d in self.devices}) == n
-            and len({v.name_key(d.name) for d in self.devices}) == n
+            and len({_name_key(d.name) for d in self.devices}) == n
         ):
             return
         seen: dict[str, set] = {
