@@ -1,7 +1,7 @@
 """The household's desired state: one document, each capability owning a slice."""
 
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 
 from . import validate as v
 from .accounts.schema import LANGUAGES, Accounts
@@ -15,7 +15,6 @@ from .vpn.schema import Device, VpnSettings
 
 SCHEMA_VERSION = 1
 DOC_MAX_BYTES = 64 * 1024 * 1024
-SLICES = ("box", "vpn", "accounts", "mail", "chat", "storage", "files", "ssh")
 # The slices that hold things a person owns: each has owners() and without_owner(name).
 OWNED = ("vpn", "mail", "ssh")
 
@@ -138,7 +137,7 @@ class Desired:
             raise Unloadable("this change would store a configuration that would not load as it is")
 
     def _reloads_since(self, previous: "Desired") -> bool:
-        for name in SLICES:
+        for name in (f.name for f in fields(self)):
             mine = getattr(self, name)
             if mine is getattr(previous, name):
                 continue
