@@ -21,6 +21,7 @@ from .accounts.service import AccountService
 from .accounts.sessions import RuntimeStore
 from .capability import Capability, Parts
 from .configstore import LOCKED, ConfigStore
+from .departure import forget_departed, restorable
 from .errors import ApplianceError, Conflict, Invalid, SystemFailure
 from .files.capability import FilesCapability
 from .firewall import ruleset
@@ -222,32 +223,81 @@ class Box:
         Who may log in is not configuration: the accounts and the claim stay as they
         are now, so restoring an old version can neither lock the household out nor
         un-claim the box. Nor is the encrypted volume: a disk formatted since stays.
-        A restored device whose owner is gone becomes the box's.
+        Nothing held by someone who is not a member now comes back, nor anything whose
+        secret is gone (departure.restorable).
         """
         with self.lock:
             try:
                 old = Desired.from_json(self.store.document(n))
             except Invalid as err:
                 raise SystemFailure(f"revision {n} cannot be restored: {err.message}") from None
+            at = self.store.revision(n).at
 
             def restore(current: Desired):
-                devices = tuple(
-                    d
-                    if d.owner is None or current.accounts.user(d.owner)
-                    else replace(d, owner=None)
-                    for d in old.vpn.devices
-                )
                 # The encrypted volume is a disk that exists now, whatever the past said.
-                return replace(
+                now = replace(
                     old,
                     accounts=current.accounts,
                     storage=current.storage,
                     box=replace(old.box, claimed=current.box.claimed),
-                    vpn=replace(old.vpn, devices=devices),
-                ), None
+                )
+                return restorable(now, current, self.secrets, at), None
 
             revision, _, outcomes = self.change(who, f"restore revision {n}", restore)
             return revision, outcomes
+
+    def remove_members(self, names: list[str], caller, why: str) -> tuple[Revision, list, dict]:
+        """NAMES leave the household, one path for a removal and the handover: their
+        accounts and all they held (Desired.without_member), the secrets behind it,
+        their sessions, and the invitations and one-time links they made. Returns the
+        revision, the reconcile's outcomes and what was ended (counts and names)."""
+
+        def make(current: Desired):
+            d = current
+            for name in names:
+                d = self.accounts.remove_user(d, name, caller)
+            return d, current
+
+        revision, before, outcomes = self.change(caller.who, why, make)
+        after = self.head()[1]
+        forget_departed(self.secrets, names, before, after)
+        kept = {d.id for d in after.vpn.devices}
+        ended: dict = {
+            "devices": [d.name for d in before.vpn.devices if d.id not in kept],
+            "app_passwords": [
+                p.label for p in before.mail.app_passwords if p not in after.mail.app_passwords
+            ],
+            "ssh_keys": [k.name for k in before.ssh.keys if k not in after.ssh.keys],
+            "sessions": 0,
+            "invitations": 0,
+            "links": self.runtime.close_links_to(
+                [d.id for d in before.vpn.devices if d.id not in kept]
+            ),
+        }
+        for name in names:
+            ended["sessions"] += len(self.runtime.sessions_of(name))
+            self.runtime.close_sessions_of(name)
+            invitations, links = self.runtime.end_made_by(name)
+            ended["invitations"] += invitations
+            ended["links"] += links
+        return revision, outcomes, ended
+
+    def rekey_devices(self, who: str, why: str) -> tuple[Revision, list[dict], list[Outcome]]:
+        """New key pairs for every device whose private key the box made (and handed
+        out): whoever saw an old config can no longer use it; each device needs its new
+        one. The new private keys are kept once the revision that names them is stored."""
+        made: dict[int, object] = {}
+
+        def make(current: Desired):
+            made.clear()
+            return self.vpn.rekey(current, made), None
+
+        with self.lock:
+            revision, _, outcomes = self.change(who, why, make)
+            for device_id, private_key in made.items():
+                self.secrets.put(device_key_name(device_id), private_key)
+        devices = self.head()[1].vpn.devices
+        return revision, [{"id": d.id, "name": d.name} for d in devices if d.id in made], outcomes
 
     def diff(self, a: int, b: int) -> str:
         def lines(n):

@@ -26,6 +26,10 @@ class Invalid(ApplianceError):
     code = "invalid"
 
 
+class Unloadable(Invalid):
+    """A change would store a document that does not load again: refused, nothing kept."""
+
+
 class NotFound(ApplianceError):
     code = "not_found"
 

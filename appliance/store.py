@@ -108,7 +108,10 @@ class StateStore:
     # -- writing -------------------------------------------------------------------
 
     def commit(self, desired: Desired, who: str, why: str) -> Revision:
-        """Store ``desired`` as the new head, recording its ids and addresses as used."""
+        """Store ``desired`` as the new head, recording its ids and addresses as used.
+        A document that would not load again is refused (Unloadable) and not stored."""
+        head = self.head()
+        desired.check_reloads(head[1] if head else None)
         return self._write(None, time.time(), who, why, desired)
 
     def keep_only(self, revision: Revision, desired: Desired) -> None:

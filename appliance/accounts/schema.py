@@ -30,20 +30,34 @@ class User:
     # moves it to the runtime store at start (AccountService.adopt_languages); never stored.
     language: str | None = None
     totp: bool = False
+    # Who made the account (or the invitation it came from); None: root, or the claim.
+    # Kept after they leave: the household confirms the accounts an installer made.
+    created_by: str | None = None
+    # When (Unix seconds) the account was made: a restore tells a new member from one who
+    # left under the same name (None: made before this was recorded).
+    created: int | None = None
 
     @classmethod
     def from_json(cls, value, fld: str) -> "User":
-        v.only_keys(value, fld, {"name", "role"}, {"language", "totp"})
-        language = value.get("language")
+        v.only_keys(value, fld, {"name", "role"}, {"language", "totp", "created_by", "created"})
+        language, created_by = value.get("language"), value.get("created_by")
+        created = value.get("created")
         return cls(
             name=user_name(value["name"], f"{fld}.name"),
             role=v.choice(value["role"], f"{fld}.role", ROLES),
             language=None if language is None else v.choice(language, f"{fld}.language", LANGUAGES),
             totp=v.boolean(value.get("totp", False), f"{fld}.totp"),
+            created_by=None if created_by is None else user_name(created_by, f"{fld}.created_by"),
+            created=None if created is None else v.integer(created, f"{fld}.created", 0, 2**40),
         )
 
     def to_json(self) -> dict:
-        return {"name": self.name, "role": self.role, "totp": self.totp}
+        out = {"name": self.name, "role": self.role, "totp": self.totp}
+        if self.created_by is not None:
+            out["created_by"] = self.created_by
+        if self.created is not None:
+            out["created"] = self.created
+        return out
 
 
 @dataclass(frozen=True)

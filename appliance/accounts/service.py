@@ -113,7 +113,7 @@ class AccountService:
         language = v.choice(language, "language", LANGUAGES)
         self.secrets.put(password_key(admin), passwords.hash_passphrase(passphrase))
         self.runtime.set_language(admin, language)
-        user = User(admin, "admin")
+        user = User(admin, "admin", created=int(self.runtime.clock()))
         return replace(
             desired,
             box=replace(desired.box, claimed=True),
@@ -122,7 +122,9 @@ class AccountService:
 
     # -- users -------------------------------------------------------------------------
 
-    def add_user(self, desired: Desired, name, role, passphrase, language=None) -> Desired:
+    def add_user(
+        self, desired: Desired, name, role, passphrase, language=None, created_by=None
+    ) -> Desired:
         name = user_name(name)
         if desired.accounts.user(name):
             raise Conflict(f"there is already a user called {name}", "name")
@@ -132,7 +134,8 @@ class AccountService:
             v.choice(language, "language", LANGUAGES)
         self.secrets.put(password_key(name), passwords.hash_passphrase(passphrase))
         self.runtime.set_language(name, language)  # not a former member's of the same name
-        return replace(desired, accounts=desired.accounts.with_user(User(name, role)))
+        user = User(name, role, created_by=created_by, created=int(self.runtime.clock()))
+        return replace(desired, accounts=desired.accounts.with_user(user))
 
     def remove_user(self, desired: Desired, name, caller: Caller) -> Desired:
         user = self.find(desired, name)
@@ -141,19 +144,9 @@ class AccountService:
         admins = [u for u in desired.accounts.users if u.role == "admin"]
         if user.role == "admin" and len(admins) == 1:
             raise Conflict("the last admin cannot be removed", "name")
-        # Someone who leaves the household takes no tunnel home with them, nor SSH.
-        devices = tuple(d for d in desired.vpn.devices if d.owner != user.name)
-        mail = replace(
-            desired.mail,
-            app_passwords=tuple(p for p in desired.mail.app_passwords if p.owner != user.name),
-        )
-        return replace(
-            desired,
-            accounts=desired.accounts.without(user.name),
-            vpn=replace(desired.vpn, devices=devices),
-            mail=mail,
-            ssh=desired.ssh.without_owner(user.name),
-        )
+        # Someone who leaves the household takes no tunnel home with them, nor SSH, nor
+        # any app password: what they held goes with them (Box.remove_members).
+        return desired.without_member(user.name)
 
     def find(self, desired: Desired, name) -> User:
         user = desired.accounts.user(name) if isinstance(name, str) else None

@@ -28,7 +28,11 @@ CREATE TABLE IF NOT EXISTS totp_steps (
     user TEXT PRIMARY KEY, step INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS setup_code (
     id INTEGER PRIMARY KEY CHECK (id = 1), code TEXT NOT NULL, expires REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS made_by (what TEXT PRIMARY KEY, user TEXT NOT NULL);
 """
+# Who made each invitation and one-time link: they end when that person leaves. Added
+# to the tables of a box made before (NULL: made by root, which never leaves).
+_MADE_BY = ("links", "invites")
 IDLE_TIMEOUT = 30 * 60
 TOUCH_EVERY = 15
 MAX_AGE = 12 * 3600
@@ -58,6 +62,9 @@ class RuntimeStore:
     def __init__(self, path: Path, clock=time.time):
         self._db = open_private(path, synchronous="NORMAL")  # a power cut may forget a session
         self._db.executescript(_SCHEMA)
+        for table in _MADE_BY:
+            if "made_by" not in {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}:
+                self._db.execute(f"ALTER TABLE {table} ADD COLUMN made_by TEXT")
         self._lock = threading.Lock()
         self.clock = clock
 
@@ -110,11 +117,24 @@ class RuntimeStore:
 
     # -- one-time links to a device's config -------------------------------------------
 
-    def open_link(self, device_id: int) -> tuple[str, float]:
+    def open_link(self, device_id: int, made_by: str | None = None) -> tuple[str, float]:
         token = random.token_urlsafe(24)
         expires = self.clock() + LINK_LIFETIME
-        self._run("INSERT INTO links VALUES (?, ?, ?)", (_sha256(token), device_id, expires))
+        self._run(
+            "INSERT INTO links (token_sha256, device_id, expires, made_by) VALUES (?, ?, ?, ?)",
+            (_sha256(token), device_id, expires, made_by),
+        )
         return token, expires
+
+    def close_links_to(self, device_ids: list[int]) -> int:
+        """End the links to these devices (they are gone); how many were live."""
+        now, ended = self.clock(), 0
+        for device_id in device_ids:
+            rows = self._run(
+                "DELETE FROM links WHERE device_id = ? RETURNING expires", (device_id,)
+            )
+            ended += sum(1 for (expires,) in rows if expires > now)
+        return ended
 
     def redeem_link(self, token: str) -> int | None:
         """The device a live link is for; the link dies as it is used."""
@@ -127,18 +147,43 @@ class RuntimeStore:
 
     # -- invitations to join the household --------------------------------------------
 
-    def open_invite(self, user: str, role: str) -> tuple[str, float]:
+    def open_invite(self, user: str, role: str, made_by: str | None = None) -> tuple[str, float]:
         token = random.token_urlsafe(24)
         expires = self.clock() + INVITE_LIFETIME
-        self._run("INSERT INTO invites VALUES (?, ?, ?, ?)", (_sha256(token), user, role, expires))
+        self._run(
+            "INSERT INTO invites (token_sha256, user, role, expires, made_by) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (_sha256(token), user, role, expires, made_by),
+        )
         return token, expires
 
-    def invite(self, token: str) -> tuple[str, str] | None:
-        """(user name, role) of a live invitation, which stays live."""
+    def end_made_by(self, user: str) -> tuple[int, int]:
+        """End the invitations and one-time links USER made: (invitations, links) that
+        were still live."""
+        now = self.clock()
+        invites = self._run("DELETE FROM invites WHERE made_by = ? RETURNING expires", (user,))
+        links = self._run("DELETE FROM links WHERE made_by = ? RETURNING expires", (user,))
+        return sum(1 for (e,) in invites if e > now), sum(1 for (e,) in links if e > now)
+
+    # -- who made what lives outside the desired state (the USB key) --------------------
+
+    def made(self, what: str, user: str | None) -> None:
+        if user is None:
+            self._run("DELETE FROM made_by WHERE what = ?", (what,))
+        else:
+            self._run("INSERT OR REPLACE INTO made_by VALUES (?, ?)", (what, user))
+
+    def maker(self, what: str) -> str | None:
+        rows = self._run("SELECT user FROM made_by WHERE what = ?", (what,))
+        return rows[0][0] if rows else None
+
+    def invite(self, token: str) -> tuple[str, str, str | None] | None:
+        """(user name, role, who made it) of a live invitation, which stays live."""
         rows = self._run(
-            "SELECT user, role, expires FROM invites WHERE token_sha256 = ?", (_sha256(token),)
+            "SELECT user, role, made_by, expires FROM invites WHERE token_sha256 = ?",
+            (_sha256(token),),
         )
-        return rows[0][:2] if rows and rows[0][2] > self.clock() else None
+        return rows[0][:3] if rows and rows[0][3] > self.clock() else None
 
     def close_invite(self, token: str) -> None:
         self._run(

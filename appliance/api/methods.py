@@ -146,8 +146,13 @@ def _apply(box: Box, who: str, why: str, make) -> dict:
 def status(box: Box, caller: Caller):
     result = box.status()
     if not caller.manages_box:
+        # A member sees what is theirs: their devices, and who changed what only when
+        # it was them (another's "why" names that person's devices).
         mine = {d.id for d in _visible_devices(box, caller)}
         result["vpn"]["devices"] = [d for d in result["vpn"]["devices"] if d["id"] in mine]
+        if result["revision"]["who"] != caller.who:
+            result["revision"].update(who=None, why=None)
+        result["last_reconcile"] = []
     return result
 
 
@@ -350,8 +355,13 @@ def users_add(box: Box, caller: Caller, name, role, passphrase, language):
         box,
         caller.who,
         f"add user {name}",
-        lambda d: box.accounts.add_user(d, name, role, passphrase, language),
+        lambda d: box.accounts.add_user(d, name, role, passphrase, language, _maker(caller)),
     )
+
+
+def _maker(caller: Caller) -> str | None:
+    """Who to record as having made something: a person, who may leave (not root)."""
+    return None if caller.role == "root" else caller.name
 
 
 @method("users.invite", name=(TEXT, REQUIRED), role=(TEXT, "member"))
@@ -361,7 +371,7 @@ def users_invite(box: Box, caller: Caller, name, role):
     name, role = user_name(name), choice(role, "role", ROLES)
     if desired.accounts.user(name):
         raise Conflict(f"there is already a user called {name}", "name")
-    token, expires = box.runtime.open_invite(name, role)
+    token, expires = box.runtime.open_invite(name, role, _maker(caller))
     return {"token": token, "expires": expires, "name": name, "role": role}
 
 
@@ -389,7 +399,8 @@ def users_join(box: Box, caller: Caller, token, passphrase, language):
         found = box.runtime.invite(token) if len(token) <= 128 else None
         if found is None:
             raise NotFound("this invitation is unknown, used or expired", "token")
-        return box.accounts.add_user(desired, found[0], found[1], passphrase, language), found[0]
+        name, role, made_by = found
+        return box.accounts.add_user(desired, name, role, passphrase, language, made_by), name
 
     revision, name, outcomes = box.change("invitation", "a new member accepted an invitation", join)
     box.runtime.close_invite(token)
@@ -398,30 +409,60 @@ def users_join(box: Box, caller: Caller, token, passphrase, language):
 
 @method("users.remove", name=(TEXT, REQUIRED))
 def users_remove(box: Box, caller: Caller, name):
-    answer = _apply(
-        box, caller.who, f"remove user {name}", lambda d: box.accounts.remove_user(d, name, caller)
-    )
-    box.runtime.close_sessions_of(name)
-    return answer
+    revision, outcomes, ended = box.remove_members([name], caller, f"remove user {name}")
+    return {**_changed(revision, outcomes), "ended": ended}
 
 
-@method("users.handover")
-def users_handover(box: Box, caller: Caller):
-    """The installer's visit is over: every installer account goes, and its sessions."""
+@method(
+    "users.handover",
+    storage_passphrase=(OPT_TEXT, None),
+    new_recovery_key=(BOOL, False),
+    rekey_devices=(BOOL, False),
+)
+def users_handover(box: Box, caller: Caller, storage_passphrase, new_recovery_key, rekey_devices):
+    """The installer's visit is over: every installer account goes, with all it held
+    and made (Box.remove_members). The accounts the installer created stay, listed for
+    the household to confirm. With the storage's passphrase, a USB key the installer
+    made stops opening the storage and (NEW_RECOVERY_KEY) the recovery key the installer
+    may have seen is replaced; REKEY_DEVICES: new keys for the devices whose private
+    keys the box made (and so handed out), each of which then needs its new config."""
     _, desired = box.head()
     installers = [u.name for u in desired.accounts.users if u.role == "installer"]
     if not installers:
         raise NotFound("there is no installer account")
-
-    def make(d):
-        for name in installers:
-            d = box.accounts.remove_user(d, name, caller)
-        return d
-
-    answer = _apply(box, caller.who, "handover: installer access ended", make)
-    for name in installers:
-        box.runtime.close_sessions_of(name)
-    return {**answer, "removed": installers}
+    if caller.name in installers:  # before the storage's keys change
+        raise Conflict("you cannot remove your own account", "name")
+    usb_key = box.runtime.maker("usb_key") in installers
+    storage: dict = {"usb_key_removed": False, "recovery_key": None}
+    if (usb_key or new_recovery_key) and storage_passphrase is not None:
+        # First: a wrong passphrase changes nothing at all.
+        if usb_key:
+            box.storage.remove_usb_key(desired, storage_passphrase)
+            box.runtime.made("usb_key", None)
+            storage["usb_key_removed"] = True
+        if new_recovery_key:
+            storage["recovery_key"] = box.storage.new_recovery_key(desired, storage_passphrase)
+    elif new_recovery_key:
+        raise Invalid(
+            "the storage's passphrase is needed to replace its recovery key", "passphrase"
+        )
+    revision, outcomes, ended = box.remove_members(
+        installers, caller, "handover: installer access ended"
+    )
+    rekeyed: list[dict] = []
+    if rekey_devices:
+        revision, rekeyed, more = box.rekey_devices(caller.who, "handover: new device keys")
+        outcomes = outcomes + more
+    created = [u.name for u in box.head()[1].accounts.users if u.created_by in installers]
+    return {
+        **_changed(revision, outcomes),
+        "removed": installers,
+        "ended": {**ended, "usb_key": storage["usb_key_removed"]},
+        "usb_key_still_open": usb_key and not storage["usb_key_removed"],
+        "recovery_key": storage["recovery_key"],
+        "rekeyed": rekeyed,
+        "created": created,
+    }
 
 
 @method(
@@ -491,7 +532,7 @@ def device_link(box: Box, caller: Caller, device):
     """A link that hands this device's config out once, within 24 hours."""
     found = _device(box, caller, device)
     box.device_config(found.id)  # fails now (no endpoint, own key) rather than at redeem
-    token, expires = box.runtime.open_link(found.id)
+    token, expires = box.runtime.open_link(found.id, _maker(caller))
     return {"token": token, "expires": expires}
 
 
@@ -652,10 +693,11 @@ def _owner(box: Box, caller: Caller, owner) -> str:
 @method("mail.password.add", access="member", label=(TEXT, REQUIRED), owner=(OPT_TEXT, None), **WHY)
 def mail_password_add(box: Box, caller: Caller, label, owner, why):
     who = _owner(box, caller, owner)
+    made_by = None if caller.role == "root" or who == caller.name else caller.name
     revision, (entry, password), outcomes = box.change(
         caller.who,
         _why(why, f"add an app password for {who}"),
-        lambda d: box.mail.add_password(d, who, label),
+        lambda d: box.mail.add_password(d, who, label, made_by),
     )
     desired = box.head()[1]
     address = desired.mail.address(who)
@@ -825,12 +867,14 @@ def storage_recovery_key(box: Box, caller: Caller, passphrase):
 def storage_usb_key_add(box: Box, caller: Caller, disk, passphrase):
     """A key file on the USB stick DISK that unlocks the storage when the box starts."""
     box.storage.add_usb_key(box.head()[1], disk, passphrase)
+    box.runtime.made("usb_key", _maker(caller))  # an installer's ends at the handover
     return {"status": box.storage.status(box.head()[1])}
 
 
 @method("storage.usb_key.remove", passphrase=(TEXT, REQUIRED))
 def storage_usb_key_remove(box: Box, caller: Caller, passphrase):
     box.storage.remove_usb_key(box.head()[1], passphrase)
+    box.runtime.made("usb_key", None)
     return {"status": box.storage.status(box.head()[1])}
 
 

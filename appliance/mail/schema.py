@@ -37,19 +37,25 @@ class AppPassword:
     owner: str
     label: str  # which app or device: "Alice's phone, Delta Chat"
     slot: int  # 1..APP_PASSWORDS_MAX, unique per owner
+    made_by: str | None = None  # who made it for the owner (None: the owner, or root)
 
     @classmethod
     def from_json(cls, value, fld: str) -> "AppPassword":
-        v.only_keys(value, fld, {"id", "owner", "label", "slot"})
+        v.only_keys(value, fld, {"id", "owner", "label", "slot"}, {"made_by"})
+        made_by = value.get("made_by")
         return cls(
             id=v.integer(value["id"], f"{fld}.id", 1, 2**31),
             owner=user_name(value["owner"], f"{fld}.owner"),
             label=v.text(value["label"], f"{fld}.label", LABEL_MAX),
             slot=v.integer(value["slot"], f"{fld}.slot", 1, APP_PASSWORDS_MAX),
+            made_by=None if made_by is None else user_name(made_by, f"{fld}.made_by"),
         )
 
     def to_json(self) -> dict:
-        return {"id": self.id, "owner": self.owner, "label": self.label, "slot": self.slot}
+        out = {"id": self.id, "owner": self.owner, "label": self.label, "slot": self.slot}
+        if self.made_by is not None:
+            out["made_by"] = self.made_by
+        return out
 
 
 @dataclass(frozen=True)
@@ -164,6 +170,19 @@ class MailSettings:
 
     def with_password(self, password: AppPassword) -> "MailSettings":
         return replace(self, app_passwords=self.app_passwords + (password,))
+
+    def owners(self) -> frozenset[str]:
+        """Who holds an app password: its owner, and whoever made it for them."""
+        return frozenset(p.owner for p in self.app_passwords) | frozenset(
+            p.made_by for p in self.app_passwords if p.made_by is not None
+        )
+
+    def without_owner(self, name: str) -> "MailSettings":
+        """Without NAME's app passwords, nor those NAME made for others (they saw them)."""
+        return replace(
+            self,
+            app_passwords=tuple(p for p in self.app_passwords if name not in (p.owner, p.made_by)),
+        )
 
     def without_password(self, id: int) -> "MailSettings":
         return replace(self, app_passwords=tuple(p for p in self.app_passwords if p.id != id))

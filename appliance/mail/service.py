@@ -97,7 +97,7 @@ class MailService:
             self.secrets.put(TLS_CERT_SECRET, Secret(cert_pem))
 
     def add_password(
-        self, desired: Desired, owner: str, label: str
+        self, desired: Desired, owner: str, label: str, made_by: str | None = None
     ) -> tuple[Desired, tuple[AppPassword, str]]:
         """A new app password for OWNER's app or device: the password itself is returned
         this once; the box keeps only its hash."""
@@ -118,6 +118,7 @@ class MailService:
                 "owner": owner,
                 "label": label,
                 "slot": free[0],
+                **({"made_by": made_by} if made_by is not None else {}),
             },
             "app_password",
         )

@@ -68,5 +68,8 @@ class SshSettings:
             raise Conflict(f"there are {MAX_KEYS} keys already: remove one first", "key")
         return SshSettings(self.keys + (key,))
 
+    def owners(self) -> frozenset[str]:
+        return frozenset(k.owner for k in self.keys if k.owner is not None)
+
     def without_owner(self, name: str) -> "SshSettings":
         return SshSettings(tuple(k for k in self.keys if k.owner != name))

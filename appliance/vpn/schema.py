@@ -3,6 +3,7 @@
 import ipaddress
 import secrets as random
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 
 from .. import validate as v
 from ..accounts.schema import user_name
@@ -12,6 +13,8 @@ MODES = ("full", "home")  # full tunnel: all traffic via the box; home: only the
 KEY_HOLDERS = ("box", "device")  # who made the device's private key
 NAME_MAX = 64
 DNS_MAX = 4
+# Names compared for uniqueness on every change: each one's key worked out once.
+_name_key = lru_cache(maxsize=1 << 16)(v.name_key)
 HOME_NETWORKS_MAX = 16
 
 
@@ -145,6 +148,9 @@ class VpnSettings:
         return settings
 
     def to_json(self) -> dict:
+        return {**self.to_json_without_devices(), "devices": [d.to_json() for d in self.devices]}
+
+    def to_json_without_devices(self) -> dict:
         out = {
             "interface": self.interface,
             "listen_port": self.listen_port,
@@ -152,7 +158,6 @@ class VpnSettings:
             "ipv6_subnet": str(self.ipv6_subnet),
             "dns": list(self.dns),
             "home_networks": [str(n) for n in self.home_networks],
-            "devices": [d.to_json() for d in self.devices],
         }
         if self.endpoint is not None:
             out["endpoint"] = self.endpoint.to_json()
@@ -166,8 +171,34 @@ class VpnSettings:
     def box_ipv6(self) -> ipaddress.IPv6Interface:
         return ipaddress.ip_interface((self.ipv6_subnet[1], self.ipv6_subnet.prefixlen))
 
-    def check_devices(self) -> None:
-        """Every device in the subnets, and no id, name, key or address used twice."""
+    def check_devices(self, new: list[Device] | None = None) -> None:
+        """Every device in the subnets, and no id, name, key or address used twice.
+        NEW: the only devices not known to be in these subnets already (None: all)."""
+        box_ipv4, box_ipv6 = self.box_ipv4.ip, self.box_ipv6.ip
+        for d in self.devices if new is None else new:
+            ipv4, ipv6 = ipaddress.ip_address(d.ipv4), ipaddress.ip_address(d.ipv6)
+            if ipv4 not in self.ipv4_subnet or ipv4 in (
+                box_ipv4,
+                self.ipv4_subnet.broadcast_address,
+            ):
+                fld = f"vpn.devices[{self.devices.index(d)}]"
+                raise Invalid(
+                    f"{fld}.ipv4 is not a device address in {self.ipv4_subnet}", f"{fld}.ipv4"
+                )
+            if ipv6 not in self.ipv6_subnet or ipv6 == box_ipv6:
+                fld = f"vpn.devices[{self.devices.index(d)}]"
+                raise Invalid(
+                    f"{fld}.ipv6 is not a device address in {self.ipv6_subnet}", f"{fld}.ipv6"
+                )
+        n = len(self.devices)
+        if (
+            len({d.id for d in self.devices}) == n
+            and len({d.public_key for d in self.devices}) == n
+            and len({d.ipv4 for d in self.devices}) == n
+            and len({d.ipv6 for d in self.devices}) == n
+            and len({_name_key(d.name) for d in self.devices}) == n
+        ):
+            return
         seen: dict[str, set] = {
             "id": set(),
             "name": set(),
@@ -175,20 +206,7 @@ class VpnSettings:
             "IPv4 address": set(),
             "IPv6 address": set(),
         }
-        for i, d in enumerate(self.devices):
-            fld = f"vpn.devices[{i}]"
-            ipv4, ipv6 = ipaddress.ip_address(d.ipv4), ipaddress.ip_address(d.ipv6)
-            if ipv4 not in self.ipv4_subnet or ipv4 in (
-                self.box_ipv4.ip,
-                self.ipv4_subnet.broadcast_address,
-            ):
-                raise Invalid(
-                    f"{fld}.ipv4 is not a device address in {self.ipv4_subnet}", f"{fld}.ipv4"
-                )
-            if ipv6 not in self.ipv6_subnet or ipv6 == self.box_ipv6.ip:
-                raise Invalid(
-                    f"{fld}.ipv6 is not a device address in {self.ipv6_subnet}", f"{fld}.ipv6"
-                )
+        for i, d in enumerate(self.devices):  # which one: only once there is one
             for what, val in (
                 ("id", d.id),
                 ("name", v.name_key(d.name)),
@@ -197,7 +215,7 @@ class VpnSettings:
                 ("IPv6 address", d.ipv6),
             ):
                 if val in seen[what]:
-                    raise Conflict(f"two devices have the same {what}", fld)
+                    raise Conflict(f"two devices have the same {what}", f"vpn.devices[{i}]")
                 seen[what].add(val)
 
     def device(self, ref) -> Device | None:
@@ -207,6 +225,13 @@ class VpnSettings:
                 return d
         key = v.name_key(ref) if isinstance(ref, str) else None
         return next((d for d in self.devices if v.name_key(d.name) == key), None)
+
+    def owners(self) -> frozenset[str]:
+        return frozenset(d.owner for d in self.devices if d.owner is not None)
+
+    def without_owner(self, name: str) -> "VpnSettings":
+        """Without NAME's devices: who leaves takes no tunnel home with them."""
+        return replace(self, devices=tuple(d for d in self.devices if d.owner != name))
 
     def with_devices(self, devices) -> "VpnSettings":
         return replace(self, devices=tuple(sorted(devices, key=lambda d: d.id)))

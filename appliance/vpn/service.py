@@ -129,6 +129,17 @@ class VpnService:
         devices = tuple(d for d in vpn.devices if d.id != gone.id)
         return desired.with_vpn(replace(vpn, devices=devices)), gone
 
+    def rekey(self, desired: Desired, made: dict) -> Desired:
+        """New key pairs for the devices whose private keys the box made; MADE gets
+        device id -> its new private key, for the caller to keep once stored."""
+        devices = []
+        for d in desired.vpn.devices:
+            if d.key_holder == "box":
+                made[d.id] = private_key = keys.new_private_key()
+                d = replace(d, public_key=keys.public_key(private_key))
+            devices.append(d)
+        return desired.with_vpn(replace(desired.vpn, devices=tuple(devices)))
+
     def change_settings(self, desired: Desired, **changes) -> Desired:
         """Change box-wide VPN settings; every value is checked as the schema does."""
         vpn = desired.vpn

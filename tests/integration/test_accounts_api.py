@@ -2,6 +2,7 @@
 UI's own unprivileged user (here: nobody), the way the web UI will."""
 
 import ipaddress
+import json
 import os
 import subprocess
 import tempfile
@@ -225,3 +226,75 @@ call("auth.login", name="ana", passphrase="three unrelated words", address="::ff
         "ok",  # through the VPN
         "ok",  # from home, through an IPv6 socket
     ], results
+
+
+def test_the_handover_ends_the_installers_invitations_and_links(webui_box):
+    lab = webui_box
+    code = lab.api.call("setup.code")["code"]
+    results = as_webui(
+        lab,
+        f"""
+admin = call("setup.claim", code={code!r}, address="192.0.2.9", language="en",
+             box_name="Home", admin_name="amina", passphrase="three unrelated words",
+             timezone="UTC")["session"]
+call("users.add", admin, name="ines", role="installer", passphrase="installer visit phrase")
+ines = call("auth.login", name="ines", passphrase="installer visit phrase",
+            address="192.0.2.11")["session"]
+invite = call("users.invite", ines, name="eve", role="admin")
+call("vpn.device.add", ines, name="Amina's phone")
+link = call("vpn.device.link", ines, device="Amina's phone")
+call("users.add", ines, name="baraka", role="member", passphrase="kilima cha mvua njema")
+handed = call("users.handover", admin)
+call("users.invitation", token=invite["token"])
+call("users.join", token=invite["token"], passphrase="eve would be an admin now")
+call("vpn.device.redeem", token=link["token"])
+call("users.list", admin)
+""",
+    )
+    assert codes(results) == [
+        "ok",  # claim
+        "ok",
+        "ok",  # an installer, who logs in
+        "ok",  # invites an admin
+        "ok",
+        "ok",  # sets up a phone and makes a one-time link for it
+        "ok",  # and makes an account
+        "ok",  # handover
+        "not_found",  # the installer's invitation ended with the installer
+        "not_found",  # nobody joins with it
+        "not_found",  # nor fetches the phone's config with the link
+        "ok",
+    ], results
+    handed = results[7][1]["ok"]
+    assert handed["ended"]["invitations"] == 1 and handed["ended"]["links"] == 1
+    assert handed["created"] == ["baraka"]  # listed for the household to confirm
+    users = {u["name"]: u for u in results[11][1]["ok"]}
+    assert sorted(users) == ["amina", "baraka"] and users["baraka"]["created_by"] == "ines"
+
+
+def test_a_members_status_shows_only_what_is_theirs(webui_box):
+    lab = webui_box
+    code = lab.api.call("setup.code")["code"]
+    results = as_webui(
+        lab,
+        f"""
+admin = call("setup.claim", code={code!r}, address="192.0.2.9", language="en",
+             box_name="Home", admin_name="amina", passphrase="three unrelated words",
+             timezone="UTC")["session"]
+call("users.add", admin, name="baraka", role="member", passphrase="kilima cha mvua njema")
+member = call("auth.login", name="baraka", passphrase="kilima cha mvua njema",
+              address="192.0.2.10")["session"]
+call("vpn.device.add", member, name="Baraka's phone")
+call("status", member)
+call("vpn.device.add", admin, name="Amina's diary tablet")
+call("status", member)
+call("status", admin)
+""",
+    )
+    assert codes(results) == ["ok"] * 8, results
+    own, other, managed = (results[i][1]["ok"] for i in (4, 6, 7))
+    assert own["revision"]["why"] == "add device “Baraka's phone”"  # their own change
+    assert "Amina's diary tablet" not in json.dumps(other, ensure_ascii=False)
+    assert other["revision"]["who"] is None and other["revision"]["why"] is None
+    assert other["last_reconcile"] == []
+    assert managed["revision"]["why"] == "add device “Amina's diary tablet”"

@@ -6,6 +6,7 @@ What this proves is what a member sees: pages, forms, errors tied to fields, CSR
 headers, and a phone connected with a config downloaded from the page.
 """
 
+import html
 import os
 import re
 import subprocess
@@ -511,3 +512,46 @@ def test_the_agent_sees_the_clients_own_address_not_a_header_it_sent(tmp_path):
         web.stop()
         lab.close()
         subprocess.run(["rm", "-rf", str(root)])
+
+
+def test_the_handover_page_ends_the_installers_access_and_lists_what_ended(web):
+    claim(web)
+    post(
+        web, "/users", {"name": "ines", "role": "installer", "passphrase": "installer visit phrase"}
+    )
+    installer = create_app(web.lab.box.paths.socket, testing=True).test_client()
+    assert (
+        post(
+            installer, "/login", {"name": "ines", "passphrase": "installer visit phrase"}
+        ).status_code
+        == 302
+    )
+    invited = post(installer, "/users/invite", {"invite_name": "eve", "invite_role": "admin"})
+    join = re.search(r"https://box\.test(/join/[^\"<\s]+)", invited.get_data(as_text=True)).group(1)
+    post(installer, "/devices/", {"name": "Ines's test phone", "mode": "home"})
+    post(web, "/devices/", {"name": "Ana's phone", "mode": "home"})
+    post(
+        installer,
+        "/users",
+        {"name": "kito", "role": "member", "passphrase": "kilima cha mvua njema"},
+    )
+
+    page = web.get("/users", base_url="https://box.test").get_data(as_text=True)
+    assert 'name="rekey_devices"' in page and 'name="handover_passphrase"' not in page  # no disk
+    assert "Accounts the installer created" in page and "<bdi>kito</bdi>" in page
+    forged = web.post("/users/handover", data={"rekey_devices": "1"}, base_url="https://box.test")
+    assert forged.status_code == 400  # no CSRF token: nothing ended
+    assert "ines" in [u["name"] for u in web.lab.api.call("users.list")]
+
+    done = post(web, "/users/handover", {"rekey_devices": "1"})
+    shown = html.unescape(done.get_data(as_text=True))
+    assert done.status_code == 200 and done.headers["Cache-Control"] == "no-store"
+    assert "The installer's access has ended" in shown
+    assert re.search(r"<dt>Invitations</dt><dd>1</dd>", shown), shown
+    assert re.search(r"<dt>Accounts</dt><dd><bdi>ines</bdi></dd>", shown)
+    assert "Accounts the installer created" in shown and "<bdi>kito</bdi>" in shown
+    assert "<dt>Devices</dt><dd>1: <bdi>Ines's test phone</bdi></dd>" in shown
+    assert "Devices with new keys" in shown and "<bdi>Ana's phone</bdi>" in shown
+    gone = web.get(join, base_url="https://box.test")
+    assert gone.status_code == 404  # the installer's admin invitation died with the access
+    assert installer.get("/", base_url="https://box.test").status_code == 302  # logged out

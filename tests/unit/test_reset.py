@@ -87,6 +87,7 @@ def household(box: Box, *, encrypted: bool = True) -> dict:
     d = box.accounts.claim(d, "alice", PASSPHRASE, "en")
     d = box.accounts.add_user(d, "bob", "member", "another long passphrase here")
     d, phone = box.vpn.add_device(d, "Alice's phone", owner="alice", preshared_key=True)
+    box.store.commit(d, "alice (admin)", "Alice's phone")  # ids count what is stored
     d, _ = box.vpn.add_device(d, "Bob's laptop", owner="bob")
     d = box.mail.change_settings(d, enabled=True, domain="smith.example")
     d, (entry, _) = box.mail.add_password(d, "alice", "Thunderbird")

@@ -3,7 +3,7 @@ the history."""
 
 from ipaddress import ip_network
 
-from flask import Blueprint, g, redirect, render_template, request, url_for
+from flask import Blueprint, g, make_response, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_babel import lazy_ngettext
@@ -41,6 +41,7 @@ TOO_MANY_KEYS = lazy_ngettext(
     MAX_KEYS,
 )
 NO_KEY_NAME = _l("Give the key a name: its line has no comment to name it by.")
+NEED_STORAGE_PASSPHRASE = _l("Give the storage's passphrase to replace the recovery key.")
 
 
 @bp.before_request
@@ -76,9 +77,17 @@ def users():
         errors,
     ):
         return redirect(url_for("admin.users"))
+    return _users_page(errors, form)
+
+
+def _users_page(errors: dict, form, status: int | None = None):
+    try:  # the handover asks for the storage's passphrase only on a box that has one
+        encrypted = call("storage.status")["volume"] is not None
+    except ApplianceError:
+        encrypted = False
     return render_template(
-        "users.html", users=call("users.list"), errors=errors, form=form
-    ), 400 if errors else 200
+        "users.html", users=call("users.list"), errors=errors, form=form, encrypted=encrypted
+    ), status or (400 if errors else 200)
 
 
 @bp.route("/users/invite", methods=["POST"])
@@ -100,9 +109,7 @@ def invite():
             else message(err)
         )
         errors = {f"invite_{field if field in ('name', 'role') else 'form'}": text}
-        return render_template(
-            "users.html", users=call("users.list"), errors=errors, form=form
-        ), 400
+        return _users_page(errors, form)
     url = url_for("auth.join", token=made["token"], _external=True)
     return render_template(
         "invitation.html",
@@ -120,8 +127,31 @@ def remove_user(name: str):
 
 @bp.route("/users/handover", methods=["POST"])
 def handover():
-    call("users.handover")
-    return redirect(url_for("admin.users"))
+    """End the installer's access; the page says what was ended, once (it may carry a
+    new recovery key: never stored, never cached)."""
+    from .storage import MESSAGES, _slow  # storage's pages import this module
+
+    form = request.form
+    passphrase = form.get("handover_passphrase", "")
+    try:
+        done = _slow(
+            "users.handover",
+            storage_passphrase=passphrase or None,
+            new_recovery_key=form.get("new_recovery_key") == "1",
+            rekey_devices=form.get("rekey_devices") == "1",
+        )
+    except ApplianceError as err:
+        if (err.code, err.field) == ("invalid", "passphrase"):
+            text = NEED_STORAGE_PASSPHRASE
+        else:
+            text = (
+                MESSAGES.get((err.code, err.field)) if err.field in ("key", "passphrase") else None
+            )
+        field = "handover_passphrase" if text or err.field == "passphrase" else "handover_form"
+        return _users_page({field: str(text or message(err))}, form)
+    answer = make_response(render_template("handover.html", done=done))
+    answer.headers["Cache-Control"] = "no-store"
+    return answer
 
 
 @bp.route("/settings", methods=["GET", "POST"])
