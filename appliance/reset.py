@@ -84,7 +84,7 @@ def _forget(box: Box, reset_revision: int) -> None:
         forget = getattr(cap, "forget", None)
         if forget is not None:
             forget()
-    _wipe(box.paths.state_db, "DELETE FROM revisions WHERE n < ?", (reset_revision,))
+    box.store.card.forget_before(reset_revision)
 
 
 def _rendered(box: Box, desired: Desired) -> set[str]:

@@ -13,6 +13,8 @@ KEY_HOLDERS = ("box", "device")  # who made the device's private key
 NAME_MAX = 64
 DNS_MAX = 4
 HOME_NETWORKS_MAX = 16
+DEVICES_PER_MEMBER = 20  # default: what one member may add before an admin raises it
+DEVICES_PER_MEMBER_MAX = 1000
 
 
 @dataclass(frozen=True)
@@ -107,6 +109,7 @@ class VpnSettings:
     dns: tuple[str, ...] = ()
     home_networks: tuple = ()
     devices: tuple[Device, ...] = field(default=())
+    devices_per_member: int = DEVICES_PER_MEMBER
 
     @classmethod
     def new(cls) -> "VpnSettings":
@@ -126,7 +129,7 @@ class VpnSettings:
             value,
             fld,
             {"interface", "listen_port", "ipv4_subnet", "ipv6_subnet"},
-            {"endpoint", "dns", "home_networks", "devices"},
+            {"endpoint", "dns", "home_networks", "devices", "devices_per_member"},
         )
         endpoint = value.get("endpoint")
         settings = cls(
@@ -140,6 +143,12 @@ class VpnSettings:
                 value.get("home_networks", []), f("home_networks"), v.any_network, HOME_NETWORKS_MAX
             ),
             devices=v.listed(value.get("devices", []), f("devices"), Device.from_json, 2**20),
+            devices_per_member=v.integer(
+                value.get("devices_per_member", DEVICES_PER_MEMBER),
+                f("devices_per_member"),
+                1,
+                DEVICES_PER_MEMBER_MAX,
+            ),
         )
         settings.check_devices()
         return settings
@@ -153,6 +162,7 @@ class VpnSettings:
             "dns": list(self.dns),
             "home_networks": [str(n) for n in self.home_networks],
             "devices": [d.to_json() for d in self.devices],
+            "devices_per_member": self.devices_per_member,
         }
         if self.endpoint is not None:
             out["endpoint"] = self.endpoint.to_json()

@@ -8,7 +8,7 @@ system. Keys are made here, in-process, and kept in the secret store.
 from dataclasses import replace
 
 from .. import validate as v
-from ..errors import Conflict, Invalid, NotFound
+from ..errors import Conflict, Invalid, NotFound, PoolExhausted
 from ..schema import Desired
 from ..secrets import Secret, SecretStore
 from ..store import StateStore
@@ -26,11 +26,24 @@ def _dns(value, fld):
     )
 
 
+def check_member_limit(vpn: VpnSettings, owner: str) -> None:
+    """One member may own at most ``devices_per_member`` devices: admins too, for the
+    devices they own (they can raise the limit, which the history then shows). The
+    box's own devices (no owner, added as root) are not counted."""
+    owned = sum(1 for d in vpn.devices if d.owner == owner)
+    if owned >= vpn.devices_per_member:
+        raise PoolExhausted(
+            f"{owner} already has {owned} devices, the most one member may have "
+            f"({vpn.devices_per_member}): remove one first, or an admin raises the limit",
+            "devices_per_member",
+        )
+
+
 class VpnService:
     def __init__(self, store: StateStore, secrets: SecretStore):
         self.store = store
         self.secrets = secrets
-        self.pool = AddressPool(store.was_handed_out)
+        self.pool = AddressPool(store.was_handed_out, lambda: store.releases)
 
     def ensure_box_key(self) -> None:
         """Make the box's key on first start; keep its public half beside it."""
@@ -72,6 +85,8 @@ class VpnService:
     ) -> tuple[Desired, Device]:
         vpn = desired.vpn
         name = self._check_name(vpn, name)
+        if owner is not None:
+            check_member_limit(vpn, owner)
         mode = v.choice(mode, "mode", MODES)
         dns = _dns(dns, "dns")
         preshared_key = v.boolean(preshared_key, "preshared_key")
