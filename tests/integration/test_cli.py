@@ -81,3 +81,22 @@ def test_no_agent_is_a_clear_error(tmp_path):
         text=True,
     )
     assert done.returncode == 1 and "cannot reach the agent" in done.stderr
+
+
+def test_history_is_kept_to_a_count_with_pins_and_members_have_a_device_limit(box):
+    assert "500" in cli(box, "config", "keep").stdout
+    first = json.loads(cli(box, "config", "history", "--json").stdout)[-1]["revision"]
+    assert f"revision {first} is pinned" in cli(box, "config", "pin", str(first)).stdout
+    cli(box, "config", "keep", "10")
+    for i in range(11):
+        cli(box, "vpn", "device", "add", f"laptop {i}")
+    kept = json.loads(cli(box, "config", "history", "--json", "--limit", "100").stdout)
+    assert len(kept) == 11 and kept[-1]["revision"] == first and kept[-1]["pinned"]
+    assert "pinned" in cli(box, "config", "history").stdout.splitlines()[-1]
+    cli(box, "config", "unpin", str(first))
+    assert len(json.loads(cli(box, "config", "history", "--json").stdout)) == 10
+    refused = cli(box, "config", "keep", "3", ok=False)
+    assert refused.returncode == 2 and "keep" in refused.stderr
+
+    cli(box, "vpn", "set", "--devices-per-member", "3")
+    assert box.api.call("vpn.settings.get")["devices_per_member"] == 3
