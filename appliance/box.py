@@ -143,7 +143,12 @@ class Box:
                 self._known.clear()  # at start and on the timer: read everything afresh
             self.last_outcomes = reconcile(self.capabilities, desired, skip, self._known)
             now = time.monotonic()
-            self._facts = {name: (now, facts) for name, facts in self._known.items()}
+            # Facts known from an acknowledgement carry the time of the read they
+            # were built on (vpn/facts.py): a view must not take them as fresh.
+            self._facts = {
+                name: (min(now, getattr(facts, "read_at", now)), facts)
+                for name, facts in self._known.items()
+            }
             for outcome in self.last_outcomes:
                 if outcome.converged:
                     self._settled[outcome.capability] = wants[outcome.capability]

@@ -29,15 +29,15 @@ class AddressPool:
         last = min(v4.num_addresses - 2, v6.num_addresses - 1)
         key = (v4, v6)
         index = self._resume.get(key, 2)
-        in_use: set | None = None  # built only if the store's record is not enough
         while index <= last:
             a4, a6 = str(v4[index]), str(v6[index])
-            if not (self._was_handed_out(a4) or self._was_handed_out(a6)):
-                if in_use is None:
-                    in_use = {d.ipv4 for d in vpn.devices} | {d.ipv6 for d in vpn.devices}
-                if a4 not in in_use and a6 not in in_use:
-                    self._resume[key] = index
-                    return a4, a6
+            # The store records every stored device's addresses; the devices of the
+            # state being changed are looked at only for a candidate (one scan).
+            if not (self._was_handed_out(a4) or self._was_handed_out(a6)) and not any(
+                d.ipv4 == a4 or d.ipv6 == a6 for d in vpn.devices
+            ):
+                self._resume[key] = index
+                return a4, a6
             index += 1
         self._resume[key] = index
         raise PoolExhausted(

@@ -3,6 +3,7 @@
 import ipaddress
 import secrets as random
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 
 from .. import validate as v
 from ..accounts.schema import user_name
@@ -80,6 +81,11 @@ class Device:
             key_holder=v.choice(value.get("key_holder", "box"), f"{fld}.key_holder", KEY_HOLDERS),
             owner=None if owner is None else user_name(owner, f"{fld}.owner"),
         )
+
+    @cached_property
+    def name_key(self) -> str:
+        """The name as compared for uniqueness; kept on the (frozen) device once made."""
+        return v.name_key(self.name)
 
     def to_json(self) -> dict:
         out = {
@@ -201,7 +207,7 @@ class VpnSettings:
                 )
             for what, val in (
                 ("id", d.id),
-                ("name", v.name_key(d.name)),
+                ("name", d.name_key),
                 ("public key", d.public_key),
                 ("IPv4 address", d.ipv4),
                 ("IPv6 address", d.ipv6),
@@ -216,7 +222,7 @@ class VpnSettings:
             if d.id == ref or str(d.id) == ref:
                 return d
         key = v.name_key(ref) if isinstance(ref, str) else None
-        return next((d for d in self.devices if v.name_key(d.name) == key), None)
+        return next((d for d in self.devices if d.name_key == key), None)
 
     def with_devices(self, devices) -> "VpnSettings":
         return replace(self, devices=tuple(sorted(devices, key=lambda d: d.id)))

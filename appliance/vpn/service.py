@@ -69,7 +69,7 @@ class VpnService:
     def _check_name(self, vpn: VpnSettings, name, except_id: int | None = None) -> str:
         name = v.text(name, "name", NAME_MAX)
         key = v.name_key(name)
-        if any(v.name_key(d.name) == key and d.id != except_id for d in vpn.devices):
+        if any(d.name_key == key and d.id != except_id for d in vpn.devices):
             raise Conflict(f"a device called {name!r} already exists", "name")
         return name
 
@@ -119,7 +119,8 @@ class VpnService:
             self.secrets.put(device_key_name(device.id), private_key)
         if preshared_key:
             self.secrets.put(psk_name(device.id), keys.new_preshared_key())
-        return desired.with_vpn(vpn.with_devices(vpn.devices + (device,))), device
+        # The newest id sorts last: appending keeps the devices in id order.
+        return desired.with_vpn(replace(vpn, devices=vpn.devices + (device,))), device
 
     def update_device(
         self, desired: Desired, ref, name=UNSET, mode=UNSET, dns=UNSET
