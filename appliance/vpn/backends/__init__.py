@@ -60,12 +60,13 @@ def probe() -> dict[str, bool]:
 
 def detect(choice: str, found: dict[str, bool], log_dir=None) -> Backend:
     """The backend to use: ``kernel``, ``userspace`` or ``auto`` (kernel if it works)."""
-    from .kernel import KernelBackend
-    from .userspace import UserspaceBackend
-
     if choice == "kernel" or (choice == "auto" and found["kernel_wireguard"]):
+        from .kernel import KernelBackend  # pyroute2, 22 MB: only for this backend
+
         return KernelBackend()
     if choice == "userspace" or (choice == "auto" and found["wireguard_go"]):
+        from .userspace import UserspaceBackend
+
         return UserspaceBackend(log_dir)
     raise RuntimeError(
         "no WireGuard available: the kernel has no wireguard module "
