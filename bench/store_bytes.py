@@ -48,7 +48,9 @@ def main() -> int:
     parser.add_argument("--changes", type=int, default=20)
     parser.add_argument("--json-out", type=Path)
     args = parser.parse_args()
-    store = StateStore(Path(tempfile.mkdtemp(prefix="cb-store-")) / "state.db")
+    where = Path(tempfile.mkdtemp(prefix="cb-store-"))
+    store = StateStore(where / "state.db")
+    card = StateStore(where / "card.db")  # the card's copy (appliance/configstore.py)
     base = Desired.new()
     desired = replace(
         base,
@@ -60,13 +62,16 @@ def main() -> int:
         ),
     )
     store.commit(desired, "bench", "seed")
-    written, seconds = [], []
+    written, seconds, card_written = [], [], []
     for i in range(args.devices + 1, args.devices + 1 + args.changes):
         desired = replace(desired, vpn=desired.vpn.with_devices(desired.vpn.devices + (device(i),)))
         before, started = wchar(), time.perf_counter()
-        store.commit(desired, "bench", "add one device")
+        revision = store.commit(desired, "bench", "add one device")
         seconds.append(time.perf_counter() - started)
         written.append(wchar() - before)
+        before = wchar()
+        card.keep_only(revision, desired)  # what card_copy does after every commit
+        card_written.append(wchar() - before)
     result = {
         "benchmark": "store_bytes",
         "store": str(Path(sys.modules["appliance.store"].__file__).resolve()),
@@ -75,12 +80,16 @@ def main() -> int:
         "written_per_change_median": statistics.median(written),
         "written_per_change_max": max(written),
         "commit_ms_median": statistics.median(seconds) * 1000,
+        "card_copy_written_median": statistics.median(card_written),
     }
-    print(f"{'devices':>8} | {'document':>10} | {'written/change':>14} {'max':>10} | {'commit':>8}")
+    print(
+        f"{'devices':>8} | {'document':>10} | {'written/change':>14} {'max':>10} | "
+        f"{'commit':>8} | {'card copy':>10}"
+    )
     print(
         f"{args.devices:>8} | {result['document_bytes']:>10,} | "
         f"{result['written_per_change_median']:>14,.0f} {result['written_per_change_max']:>10,} | "
-        f"{result['commit_ms_median']:>6.1f}ms"
+        f"{result['commit_ms_median']:>6.1f}ms | {result['card_copy_written_median']:>10,.0f}"
     )
     print(json.dumps(result, indent=2))
     if args.json_out:
