@@ -10,9 +10,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from babel.numbers import get_decimal_symbol
-from flask import Flask, g
+from flask import Flask, g, request, url_for
 from flask_babel import Babel, format_datetime, format_decimal, get_locale, get_translations
 from flask_babel import lazy_gettext as _l
+from jinja2 import pass_eval_context
+from markupsafe import Markup
 
 from appliance.paths import DEFAULT_SOCKET
 
@@ -45,6 +47,8 @@ def create_app(
         pgettext=lambda c, s: _translations().upgettext(c, s),
         npgettext=lambda c, s, p, n: _translations().unpgettext(c, s, p, n),
     )
+    app.jinja_env.globals["_"] = _gettext
+    app.jinja_env.globals["url_for"] = _url_for
     app.before_request(agent_for_request)
     app.teardown_request(close_agent)
     app.extensions["post_limit"] = security.PostLimit()
@@ -68,6 +72,37 @@ def create_app(
 
 # TRANSLATORS: units of size, as written in your language (French: o, ko, Mo, Go).
 UNITS = (_l("B"), _l("kB"), _l("MB"), _l("GB"))
+
+
+@pass_eval_context
+def _gettext(eval_ctx, string: str, **variables):
+    """``_()`` in templates: Jinja's newstyle gettext (escaped, always a format
+    string) in one call instead of three nested ones; a page has dozens."""
+    found = _translations().ugettext(string)
+    if eval_ctx.autoescape:
+        found = Markup(found)
+    return found % variables
+
+
+_URLS: dict[tuple, str] = {}
+
+
+def _url_for(endpoint: str, **values) -> str:
+    """url_for in templates, remembered: a path depends only on the endpoint, its
+    values and where the app is mounted (a page asks for the same dozen every time).
+    Relative endpoints and the _external/_anchor kind are built afresh."""
+    if endpoint.startswith(".") or any(k.startswith("_") for k in values):
+        return url_for(endpoint, **values)
+    try:
+        key = (request.script_root, endpoint, *sorted(values.items()))
+        return _URLS[key]
+    except TypeError:  # a value that cannot be a key (a list)
+        return url_for(endpoint, **values)
+    except KeyError:
+        if len(_URLS) > 4096:
+            _URLS.clear()
+        url = _URLS[key] = url_for(endpoint, **values)
+        return url
 
 
 def _translations():
