@@ -158,6 +158,9 @@ class ConfigStore:
     def pin(self, n: int, pinned: bool = True) -> Revision:
         return self._rest()[0].pin(n, pinned)
 
+    def sweep(self) -> set[int]:
+        return self._rest()[0].sweep()
+
     def commit(self, desired: Desired, who: str, why: str) -> Revision:
         if desired.storage.volume is None:  # no encrypted storage (or a factory reset)
             if self.volume is not None:

@@ -15,13 +15,28 @@ class AddressPool:
     only ever added, so the search resumes where it stopped.
     """
 
-    def __init__(self, was_handed_out: Callable[[str], bool], releases: Callable[[], int]):
+    def __init__(
+        self,
+        was_handed_out: Callable[[str], bool],
+        releases: Callable[[], int],
+        reclaim: Callable[[], object] | None = None,
+    ):
         self._was_handed_out = was_handed_out
         self._releases = releases
+        self._reclaim = reclaim  # frees what deleted revisions held, before giving up
         self._resume: dict[tuple, int] = {}
         self._seen_releases = releases()
 
     def next(self, vpn: VpnSettings) -> tuple[str, str]:
+        try:
+            return self._next(vpn)
+        except PoolExhausted:
+            if self._reclaim is None:
+                raise
+            self._reclaim()  # the store sweeps in batches; a full pool cannot wait
+            return self._next(vpn)
+
+    def _next(self, vpn: VpnSettings) -> tuple[str, str]:
         if self._releases() != self._seen_releases:
             self._seen_releases = self._releases()
             self._resume.clear()

@@ -43,7 +43,7 @@ class VpnService:
     def __init__(self, store: StateStore, secrets: SecretStore):
         self.store = store
         self.secrets = secrets
-        self.pool = AddressPool(store.was_handed_out, lambda: store.releases)
+        self.pool = AddressPool(store.was_handed_out, lambda: store.releases, store.sweep)
 
     def ensure_box_key(self) -> None:
         """Make the box's key on first start; keep its public half beside it."""
