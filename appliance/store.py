@@ -20,7 +20,15 @@ from pathlib import Path
 
 from . import validate as v
 from .errors import NotFound
-from .revisionstore import DEVICES, canonical, chunks, digest, join_document, split_document
+from .revisionstore import (
+    DEVICES,
+    canonical,
+    chunks,
+    digest,
+    ends_chunk,
+    join_document,
+    split_document,
+)
 from .schema import SCHEMA_VERSION, Desired
 from .sqlite import compact, open_private
 
@@ -88,6 +96,7 @@ class _Layout:
 
     def __init__(self):
         self._seen: dict[tuple, tuple[tuple, str]] = {}
+        self._runs: list[tuple[tuple, str]] = []  # last time's chunks, in order
 
     def split(self, desired: Desired, stored: set[str]) -> tuple[dict, dict[str, tuple[str, list]]]:
         """(manifest, {hash: (body, devices in it)}) for the blobs it refers to that
@@ -118,8 +127,19 @@ class _Layout:
                 slices[f.name] = put(key, (), make)
             else:
                 slices[f.name] = put((f.name, id(part)), (part,), part.to_json)
-        hashes = []
-        for run in chunks(desired.vpn.devices):
+        devices = desired.vpn.devices
+        hashes, runs, start = [], [], 0
+        # Last time's chunks, as long as the devices still start with them (compared
+        # by identity, in C): adding a device re-reads one chunk, not ten thousand.
+        for run, h in self._runs:
+            end = start + len(run)
+            if h not in stored or not ends_chunk(run[-1].id) or devices[start:end] != run:
+                break
+            self._seen[(DEVICES, *map(id, run))] = (run, h)
+            hashes.append(h)
+            runs.append((run, h))
+            start = end
+        for run in chunks(devices[start:]):
             run_t = tuple(run)
             hashes.append(
                 put(
@@ -129,6 +149,8 @@ class _Layout:
                     run_t,
                 )
             )
+            runs.append((run_t, hashes[-1]))
+        self._runs = runs
         return {"schema": SCHEMA_VERSION, "slices": slices, DEVICES: hashes}, blobs
 
 

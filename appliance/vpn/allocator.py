@@ -1,9 +1,12 @@
 """Hands each new device an IPv4 and an IPv6 address that no kept revision holds."""
 
 from collections.abc import Callable
+from operator import attrgetter
 
 from ..errors import PoolExhausted
 from .schema import VpnSettings
+
+_IPV4, _IPV6 = attrgetter("ipv4"), attrgetter("ipv6")
 
 
 class AddressPool:
@@ -48,8 +51,11 @@ class AddressPool:
             a4, a6 = str(v4[index]), str(v6[index])
             # The store records every stored device's addresses; the devices of the
             # state being changed are looked at only for a candidate (one scan).
-            if not (self._was_handed_out(a4) or self._was_handed_out(a6)) and not any(
-                d.ipv4 == a4 or d.ipv6 == a6 for d in vpn.devices
+            if not (
+                self._was_handed_out(a4)
+                or self._was_handed_out(a6)
+                or a4 in map(_IPV4, vpn.devices)  # `in` over a map: a scan in C
+                or a6 in map(_IPV6, vpn.devices)
             ):
                 self._resume[key] = index
                 return a4, a6

@@ -64,17 +64,19 @@ def wanted(
     private_key = secrets.get(BOX_KEY)
     if private_key is None:
         raise SystemFailure("the box has no WireGuard key")
+    changed: set[str] = set()  # the keys whose peers differ from known.peers
     if vpn.devices is known.devices:
         by_device, peers = known.by_device, known.peers
     else:
-        current = set(map(id, vpn.devices))
+        current = dict(zip(map(id, vpn.devices), vpn.devices, strict=True))  # in C
         by_device, peers = dict(known.by_device), dict(known.peers)
-        for gone in by_device.keys() - current:  # removed or changed: its old peer goes
-            del peers[by_device.pop(gone)[1].public_key]
+        for gone in by_device.keys() - current.keys():  # removed or changed
+            key = by_device.pop(gone)[1].public_key
+            del peers[key]
+            changed.add(key)
         psks = None
-        for d in vpn.devices:
-            if id(d) in by_device:
-                continue
+        for new in current.keys() - by_device.keys():
+            d = current[new]
             psk = None
             if d.preshared_key:
                 psks = psks if psks is not None else secrets.get_many("vpn/psk/")
@@ -82,14 +84,16 @@ def wanted(
                 if psk is None:
                     raise SystemFailure(f"device {d.id} has lost its preshared key")
             peer = WantedPeer(d.public_key, psk, frozenset((f"{d.ipv4}/32", f"{d.ipv6}/128")))
-            by_device[id(d)] = (d, peer)
+            by_device[new] = (d, peer)
             peers[peer.public_key] = peer
+            changed.add(peer.public_key)
     return WantedInterface(
         vpn.interface,
         private_key,
         vpn.listen_port,
         frozenset((str(vpn.box_ipv4), str(vpn.box_ipv6))),
         peers,
+        since=(known.peers, frozenset(changed)),
     ), Known(vpn.devices, by_device, peers)
 
 

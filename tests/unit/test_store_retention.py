@@ -241,3 +241,32 @@ def test_the_limit_is_twenty_by_default_and_checked(vpn):
     with pytest.raises(Invalid) as err:
         vpn.change_settings(head(vpn), devices_per_member=0)
     assert err.value.field == "devices_per_member"
+
+
+def test_changes_anywhere_store_the_same_layout_as_the_whole_document(tmp_path):
+    """The store reuses last time's chunks; whatever changed, the manifest is the one
+    the whole document splits into, and the document loads back as it was."""
+    import random
+
+    from appliance.revisionstore import split_document
+
+    rng = random.Random(15)
+    store = StateStore(tmp_path / "state.db")
+    desired = with_devices(Desired.new(), 300)
+    next_id = 301
+    for step in range(40):
+        devices = list(desired.vpn.devices)
+        what = rng.choice(("add", "remove", "rename"))
+        if what == "add":
+            devices.append(with_devices(Desired.new(), next_id).vpn.devices[-1])
+            next_id += 1
+        elif what == "remove":
+            devices.pop(rng.randrange(len(devices)))
+        else:
+            i = rng.randrange(len(devices))
+            devices[i] = replace(devices[i], name=f"renamed {step}")
+        desired = replace(desired, vpn=replace(desired.vpn, devices=tuple(devices)))
+        n = store.commit(desired, "test", what).n
+        stored = store._db.execute("SELECT manifest FROM revisions WHERE n = ?", (n,)).fetchone()
+        assert json.loads(stored[0]) == split_document(desired.to_json())[0], what
+        assert store.document(n) == desired.to_json()

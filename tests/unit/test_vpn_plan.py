@@ -153,3 +153,20 @@ def test_planning_from_settled_facts_looks_only_at_what_changed(case):
     given = facts(have(*settled.peers.values()))
     assert plan(given, want, settled) == expected
     assert plan(given, want) == expected  # the same answer the long way
+
+
+@pytest.mark.parametrize("case", SINCE)
+def test_a_wanted_interface_that_says_what_changed_is_planned_from_that(case):
+    settled, want, expected = SINCE[case]
+    changed = frozenset(settled.peers.keys() ^ want.peers.keys()) | frozenset(
+        k for k in settled.peers.keys() & want.peers.keys() if settled.peers[k] is not want.peers[k]
+    )
+    told = WantedInterface(
+        want.name,
+        want.private_key,
+        want.listen_port,
+        want.addresses,
+        want.peers,
+        since=(settled.peers, changed),
+    )
+    assert plan(facts(have(*settled.peers.values())), told, settled) == expected
