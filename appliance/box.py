@@ -154,7 +154,9 @@ class Box:
         facts: dict[str, tuple[float, object]] = {}
         for name, known in self._known.items():
             if known is not before.get(name):
-                facts[name] = (now, known)
+                # Facts known from an acknowledgement carry the time of the read they
+                # were built on (vpn/facts.py): a view must not take them as fresh.
+                facts[name] = (min(now, getattr(known, "read_at", now)), known)
             elif name in self._facts:
                 facts[name] = self._facts[name]
         self._facts = facts

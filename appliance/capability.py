@@ -104,6 +104,11 @@ class Capability(ABC):
     @abstractmethod
     def health(self, facts: Any, desired: Desired) -> list[Check]: ...
 
+    def acknowledged(self, facts: Any, actions: list) -> Any | None:
+        """The facts after ACTIONS when the system's answer to each is enough to know
+        them (vpn/capability.py); None (the default): the verify reads afresh."""
+        return None
+
     # -- declarations (the defaults: none) -------------------------------------------
 
     @staticmethod

@@ -143,7 +143,7 @@ def cmd_image_verify(api: Client, args) -> object:
 
 def cmd_vpn_set(api: Client, args) -> object:
     changes = {}
-    for key in ("interface", "listen_port", "ipv4_subnet", "ipv6_subnet"):
+    for key in ("interface", "listen_port", "ipv4_subnet", "ipv6_subnet", "devices_per_member"):
         if getattr(args, key) is not None:
             changes[key] = getattr(args, key)
     if args.endpoint is not None:
@@ -205,6 +205,14 @@ def cmd_diff(api: Client, args) -> object:
 
 def cmd_rollback(api: Client, args) -> object:
     return api.call("config.rollback", revision=args.revision)
+
+
+def cmd_pin(api: Client, args) -> object:
+    return api.call("config.pin", revision=args.revision, pinned=args.pin_cmd == "pin")
+
+
+def cmd_keep(api: Client, args) -> object:
+    return api.call("config.retention", keep=args.keep)
 
 
 def _switch(value: str | None) -> bool | None:
@@ -549,7 +557,12 @@ def show_text(args, result) -> None:
         case f if f is cmd_history:
             for r in result:
                 when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r["at"]))
-                print(f"{r['revision']:>5}  {when}  {r['who']:<12}  {r['why']}")
+                pin = "pinned" if r.get("pinned") else ""
+                print(f"{r['revision']:>5}  {when}  {r['who']:<12}  {pin:<6}  {r['why']}")
+        case f if f is cmd_pin:
+            print(f"revision {result['revision']} is {'' if result['pinned'] else 'not '}pinned")
+        case f if f is cmd_keep:
+            print(f"the newest {result['keep']} revisions are kept, and any pinned")
         case f if f is cmd_diff:
             print(
                 result["diff"] or f"revisions {result['a']} and {result['b']} are the same",
@@ -685,6 +698,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ipv6-subnet")
     p.add_argument("--dns", action="append", help="default DNS server for devices (repeat)")
     p.add_argument("--home-network", action="append", help="a LAN 'home only' devices reach")
+    p.add_argument("--devices-per-member", type=int, help="the most devices one member may add")
     p.add_argument("--why")
 
     dev = vpn.add_parser("device", help="family devices").add_subparsers(
@@ -851,6 +865,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("b", type=int, nargs="?")
     p = leaf(cfg, "rollback", cmd_rollback, "restore a revision (as a new revision)")
     p.add_argument("revision", type=int)
+    for verb, what in (("pin", "keep a revision however old"), ("unpin", "let it age out")):
+        p = leaf(cfg, verb, cmd_pin, what)
+        p.set_defaults(pin_cmd=verb)
+        p.add_argument("revision", type=int)
+    p = leaf(cfg, "keep", cmd_keep, "how many of the newest revisions are kept")
+    p.add_argument("keep", type=int, nargs="?", help="set it (default 500)")
     return parser
 
 

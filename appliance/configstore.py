@@ -143,6 +143,23 @@ class ConfigStore:
     def last_device_id(self) -> int:
         return self._rest()[0].last_device_id
 
+    @property
+    def releases(self) -> int:
+        return self._rest()[0].releases if not self.locked else 0
+
+    @property
+    def keep(self) -> int:
+        return self._rest()[0].keep
+
+    def set_keep(self, keep) -> int:
+        return self._rest()[0].set_keep(keep)
+
+    def pin(self, n: int, pinned: bool = True) -> Revision:
+        return self._rest()[0].pin(n, pinned)
+
+    def sweep(self) -> set[int]:
+        return self._rest()[0].sweep()
+
     def commit(self, desired: Desired, who: str, why: str) -> Revision:
         if desired.storage.volume is None:  # no encrypted storage (or a factory reset)
             if self.volume is not None:

@@ -81,7 +81,8 @@ def reconcile(
 
 
 def _converge(cap: Capability, desired: Desired, facts, fresh: bool, outcome: Outcome):
-    """Plan, apply, verify with a fresh read; returns the verified facts. If the facts
+    """Plan, apply, verify with a fresh read (or the capability's ``acknowledged``
+    facts, known from the system's answer to each action); returns them. If the facts
     planned from were remembered and the system changed behind the agent's back, the
     verify shows what is left and a second pass from fresh facts settles it."""
     for _ in range(2):
@@ -102,7 +103,12 @@ def _converge(cap: Capability, desired: Desired, facts, fresh: bool, outcome: Ou
             if fresh:
                 raise
             log.warning("%s: the system was not as remembered; reading it afresh", cap.name)
-        facts, fresh = cap.read_facts(desired), True
+            facts, fresh = cap.read_facts(desired), True
+            continue
+        # A capability may know the result from the system's acknowledgement of each
+        # action (vpn/capability.py); otherwise the verify reads the system afresh.
+        after = cap.acknowledged(facts, actions)
+        facts, fresh = (after if after is not None else cap.read_facts(desired)), True
     left = cap.plan(facts, desired)
     if left:
         outcome.converged = False

@@ -81,7 +81,7 @@ def _forget(box: Box, reset_revision: int) -> None:
     _set_aside_unencrypted(box, reset_revision)
     for cap in box.capabilities:  # what a capability keeps outside the stores (accounts)
         cap.forget()
-    _wipe(box.paths.state_db, "DELETE FROM revisions WHERE n < ?", (reset_revision,))
+    box.store.card.forget_before(reset_revision)
 
 
 def _rendered(box: Box, desired: Desired) -> set[str]:

@@ -51,6 +51,14 @@ BY_FIELD = {
     ("pool_exhausted", "owner"): _l(
         "You already have as many apps as the box allows: remove one you no longer use first."
     ),
+    ("pool_exhausted", "devices_per_member"): _l(
+        "You already have as many devices as the box allows: remove one you no longer use, "
+        "or ask an admin to raise the limit."
+    ),
+    ("invalid", "devices_per_member"): _l(
+        "Enter a whole number from %(low)s to %(high)s.", low=1, high=1000
+    ),
+    ("invalid", "keep"): _l("Enter a whole number from %(low)s to %(high)s.", low=10, high=100000),
     ("invalid", "mail.domain"): _l("Enter a domain name, like example.org."),
     ("invalid", "mail.max_message_mib"): _l(
         "Enter a whole number from %(low)s to %(high)s.", low=1, high=100

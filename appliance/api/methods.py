@@ -191,6 +191,20 @@ def rollback(box: Box, caller: Caller, revision):
     return _changed(new, outcomes)
 
 
+@method("config.pin", revision=(INT, REQUIRED), pinned=(BOOL, True))
+def pin(box: Box, caller: Caller, revision, pinned):
+    """A pinned revision is kept however many changes follow (appliance/store.py)."""
+    with box.lock:
+        return box.store.pin(revision, pinned).to_json()
+
+
+@method("config.retention", keep=(OPT_INT, None))
+def retention(box: Box, caller: Caller, keep):
+    """How many of the newest revisions are kept (besides the pinned ones); KEEP sets it."""
+    with box.lock:
+        return {"keep": box.store.keep if keep is None else box.store.set_keep(keep)}
+
+
 # -- claiming the box, accounts and sessions ---------------------------------------
 
 
@@ -563,6 +577,7 @@ def settings_get(box: Box, caller: Caller):
     endpoint=(OPT_OBJ, UNSET),
     dns=(LIST, UNSET),
     home_networks=(LIST, UNSET),
+    devices_per_member=(INT, UNSET),
     **WHY,
 )
 def settings_set(box: Box, caller: Caller, why, **changes):

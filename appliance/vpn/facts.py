@@ -1,5 +1,6 @@
 """What the system has now, as frozen data read by a backend."""
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -32,3 +33,6 @@ class VpnFacts:
     """Every WireGuard interface this agent manages in its network namespace."""
 
     interfaces: Mapping[str, Interface]
+    # When the system was read (time.monotonic): facts known from the system's
+    # acknowledgement of a change keep the time of the read they were built on.
+    read_at: float = field(default_factory=time.monotonic, compare=False)

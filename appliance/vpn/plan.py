@@ -6,7 +6,7 @@ a peer, so other devices' sessions are untouched.
 """
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..secrets import Secret
 from .facts import Interface, VpnFacts
@@ -26,6 +26,11 @@ class WantedInterface:
     listen_port: int
     addresses: frozenset[str]
     peers: Mapping[str, WantedPeer]
+    # (earlier peers, keys): ``peers`` differs from that earlier mapping only at these
+    # keys, which lets a plan from settled facts look at those alone
+    since: tuple[Mapping[str, WantedPeer], frozenset[str]] | None = field(
+        default=None, compare=False
+    )
 
 
 # -- actions -----------------------------------------------------------------------
@@ -88,7 +93,13 @@ Action = (
 )
 
 
-def plan(facts: VpnFacts, wanted: WantedInterface) -> list[Action]:
+def plan(
+    facts: VpnFacts, wanted: WantedInterface, settled: WantedInterface | None = None
+) -> list[Action]:
+    """``settled``: the wanted interface these very facts are known to match (what the
+    last reconcile converged to), if any: the peers are then planned from what changed
+    since, not compared one by one with the interface's (a device added to ten
+    thousand costs one peer, not ten thousand comparisons)."""
     actions: list[Action] = [
         DeleteInterface(name) for name in sorted(facts.interfaces) if name != wanted.name
     ]
@@ -102,7 +113,10 @@ def plan(facts: VpnFacts, wanted: WantedInterface) -> list[Action]:
     actions += [AddAddress(wanted.name, a) for a in sorted(wanted.addresses - have.addresses)]
     if not have.up:
         actions.append(BringUp(wanted.name))
-    peers = plan_peers(have, wanted)
+    if settled is not None and settled.name == wanted.name and wanted.name in facts.interfaces:
+        peers = plan_peers_since(settled, wanted)
+    else:
+        peers = plan_peers(have, wanted)
     if peers.upserts or peers.removals:
         actions.append(peers)
     return actions
@@ -118,3 +132,25 @@ def plan_peers(have: Interface, wanted: WantedInterface) -> SetPeers:
     )
     removals = tuple(sorted(key for key in have.peers if key not in wanted.peers))
     return SetPeers(wanted.name, upserts, removals)
+
+
+def plan_peers_since(settled: WantedInterface, wanted: WantedInterface) -> SetPeers:
+    """The peers that differ from those already settled: found by identity first (an
+    unchanged device keeps its very WantedPeer), by value when the objects differ."""
+    old = settled.peers
+    if wanted.since is not None and wanted.since[0] is old:
+        keys = wanted.since[1]
+        new = wanted.peers
+        return SetPeers(
+            wanted.name,
+            tuple(sorted((new[k] for k in keys if k in new and old.get(k) != new[k]), key=_key)),
+            tuple(sorted(k for k in keys if k not in new and k in old)),
+        )
+    other = [p for key, p in wanted.peers.items() if old.get(key) is not p]
+    upserts = sorted((p for p in other if old.get(p.public_key) != p), key=_key)
+    removals = tuple(sorted(old.keys() - wanted.peers.keys()))
+    return SetPeers(wanted.name, tuple(upserts), removals)
+
+
+def _key(peer: WantedPeer) -> str:
+    return peer.public_key

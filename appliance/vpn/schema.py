@@ -3,7 +3,7 @@
 import ipaddress
 import secrets as random
 from dataclasses import dataclass, field, replace
-from functools import lru_cache
+from functools import cached_property
 
 from .. import validate as v
 from ..accounts.schema import user_name
@@ -13,9 +13,9 @@ MODES = ("full", "home")  # full tunnel: all traffic via the box; home: only the
 KEY_HOLDERS = ("box", "device")  # who made the device's private key
 NAME_MAX = 64
 DNS_MAX = 4
-# Names compared for uniqueness on every change: each one's key worked out once.
-_name_key = lru_cache(maxsize=1 << 16)(v.name_key)
 HOME_NETWORKS_MAX = 16
+DEVICES_PER_MEMBER = 20  # default: what one member may add before an admin raises it
+DEVICES_PER_MEMBER_MAX = 1000
 
 
 @dataclass(frozen=True)
@@ -82,6 +82,11 @@ class Device:
             owner=None if owner is None else user_name(owner, f"{fld}.owner"),
         )
 
+    @cached_property
+    def name_key(self) -> str:
+        """The name as compared for uniqueness; kept on the (frozen) device once made."""
+        return v.name_key(self.name)
+
     def to_json(self) -> dict:
         out = {
             "id": self.id,
@@ -110,6 +115,7 @@ class VpnSettings:
     dns: tuple[str, ...] = ()
     home_networks: tuple = ()
     devices: tuple[Device, ...] = field(default=())
+    devices_per_member: int = DEVICES_PER_MEMBER
 
     @classmethod
     def new(cls) -> "VpnSettings":
@@ -129,7 +135,7 @@ class VpnSettings:
             value,
             fld,
             {"interface", "listen_port", "ipv4_subnet", "ipv6_subnet"},
-            {"endpoint", "dns", "home_networks", "devices"},
+            {"endpoint", "dns", "home_networks", "devices", "devices_per_member"},
         )
         endpoint = value.get("endpoint")
         settings = cls(
@@ -143,6 +149,12 @@ class VpnSettings:
                 value.get("home_networks", []), f("home_networks"), v.any_network, HOME_NETWORKS_MAX
             ),
             devices=v.listed(value.get("devices", []), f("devices"), Device.from_json, 2**20),
+            devices_per_member=v.integer(
+                value.get("devices_per_member", DEVICES_PER_MEMBER),
+                f("devices_per_member"),
+                1,
+                DEVICES_PER_MEMBER_MAX,
+            ),
         )
         settings.check_devices()
         return settings
@@ -158,6 +170,7 @@ class VpnSettings:
             "ipv6_subnet": str(self.ipv6_subnet),
             "dns": list(self.dns),
             "home_networks": [str(n) for n in self.home_networks],
+            "devices_per_member": self.devices_per_member,
         }
         if self.endpoint is not None:
             out["endpoint"] = self.endpoint.to_json()
@@ -196,7 +209,7 @@ class VpnSettings:
             and len({d.public_key for d in self.devices}) == n
             and len({d.ipv4 for d in self.devices}) == n
             and len({d.ipv6 for d in self.devices}) == n
-            and len({_name_key(d.name) for d in self.devices}) == n
+            and len({d.name_key for d in self.devices}) == n
         ):
             return
         seen: dict[str, set] = {
@@ -209,7 +222,7 @@ class VpnSettings:
         for i, d in enumerate(self.devices):  # which one: only once there is one
             for what, val in (
                 ("id", d.id),
-                ("name", v.name_key(d.name)),
+                ("name", d.name_key),
                 ("public key", d.public_key),
                 ("IPv4 address", d.ipv4),
                 ("IPv6 address", d.ipv6),
@@ -224,7 +237,7 @@ class VpnSettings:
             if d.id == ref or str(d.id) == ref:
                 return d
         key = v.name_key(ref) if isinstance(ref, str) else None
-        return next((d for d in self.devices if v.name_key(d.name) == key), None)
+        return next((d for d in self.devices if d.name_key == key), None)
 
     def owners(self) -> frozenset[str]:
         return frozenset(d.owner for d in self.devices if d.owner is not None)

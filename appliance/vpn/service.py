@@ -8,7 +8,7 @@ system. Keys are made here, in-process, and kept in the secret store.
 from dataclasses import replace
 
 from .. import validate as v
-from ..errors import Conflict, Invalid, NotFound
+from ..errors import Conflict, Invalid, NotFound, PoolExhausted
 from ..schema import Desired
 from ..secrets import Secret, SecretStore
 from ..store import StateStore
@@ -26,11 +26,24 @@ def _dns(value, fld):
     )
 
 
+def check_member_limit(vpn: VpnSettings, owner: str) -> None:
+    """One member may own at most ``devices_per_member`` devices: admins too, for the
+    devices they own (they can raise the limit, which the history then shows). The
+    box's own devices (no owner, added as root) are not counted."""
+    owned = sum(1 for d in vpn.devices if d.owner == owner)
+    if owned >= vpn.devices_per_member:
+        raise PoolExhausted(
+            f"{owner} already has {owned} devices, the most one member may have "
+            f"({vpn.devices_per_member}): remove one first, or an admin raises the limit",
+            "devices_per_member",
+        )
+
+
 class VpnService:
     def __init__(self, store: StateStore, secrets: SecretStore):
         self.store = store
         self.secrets = secrets
-        self.pool = AddressPool(store.was_handed_out)
+        self.pool = AddressPool(store.was_handed_out, lambda: store.releases, store.sweep)
 
     def ensure_box_key(self) -> None:
         """Make the box's key on first start; keep its public half beside it."""
@@ -56,7 +69,7 @@ class VpnService:
     def _check_name(self, vpn: VpnSettings, name, except_id: int | None = None) -> str:
         name = v.text(name, "name", NAME_MAX)
         key = v.name_key(name)
-        if any(v.name_key(d.name) == key and d.id != except_id for d in vpn.devices):
+        if any(d.name_key == key and d.id != except_id for d in vpn.devices):
             raise Conflict(f"a device called {name!r} already exists", "name")
         return name
 
@@ -72,6 +85,8 @@ class VpnService:
     ) -> tuple[Desired, Device]:
         vpn = desired.vpn
         name = self._check_name(vpn, name)
+        if owner is not None:
+            check_member_limit(vpn, owner)
         mode = v.choice(mode, "mode", MODES)
         dns = _dns(dns, "dns")
         preshared_key = v.boolean(preshared_key, "preshared_key")
@@ -104,7 +119,8 @@ class VpnService:
             self.secrets.put(device_key_name(device.id), private_key)
         if preshared_key:
             self.secrets.put(psk_name(device.id), keys.new_preshared_key())
-        return desired.with_vpn(vpn.with_devices(vpn.devices + (device,))), device
+        # The newest id sorts last: appending keeps the devices in id order.
+        return desired.with_vpn(replace(vpn, devices=vpn.devices + (device,))), device
 
     def update_device(
         self, desired: Desired, ref, name=UNSET, mode=UNSET, dns=UNSET

@@ -169,3 +169,22 @@ def test_an_invitation_from_the_command_line_is_a_link_and_a_qr_code(box):
         assert refused.returncode == 2 and "is not a HOST or HOST:PORT" in refused.stderr
     as_json = json.loads(cli(box, "--json", "users", "invite", "fay").stdout)
     assert as_json["url"].startswith("https://home.example.org/join/") and as_json["qr"]
+
+
+def test_history_is_kept_to_a_count_with_pins_and_members_have_a_device_limit(box):
+    assert "500" in cli(box, "config", "keep").stdout
+    first = json.loads(cli(box, "config", "history", "--json").stdout)[-1]["revision"]
+    assert f"revision {first} is pinned" in cli(box, "config", "pin", str(first)).stdout
+    cli(box, "config", "keep", "10")
+    for i in range(11):
+        cli(box, "vpn", "device", "add", f"laptop {i}")
+    kept = json.loads(cli(box, "config", "history", "--json", "--limit", "100").stdout)
+    assert len(kept) == 11 and kept[-1]["revision"] == first and kept[-1]["pinned"]
+    assert "pinned" in cli(box, "config", "history").stdout.splitlines()[-1]
+    cli(box, "config", "unpin", str(first))
+    assert len(json.loads(cli(box, "config", "history", "--json").stdout)) == 10
+    refused = cli(box, "config", "keep", "3", ok=False)
+    assert refused.returncode == 2 and "keep" in refused.stderr
+
+    cli(box, "vpn", "set", "--devices-per-member", "3")
+    assert box.api.call("vpn.settings.get")["devices_per_member"] == 3

@@ -555,3 +555,41 @@ def test_the_handover_page_ends_the_installers_access_and_lists_what_ended(web):
     gone = web.get(join, base_url="https://box.test")
     assert gone.status_code == 404  # the installer's admin invitation died with the access
     assert installer.get("/", base_url="https://box.test").status_code == 302  # logged out
+
+
+def test_the_device_limit_and_history_kept_are_set_and_revisions_pinned_on_the_pages(web):
+    claim(web)
+    settings = {
+        "box_name": "Home",
+        "language": "en",
+        "timezone": "Europe/Lisbon",
+        "endpoint_host": "192.0.2.1",
+        "endpoint_port": "51820",
+    }
+    page = web.get("/settings", base_url="https://box.test").get_data(as_text=True)
+    assert re.search(r'name="devices_per_member" type="text" value="20"', page)
+    assert re.search(r'name="keep" type="text" value="500"', page)
+    bad = post(web, "/settings", {**settings, "devices_per_member": "0", "keep": "50"})
+    assert bad.status_code == 400
+    assert "Enter a whole number from 1 to 1000." in bad.get_data(as_text=True)
+    saved = post(web, "/settings", {**settings, "devices_per_member": "2", "keep": "50"})
+    assert saved.status_code == 302
+    assert web.lab.api.call("config.retention") == {"keep": 50}
+    post(web, "/devices/", {"name": "laptop", "mode": "home"})
+    post(web, "/devices/", {"name": "phone", "mode": "home"})
+    refused = post(web, "/devices/", {"name": "tablet", "mode": "home"})
+    assert refused.status_code == 400
+    assert "as many devices as the box allows" in refused.get_data(as_text=True)
+
+    first = web.lab.api.call("config.history", limit=100)[-1]["revision"]
+    history = web.get("/history", base_url="https://box.test")
+    assert "The newest 50 versions are kept" in history.get_data(as_text=True)
+    pinned = web.post(
+        f"/history/{first}/pin",
+        data={"csrf_token": csrf(history), "pinned": "1"},
+        base_url="https://box.test",
+    )
+    assert pinned.status_code == 302
+    assert web.lab.api.call("config.history", limit=100)[-1]["pinned"]
+    page = web.get("/history", base_url="https://box.test").get_data(as_text=True)
+    assert ">Unpin</button>" in page

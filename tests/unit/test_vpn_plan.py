@@ -128,3 +128,45 @@ def test_actions_print_without_secrets():
     actions = plan(facts(), wanted(A, B))
     text = " ".join(map(str, actions)) + " ".join(map(repr, actions))
     assert "box-private" not in text and "psk-b" not in text
+
+
+C = WantedPeer("C" * 43 + "=", None, frozenset({"10.0.0.4/32", "fd00::4/128"}))
+B2 = WantedPeer(B.public_key, None, B.allowed_ips)  # B without its preshared key
+
+SINCE = {
+    # facts known to match SETTLED; what WANT needs
+    "one device added": (wanted(A, B), wanted(A, B, C), [SetPeers("wg0", (C,), ())]),
+    "one removed": (wanted(A, B, C), wanted(A, C), [SetPeers("wg0", (), (B.public_key,))]),
+    "one changed": (wanted(A, B), wanted(A, B2), [SetPeers("wg0", (B2,), ())]),
+    "an equal peer in a new object is no change": (
+        wanted(A, B),
+        wanted(A, WantedPeer(B.public_key, Secret("psk-b"), B.allowed_ips)),
+        [],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", SINCE)
+def test_planning_from_settled_facts_looks_only_at_what_changed(case):
+    settled, want, expected = SINCE[case]
+    # The interface's own peer list is not consulted: what it holds is SETTLED's.
+    given = facts(have(*settled.peers.values()))
+    assert plan(given, want, settled) == expected
+    assert plan(given, want) == expected  # the same answer the long way
+
+
+@pytest.mark.parametrize("case", SINCE)
+def test_a_wanted_interface_that_says_what_changed_is_planned_from_that(case):
+    settled, want, expected = SINCE[case]
+    changed = frozenset(settled.peers.keys() ^ want.peers.keys()) | frozenset(
+        k for k in settled.peers.keys() & want.peers.keys() if settled.peers[k] is not want.peers[k]
+    )
+    told = WantedInterface(
+        want.name,
+        want.private_key,
+        want.listen_port,
+        want.addresses,
+        want.peers,
+        since=(settled.peers, changed),
+    )
+    assert plan(facts(have(*settled.peers.values())), told, settled) == expected

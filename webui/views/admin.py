@@ -161,21 +161,31 @@ def settings():
         port = form.get("endpoint_port", "").strip()
         host = form.get("endpoint_host", "").strip()
         endpoint = {"host": host, "port": int(port) if port.isdigit() else -1} if host else None
-        if _try(
-            lambda: call(
-                "box.settings.set",
-                name=form.get("box_name", "").strip(),
-                timezone=form.get("timezone", ""),
-                language=form.get("language", ""),
-                manage_from_anywhere=form.get("manage_from_anywhere") == "1",
-            ),
-            errors,
-        ) and _try(lambda: call("vpn.settings.set", endpoint=endpoint), errors):
+        if (
+            _try(
+                lambda: call(
+                    "box.settings.set",
+                    name=form.get("box_name", "").strip(),
+                    timezone=form.get("timezone", ""),
+                    language=form.get("language", ""),
+                    manage_from_anywhere=form.get("manage_from_anywhere") == "1",
+                ),
+                errors,
+            )
+            and _try(
+                lambda: call(
+                    "vpn.settings.set", endpoint=endpoint, **_numbers(form, "devices_per_member")
+                ),
+                errors,
+            )
+            and _try(lambda: call("config.retention", **_numbers(form, "keep")), errors)
+        ):
             return redirect(url_for("admin.settings", saved=1))
     status = call("status")
     return render_template(
         "settings.html",
         status=status,
+        keep=call("config.retention")["keep"],
         vpn=call("vpn.settings.get"),
         errors=errors,
         form=form,
@@ -183,6 +193,13 @@ def settings():
         timezones=TIMEZONES,
         saved=request.args.get("saved"),
     ), 400 if errors else 200
+
+
+def _numbers(form, *names) -> dict[str, int]:
+    """Whole numbers typed in a form, those sent; anything but digits is -1, which the
+    agent refuses with the field's range."""
+    sent = {name: form[name].strip() for name in names if name in form}
+    return {k: int(v) if v.isdigit() and len(v) < 10 else -1 for k, v in sent.items()}
 
 
 def _key_refused(err: ApplianceError, form) -> tuple[str, str]:
@@ -245,7 +262,17 @@ def ssh_remove():
 
 @bp.route("/history")
 def history():
-    return render_template("history.html", revisions=call("config.history", limit=100))
+    return render_template(
+        "history.html",
+        revisions=call("config.history", limit=100),
+        keep=call("config.retention")["keep"],
+    )
+
+
+@bp.route("/history/<int:revision>/pin", methods=["POST"])
+def pin(revision: int):
+    call("config.pin", revision=revision, pinned=request.form.get("pinned") == "1")
+    return redirect(url_for("admin.history"))
 
 
 @bp.route("/history/<int:revision>")

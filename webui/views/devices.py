@@ -30,7 +30,8 @@ def index():
                 mode=request.form.get("mode", "home"),
             )
         except ApplianceError as err:
-            errors[form_field(err) or "form"] = message(err)
+            field = form_field(err)  # only the name has its own place on the form
+            errors[field if field == "name" else "form"] = message(err)
         else:
             return redirect(url_for("devices.show", device_id=added["device"]["id"]))
     page = min(max(request.args.get("page", 1, type=int), 1), 10**6)
