@@ -78,7 +78,14 @@ def main(argv: list[str] | None = None) -> int:
         backend.kind,
     )
     system = System.inside(args.enter) if args.enter else System(paths.root)
-    box = Box(paths, backend, found, system)
+
+    def hardware_survey() -> dict:
+        from hardware.boards import detect
+        from hardware.status import survey
+
+        return survey(detect()).to_dict()
+
+    box = Box(paths, backend, found, system, hardware_survey)
     resume_reset(box)  # a factory reset the power cut short is finished first
     group = pwd.getpwnam(args.webui_user).pw_gid if args.webui_user else None
     box.tls_fingerprint = ensure_certificate(

@@ -63,8 +63,12 @@ class Box:
         backend: Backend,
         detected: dict[str, bool] | None = None,
         system: System | None = None,
+        hardware_survey: Callable[[], dict] = lambda: {},
     ):
         self.paths = paths
+        # The board and its devices, as the hardware package reads them: handed in by the
+        # agent's entry point (appliance/agent.py), so the box itself imports no hardware.
+        self.hardware_survey = hardware_survey
         self.detected = detected or {}
         self.lock = threading.RLock()
         self.system = system or System(paths.root)

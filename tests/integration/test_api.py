@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from appliance.api import MAX_REQUEST
-from appliance.api.methods import METHODS
+from appliance.api.methods import load
 from appliance.errors import Conflict, Invalid, NotFound, PoolExhausted
 from appliance.vpn import keys
 from cblab.sandbox import REPO
@@ -302,7 +302,7 @@ JSON = st.recursive(
 
 @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
 @given(
-    method=st.sampled_from(sorted(METHODS) + ["nope"]),
+    method=st.sampled_from(sorted(load()) + ["nope"]),
     params=st.dictionaries(
         st.sampled_from(
             [
