@@ -241,8 +241,7 @@ class Box:
 
             def restore(current: Desired):
                 # The encrypted volume is a disk that exists now, whatever the past said.
-                now = replace(
-                    old,
+                now = old.replace(
                     accounts=current.accounts,
                     storage=current.storage,
                     box=replace(old.box, claimed=current.box.claimed),

@@ -37,6 +37,12 @@ def card_secrets() -> tuple[str, ...]:
     return ACCOUNT_SECRETS + tuple(p for cap in CAPABILITIES for p in cap.card_secrets)
 
 
+def card_settings() -> tuple[str, ...]:
+    """The slices the card keeps a copy of: those of the capabilities that keep nothing on
+    the encrypted storage, and so run while it is locked."""
+    return tuple(cap.settings[0] for cap in CAPABILITIES if cap.settings and not cap.uses_storage)
+
+
 def ports(desired: Desired) -> Ports:
     """What the capabilities turned on in DESIRED ask the firewall to open."""
     declared = [cap.ports(desired) for cap in CAPABILITIES]

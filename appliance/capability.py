@@ -12,6 +12,7 @@ A capability converges one part of the system to its slice of the desired state:
 Beside that, it declares what the shared code needs to know, so that adding one is its
 folder plus one line in appliance/capabilities.py:
 
+    settings               its slice of the desired state: its key and its class (a Slice)
     packages               the Debian packages the box's image needs for it
     ports(desired)         what the firewall opens for it (to everyone, or to the home only)
     card_secrets           which of its secrets stay on the card (needed while the encrypted
@@ -28,6 +29,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 from .schema import Desired
+from .slice import Slice
 
 if TYPE_CHECKING:
     from .secrets import SecretStore
@@ -79,6 +81,7 @@ class UnknownAction(TypeError):
 
 class Capability(ABC):
     name: ClassVar[str]
+    settings: ClassVar[tuple[str, type[Slice]] | None] = None
     packages: ClassVar[tuple[str, ...]] = ()
     card_secrets: ClassVar[tuple[str, ...]] = ()
     uses_storage: ClassVar[bool] = False

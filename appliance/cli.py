@@ -200,8 +200,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--renew", action="store_true", help="make a new code; the old one dies")
 
-    image = sub.add_parser("image", help="sign and verify OS images (local; no agent)")
-    image = image.add_subparsers(dest="image_cmd", required=True)
+    image = sub.add_parser(
+        "image", help="sign and verify OS images (local; no agent)"
+    ).add_subparsers(dest="image_cmd", required=True)
     p = leaf(image, "keygen", cmd_image_keygen, "make an ed25519 signing key", print_fields)
     p.add_argument("--key", required=True, help="where to write the private key (0600)")
     p.add_argument("--pub", required=True, help="where to write the public key")

@@ -21,7 +21,7 @@ the two leaves the card one revision behind, and the next unlock copies it again
 import logging
 from collections.abc import Callable
 
-from .capabilities import card_secrets
+from .capabilities import card_secrets, card_settings
 from .errors import Conflict
 from .paths import Paths
 from .schema import Desired
@@ -36,15 +36,14 @@ CARD_WHY = "the newest revision's copy (the history is on the encrypted storage)
 
 def card_copy(store: StateStore, revision: Revision, desired: Desired) -> None:
     """Onto the card, as its one revision: what the box needs while its storage is
-    locked (mail, chat and files off; not even why the change was made)."""
+    locked: the slices of the capabilities that keep nothing on it (the VPN, the storage
+    itself, the installer's SSH); mail, chat and files off; not even why it changed."""
     store.keep_only(
         Revision(revision.n, revision.at, revision.who, CARD_WHY),
         Desired(
-            box=desired.box,
-            vpn=desired.vpn,
-            accounts=desired.accounts,
-            storage=desired.storage,
-            ssh=desired.ssh,
+            desired.box,
+            desired.accounts,
+            **{key: getattr(desired, key) for key in card_settings()},
         ),
     )
 

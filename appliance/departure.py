@@ -73,6 +73,6 @@ def restorable(old: Desired, current: Desired, secrets: SecretStore, at: float) 
     app_passwords = tuple(
         p for p in old.mail.app_passwords if password_secret(p.owner, p.slot) in hashes
     )
-    return old.with_vpn(old.vpn.with_devices(devices)).with_mail(
-        replace(old.mail, app_passwords=app_passwords)
+    return old.replace(vpn=old.vpn.with_devices(devices)).replace(
+        mail=replace(old.mail, app_passwords=app_passwords)
     )

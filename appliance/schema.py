@@ -1,22 +1,18 @@
-"""The household's desired state: one document, each capability owning a slice."""
+"""The household's desired state: one document, the box's own settings and accounts,
+then a slice for each capability that declares one (appliance/slice.py)."""
 
 import re
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
+from typing import Any
 
 from . import validate as v
 from .accounts.schema import LANGUAGES, Accounts
-from .chat.schema import ChatSettings
 from .errors import ApplianceError, Invalid, Unloadable
-from .files.schema import FilesSettings
-from .mail.schema import MailSettings
-from .ssh.schema import SshSettings
-from .storage.schema import StorageSettings
-from .vpn.schema import Device, VpnSettings
+from .slice import Slice
 
 SCHEMA_VERSION = 1
+NO_ONE = Accounts()
 DOC_MAX_BYTES = 64 * 1024 * 1024
-# The slices that hold things a person owns: each has owners() and without_owner(name).
-OWNED = ("vpn", "mail", "ssh")
 
 
 _TIMEZONE = re.compile(r"[A-Za-z][A-Za-z0-9_+-]*(?:/[A-Za-z0-9_+-]+){0,2}")
@@ -69,67 +65,99 @@ class BoxSettings:
         } | ({"manage_from_anywhere": True} if self.manage_from_anywhere else {})
 
 
-@dataclass(frozen=True)
+def slices() -> dict[str, type[Slice]]:
+    """Each capability's slice, by its key (appliance/capabilities.py declares them)."""
+    from .capabilities import CAPABILITIES  # they import this module
+
+    return {cap.settings[0]: cap.settings[1] for cap in CAPABILITIES if cap.settings}
+
+
 class Desired:
+    """The box's own settings and its accounts, then every capability's slice, read as an
+    attribute by its key (``desired.vpn``, ``desired.mail``). Immutable: ``replace``
+    makes the next one."""
+
+    __slots__ = ("box", "accounts", "_slices")
     box: BoxSettings
-    vpn: VpnSettings
-    accounts: Accounts = Accounts()
-    mail: MailSettings = MailSettings()
-    chat: ChatSettings = ChatSettings()
-    storage: StorageSettings = StorageSettings()
-    files: FilesSettings = FilesSettings()
-    ssh: SshSettings = SshSettings()
+    accounts: Accounts
+
+    def __init__(self, box: BoxSettings, accounts: Accounts = NO_ONE, **given: Slice):
+        declared = slices()
+        unknown = given.keys() - declared.keys()
+        if unknown:
+            raise TypeError(f"no capability has the settings {sorted(unknown)}")
+        object.__setattr__(self, "box", box)
+        object.__setattr__(self, "accounts", accounts)
+        parts = {key: given[key] if key in given else kind.new() for key, kind in declared.items()}
+        object.__setattr__(self, "_slices", parts)
+
+    def __getattr__(self, key: str) -> Any:
+        try:
+            return self._slices[key]
+        except KeyError:
+            raise AttributeError(key) from None
+
+    def __setattr__(self, key: str, value: Any) -> None:
+        raise AttributeError("the desired state is immutable: use replace()")
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Desired) and (self.box, self.accounts, self._slices) == (
+            other.box,
+            other.accounts,
+            other._slices,
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        parts = ", ".join(f"{k}={v!r}" for k, v in self._slices.items())
+        return f"Desired(box={self.box!r}, accounts={self.accounts!r}, {parts})"
+
+    def parts(self) -> dict[str, Any]:
+        """Every part by its key, the box's own first: what the document holds."""
+        return {"box": self.box, "accounts": self.accounts, **self._slices}
+
+    def replace(self, **changes: Any) -> "Desired":
+        parts = {**self.parts(), **changes}
+        return Desired(parts.pop("box"), parts.pop("accounts"), **parts)
 
     @classmethod
     def new(cls) -> "Desired":
-        return cls(box=BoxSettings(), vpn=VpnSettings.new())
+        return cls(box=BoxSettings())
 
     @classmethod
     def from_json(cls, doc) -> "Desired":
-        v.only_keys(
-            doc,
-            "",
-            {"schema", "box", "vpn"},
-            {"accounts", "mail", "chat", "storage", "files", "ssh"},
-        )
+        declared = slices()
+        required = {key for key, kind in declared.items() if kind.required}
+        v.only_keys(doc, "", {"schema", "box", *required}, {"accounts", *declared})
         if doc["schema"] != SCHEMA_VERSION:
             raise Invalid(f"schema version {doc['schema']!r} is not {SCHEMA_VERSION}", "schema")
         desired = cls(
-            box=BoxSettings.from_json(doc["box"]),
-            vpn=VpnSettings.from_json(doc["vpn"]),
-            accounts=Accounts.from_json(doc.get("accounts", {"users": []})),
-            mail=MailSettings.from_json(doc.get("mail", {"enabled": False})),
-            chat=ChatSettings.from_json(doc.get("chat", {"enabled": False})),
-            storage=StorageSettings.from_json(doc.get("storage", {})),
-            files=FilesSettings.from_json(doc.get("files", {"enabled": False})),
-            ssh=SshSettings.from_json(doc.get("ssh", {"keys": []})),
+            BoxSettings.from_json(doc["box"]),
+            Accounts.from_json(doc.get("accounts", {"users": []})),
+            **{
+                key: kind.from_json(doc[key], key) if key in doc else kind.new()
+                for key, kind in declared.items()
+            },
         )
         desired.check_across()
         return desired
 
     def check_across(self) -> None:
-        """What no one slice can check alone: everything owned has an owner who is a
-        user; chat has mail's domain."""
+        """What no one slice can check alone: everything held is held for a user; and
+        each slice's own checks against the rest (chat needs mail's domain)."""
         users = {u.name for u in self.accounts.users}
-        for i, d in enumerate(self.vpn.devices):
-            if d.owner is not None and d.owner not in users:
-                raise Invalid(f"vpn.devices[{i}].owner is not a user", f"vpn.devices[{i}].owner")
-        for i, p in enumerate(self.mail.app_passwords):
-            if p.owner not in users:
-                raise Invalid(
-                    f"mail.app_passwords[{i}].owner is not a user", f"mail.app_passwords[{i}].owner"
-                )
-        for i, k in enumerate(self.ssh.keys):
-            if k.owner is not None and k.owner not in users:
-                raise Invalid(f"ssh.keys[{i}].owner is not a user", f"ssh.keys[{i}].owner")
-        if self.chat.enabled and not self.mail.domain:
-            raise Invalid("chat needs the box's domain: set up mail first", "chat.enabled")
+        for key, part in self._slices.items():
+            strangers = part.owners() - users
+            if strangers:
+                raise Invalid(f"{key}: {min(strangers)!r} is not a user (an owner)", key)
+            part.check(self)
 
     def check_reloads(self, previous: "Desired | None" = None) -> None:
         """Raise Unloadable unless this document, stored, loads again as itself:
-        ``Desired.from_json(self.to_json()) == self``. A slice (or a device) that is
-        the very object PREVIOUS holds was checked when PREVIOUS was stored, and is not
-        checked again: a change costs what it changed (revisions share what did not)."""
+        ``Desired.from_json(self.to_json()) == self``. A part that is the very object
+        PREVIOUS holds was checked when PREVIOUS was stored, and is not checked again: a
+        change costs what it changed (revisions share what did not)."""
         try:
             if previous is None:
                 same = Desired.from_json(self.to_json()) == self
@@ -145,74 +173,33 @@ class Desired:
             raise Unloadable("this change would store a configuration that would not load as it is")
 
     def _reloads_since(self, previous: "Desired") -> bool:
-        for name in (f.name for f in fields(self)):
-            mine = getattr(self, name)
-            if mine is getattr(previous, name):
+        before = previous.parts()
+        for key, mine in self.parts().items():
+            old = before[key]
+            if mine is old:
                 continue
-            if name == "vpn":  # thousands of devices: only the new or changed ones
-                if not self._vpn_reloads(previous.vpn):
+            if isinstance(mine, Slice):
+                if not mine.reloads_since(old):
                     return False
-            elif type(mine).from_json(mine.to_json()) != mine:
+            elif type(mine).from_json(mine.to_json(), key) != mine:
                 return False
-        return True
-
-    def _vpn_reloads(self, previous: VpnSettings) -> bool:
-        vpn = self.vpn
-        settings = vpn.to_json_without_devices()
-        if settings != previous.to_json_without_devices():
-            if VpnSettings.from_json({**settings, "devices": []}) != replace(vpn, devices=()):
-                return False
-            new = None  # other subnets: every device again
-        else:
-            known = set(map(id, previous.devices))
-            new = [d for d in vpn.devices if id(d) not in known]
-        for d in vpn.devices if new is None else new:
-            if Device.from_json(d.to_json(), "vpn.devices") != d:
-                return False
-        vpn.check_devices(new)
         return True
 
     def owners(self) -> frozenset[str]:
         """Everyone who holds something in this document (a device, an app password,
-        an SSH key...): each slice in OWNED says whom it holds things for."""
-        return frozenset().union(*(getattr(self, name).owners() for name in OWNED))
+        an SSH key...): each slice says whom it holds things for."""
+        return frozenset().union(*(part.owners() for part in self._slices.values()))
 
     def without_member(self, name: str) -> "Desired":
-        """NAME's account gone, and everything they held: each slice in OWNED drops it
+        """NAME's account gone, and everything they held: each slice drops it
         (without_owner). The one path for a removal, the handover and a restore."""
-        gone = {slice_name: getattr(self, slice_name).without_owner(name) for slice_name in OWNED}
-        return replace(self, accounts=self.accounts.without(name), **gone)
+        gone = {key: part.without_owner(name) for key, part in self._slices.items()}
+        return self.replace(accounts=self.accounts.without(name), **gone)
 
     def to_json(self) -> dict:
-        return {
-            "schema": SCHEMA_VERSION,
-            "box": self.box.to_json(),
-            "vpn": self.vpn.to_json(),
-            "accounts": self.accounts.to_json(),
-            "mail": self.mail.to_json(),
-            "chat": self.chat.to_json(),
-            "storage": self.storage.to_json(),
-            "files": self.files.to_json(),
-            "ssh": self.ssh.to_json(),
+        return {"schema": SCHEMA_VERSION} | {
+            key: part.to_json() for key, part in self.parts().items()
         }
 
-    def with_vpn(self, vpn: VpnSettings) -> "Desired":
-        return replace(self, vpn=vpn)
-
-    def with_mail(self, mail: MailSettings) -> "Desired":
-        return replace(self, mail=mail)
-
-    def with_chat(self, chat: ChatSettings) -> "Desired":
-        return replace(self, chat=chat)
-
-    def with_files(self, files: FilesSettings) -> "Desired":
-        return replace(self, files=files)
-
-    def with_ssh(self, ssh: SshSettings) -> "Desired":
-        return replace(self, ssh=ssh)
-
-    def with_storage(self, storage: StorageSettings) -> "Desired":
-        return replace(self, storage=storage)
-
     def with_box(self, box: BoxSettings) -> "Desired":
-        return replace(self, box=replace(box, claimed=self.box.claimed))
+        return self.replace(box=replace(box, claimed=self.box.claimed))

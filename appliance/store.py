@@ -15,7 +15,7 @@ same transaction as the revision.
 import json
 import threading
 import time
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from . import validate as v
@@ -118,15 +118,14 @@ class _Layout:
             return h
 
         slices = {}
-        for f in fields(desired):
-            part = getattr(desired, f.name)
-            if f.name == "vpn":
+        for name, part in desired.parts().items():
+            if name == "vpn":
                 part = replace(part, devices=())
                 make = lambda p=part: {k: x for k, x in p.to_json().items() if k != DEVICES}  # noqa: E731
                 key: tuple = ("vpn", canonical(make()))
-                slices[f.name] = put(key, (), make)
+                slices[name] = put(key, (), make)
             else:
-                slices[f.name] = put((f.name, id(part)), (part,), part.to_json)
+                slices[name] = put((name, id(part)), (part,), part.to_json)
         devices = desired.vpn.devices
         hashes, runs, start = [], [], 0
         # Last time's chunks, as long as the devices still start with them (compared

@@ -52,8 +52,7 @@ def main() -> int:
     store = StateStore(where / "state.db")
     card = StateStore(where / "card.db")  # the card's copy (appliance/configstore.py)
     base = Desired.new()
-    desired = replace(
-        base,
+    desired = base.replace(
         vpn=replace(
             base.vpn,
             ipv4_subnet=V4,
@@ -64,7 +63,7 @@ def main() -> int:
     store.commit(desired, "bench", "seed")
     written, seconds, card_written = [], [], []
     for i in range(args.devices + 1, args.devices + 1 + args.changes):
-        desired = replace(desired, vpn=desired.vpn.with_devices(desired.vpn.devices + (device(i),)))
+        desired = desired.replace(vpn=desired.vpn.with_devices(desired.vpn.devices + (device(i),)))
         before, started = wchar(), time.perf_counter()
         revision = store.commit(desired, "bench", "add one device")
         seconds.append(time.perf_counter() - started)

@@ -85,7 +85,7 @@ def seed(root: Path, pubs: list[str]) -> None:
         for i, key in enumerate(pubs)
     )
     vpn = replace(base.vpn, ipv4_subnet=SUBNET4, ipv6_subnet=SUBNET6, devices=devices)
-    store.commit(replace(base, vpn=vpn), "bench", f"seed {len(pubs)} devices")
+    store.commit(base.replace(vpn=vpn), "bench", f"seed {len(pubs)} devices")
     store.close()
     secrets.close()
 

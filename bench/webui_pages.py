@@ -91,8 +91,7 @@ def seed(root: Path, n: int) -> None:
         for i in range(n)
     )
     store.commit(
-        replace(
-            base,
+        base.replace(
             box=replace(base.box, claimed=True),
             accounts=Accounts((User("ana", "admin"),)),
             vpn=replace(base.vpn, ipv4_subnet=SUBNET4, ipv6_subnet=SUBNET6, devices=devices),

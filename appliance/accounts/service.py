@@ -114,8 +114,7 @@ class AccountService:
         self.secrets.put(password_key(admin), passwords.hash_passphrase(passphrase))
         self.runtime.set_language(admin, language)
         user = User(admin, "admin", created=int(self.runtime.clock()))
-        return replace(
-            desired,
+        return desired.replace(
             box=replace(desired.box, claimed=True),
             accounts=desired.accounts.with_user(user),
         )
@@ -135,7 +134,7 @@ class AccountService:
         self.secrets.put(password_key(name), passwords.hash_passphrase(passphrase))
         self.runtime.set_language(name, language)  # not a former member's of the same name
         user = User(name, role, created_by=created_by, created=int(self.runtime.clock()))
-        return replace(desired, accounts=desired.accounts.with_user(user))
+        return desired.replace(accounts=desired.accounts.with_user(user))
 
     def remove_user(self, desired: Desired, name, caller: Caller) -> Desired:
         user = self.find(desired, name)
@@ -203,9 +202,7 @@ class AccountService:
         self.secrets.put(totp_key(user.name), pending)
         self.secrets.delete(totp_key(user.name, pending=True))
         self.secrets.put(recovery_key(user.name), Secret(json.dumps([_digest(c) for c in codes])))
-        return replace(
-            desired, accounts=desired.accounts.with_user(replace(user, totp=True))
-        ), codes
+        return desired.replace(accounts=desired.accounts.with_user(replace(user, totp=True))), codes
 
     def totp_disable(self, desired: Desired, name: str, passphrase) -> Desired:
         user = self.find(desired, name)
@@ -213,7 +210,7 @@ class AccountService:
             raise Unauthorized("the passphrase is wrong", "passphrase")
         self.secrets.delete(totp_key(user.name))
         self.secrets.delete(recovery_key(user.name))
-        return replace(desired, accounts=desired.accounts.with_user(replace(user, totp=False)))
+        return desired.replace(accounts=desired.accounts.with_user(replace(user, totp=False)))
 
     def _second_factor_ok(self, user: User, otp: str) -> bool:
         secret = self.secrets.get(totp_key(user.name))

@@ -8,6 +8,7 @@ from ..schema import Desired
 from ..secrets import SecretStore
 from ..system import System
 from .render import AUTH_DIR, CERTS, DATA_DIR, Inputs, render
+from .schema import ChatSettings
 
 # XMPP: apps (c2s), other servers (s2s), file sharing over HTTPS.
 PORTS = Ports(open=frozenset(("tcp", port) for port in (5222, 5269, 5281)))
@@ -15,6 +16,7 @@ PORTS = Ports(open=frozenset(("tcp", port) for port in (5222, 5269, 5281)))
 
 class ChatCapability(DaemonConfig):
     name = "chat"
+    settings = ("chat", ChatSettings)
     packages = ("prosody", "lua-unbound")  # lua-unbound: Prosody's DNS (SRV for federation)
     daemons = ("prosody",)
     # Prosody's auth module reads the users and passwords at each login: no reload.

@@ -4,10 +4,12 @@ Alice's address and her chat address."""
 from dataclasses import dataclass
 
 from .. import validate as v
+from ..errors import Invalid
+from ..slice import Slice
 
 
 @dataclass(frozen=True)
-class ChatSettings:
+class ChatSettings(Slice):
     enabled: bool = False
     archive_days: int = 7  # the server's message archive (for a member's other devices)
     upload_mib: int = 20  # largest file shared through the box (images, voice messages)
@@ -22,6 +24,10 @@ class ChatSettings:
             upload_mib=v.integer(value.get("upload_mib", 20), f"{fld}.upload_mib", 1, 500),
             upload_days=v.integer(value.get("upload_days", 7), f"{fld}.upload_days", 1, 365),
         )
+
+    def check(self, desired) -> None:
+        if self.enabled and not desired.mail.domain:
+            raise Invalid("chat needs the box's domain: set up mail first", "chat.enabled")
 
     def to_json(self) -> dict:
         return {

@@ -27,7 +27,7 @@ def files_settings_set(box: Box, caller: Caller, enabled, departed, why):
         box,
         caller.who,
         reason(why, said),
-        lambda d: d.with_files(settings),
+        lambda d: d.replace(files=settings),
     )
 
 

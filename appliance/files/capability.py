@@ -27,6 +27,7 @@ from ..ssh.openssh import LOCKED_DOWN, host_key_fingerprint, host_key_pem
 from ..storage.place import KEYS, PRIVATE
 from ..system import System
 from . import folders
+from .schema import FilesSettings
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +77,7 @@ def members(desired: Desired) -> frozenset[str]:
 
 class FilesCapability(DaemonConfig):
     name = "files"
+    settings = ("files", FilesSettings)
     packages = ("openssh-server",)  # its SFTP server, as an instance of the box's own
     daemons = ("files",)
     read_by = ((f"{CONFIG_DIR}/", ("files",)),)

@@ -3,6 +3,7 @@
 from dataclasses import dataclass
 
 from .. import validate as v
+from ..slice import Slice
 
 # What becomes of a member's folder when they leave the household: kept for root only,
 # outside the share ("archive"), or deleted.
@@ -10,7 +11,7 @@ DEPARTED = ("archive", "delete")
 
 
 @dataclass(frozen=True)
-class FilesSettings:
+class FilesSettings(Slice):
     enabled: bool = False
     departed: str = "archive"
 

@@ -19,6 +19,7 @@ from .render import (
     Inputs,
     render,
 )
+from .schema import MailSettings
 
 DKIM_SECRET, TLS_KEY_SECRET, TLS_CERT_SECRET = "mail/dkim", "mail/tls-key", "mail/tls-cert"
 SMARTHOST_SECRET = "mail/smarthost"
@@ -54,6 +55,7 @@ PORTS = Ports(open=frozenset(("tcp", port) for port in (25, 465, 587, 143, 993))
 
 class MailCapability(DaemonConfig):
     name = "mail"
+    settings = ("mail", MailSettings)
     # libsasl2-modules: PLAIN and LOGIN, with which Postfix logs in to a smarthost.
     packages = (
         "postfix",

@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 from .. import validate as v
 from ..accounts.schema import user_name
 from ..errors import Invalid
+from ..slice import Slice
 
 APP_PASSWORDS_MAX = 8  # per user: Dovecot checks one file per slot (render.py)
 LABEL_MAX = 64
@@ -90,7 +91,7 @@ class Smarthost:
 
 
 @dataclass(frozen=True)
-class MailSettings:
+class MailSettings(Slice):
     enabled: bool = False
     domain: str = ""
     max_message_mib: int = 25

@@ -74,7 +74,7 @@ class MailService:
                     "smarthost_password",
                 )
             self.secrets.put(SMARTHOST_SECRET, Secret(smarthost_password))
-        return desired.with_mail(settings)
+        return desired.replace(mail=settings)
 
     def change_chat(self, desired: Desired, **changes) -> Desired:
         """Chat shares mail's domain, certificate and app passwords."""
@@ -83,7 +83,7 @@ class MailService:
             if not desired.mail.domain:
                 raise Conflict("chat needs the box's domain: set up mail first", "enabled")
             self._ensure_keys(desired.mail.domain)
-        return desired.with_chat(chat)
+        return desired.replace(chat=chat)
 
     def _ensure_keys(self, domain: str) -> None:
         if self.secrets.get(DKIM_SECRET) is None:
@@ -127,7 +127,7 @@ class MailService:
             password_secret(owner, entry.slot),
             Secret(hash_app_password(password, random.token_bytes(16))),
         )
-        return desired.with_mail(mail.with_password(entry)), (entry, password)
+        return desired.replace(mail=mail.with_password(entry)), (entry, password)
 
     def remove_password(self, desired: Desired, id: int, owner: str | None = None) -> Desired:
         """Revoke app password ID (OWNER's only, if given)."""
@@ -142,7 +142,7 @@ class MailService:
         if entry is None:
             raise NotFound(f"no app password {id}", "id")
         self.secrets.delete(password_secret(entry.owner, entry.slot))
-        return desired.with_mail(desired.mail.without_password(id))
+        return desired.replace(mail=desired.mail.without_password(id))
 
     def dns_records(self, desired: Desired) -> list[dict]:
         """What the household publishes in its domain's DNS so the world delivers to the

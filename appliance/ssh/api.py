@@ -38,7 +38,7 @@ def ssh_key_add(box: Box, caller: Caller, key, name, why):
         box,
         caller.who,
         reason(why, f"add SSH key {added.name!r}"),
-        lambda d: d.with_ssh(d.ssh.with_key(added)),
+        lambda d: d.replace(ssh=d.ssh.with_key(added)),
     )
     return {**answer, "ssh": box.ssh.access(box.head()[1])}
 
@@ -54,6 +54,6 @@ def ssh_key_remove(box: Box, caller: Caller, fingerprint, why):
         box,
         caller.who,
         reason(why, f"remove SSH key {gone.name!r}"),
-        lambda d: d.with_ssh(SshSettings(tuple(k for k in d.ssh.keys if k != gone))),
+        lambda d: d.replace(ssh=SshSettings(tuple(k for k in d.ssh.keys if k != gone))),
     )
     return {**answer, "ssh": box.ssh.access(box.head()[1])}

@@ -14,7 +14,7 @@ from ..schema import Desired
 from ..secrets import SecretStore
 from ..system import System
 from .openssh import LOCKED_DOWN, fingerprint, host_key_fingerprint, host_key_pem
-from .schema import PORT
+from .schema import PORT, SshSettings
 
 CONFIG_DIR = "/etc/commonsbox/ssh"
 CONFIG = f"{CONFIG_DIR}/sshd_config"
@@ -55,6 +55,7 @@ def authorized_keys(desired: Desired) -> bytes:
 
 class SshCapability(DaemonConfig):
     name = "ssh"
+    settings = ("ssh", SshSettings)
     packages = ("openssh-server",)
     daemons = ("ssh",)
     read_by = ((f"{CONFIG_DIR}/", ("ssh",)),)  # the keys are read at each login

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 
 from .. import validate as v
 from ..errors import Conflict, Invalid
+from ..slice import Slice
 from .openssh import public_key
 
 MAX_KEYS = 8
@@ -40,7 +41,7 @@ class SshKey:
 
 
 @dataclass(frozen=True)
-class SshSettings:
+class SshSettings(Slice):
     keys: tuple[SshKey, ...] = ()
 
     @classmethod

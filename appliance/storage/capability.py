@@ -9,6 +9,7 @@ from ..schema import Desired
 from ..system import System
 from . import luks
 from .place import MAPPED, MAPPER, mounted_at
+from .schema import StorageSettings
 
 LOW_SPACE = 0.1  # below a tenth free, the box asks for attention (and the dashboard says so)
 
@@ -35,6 +36,7 @@ class Close:
 
 class StorageCapability(Capability):
     name = "storage"
+    settings = ("storage", StorageSettings)
     packages = ("cryptsetup-bin",)  # LUKS2
 
     @classmethod

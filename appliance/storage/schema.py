@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from .. import validate as v
 from ..errors import Invalid
+from ..slice import Slice
 from .cipher import CIPHERS
 
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
@@ -33,7 +34,7 @@ class Volume:
 
 
 @dataclass(frozen=True)
-class StorageSettings:
+class StorageSettings(Slice):
     volume: Volume | None = None
     # Mail and chat keep their data on the encrypted volume; without one they do not
     # start, unless the household chose to keep its data unencrypted.

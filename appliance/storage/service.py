@@ -97,7 +97,7 @@ class StorageService:
         if allow_unencrypted and desired.storage.volume is None:
             # The place is the card's now (a box reset after it had a volume): writable.
             self.system.run(["chattr", "-i", PRIVATE], check=False)
-        return desired.with_storage(StorageSettings(desired.storage.volume, allow_unencrypted))
+        return desired.replace(storage=StorageSettings(desired.storage.volume, allow_unencrypted))
 
     def format(
         self,
@@ -136,7 +136,9 @@ class StorageService:
         self._move_in()
         self.mount()
         volume = Volume(uuid=uuid, cipher=chosen.name, disk=disk.confirm_name)
-        return desired.with_storage(StorageSettings(volume, desired.storage.allow_unencrypted)), key
+        return desired.replace(
+            storage=StorageSettings(volume, desired.storage.allow_unencrypted)
+        ), key
 
     def _move_in(self) -> None:
         """What the household kept unencrypted (mail, chat, files) onto the new volume,

@@ -22,7 +22,7 @@ from .plan import (
     WantedPeer,
     plan,
 )
-from .schema import Device
+from .schema import Device, VpnSettings
 
 # Below this many peers, reading the interface back after a change costs a few ms and
 # catches a change made behind the agent's back at once; above it, the read costs
@@ -99,6 +99,7 @@ def wanted(
 
 class VpnCapability(Capability):
     name = "vpn"
+    settings = ("vpn", VpnSettings)
     packages = ("wireguard-tools",)  # the kernel's module does the rest
     card_secrets = ("vpn/",)  # the box's key and the devices': the VPN comes up while locked
 

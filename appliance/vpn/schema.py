@@ -8,6 +8,7 @@ from functools import cached_property
 from .. import validate as v
 from ..accounts.schema import user_name
 from ..errors import Conflict, Invalid
+from ..slice import Slice
 
 MODES = ("full", "home")  # full tunnel: all traffic via the box; home: only the home networks
 KEY_HOLDERS = ("box", "device")  # who made the device's private key
@@ -106,7 +107,8 @@ class Device:
 
 
 @dataclass(frozen=True)
-class VpnSettings:
+class VpnSettings(Slice):
+    required = True  # a document without it is broken: never a new VPN made up instead
     interface: str
     listen_port: int
     ipv4_subnet: ipaddress.IPv4Network
@@ -161,6 +163,23 @@ class VpnSettings:
 
     def to_json(self) -> dict:
         return {**self.to_json_without_devices(), "devices": [d.to_json() for d in self.devices]}
+
+    def reloads_since(self, previous: "VpnSettings") -> bool:
+        """Thousands of devices: only the new or changed ones are checked again, unless
+        the settings around them (the subnets) changed."""
+        settings = self.to_json_without_devices()
+        if settings != previous.to_json_without_devices():
+            if VpnSettings.from_json({**settings, "devices": []}) != replace(self, devices=()):
+                return False
+            new = None  # other subnets: every device again
+        else:
+            known = set(map(id, previous.devices))
+            new = [d for d in self.devices if id(d) not in known]
+        for d in self.devices if new is None else new:
+            if Device.from_json(d.to_json(), "vpn.devices") != d:
+                return False
+        self.check_devices(new)
+        return True
 
     def to_json_without_devices(self) -> dict:
         out = {

@@ -120,7 +120,7 @@ class VpnService:
         if preshared_key:
             self.secrets.put(psk_name(device.id), keys.new_preshared_key())
         # The newest id sorts last: appending keeps the devices in id order.
-        return desired.with_vpn(replace(vpn, devices=vpn.devices + (device,))), device
+        return desired.replace(vpn=replace(vpn, devices=vpn.devices + (device,))), device
 
     def update_device(
         self, desired: Desired, ref, name=UNSET, mode=UNSET, dns=UNSET
@@ -135,7 +135,7 @@ class VpnService:
         if dns is not UNSET:
             new = replace(new, dns=_dns(dns, "dns"))
         devices = tuple(new if d.id == old.id else d for d in vpn.devices)
-        return desired.with_vpn(replace(vpn, devices=devices)), new
+        return desired.replace(vpn=replace(vpn, devices=devices)), new
 
     def remove_device(self, desired: Desired, ref) -> tuple[Desired, Device]:
         vpn = desired.vpn
@@ -143,7 +143,7 @@ class VpnService:
         # The keys stay in the secret store: restoring an earlier revision brings the
         # device back as it was. The peer is off the interface all the same.
         devices = tuple(d for d in vpn.devices if d.id != gone.id)
-        return desired.with_vpn(replace(vpn, devices=devices)), gone
+        return desired.replace(vpn=replace(vpn, devices=devices)), gone
 
     def rekey(self, desired: Desired, made: dict) -> Desired:
         """New key pairs for the devices whose private keys the box made; MADE gets
@@ -154,7 +154,7 @@ class VpnService:
                 made[d.id] = private_key = keys.new_private_key()
                 d = replace(d, public_key=keys.public_key(private_key))
             devices.append(d)
-        return desired.with_vpn(replace(desired.vpn, devices=tuple(devices)))
+        return desired.replace(vpn=replace(desired.vpn, devices=tuple(devices)))
 
     def change_settings(self, desired: Desired, **changes) -> Desired:
         """Change box-wide VPN settings; every value is checked as the schema does."""
@@ -167,4 +167,4 @@ class VpnService:
         if doc.get("endpoint") is None:
             doc.pop("endpoint", None)
         doc.pop("devices")
-        return desired.with_vpn(replace(VpnSettings.from_json(doc, ""), devices=vpn.devices))
+        return desired.replace(vpn=replace(VpnSettings.from_json(doc, ""), devices=vpn.devices))

@@ -143,7 +143,7 @@ def test_one_time_links_work_once_and_expire_after_a_day(accounts):
 def test_removing_a_user_takes_their_devices_and_the_state_stays_loadable(accounts, vpn):
     service, desired, _ = accounts
     desired = service.add_user(desired, "bo", "member", "kilima cha mvua njema")
-    desired = desired.with_vpn(vpn.store.head()[1].vpn)
+    desired = desired.replace(vpn=vpn.store.head()[1].vpn)
     desired, device = vpn.add_device(desired, "bo's phone", owner="bo")
     desired = service.remove_user(desired, "bo", caller=ROOT)
     assert desired.vpn.devices == ()

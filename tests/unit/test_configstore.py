@@ -46,7 +46,7 @@ def card_bytes(paths: Paths) -> bytes:
 
 
 def with_mail(store, who="ana"):
-    desired = Desired.new().with_mail(MailSettings(enabled=True, domain=DOMAIN))
+    desired = Desired.new().replace(mail=MailSettings(enabled=True, domain=DOMAIN))
     store.secrets.put("mail/dkim", Secret(DKIM))
     store.secrets.put("vpn/box", Secret("wireguard-private"))
     store.secrets.put("account/ana/password", Secret("$argon2id$hash"))
@@ -56,7 +56,7 @@ def with_mail(store, who="ana"):
 def formatted(store, mount):
     mount.on = True  # format mounts the new volume before its revision is stored
     _, desired = store.head()
-    return store.commit(desired.with_storage(StorageSettings(VOLUME)), "ana", "a new disk")
+    return store.commit(desired.replace(storage=StorageSettings(VOLUME)), "ana", "a new disk")
 
 
 def test_without_encrypted_storage_everything_is_on_the_card(box):

@@ -53,7 +53,7 @@ def household(box) -> dict:
     d, phone = box.vpn.add_device(d, "bo's phone", owner="bo", preshared_key=True)
     d = box.mail.change_settings(d, enabled=True, domain="home.example")
     d, (app, _) = box.mail.add_password(d, "bo", "bo's mail app")
-    d = d.with_ssh(d.ssh.with_key(SshKey(public_key(BO_KEY), "bo's laptop", "bo")))
+    d = d.replace(ssh=d.ssh.with_key(SshKey(public_key(BO_KEY), "bo's laptop", "bo")))
     d = box.storage.change_settings(d, allow_unencrypted=True)
     revision = box.store.commit(d, "ana (admin)", "the household moves in")
     return {"revision": revision.n, "phone": phone, "app": app}
@@ -63,7 +63,7 @@ def test_the_store_refuses_a_document_that_would_not_load_and_keeps_the_head(box
     household(box)
     before = box.head()
     orphan = AppPassword(id=99, owner="nobody-here", label="stray", slot=1)
-    broken = before[1].with_mail(before[1].mail.with_password(orphan))
+    broken = before[1].replace(mail=before[1].mail.with_password(orphan))
     with pytest.raises(Invalid, match="would not load"):
         box.store.commit(broken, "test", "a document with an app password nobody owns")
     assert box.head() == before
@@ -73,13 +73,13 @@ def test_the_store_refuses_a_document_that_would_not_load_and_keeps_the_head(box
 def test_without_member_drops_everything_the_member_held_and_nothing_else():
     d = Desired.new()
     for name in ("ana", "bo"):
-        d = replace(d, accounts=d.accounts.with_user(User(name, "admin")))
-    d = d.with_ssh(d.ssh.with_key(SshKey(public_key(BO_KEY), "bo's laptop", "bo")))
+        d = d.replace(accounts=d.accounts.with_user(User(name, "admin")))
+    d = d.replace(ssh=d.ssh.with_key(SshKey(public_key(BO_KEY), "bo's laptop", "bo")))
     mail = replace(d.mail, enabled=True, domain="home.example")
     mail = mail.with_password(AppPassword(1, "bo", "bo's app", 1))
     mail = mail.with_password(AppPassword(2, "ana", "made for ana by bo", 1, made_by="bo"))
     mail = mail.with_password(AppPassword(3, "ana", "ana's own", 2))
-    d = d.with_mail(mail)
+    d = d.replace(mail=mail)
     gone = d.without_member("bo")
     assert [u.name for u in gone.accounts.users] == ["ana"]
     assert gone.ssh.keys == ()

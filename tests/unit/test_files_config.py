@@ -8,7 +8,7 @@ from appliance.vpn.schema import VpnSettings
 def config(**vpn) -> dict[str, list[str]]:
     d = Desired.new()
     if vpn:
-        d = d.with_vpn(VpnSettings.from_json({**d.vpn.to_json(), **vpn}))
+        d = d.replace(vpn=VpnSettings.from_json({**d.vpn.to_json(), **vpn}))
     out: dict[str, list[str]] = {}
     for line in sshd_config(d).decode().splitlines():
         if line and not line.startswith("#"):

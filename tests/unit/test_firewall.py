@@ -29,7 +29,7 @@ def desired_with(*modes):
         )
         for i, mode in enumerate(modes)
     ]
-    return d.with_vpn(vpn.with_devices(devices))
+    return d.replace(vpn=vpn.with_devices(devices))
 
 
 ON = {"/proc/sys/net/ipv4/ip_forward": True}
@@ -79,7 +79,7 @@ def test_a_changed_interface_changes_the_structure_digest():
     d = desired_with("full")
     from dataclasses import replace
 
-    other = d.with_vpn(replace(d.vpn, interface="home0"))
+    other = d.replace(vpn=replace(d.vpn, interface="home0"))
     assert ruleset.wanted(d).digest != ruleset.wanted(other).digest
 
 

@@ -37,7 +37,7 @@ def box(stores, tmp_path):
         ipv4_subnet=ipaddress.ip_network(VPN4),
         ipv6_subnet=ipaddress.ip_network(VPN6),
     )
-    yield service, replace(desired, vpn=vpn), clock
+    yield service, desired.replace(vpn=vpn), clock
     runtime.close()
 
 

@@ -118,9 +118,9 @@ def test_fetched_mail_is_deleted_hourly_after_the_households_days(tmp_path):
     cap = MailCapability.__new__(MailCapability)
     cap.system, cap._expunged_at = system, float("-inf")
     desired = Desired.new()
-    keep = desired.with_mail(MailSettings(enabled=True, domain="box.test"))
-    week = desired.with_mail(
-        MailSettings(enabled=True, domain="box.test", delete_fetched_after_days=7)
+    keep = desired.replace(mail=MailSettings(enabled=True, domain="box.test"))
+    week = desired.replace(
+        mail=MailSettings(enabled=True, domain="box.test", delete_fetched_after_days=7)
     )
     now = 1_800_000_000
     cap.housekeeping(keep, now)
@@ -141,5 +141,5 @@ def test_fetched_mail_is_deleted_hourly_after_the_households_days(tmp_path):
             str(now + EXPUNGE_EVERY - 7 * 86400),
         ],
     ]
-    cap.housekeeping(replace(week, mail=replace(week.mail, enabled=False)), now + 10**6)
+    cap.housekeeping(week.replace(mail=replace(week.mail, enabled=False)), now + 10**6)
     assert len(system.commands) == 2

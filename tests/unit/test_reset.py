@@ -91,9 +91,9 @@ def household(box: Box, *, encrypted: bool = True) -> dict:
     d, _ = box.vpn.add_device(d, "Bob's laptop", owner="bob")
     d = box.mail.change_settings(d, enabled=True, domain="smith.example")
     d, (entry, _) = box.mail.add_password(d, "alice", "Thunderbird")
-    d = d.with_ssh(SshSettings((SshKey(public_key(INSTALLER_KEY), "Ines's laptop", "alice"),)))
+    d = d.replace(ssh=SshSettings((SshKey(public_key(INSTALLER_KEY), "Ines's laptop", "alice"),)))
     volume = Volume(UUID, "adiantum", "SanDisk Extreme") if encrypted else None
-    d = d.with_storage(StorageSettings(volume, allow_unencrypted=not encrypted))
+    d = d.replace(storage=StorageSettings(volume, allow_unencrypted=not encrypted))
     if encrypted:
         unlocked(box)  # the configuration moves onto the volume (appliance/configstore.py)
     box.store.commit(d, "alice (admin)", "the household moves in")

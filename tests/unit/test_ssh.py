@@ -45,8 +45,8 @@ def blob_of(fields: list[bytes]) -> str:
 
 
 def with_keys(*lines: str, owner=None) -> Desired:
-    return Desired.new().with_ssh(
-        SshSettings(
+    return Desired.new().replace(
+        ssh=SshSettings(
             tuple(SshKey(public_key(line), f"key {i}", owner) for i, line in enumerate(lines))
         )
     )
@@ -172,7 +172,7 @@ def test_a_locked_storage_neither_hides_the_keys_nor_stops_ssh(tmp_path):
     paths, mounted = Paths(tmp_path), [True]
     store = ConfigStore(paths, lambda: mounted[0])
     volume = Volume(uuid="2f0c6f55-6a53-4c3b-9d2e-8c1f0e3a9b41", cipher="aes-xts", disk="usb")
-    store.commit(with_keys(ED).with_storage(StorageSettings(volume)), "ana", "disk and key")
+    store.commit(with_keys(ED).replace(storage=StorageSettings(volume)), "ana", "disk and key")
     store.secrets.put("ssh/host_key", Secret(HOST_KEY))
     store.close()
     mounted[0] = False
@@ -197,7 +197,7 @@ def test_a_locked_storage_neither_hides_the_keys_nor_stops_ssh(tmp_path):
     files = FilesCapability(box, {"files.host_key": Secret(HOST_KEY)})
     assert (
         files.plan(
-            replace(facts, running={"files": False}), replace(desired, files=FilesSettings(True))
+            replace(facts, running={"files": False}), desired.replace(files=FilesSettings(True))
         )
         == []
     )

@@ -90,7 +90,7 @@ def test_the_unlocked_volume_is_mounted_but_never_the_remains_of_a_pulled_disk()
     from appliance.storage.schema import StorageSettings, Volume
 
     uuid = "0f5c2d6e-8a1b-4c3d-9e7f-112233445566"
-    desired = Desired.new().with_storage(StorageSettings(Volume(uuid, "aes-xts", "USB disk")))
+    desired = Desired.new().replace(storage=StorageSettings(Volume(uuid, "aes-xts", "USB disk")))
     cap = StorageCapability(SYSTEM, None)
 
     def plan(**f):

@@ -30,8 +30,8 @@ def with_devices(desired: Desired, n: int, subnet4="10.128.0.0/16") -> Desired:
         Device(i, f"device {i}", KEY(i), str(v4[i + 1]), str(v6[i + 1]), key_holder="device")
         for i in range(1, n + 1)
     )
-    return replace(
-        desired, vpn=replace(desired.vpn, ipv4_subnet=v4, ipv6_subnet=v6, devices=devices)
+    return desired.replace(
+        vpn=replace(desired.vpn, ipv4_subnet=v4, ipv6_subnet=v6, devices=devices)
     )
 
 
@@ -66,7 +66,7 @@ def test_the_newest_revisions_and_the_pinned_ones_are_kept(tmp_path, keep, commi
     store.set_keep(keep)
     base = Desired.new()
     for i in range(1, commits + 1):
-        store.commit(replace(base, box=replace(base.box, name=f"box {i}")), "test", f"change {i}")
+        store.commit(base.replace(box=replace(base.box, name=f"box {i}")), "test", f"change {i}")
         if i in pinned:
             store.pin(i)
     assert sorted(r.n for r in store.history(limit=1000)) == kept
@@ -106,7 +106,7 @@ def test_a_change_at_ten_thousand_devices_writes_kilobytes_not_the_document(tmp_
     one_more = Device(
         10_001, "new", KEY(10_001), "10.128.39.18", "fd00:128::2712", key_holder="device"
     )
-    grown = replace(big, vpn=big.vpn.with_devices(big.vpn.devices + (one_more,)))
+    grown = big.replace(vpn=big.vpn.with_devices(big.vpn.devices + (one_more,)))
     cost = written(store, lambda: store.commit(grown, "test", "add one"))
     whole = len(json.dumps(grown.to_json()))
     assert whole > 2_000_000
@@ -191,7 +191,7 @@ def test_sweeping_keeps_every_kept_revision_loadable_at_scale(tmp_path):
     desired = with_devices(Desired.new(), 300)
     for i in range(40):
         devices = tuple(d for d in desired.vpn.devices if d.id != i + 1)
-        desired = replace(desired, vpn=replace(desired.vpn, devices=devices))
+        desired = desired.replace(vpn=replace(desired.vpn, devices=devices))
         store.commit(desired, "test", f"remove {i + 1}")
     freed = store.sweep()
     assert freed == set(range(2, 32))  # kept: revisions 31 to 40 (device 1 never stored)
@@ -208,7 +208,7 @@ def member_box(vpn, limit=None):
     accounts = Accounts.from_json(
         {"users": [{"name": "ana", "role": "member"}, {"name": "root", "role": "admin"}]}
     )
-    desired = replace(desired, accounts=accounts)
+    desired = desired.replace(accounts=accounts)
     if limit is not None:
         desired = vpn.change_settings(desired, devices_per_member=limit)
     vpn.store.commit(desired, "test", "members")
@@ -265,7 +265,7 @@ def test_changes_anywhere_store_the_same_layout_as_the_whole_document(tmp_path):
         else:
             i = rng.randrange(len(devices))
             devices[i] = replace(devices[i], name=f"renamed {step}")
-        desired = replace(desired, vpn=replace(desired.vpn, devices=tuple(devices)))
+        desired = desired.replace(vpn=replace(desired.vpn, devices=tuple(devices)))
         n = store.commit(desired, "test", what).n
         stored = store._db.execute("SELECT manifest FROM revisions WHERE n = ?", (n,)).fetchone()
         assert json.loads(stored[0]) == split_document(desired.to_json())[0], what
