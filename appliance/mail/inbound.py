@@ -14,6 +14,7 @@ python3-dkim and python3-publicsuffix2, imported only there; the decisions thems
 are plain functions of their inputs, tested as data.
 """
 
+import functools
 import random
 import re
 from collections.abc import Callable
@@ -201,8 +202,9 @@ def dns_txt(name: str) -> list[str]:
     return [b"".join(r.strings).decode("utf-8", "replace") for r in answer]
 
 
+@functools.cache
 def org_domain() -> Callable[[str], str]:
-    """The organizational domain (RFC 7489 3.2), from the public suffix list."""
+    """The organizational domain (RFC 7489 3.2), from the public suffix list (read once)."""
     from publicsuffix2 import PublicSuffixList  # type: ignore[import-not-found]
 
     psl = PublicSuffixList()
