@@ -138,13 +138,12 @@ class Filter:
         if verdict.tempfail:
             return [reply("451", f"4.7.0 {verdict.tempfail}")]
         out = []
-        # Authentication-Results that claim to be this box's, from elsewhere: removed.
-        seen = 0
-        for name, value in message.headers:
-            if name.lower() == "authentication-results":
-                seen += 1
-                if value.strip().split(";")[0].strip().lower() == self.household:
-                    out.append(CHANGE_HEADER + struct.pack(">I", seen) + name.encode() + b"\0\0")
+        # Authentication-Results that claim to be this box's, from elsewhere: removed
+        # (the last first, so that each index still names the header it meant).
+        results = [v for n, v in message.headers if n.lower() == "authentication-results"]
+        for index in range(len(results), 0, -1):
+            if results[index - 1].strip().split(";")[0].strip().lower() == self.household:
+                out.append(CHANGE_HEADER + struct.pack(">I", index) + b"Authentication-Results\0\0")
         value = " " + inbound.header_value(self.household, verdict)
         out.append(INSERT_HEADER + struct.pack(">I", 0) + b"Authentication-Results\0")
         out[-1] += value.encode("ascii", "replace") + b"\0"
@@ -185,7 +184,7 @@ class Session(socketserver.BaseRequestHandler):
                     }
                 )
             elif cmd == b"C":  # hostname, family, port, address
-                host, _, rest = data.partition(b"\0")
+                _host, _, rest = data.partition(b"\0")
                 address = rest[3:].rstrip(b"\0").decode("latin-1")
                 connection["ip"] = address.removeprefix("IPv6:")
                 self._send(CONTINUE)
@@ -205,9 +204,9 @@ class Session(socketserver.BaseRequestHandler):
                 self._send(CONTINUE)
             elif cmd == b"N":  # end of headers
                 self._send(rules.at_headers(message))
-            elif cmd == b"B":
+            elif cmd == b"B":  # kept only where a rule reads it
                 message.size += len(data)
-                if message.size <= MAX_MESSAGE:
+                if message.size <= MAX_MESSAGE and (role == INBOUND or message.local_recipient):
                     message.body.append(data)
                 self._send(CONTINUE)
             elif cmd == b"E":  # end of message: the verdict; the next one starts afresh
