@@ -237,6 +237,9 @@ class Session(socketserver.BaseRequestHandler):
 
 class Server(socketserver.ThreadingUnixStreamServer):
     daemon_threads = True
+    # Postfix opens one connection per SMTP session: a burst of them must queue, not be
+    # refused (the default of 5 deferred part of a 4-connection burst with "451 4.7.1").
+    request_queue_size = 128
 
     def __init__(self, path: str, role: str, settings: dict):
         self.role, self.settings = role, settings

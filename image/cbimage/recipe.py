@@ -50,10 +50,10 @@ RELAY_PACKAGES = (
     "lua-unbound",
     "libsasl2-modules",  # PLAIN and LOGIN, with which Postfix logs in to a smarthost
     # The mail filter's checks of inbound mail (appliance/mail/inbound.py): DKIM and SPF,
-    # and the public suffix list for DMARC's organizational domains.
+    # and the public suffix list (data only) for DMARC's organizational domains.
     "python3-dkim",
     "python3-spf",
-    "python3-publicsuffix2",
+    "publicsuffix",
     "openssh-server",  # its SFTP server is the household's file share (appliance/files)
 )
 RELAY_UNITS = (
