@@ -10,7 +10,7 @@ Two rules, in this order:
    where the sender's domain asks receivers to reject (p=reject) is refused.
 
 The checks run in the box's mail filter (milter.py) with Debian's python3-spf,
-python3-dkim and python3-publicsuffix2, imported only there; the decisions themselves
+python3-dkim and the public suffix list (publicsuffix), imported only there; the decisions themselves
 are plain functions of their inputs, tested as data.
 """
 
@@ -202,13 +202,54 @@ def dns_txt(name: str) -> list[str]:
     return [b"".join(r.strings).decode("utf-8", "replace") for r in answer]
 
 
+PUBLIC_SUFFIXES = "/usr/share/publicsuffix/public_suffix_list.dat"  # Debian's publicsuffix
+
+
+class PublicSuffixes:
+    """The public suffix list's rules (publicsuffix.org/list): the organizational domain
+    is the public suffix and one label more (RFC 7489 3.2)."""
+
+    def __init__(self, text: str):
+        self.rules: set[str] = set()
+        self.wildcards: set[str] = set()  # "*.ck" -> "ck"
+        self.exceptions: set[str] = set()  # "!www.ck" -> "www.ck"
+        for line in text.splitlines():
+            rule = line.split(maxsplit=1)[0].lower() if line.strip() else ""
+            if not rule or rule.startswith("//"):
+                continue
+            try:  # the list writes international names in Unicode; mail has A-labels
+                rule = ".".join(
+                    label if label in ("*", "!") else label.encode("idna").decode()
+                    for label in rule.split(".")
+                )
+            except UnicodeError:
+                continue
+            if rule.startswith("!"):
+                self.exceptions.add(rule[1:])
+            elif rule.startswith("*."):
+                self.wildcards.add(rule[2:])
+            else:
+                self.rules.add(rule)
+
+    def org_domain(self, domain: str) -> str:
+        labels = domain.lower().rstrip(".").split(".")
+        suffix = 1  # the default rule "*": an unlisted top-level domain (.test too)
+        for i in range(len(labels)):  # the longest matching rule wins; exceptions first
+            candidate = ".".join(labels[i:])
+            if candidate in self.exceptions:
+                suffix = len(labels) - i - 1
+                break
+            if candidate in self.rules or ".".join(labels[i + 1 :]) in self.wildcards:
+                suffix = len(labels) - i
+                break
+        return ".".join(labels[-(suffix + 1) :]) if len(labels) > suffix else domain
+
+
 @functools.cache
 def org_domain() -> Callable[[str], str]:
-    """The organizational domain (RFC 7489 3.2), from the public suffix list (read once)."""
-    from publicsuffix2 import PublicSuffixList  # type: ignore[import-not-found]
-
-    psl = PublicSuffixList()
-    return lambda domain: psl.get_sld(domain) or domain
+    """The box's public suffix list, read once."""
+    with open(PUBLIC_SUFFIXES, encoding="utf-8") as f:
+        return PublicSuffixes(f.read()).org_domain
 
 
 def check_spf(ip: str, mail_from: str, helo: str) -> str:

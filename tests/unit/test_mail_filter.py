@@ -463,3 +463,17 @@ def test_an_address_with_too_many_failed_logins_is_refused_for_a_while_others_ar
     )
     now[0] = 1000.0 + 600 + 1
     assert allowed("203.0.113.9")
+
+
+def test_the_organizational_domain_follows_the_public_suffix_list():
+    suffixes = inbound.PublicSuffixes(
+        "// comment\nuk\nco.uk\n*.ck\n!www.ck\n\u0440\u0444\n// ===END ICANN DOMAINS===\n"
+    )
+    org = suffixes.org_domain
+    assert org("mail.example.co.uk") == "example.co.uk"
+    assert org("example.co.uk") == "example.co.uk"
+    assert org("a.b.c.ck") == "b.c.ck"  # *.ck: every name under ck is a suffix
+    assert org("www.ck") == "www.ck"  # ... except www.ck
+    assert org("mx.box-a.test") == "box-a.test"  # unlisted: the default rule "*"
+    assert org("xn--80ak6aa92e.xn--p1ai") == "xn--80ak6aa92e.xn--p1ai"  # .рф, as mail has it
+    assert org("co.uk") == "co.uk"
