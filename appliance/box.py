@@ -14,23 +14,21 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import TypeVar
 
-from . import __version__
+from . import __version__, capabilities
 from .accounts.service import AccountService
 from .accounts.sessions import RuntimeStore
-from .chat.capability import ChatCapability
+from .capability import Capability, Parts
 from .configstore import LOCKED, ConfigStore
 from .errors import ApplianceError, Conflict, Invalid, SystemFailure
 from .files.capability import FilesCapability
 from .firewall import ruleset
-from .firewall.capability import FirewallCapability
-from .mail.capability import MailCapability
 from .mail.service import MailService
 from .paths import Paths
 from .reconcile import Outcome, reconcile
 from .schema import Desired
 from .ssh.capability import SshCapability
-from .storage.capability import StorageCapability
 from .storage.place import MAPPED, mounted_at
 from .storage.service import StorageService
 from .store import Revision
@@ -40,6 +38,7 @@ from .vpn.capability import VpnCapability, device_key_name, psk_name
 from .vpn.service import VpnService
 
 log = logging.getLogger(__name__)
+C = TypeVar("C", bound=Capability)
 VIEW_MAX_AGE = 2.0  # seconds a dashboard may show old handshakes; a change shows at once
 
 
@@ -76,20 +75,12 @@ class Box:
         self.backend = backend
         self.mail = MailService(self.secrets)
         self.storage = StorageService(self.system, self.runtime)
-        self.files = FilesCapability(self.system, self.secrets)
-        self.data_services = [
-            MailCapability(self.system, self.secrets),
-            ChatCapability(self.system, self.secrets),
-            self.files,
-        ]
-        self.ssh = SshCapability(self.system, self.secrets)
-        self.capabilities = [
-            VpnCapability(backend, self.secrets),
-            FirewallCapability(),
-            StorageCapability(self.system, self.storage),
-            *self.data_services,
-            self.ssh,
-        ]
+        parts = Parts(self.system, self.secrets, backend, self.storage)
+        self.capabilities: list[Capability] = [cap.made(parts) for cap in capabilities.CAPABILITIES]
+        # Those whose data is on the encrypted storage: stopped before it goes away.
+        self.data_services = [cap for cap in self.capabilities if cap.uses_storage]
+        self.files = self.capability(FilesCapability)
+        self.ssh = self.capability(SshCapability)
         self.last_outcomes: list[Outcome] = []
         self.tls_fingerprint: str | None = None
         self._facts: dict[str, tuple[float, object]] = {}  # for views: (when read, facts)
@@ -99,6 +90,9 @@ class Box:
             self.vpn.ensure_box_key()
             if self.store.head() is None:
                 self.store.commit(Desired.new(), "agent", "first start")
+
+    def capability(self, kind: type[C]) -> C:
+        return next(cap for cap in self.capabilities if isinstance(cap, kind))
 
     # -- state ---------------------------------------------------------------------
 
@@ -162,11 +156,10 @@ class Box:
         with self.lock:
             desired = self.store.head()[1]
         for cap in self.capabilities:
-            if hasattr(cap, "housekeeping"):
-                try:
-                    cap.housekeeping(desired, time.time())
-                except ApplianceError as err:
-                    log.warning("%s housekeeping: %s", cap.name, err)
+            try:
+                cap.housekeeping(desired, time.time())
+            except ApplianceError as err:
+                log.warning("%s housekeeping: %s", cap.name, err)
 
     def lock_storage(self) -> list[Outcome]:
         """Stop what keeps data on the encrypted storage, then lock it."""
@@ -273,13 +266,13 @@ class Box:
         with self.lock:  # facts read between a change's apply and its verify mislead
             return self._status()
 
-    def facts(self, cap, max_age: float):
+    def facts(self, cap: Capability, desired: Desired, max_age: float):
         """A capability's facts for a read-only view, at most ``max_age`` seconds old.
         Reconciling always reads afresh (and drops these)."""
         now = time.monotonic()
         cached = self._facts.get(cap.name)
         if cached is None or now - cached[0] > max_age:
-            cached = self._facts[cap.name] = (now, cap.read_facts())
+            cached = self._facts[cap.name] = (now, cap.read_facts(desired))
         return cached[1]
 
     def devices_live(self, visible=None, offset: int = 0, limit: int | None = None) -> dict:
@@ -287,7 +280,7 @@ class Box:
         are in all (``visible``: which devices the caller may see)."""
         with self.lock:
             _, desired = self.store.head()
-            facts = self.facts(self.capabilities[0], VIEW_MAX_AGE)
+            facts = self.facts(self.capability(VpnCapability), desired, VIEW_MAX_AGE)
         iface = facts.interfaces.get(desired.vpn.interface)
         peers = iface.peers if iface else {}
         shown = [d for d in desired.vpn.devices if visible is None or visible(d)]
@@ -315,7 +308,7 @@ class Box:
         checks = []
         for cap in self.capabilities:
             try:
-                facts = self.facts(cap, VIEW_MAX_AGE)
+                facts = self.facts(cap, desired, VIEW_MAX_AGE)
             except Exception as err:  # status must answer even when the system is broken
                 checks.append(
                     {"capability": cap.name, "name": "facts", "ok": False, "detail": str(err)}

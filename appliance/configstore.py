@@ -21,6 +21,7 @@ the two leaves the card one revision behind, and the next unlock copies it again
 import logging
 from collections.abc import Callable
 
+from .capabilities import card_secrets
 from .errors import Conflict
 from .paths import Paths
 from .schema import Desired
@@ -29,8 +30,6 @@ from .store import Revision, StateStore
 
 log = logging.getLogger(__name__)
 
-# The VPN's keys; logging in (appliance/accounts); the installer's SSH host key.
-CARD_SECRETS = ("vpn/", "account/", "ssh/")
 LOCKED = "the encrypted storage is locked: unlock it first"
 CARD_WHY = "the newest revision's copy (the history is on the encrypted storage)"
 
@@ -117,7 +116,7 @@ class ConfigStore:
         self.volume = StateStore(self.paths.volume_state_db)
         self.volume_secrets = SecretStore(self.paths.volume_secrets_db)
         for name, secret in self.card_secrets.get_many("").items():
-            if not name.startswith(CARD_SECRETS):
+            if not name.startswith(card_secrets()):
                 self.volume_secrets.put(name, secret)
                 self.card_secrets.delete(name)
         self.card_secrets.compact()
@@ -164,13 +163,14 @@ class ConfigStore:
 
 
 class PlacedSecrets:
-    """The SecretStore interface, each secret where its name says (CARD_SECRETS)."""
+    """The SecretStore interface, each secret where its name says: the card keeps what the
+    capabilities declare (the VPN's keys, logging in, the installer's SSH host key)."""
 
     def __init__(self, store: ConfigStore):
         self._store = store
 
     def _for(self, name: str) -> SecretStore:
-        if name.startswith(CARD_SECRETS):
+        if name.startswith(card_secrets()):
             return self._store.card_secrets
         return self._store._rest()[1]
 

@@ -12,11 +12,12 @@ import math
 import os
 import stat
 import time
-from dataclasses import dataclass
+from abc import abstractmethod
+from dataclasses import dataclass, field
 
+from .capability import Capability, Check
 from .daemons import Systemd, check, manager
 from .errors import Invalid
-from .reconcile import Check
 from .schema import Desired
 from .storage.place import blocked, mounted_at
 from .system import System
@@ -37,6 +38,7 @@ class Facts:
     running: dict[str, bool]
     ready: bool  # what the daemons need that no file gives (users, groups) is there
     private: str | None = None  # what is mounted where the household's data lives
+    ids: dict[tuple[str, str], tuple[int, int]] = field(default_factory=dict)  # files' owners
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,8 @@ class Prepare:
 @dataclass(frozen=True)
 class Write:
     paths: tuple[str, ...]
+    # Every file the daemons are to have (a config is checked whole): what apply writes.
+    files: dict[str, File] = field(default_factory=dict, compare=False, repr=False)
 
     def __str__(self):
         return f"write {len(self.paths)} file(s): {', '.join(self.paths[:3])}" + (
@@ -128,14 +132,15 @@ def plan(
     daemons: tuple[str, ...],
     readers,
     prepare: str,
+    files: dict[str, File] | None = None,
 ) -> list:
     """Pure: FACTS and what the files should be (path -> fingerprint) -> actions."""
     if not enabled:
         return [Stop(d) for d in reversed(daemons) if facts.running.get(d)]
-    actions = [] if facts.ready else [Prepare(prepare)]
+    actions: list = [] if facts.ready else [Prepare(prepare)]
     changed = tuple(sorted(p for p, fp in wanted.items() if facts.files.get(p) != fp))
     if changed:
-        actions.append(Write(changed))
+        actions.append(Write(changed, files or {}))
     touched = {d for p in changed for d in readers(p)}
     for d in daemons:
         if not facts.running.get(d):
@@ -145,8 +150,7 @@ def plan(
     return actions
 
 
-class DaemonConfig:
-    name: str
+class DaemonConfig(Capability):
     daemons: tuple[str, ...]  # in the order they start
     read_by: tuple[tuple[str, tuple[str, ...]], ...]  # path prefix -> daemons reading it
     seen_by_mtime: tuple[str, ...] = ()  # path prefixes: see write_seen_by_mtime
@@ -159,15 +163,14 @@ class DaemonConfig:
         self.manager = manager(system)
         # Without journald (the box-in-a-namespace) the daemons log to files here.
         self.log_dir = None if isinstance(self.manager, Systemd) else "/var/log/commonsbox"
-        self._wanted: dict[str, File] = {}
 
     # -- what a capability of this shape provides --------------------------------------
 
-    def enabled(self, desired: Desired) -> bool:
-        raise NotImplementedError
+    @abstractmethod
+    def enabled(self, desired: Desired) -> bool: ...
 
-    def files(self, desired: Desired) -> dict[str, File]:
-        raise NotImplementedError
+    @abstractmethod
+    def files(self, desired: Desired) -> dict[str, File]: ...
 
     def is_ready(self) -> bool:
         return True
@@ -187,9 +190,17 @@ class DaemonConfig:
     def _ids(self, owner: tuple[str, str]) -> tuple[int, int]:
         return self.system.ids(owner[0], owner[1])
 
-    def read_facts(self) -> Facts:
-        files = {}
-        for path in self._wanted:
+    def _wanted(self, desired: Desired, private: str | None) -> dict[str, File]:
+        """The files DESIRED gives the daemons: none while they are off or cannot run."""
+        if not self.enabled(desired) or self.uses_storage and blocked(desired.storage, private):
+            return {}
+        return self.files(desired)
+
+    def read_facts(self, desired: Desired) -> Facts:
+        private = mounted_at(self.system)
+        wanted = self._wanted(desired, private)
+        files: dict[str, tuple[str, int, int, int] | None] = {}
+        for path in wanted:
             p = self.system.path(path)
             try:
                 st = p.stat()
@@ -201,22 +212,24 @@ class DaemonConfig:
                 )
             except FileNotFoundError:
                 files[path] = None
+        ready = self.is_ready()
         return Facts(
             files=files,
             running={d: self.manager.running(d) for d in self.daemons},
-            ready=self.is_ready(),
-            private=mounted_at(self.system),
+            ready=ready,
+            private=private,
+            ids={f.owner: self._ids(f.owner) for f in wanted.values()} if ready else {},
         )
 
     def plan(self, facts: Facts, desired: Desired) -> list:
+        """Pure: a file the facts do not know of (read for another desired state) is
+        written, an owner they do not know gets its file written, and the verify's fresh
+        read settles both."""
         if not self.enabled(desired) or self._blocked(desired, facts):
             return plan(facts, False, {}, self.daemons, self.readers, self.prepare_text)
-        self._wanted = self.files(desired)
-        if any(p not in facts.files for p in self._wanted):  # new files: read their facts
-            facts = self.read_facts()
-        ids = {f.owner: self._ids(f.owner) for f in self._wanted.values()} if facts.ready else {}
-        wanted = {p: fingerprint(f, ids.get(f.owner, (-1, -1))) for p, f in self._wanted.items()}
-        return plan(facts, True, wanted, self.daemons, self.readers, self.prepare_text)
+        files = self.files(desired)
+        wanted = {p: fingerprint(f, facts.ids.get(f.owner, (-1, -1))) for p, f in files.items()}
+        return plan(facts, True, wanted, self.daemons, self.readers, self.prepare_text, files)
 
     def _blocked(self, desired: Desired, facts: Facts) -> str | None:
         return blocked(desired.storage, facts.private) if self.uses_storage else None
@@ -227,7 +240,7 @@ class DaemonConfig:
                 self.make_ready()
             elif isinstance(action, Write):
                 self._prepare_runtime()
-                self._write(action.paths)
+                self._write(action.paths, action.files)
             elif isinstance(action, Start):
                 self._prepare_runtime()
                 self.manager.start(action.daemon)
@@ -235,6 +248,11 @@ class DaemonConfig:
                 self.manager.reload(action.daemon)
             elif isinstance(action, Stop):
                 self.manager.stop(action.daemon)
+            else:
+                raise self.unknown(action)
+
+    def rendered(self, desired: Desired) -> set[str]:
+        return set(self.files(desired)) if self.enabled(desired) else set()
 
     def stop_all(self) -> None:
         """Stop every daemon now (their data is about to go away)."""
@@ -247,7 +265,7 @@ class DaemonConfig:
             where.mkdir(mode=0o750, parents=True, exist_ok=True)
             os.chown(where, *self.system.ids(user, group))
 
-    def _write(self, paths: tuple[str, ...]) -> None:
+    def _write(self, paths: tuple[str, ...], wanted: dict[str, File]) -> None:
         """The data files (keys, maps, password files) go in place first; then each
         daemon's own config is staged beside, checked by its checker, and put in place.
         A refused config leaves the running one untouched: nothing was reloaded yet."""
@@ -255,31 +273,28 @@ class DaemonConfig:
         configs = {p for p in paths if p.rsplit("/", 1)[0] in folders}
         polled = [p for p in paths if p.startswith(self.seen_by_mtime)]
         for p in sorted(set(paths) - configs):
-            f = self._wanted[p]
+            f = wanted[p]
             if p in polled:
                 write_seen_by_mtime(self.system, p, f, self._ids(f.owner))
             else:
-                self._put(p, p)
+                self._put(f, p)
         for daemon, main in self.checked.items():
             folder = main.rsplit("/", 1)[0]
             mine = [
-                p
-                for p in self._wanted
-                if p.rsplit("/", 1)[0] == folder and daemon in self.readers(p)
+                p for p in wanted if p.rsplit("/", 1)[0] == folder and daemon in self.readers(p)
             ]
             if not configs.intersection(mine):
                 continue
             stage = f"{STAGE}/{self.name}/{daemon}"
             for p in mine:  # the whole config, as it will be
-                self._put(p, f"{stage}/{p.rsplit('/', 1)[1]}")
+                self._put(wanted[p], f"{stage}/{p.rsplit('/', 1)[1]}")
             check(self.system, daemon, f"{stage}/{main.rsplit('/', 1)[1]}")
         for p in sorted(configs):
-            self._put(p, p)
+            self._put(wanted[p], p)
         if polled:
             until_the_next_second()
 
-    def _put(self, path: str, where: str) -> None:
-        f = self._wanted[path]
+    def _put(self, f: File, where: str) -> None:
         self.system.write(where, f.data, f.mode, self._ids(f.owner))
 
     def health(self, facts: Facts, desired: Desired) -> list[Check]:

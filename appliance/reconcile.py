@@ -1,57 +1,20 @@
 """Reconcile: for each capability read facts, plan, apply only that, then verify.
 
-A capability is anything with this shape (see vpn/capability.py, firewall/capability.py):
-
-    name: str
-    depends_on(desired) -> value          the part of the desired state it acts on
-    read_facts() -> facts                 what the system has now
-    plan(facts, desired) -> [action]      pure; [] when nothing needs doing
-    apply([action])                       carries out exactly those actions
-    health(facts, desired) -> [Check]     what the dashboard shows
-
-After a change, only the capabilities whose ``depends_on`` changed are reconciled;
+Each capability implements the contract in appliance/capability.py. After a change, only the capabilities whose ``depends_on`` changed are reconciled;
 at start and on the agent's timer, all of them are (which also heals drift).
 """
 
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any, Protocol
 
+from .capability import Capability, Check
 from .errors import ApplianceError
 from .schema import Desired
 
+__all__ = ["Check", "Outcome", "reconcile"]
+
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Check:
-    capability: str
-    name: str
-    ok: bool
-    detail: str = ""
-
-    def to_json(self) -> dict:
-        return {
-            "capability": self.capability,
-            "name": self.name,
-            "ok": self.ok,
-            "detail": self.detail,
-        }
-
-
-class Capability(Protocol):
-    name: str
-
-    def depends_on(self, desired: Desired) -> Any: ...
-
-    def read_facts(self) -> Any: ...
-
-    def plan(self, facts: Any, desired: Desired) -> list: ...
-
-    def apply(self, actions: list) -> None: ...
-
-    def health(self, facts: Any, desired: Desired) -> list[Check]: ...
 
 
 @dataclass
@@ -99,7 +62,7 @@ def reconcile(
             known[cap.name] = _converge(
                 cap,
                 desired,
-                remembered if remembered is not None else cap.read_facts(),
+                remembered if remembered is not None else cap.read_facts(desired),
                 remembered is None,
                 outcome,
             )
@@ -139,7 +102,7 @@ def _converge(cap: Capability, desired: Desired, facts, fresh: bool, outcome: Ou
             if fresh:
                 raise
             log.warning("%s: the system was not as remembered; reading it afresh", cap.name)
-        facts, fresh = cap.read_facts(), True
+        facts, fresh = cap.read_facts(desired), True
     left = cap.plan(facts, desired)
     if left:
         outcome.converged = False

@@ -3,9 +3,8 @@
 What goes: every account, session, invitation, one-time link and failed-login count,
 every secret (the VPN's and the relay's keys, passphrase hashes, TOTP secrets), every VPN
 device and app password, every installer's SSH key, every revision of the configuration,
-and the config files the data services (mail, chat, files) and the installer's SSH were
-given; a data service with a `forget()` (for what it keeps outside the stores) is told
-to forget. The box gets a new WireGuard key, new VPN subnets and a new setup code.
+and the config files the capabilities (mail, chat, files, the installer's SSH) were
+given; every capability is told to `forget()` what it keeps outside the stores. The box gets a new WireGuard key, new VPN subnets and a new setup code.
 
 What stays: the disks' contents. The encrypted storage is locked and forgotten, not
 erased: it stays readable with its passphrase or recovery key (with the configuration
@@ -80,21 +79,18 @@ def _forget(box: Box, reset_revision: int) -> None:
     box.vpn.ensure_box_key()  # a new WireGuard identity
     box.runtime.setup_code(renew=True)
     _set_aside_unencrypted(box, reset_revision)
-    for cap in box.data_services:  # what a capability keeps outside the stores (accounts)
-        forget = getattr(cap, "forget", None)
-        if forget is not None:
-            forget()
+    for cap in box.capabilities:  # what a capability keeps outside the stores (accounts)
+        cap.forget()
     _wipe(box.paths.state_db, "DELETE FROM revisions WHERE n < ?", (reset_revision,))
 
 
 def _rendered(box: Box, desired: Desired) -> set[str]:
-    """The files the data services (mail, chat, files) and the installer's SSH were
-    given for DESIRED."""
+    """The files the capabilities (mail, chat, files, the installer's SSH) were given
+    for DESIRED."""
     paths: set[str] = set()
-    for cap in (*box.data_services, box.ssh):
+    for cap in box.capabilities:
         try:
-            if cap.enabled(desired):
-                paths |= set(cap.files(desired))
+            paths |= cap.rendered(desired)
         except ApplianceError as error:  # its keys are missing: it wrote nothing either
             log.warning("factory reset: %s's files not known (%s)", cap.name, error)
     return paths

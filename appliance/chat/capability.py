@@ -1,5 +1,6 @@
 """The chat capability: Prosody, configured from the desired state."""
 
+from ..capability import Ports
 from ..daemonconfig import DaemonConfig, File
 from ..errors import SystemFailure
 from ..mail.capability import TLS_CERT_SECRET, TLS_KEY_SECRET, app_password_hashes
@@ -8,9 +9,13 @@ from ..secrets import SecretStore
 from ..system import System
 from .render import AUTH_DIR, CERTS, DATA_DIR, Inputs, render
 
+# XMPP: apps (c2s), other servers (s2s), file sharing over HTTPS.
+PORTS = Ports(open=frozenset(("tcp", port) for port in (5222, 5269, 5281)))
+
 
 class ChatCapability(DaemonConfig):
     name = "chat"
+    packages = ("prosody", "lua-unbound")  # lua-unbound: Prosody's DNS (SRV for federation)
     daemons = ("prosody",)
     # Prosody's auth module reads the users and passwords at each login: no reload.
     read_by = ((f"{AUTH_DIR}/", ()), (f"{CERTS}/", ("prosody",)), ("/etc/prosody/", ("prosody",)))
@@ -27,6 +32,10 @@ class ChatCapability(DaemonConfig):
             desired.storage,
             tuple(u.name for u in desired.accounts.users),
         )
+
+    @staticmethod
+    def ports(desired: Desired) -> Ports:
+        return PORTS if desired.chat.enabled else Ports()
 
     def enabled(self, desired: Desired) -> bool:
         return desired.chat.enabled

@@ -68,6 +68,7 @@ def members(desired: Desired) -> frozenset[str]:
 
 class FilesCapability(DaemonConfig):
     name = "files"
+    packages = ("openssh-server",)  # its SFTP server, as an instance of the box's own
     daemons = ("files",)
     read_by = ((f"{CONFIG_DIR}/", ("files",)),)
     checked = {"files": CONFIG}

@@ -4,8 +4,8 @@ import re
 import subprocess
 from pathlib import Path
 
+from ..capability import Capability, Check, Parts
 from ..errors import SystemFailure
-from ..reconcile import Check
 from ..schema import Desired
 from . import ruleset
 from .plan import AddMembers, EnableForwarding, Facts, RemoveMembers, ReplaceTable, plan
@@ -41,14 +41,19 @@ def parse_members(listing: str) -> dict[str, frozenset[str]]:
     return members
 
 
-class FirewallCapability:
+class FirewallCapability(Capability):
     name = "firewall"
+    packages = ("nftables",)
+
+    @classmethod
+    def made(cls, parts: Parts) -> "FirewallCapability":
+        return cls()
 
     def depends_on(self, desired: Desired):
         wanted = ruleset.wanted(desired)
         return wanted.digest, wanted.members
 
-    def read_facts(self) -> Facts:
+    def read_facts(self, desired: Desired) -> Facts:
         forwarding = {path: Path(path).read_text().strip() == "1" for path in FORWARDING}
         done = subprocess.run(
             ["nft", "list", "table", "inet", ruleset.TABLE], capture_output=True, text=True
@@ -77,6 +82,8 @@ class FirewallCapability:
                     f"{verb} element inet {ruleset.TABLE} {action.set} "
                     f"{{ {', '.join(action.members)} }}\n"
                 )
+            else:
+                raise self.unknown(action)
         if script:
             _nft(["-f", "-"], "".join(script))
 

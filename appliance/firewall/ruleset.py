@@ -10,19 +10,11 @@ import hashlib
 from dataclasses import dataclass
 
 from ..schema import Desired
-from ..ssh.schema import PORT as SSH_PORT
 
 TABLE = "commonsbox"
 FULL_V4, FULL_V6 = "full_tunnel_v4", "full_tunnel_v6"
 WEBUI_PORT = 443  # the web UI's unit binds it on the box
 DHCP_CLIENT_PORTS = (68, 546)  # the uplink's DHCPv4 and DHCPv6 answers
-
-
-# SMTP from other servers; submission (STARTTLS and TLS) and IMAP (STARTTLS and TLS)
-# from the household's apps, which are often away from home.
-MAIL_PORTS = (25, 465, 587, 143, 993)
-# XMPP: apps (c2s), other servers (s2s), file sharing over HTTPS.
-CHAT_PORTS = (5222, 5269, 5281)
 
 
 # What a home's own network uses (and link-local): the installer's SSH answers these
@@ -34,22 +26,18 @@ HOME_V6 = ("fc00::/7", "fe80::/10")
 
 def home_ports(desired: Desired) -> frozenset[tuple[str, int]]:
     """What the box answers from the home's network, not from the Internet."""
-    return frozenset({("tcp", SSH_PORT)} if desired.ssh.enabled else ())
+    from ..capabilities import ports  # the list holds the firewall too: read at call time
+
+    return ports(desired).home
 
 
 def open_ports(desired: Desired) -> frozenset[tuple[str, int]]:
-    """What the box answers from outside the VPN: nothing else may listen there."""
-    mail = (MAIL_PORTS if desired.mail.enabled else ()) + (
-        CHAT_PORTS if desired.chat.enabled else ()
-    )
-    return frozenset(
-        {
-            ("tcp", WEBUI_PORT),
-            ("udp", desired.vpn.listen_port),
-            *(("udp", port) for port in DHCP_CLIENT_PORTS),
-            *(("tcp", port) for port in mail),
-        }
-    )
+    """What the box answers from outside the VPN: nothing else may listen there. The
+    web UI and the uplink's DHCP are the box's own; the rest the capabilities declare."""
+    from ..capabilities import ports
+
+    own = {("tcp", WEBUI_PORT), *(("udp", port) for port in DHCP_CLIENT_PORTS)}
+    return frozenset(own) | ports(desired).open
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """The mail capability: Postfix, Dovecot and OpenDKIM, configured from the desired state
 (the shape is daemonconfig.DaemonConfig's: render, check, write, reload)."""
 
+from ..capability import Ports
 from ..daemonconfig import DaemonConfig, File
 from ..errors import SystemFailure
 from ..schema import Desired
@@ -46,8 +47,27 @@ def app_password_hashes(secrets: SecretStore, desired: Desired) -> dict[tuple[st
     return hashes
 
 
+# SMTP from other servers; submission (STARTTLS and TLS) and IMAP (STARTTLS and TLS)
+# from the household's apps, which are often away from home.
+PORTS = Ports(open=frozenset(("tcp", port) for port in (25, 465, 587, 143, 993)))
+
+
 class MailCapability(DaemonConfig):
     name = "mail"
+    # libsasl2-modules: PLAIN and LOGIN, with which Postfix logs in to a smarthost. The
+    # mail filter's checks of inbound mail (inbound.py): python3-dkim, python3-spf, and
+    # the public suffix list (data only) for DMARC's organizational domains.
+    packages = (
+        "postfix",
+        "dovecot-core",
+        "dovecot-imapd",
+        "dovecot-lmtpd",
+        "opendkim",
+        "libsasl2-modules",
+        "python3-dkim",
+        "python3-spf",
+        "publicsuffix",
+    )
     daemons = ("opendkim", "mailfilter", "dovecot", "postfix")
     # Dovecot reads its password and user files at each login: no reload for those. It
     # sees them change by their modification time, looking at most once a second.
@@ -73,6 +93,10 @@ class MailCapability(DaemonConfig):
         super().__init__(system)
         self.secrets = secrets
         self._expunged_at = float("-inf")
+
+    @staticmethod
+    def ports(desired: Desired) -> Ports:
+        return PORTS if desired.mail.enabled else Ports()
 
     def housekeeping(self, desired: Desired, now: float) -> None:
         """Hourly: forget fetched mail older than the household keeps it."""

@@ -8,6 +8,7 @@ Its settings and host key are on the card, not on the encrypted storage: an inst
 can still log in to a box whose storage is locked.
 """
 
+from ..capability import Ports
 from ..daemonconfig import DaemonConfig, File, lines
 from ..schema import Desired
 from ..secrets import SecretStore
@@ -54,10 +55,16 @@ def authorized_keys(desired: Desired) -> bytes:
 
 class SshCapability(DaemonConfig):
     name = "ssh"
+    packages = ("openssh-server",)
     daemons = ("ssh",)
     read_by = ((f"{CONFIG_DIR}/", ("ssh",)),)  # the keys are read at each login
     checked = {"ssh": CONFIG}
     uses_storage = False
+    card_secrets = ("ssh/",)  # its host key: an installer can log in while storage is locked
+
+    @staticmethod
+    def ports(desired: Desired) -> Ports:
+        return Ports(home=frozenset({("tcp", PORT)}) if desired.ssh.enabled else frozenset())
 
     def __init__(self, system: System, secrets: SecretStore):
         super().__init__(system)

@@ -4,7 +4,7 @@ a person (the passphrase is never stored), so the reconcile never unlocks."""
 
 from dataclasses import dataclass
 
-from ..reconcile import Check
+from ..capability import Capability, Check, Parts
 from ..schema import Desired
 from ..system import System
 from . import luks
@@ -33,8 +33,13 @@ class Close:
         return "close what is left of the pulled storage disk"
 
 
-class StorageCapability:
+class StorageCapability(Capability):
     name = "storage"
+    packages = ("cryptsetup-bin",)  # LUKS2
+
+    @classmethod
+    def made(cls, parts: Parts) -> "StorageCapability":
+        return cls(parts.system, parts.storage)
 
     def __init__(self, system: System, service):
         self.system, self.service = system, service
@@ -42,7 +47,7 @@ class StorageCapability:
     def depends_on(self, desired: Desired):
         return desired.storage
 
-    def read_facts(self) -> Facts:
+    def read_facts(self, desired: Desired) -> Facts:
         mounted = mounted_at(self.system)
         return Facts(
             luks=self.service.luks_volumes(),
@@ -66,6 +71,8 @@ class StorageCapability:
                 self.service.mount()
             elif isinstance(action, Close):
                 luks.close_volume(self.system, MAPPER)
+            else:
+                raise self.unknown(action)
 
     @staticmethod
     def _space(space: dict | None) -> list[Check]:

@@ -1,8 +1,8 @@
 """The VPN capability: facts from the backend, the wanted interface from the desired
 state and the secrets, the pure planner, and the actions carried out."""
 
+from ..capability import Capability, Check, Parts, Ports
 from ..errors import SystemFailure
-from ..reconcile import Check
 from ..schema import Desired
 from ..secrets import SecretStore
 from . import links
@@ -71,8 +71,18 @@ def wanted(
     ), peers
 
 
-class VpnCapability:
+class VpnCapability(Capability):
     name = "vpn"
+    packages = ("wireguard-tools",)  # the kernel's module does the rest
+    card_secrets = ("vpn/",)  # the box's key and the devices': the VPN comes up while locked
+
+    @classmethod
+    def made(cls, parts: Parts) -> "VpnCapability":
+        return cls(parts.backend, parts.secrets)
+
+    @staticmethod
+    def ports(desired: Desired) -> Ports:
+        return Ports(open=frozenset({("udp", desired.vpn.listen_port)}))
 
     def __init__(self, backend: Backend, secrets: SecretStore):
         self.backend = backend
@@ -82,7 +92,7 @@ class VpnCapability:
     def depends_on(self, desired: Desired):
         return desired.vpn
 
-    def read_facts(self) -> VpnFacts:
+    def read_facts(self, desired: Desired) -> VpnFacts:
         found = {}
         for name in links.managed():
             iface = self.backend.read(name)
@@ -111,6 +121,8 @@ class VpnCapability:
                     links.bring_up(name)
                 case SetPeers(name, upserts, removals):
                     self.backend.set_peers(name, upserts, removals)
+                case _:
+                    raise self.unknown(action)
 
     def health(self, facts: VpnFacts, desired: Desired) -> list[Check]:
         iface = facts.interfaces.get(desired.vpn.interface)

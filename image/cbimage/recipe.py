@@ -13,6 +13,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from appliance import capabilities
+
 from .profile import Profile
 
 # The Debian mirror apt uses on the build machines (/etc/apt/sources.list.d/debian.sources).
@@ -29,33 +31,16 @@ BASE_PACKAGES = (
     "passwd",
     "iproute2",
     "procps",
-    "nftables",
-    "wireguard-tools",
     "e2fsprogs",
     "fdisk",  # fsck and resize2fs for ext4; sfdisk grows data on first boot
     "zstd",  # initramfs-tools compresses with it (gzip, its fallback, is slower)
     "systemd-resolved",  # the box's own DNS resolver (MX lookups, the DNS-record check)
     "ca-certificates",  # TLS to a smarthost and to other servers
-    "cryptsetup-bin",  # LUKS2 for the household's storage (appliance/storage)
 )
-# The mail and chat relay (appliance/mail, appliance/chat): off until the agent
-# configures them. lua-unbound: Prosody's DNS (SRV lookups for federation).
-RELAY_PACKAGES = (
-    "postfix",
-    "dovecot-core",
-    "dovecot-imapd",
-    "dovecot-lmtpd",
-    "opendkim",
-    "prosody",
-    "lua-unbound",
-    "libsasl2-modules",  # PLAIN and LOGIN, with which Postfix logs in to a smarthost
-    # The mail filter's checks of inbound mail (appliance/mail/inbound.py): DKIM and SPF,
-    # and the public suffix list (data only) for DMARC's organizational domains.
-    "python3-dkim",
-    "python3-spf",
-    "publicsuffix",
-    "openssh-server",  # its SFTP server is the household's file share (appliance/files)
-)
+# What the capabilities need (the VPN's tools, the firewall, LUKS, the mail and chat relay,
+# OpenSSH), each declared in its folder (appliance/capabilities.py); the relay's daemons
+# stay off until the agent configures them.
+CAPABILITY_PACKAGES = capabilities.packages()
 RELAY_UNITS = (
     "postfix.service",
     "dovecot.service",
@@ -518,7 +503,7 @@ def packages(architecture: str) -> list[str]:
         {
             *BASE_PACKAGES,
             *PYTHON_PACKAGES,
-            *RELAY_PACKAGES,
+            *CAPABILITY_PACKAGES,
             KERNEL[architecture],
             *ARCH_PACKAGES[architecture],
             *HARDWARE_PACKAGES,
@@ -548,10 +533,12 @@ def epoch() -> int:
 
 def key(profile: Profile, epoch: int) -> str:
     """What the root file system depends on: the suite, the architecture, this recipe's
-    source and the epoch (not the board: boards of one architecture share the root)."""
+    source, its packages (some declared by the capabilities) and the epoch (not the board:
+    boards of one architecture share the root)."""
     h = hashlib.sha256()
     h.update(f"epoch {epoch}\nsuite {profile.suite}\narch {profile.architecture}\n".encode())
     h.update(Path(__file__).read_bytes())
+    h.update(" ".join(packages(profile.architecture)).encode())
     h.update(hardware_inputs())
     h.update(MIRROR.encode())
     return h.hexdigest()

@@ -1,0 +1,46 @@
+"""The box's capabilities, in the order a reconcile converges them. Adding a capability
+is its folder (appliance/capability.py says what it implements and declares) plus one
+line here; the agent, the firewall, the card/volume split and the factory reset read
+their declarations from this list."""
+
+from .capability import Capability, Ports
+from .chat.capability import ChatCapability
+from .files.capability import FilesCapability
+from .firewall.capability import FirewallCapability
+from .mail.capability import MailCapability
+from .schema import Desired
+from .ssh.capability import SshCapability
+from .storage.capability import StorageCapability
+from .vpn.capability import VpnCapability
+
+CAPABILITIES: tuple[type[Capability], ...] = (
+    VpnCapability,
+    FirewallCapability,
+    StorageCapability,  # before what keeps its data there
+    MailCapability,
+    ChatCapability,
+    FilesCapability,
+    SshCapability,
+)
+
+# Logging in (appliance/accounts) is not converged, but its secrets stay on the card too.
+ACCOUNT_SECRETS = ("account/",)
+
+
+def packages() -> tuple[str, ...]:
+    """The Debian packages the capabilities need in the box's image (image/cbimage)."""
+    return tuple(sorted({p for cap in CAPABILITIES for p in cap.packages}))
+
+
+def card_secrets() -> tuple[str, ...]:
+    """The prefixes of the secrets the card keeps while the encrypted storage is locked."""
+    return ACCOUNT_SECRETS + tuple(p for cap in CAPABILITIES for p in cap.card_secrets)
+
+
+def ports(desired: Desired) -> Ports:
+    """What the capabilities turned on in DESIRED ask the firewall to open."""
+    declared = [cap.ports(desired) for cap in CAPABILITIES]
+    return Ports(
+        open=frozenset().union(*(p.open for p in declared)),
+        home=frozenset().union(*(p.home for p in declared)),
+    )
