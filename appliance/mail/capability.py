@@ -56,7 +56,9 @@ PORTS = Ports(open=frozenset(("tcp", port) for port in (25, 465, 587, 143, 993))
 class MailCapability(DaemonConfig):
     name = "mail"
     settings = ("mail", MailSettings)
-    # libsasl2-modules: PLAIN and LOGIN, with which Postfix logs in to a smarthost.
+    # libsasl2-modules: PLAIN and LOGIN, with which Postfix logs in to a smarthost. The
+    # mail filter's checks of inbound mail (inbound.py): python3-dkim, python3-spf, and
+    # the public suffix list (data only) for DMARC's organizational domains.
     packages = (
         "postfix",
         "dovecot-core",
@@ -64,6 +66,9 @@ class MailCapability(DaemonConfig):
         "dovecot-lmtpd",
         "opendkim",
         "libsasl2-modules",
+        "python3-dkim",
+        "python3-spf",
+        "publicsuffix",
     )
     daemons = ("opendkim", "mailfilter", "dovecot", "postfix")
     # Dovecot reads its password and user files at each login: no reload for those. It

@@ -7,6 +7,7 @@ its bytes, mode and owner; the capability writes only what differs.
 
 import base64
 import hashlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,11 +23,18 @@ TLS_KEY, TLS_CERT = f"{MAIL_KEYS}/tls.key", f"{MAIL_KEYS}/tls.crt"
 SMARTHOST = f"{MAIL_KEYS}/smarthost"
 DKIM_SOCKET_DIR = "/run/opendkim"
 DKIM_MILTER = f"unix:{DKIM_SOCKET_DIR}/opendkim.sock"
-FILTER_USER = "cbmilter"  # runs the encrypted-only filter (milter.py)
+FILTER_USER = "cbmilter"  # runs the mail filter (milter.py)
 FILTER_DIR = "/run/commonsbox-mailfilter"
-FILTER_SCRIPT = "/etc/commonsbox/mail/filter/milter.py"
+FILTER_CODE = "/etc/commonsbox/mail/filter"
+FILTER_SCRIPT = f"{FILTER_CODE}/milter.py"
+# The filter's sockets (milter.SOCKETS): the submission ports', in "encrypted only" mode,
+# and port 25's.
 FILTER_MILTER = f"unix:{FILTER_DIR}/milter.sock"
-MILTER_SOURCE = Path(__file__).with_name("milter.py")
+SEALED_MILTER = f"unix:{FILTER_DIR}/sealed.sock"
+INBOUND_MILTER = f"unix:{FILTER_DIR}/inbound.sock"
+FILTER_MODULES = ("milter", "sealed", "sender", "inbound", "authpolicy")
+# Where Dovecot asks the filter whether a login may go on (authpolicy.py): loopback only.
+POLICY_PORT = 10027
 CB = "commonsbox"  # our own subdirectory in each daemon's config directory
 SMTP_PORTS = {"smtp": 25, "submission": 587, "submissions": 465}
 IMAP_PORTS = {"imap": 143, "imaps": 993}
@@ -200,11 +208,17 @@ _SERVICES = [
 
 def postfix_master(s: MailSettings) -> bytes:
     out = ["# Written by the Commonsbox agent: edits are undone."]
+    # Every port's mail passes the box's filter: on the submission ports a member sends
+    # only as themselves (and, in "encrypted only" mode, only encrypted mail to members),
+    # then OpenDKIM signs; port 25 gets the checks of mail from the Internet instead.
+    submission = SEALED_MILTER if s.encrypted_only else FILTER_MILTER
     for *columns, options in _SERVICES:
         out.append("  ".join(columns))
         out += [f"  {o}" for o in options]
-        if s.encrypted_only and columns[0] in SMTP_PORTS and columns[0] != "smtp":
-            out.append(f"  -o smtpd_milters={FILTER_MILTER},{DKIM_MILTER}")
+        if columns[:2] == ["smtp", "inet"]:
+            out.append(f"  -o smtpd_milters={INBOUND_MILTER}")
+        elif columns[0] in SMTP_PORTS and columns[1] == "inet":
+            out.append(f"  -o smtpd_milters={submission},{DKIM_MILTER}")
     return lines(out)
 
 
@@ -226,6 +240,15 @@ def dovecot_conf(s: MailSettings, i: Inputs) -> bytes:
         # Mailboxes are addresses; keep the domain (Debian's default strips it).
         "auth_username_format = %{user | lower}",
         "auth_failure_delay = 2s",
+        # Each login is first put to the box's filter, which turns away an address after
+        # repeated failures (authpolicy.py); only the address and name are sent to it.
+        f"auth_policy_server_url = http://127.0.0.1:{POLICY_PORT}/",
+        "auth_policy_hash_nonce = unused-no-password-hash-is-sent",
+        "auth_policy_request_attributes {",
+        "  login = %{requested_username}",
+        "  remote = %{remote_ip}",
+        "  protocol = %{protocol}",
+        "}",
         # Logins are logged without the app's or the box's address.
         "login_log_format_elements = user=<%{user}> method=%{mechanism} %{secured} "
         "session=<%{session}>",
@@ -330,7 +353,13 @@ def render(s: MailSettings, i: Inputs) -> dict[str, File]:
         ),
         TLS_KEY: File(i.tls_key_pem.encode(), 0o600),
         TLS_CERT: File(i.tls_cert_pem.encode()),
-        FILTER_SCRIPT: File(MILTER_SOURCE.read_bytes()),
+        f"{FILTER_CODE}/filter.json": File(
+            json.dumps({"domain": s.domain, "policy_port": POLICY_PORT}).encode() + b"\n"
+        ),
+        **{
+            f"{FILTER_CODE}/{m}.py": File(Path(__file__).with_name(f"{m}.py").read_bytes())
+            for m in FILTER_MODULES
+        },
     }
     for slot in range(1, APP_PASSWORDS_MAX + 1):
         entries = [

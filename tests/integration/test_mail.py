@@ -92,6 +92,11 @@ def test_mail_goes_from_box_a_to_box_b_signed_encrypted_and_without_the_apps_add
     assert APP not in raw.decode(), "the app's address must not be in the message"
     assert len(received) == 2, received  # box B's SMTP server and its LMTP, not the app's
     assert "box-a.test" in received[-1] and "using TLS" in received[-1], received[-1]
+    # Box B checked where it came from, and says so to the apps.
+    results = " ".join(parsed.get_all("Authentication-Results")).split()
+    assert results[0] == "box-b.test;", results
+    for method in ("spf=pass", "dkim=pass", "dmarc=pass"):
+        assert method in results, results
 
 
 def test_a_message_to_a_local_user_reaches_an_app_waiting_in_idle(mail):
@@ -185,6 +190,84 @@ def test_a_user_cannot_send_as_someone_else(mail):
     with pytest.raises(smtplib.SMTPRecipientsRefused):
         smtp.send_message(message("alice@box-a.test", "bob@box-b.test", "forged"))
     smtp.close()
+
+
+def test_a_member_cannot_put_another_members_address_in_from(mail):
+    a, b = mail.boxes["box-a.test"], mail.boxes["box-b.test"]
+    alba, boris = user(a, "alba"), user(a, "boris")
+    vera = user(b, "vera")
+    smtp = mail.submission(a.address)
+    smtp.login(alba["address"], alba["password"])
+    # The envelope is alba's own (Postfix checks that); the header says boris.
+    with pytest.raises(smtplib.SMTPDataError) as refused:
+        smtp.sendmail(
+            alba["address"],
+            [vera["address"]],
+            message(boris["address"], vera["address"], "from boris, honest").as_bytes(),
+        )
+    assert refused.value.smtp_code == 550, refused.value
+    assert b"only as yourself" in refused.value.smtp_error, refused.value.smtp_error
+    smtp.send_message(message(f'"Alba" <{alba["address"]}>', vera["address"], "really alba"))
+    smtp.quit()
+    raw = fetch(mail, b.address, vera, "really alba")
+    assert email.message_from_bytes(raw)["From"] == '"Alba" <alba@box-a.test>'
+    assert dkim.verify(raw, dnsfunc=mail.zone.dkim_dns)
+
+
+def from_the_internet(world, box, mail_from, rcpt, raw):
+    """A stranger's server hands BOX a message for RCPT on port 25: the SMTP error, or
+    None when the box took it."""
+    with world.outside():
+        smtp = smtplib.SMTP(world.boxes[box].address, 25, timeout=60)
+    try:
+        smtp.ehlo("mx.stranger.test")
+        smtp.sendmail(mail_from, [rcpt], raw)
+    except smtplib.SMTPException as err:
+        return err
+    finally:
+        smtp.close()
+    return None
+
+
+def test_the_internet_cannot_send_as_the_household(mail):
+    b = mail.boxes["box-b.test"]
+    gwen = user(b, "gwen")
+    forged = message("gwen@box-b.test", "gwen@box-b.test", "your password expires").as_bytes()
+    refused = from_the_internet(
+        mail, "box-b.test", "stranger@stranger.test", gwen["address"], forged
+    )
+    assert isinstance(refused, smtplib.SMTPDataError) and refused.smtp_code == 550, refused
+    assert b"comes only through the box" in refused.smtp_error
+    refused = from_the_internet(mail, "box-b.test", "gwen@box-b.test", gwen["address"], forged)
+    assert isinstance(refused, smtplib.SMTPSenderRefused) and refused.smtp_code == 550, refused
+    honest = message("stranger@stranger.test", "gwen@box-b.test", "hello from a stranger")
+    honest["Authentication-Results"] = "box-b.test; dmarc=pass header.from=stranger.test"
+    stranger = "stranger@stranger.test"
+    assert (
+        from_the_internet(mail, "box-b.test", stranger, gwen["address"], honest.as_bytes()) is None
+    )
+    got = email.message_from_bytes(fetch(mail, b.address, gwen, "hello from a stranger"))
+    # stranger.test publishes no DMARC: delivered, labelled; the sender's own claim to
+    # speak for box B is gone.
+    (results,) = got.get_all("Authentication-Results")
+    assert results.startswith("box-b.test;") and "dmarc=none" in results, results
+
+
+def test_a_forgery_of_a_domain_that_asks_for_reject_is_refused(mail):
+    b = mail.boxes["box-b.test"]
+    hugo = user(b, "hugo")
+    zone = mail.zone.records
+    saved = dict(zone)
+    try:
+        zone[("_dmarc.box-a.test", "TXT")] = ['"v=DMARC1; p=reject; adkim=s; aspf=s"']
+        # From the world's address, not box A's; no signature of box A's.
+        forged = message("alice@box-a.test", hugo["address"], "from alice, honest").as_bytes()
+        refused = from_the_internet(mail, "box-b.test", "alice@box-a.test", hugo["address"], forged)
+    finally:
+        zone.clear()
+        zone.update(saved)
+    assert isinstance(refused, smtplib.SMTPDataError) and refused.smtp_code == 550, refused
+    assert b"box-a.test asks receivers to refuse mail that fails DMARC" in refused.smtp_error
 
 
 @pytest.mark.parametrize("label", ["phone\nX-Injected: 1", "phone\r\nRCPT TO:<x@y>", "", "x" * 65])
@@ -490,3 +573,41 @@ def test_an_app_that_keeps_trying_passwords_is_turned_away_for_a_while(mail):
         smtp.login(mona["address"], mona["password"])
     smtp.close()
     assert getattr(blocked.value, "smtp_code", 0) // 100 == 4
+
+
+def test_imap_logins_that_keep_failing_are_blocked_for_that_address_only(mail):
+    """Wrong passwords from one address: then even the right one is refused from there,
+    while an app elsewhere logs in. The guesser uses the world's second address, so the
+    other tests' apps (on the first) are not blocked."""
+    a = mail.boxes["box-a.test"]
+    yara = user(a, "yara")
+    guesser = mail.NAMESERVER  # also on the world's bridge
+
+    class FromAddress(imaplib.IMAP4_SSL):
+        def _create_socket(self, timeout):
+            import socket
+
+            raw = socket.create_connection((self.host, self.port), timeout, (guesser, 0))
+            return self.ssl_context.wrap_socket(raw, server_hostname=self.host)
+
+    def login(password, source=None):
+        with mail.outside():
+            kind = FromAddress if source else imaplib.IMAP4_SSL
+            imap = kind(a.address, ssl_context=app_tls(), timeout=30)
+        try:
+            return imap.login(yara["address"], password)[0]
+        except imaplib.IMAP4.error as err:
+            return str(err)
+        finally:
+            imap.logout()
+
+    import concurrent.futures
+
+    with concurrent.futures.ThreadPoolExecutor(10) as pool:  # 10 at once: 2 s, not 20
+        wrong = list(pool.map(lambda n: login(f"guess {n}", guesser), range(10)))
+    assert all("AUTHENTICATIONFAILED" in w for w in wrong), wrong
+    started = time.monotonic()
+    refused = login(yara["password"], guesser)
+    assert "Too many failed logins from your address" in refused, refused  # the right one
+    print(f"blocked login answered in {time.monotonic() - started:.2f} s")
+    assert login(yara["password"]) == "OK"  # the household's other address is not held back
