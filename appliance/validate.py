@@ -18,6 +18,8 @@ _BIDI_CONTROLS = set("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 _HOST_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
 _IFNAME = re.compile(r"[A-Za-z0-9_=+.-]{1,15}")
 
+UNSET = object()  # a parameter not given (None may be a value: "clear it")
+
 
 def integer(value, field: str, lo: int, hi: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int):

@@ -4,9 +4,9 @@ factory reset and the hardware's survey."""
 from ..accounts.service import Caller
 from ..box import Box
 from ..errors import Invalid
+from ..validate import UNSET
 from ..vpn.api import visible_devices
-from ..vpn.service import UNSET
-from .methods import BOOL, INT, OPT_INT, REQUIRED, TEXT, WHY, change, changed, method, reason
+from .methods import BOOL, INT, OPT_INT, REQUIRED, TEXT, WHY, change, changed, method, named, reason
 
 
 @method("status", access="member", hardware=True)
@@ -73,10 +73,7 @@ def retention(box: Box, caller: Caller, keep):
 def box_settings_set(box: Box, caller: Caller, why, **changes):
     from ..schema import BoxSettings
 
-    changes = {k: v for k, v in changes.items() if v is not UNSET}
-    if not changes:
-        raise Invalid("nothing to change")
-
+    changes = named(changes)
     return change(
         box,
         caller.who,

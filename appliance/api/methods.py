@@ -22,7 +22,7 @@ from typing import Any
 from ..accounts.service import Caller
 from ..box import Box
 from ..errors import Forbidden, Invalid, NotFound, Unauthorized
-from ..validate import address, text
+from ..validate import UNSET, address, text
 
 REQUIRED = object()
 NoneType = type(None)
@@ -111,6 +111,14 @@ def check_params(m: Method, params) -> dict:
             raise Invalid(f"{key} must be {wanted}", key)
         out[key] = value
     return out
+
+
+def named(settings: dict) -> dict:
+    """The settings a call names (the rest are UNSET); refused if it names none."""
+    changes = {k: v for k, v in settings.items() if v is not UNSET}
+    if not changes:
+        raise Invalid("nothing to change")
+    return changes
 
 
 def reason(why, default: str) -> str:

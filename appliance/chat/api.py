@@ -1,10 +1,9 @@
 """Chat's API methods: its settings."""
 
 from ..accounts.service import Caller
-from ..api.methods import BOOL, INT, WHY, change, method, reason
+from ..api.methods import BOOL, INT, WHY, change, method, named, reason
 from ..box import Box
-from ..errors import Invalid
-from ..vpn.service import UNSET
+from ..validate import UNSET
 
 
 @method("chat.settings.get", access="member")
@@ -21,9 +20,7 @@ def chat_settings_get(box: Box, caller: Caller):
     **WHY,
 )
 def chat_settings_set(box: Box, caller: Caller, why, **changes):
-    changes = {k: v for k, v in changes.items() if v is not UNSET}
-    if not changes:
-        raise Invalid("nothing to change")
+    changes = named(changes)
     answer = change(
         box,
         caller.who,

@@ -17,7 +17,7 @@ from ..api.methods import (
 )
 from ..box import Box
 from ..errors import Invalid, NotFound
-from ..vpn.service import UNSET
+from ..validate import UNSET
 from .autoconfig import autoconfig_xml
 from .service import client_settings
 

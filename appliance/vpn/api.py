@@ -15,12 +15,13 @@ from ..api.methods import (
     changed,
     maker,
     method,
+    named,
     reason,
 )
 from ..box import Box
 from ..errors import Invalid, NotFound
+from ..validate import UNSET
 from .schema import Device
-from .service import UNSET
 
 
 @method("vpn.device.live", access="member", offset=(INT, 0), limit=(INT, 1000))
@@ -92,9 +93,7 @@ def settings_get(box: Box, caller: Caller):
     **WHY,
 )
 def settings_set(box: Box, caller: Caller, why, **changes):
-    changes = {k: v for k, v in changes.items() if v is not UNSET}
-    if not changes:
-        raise Invalid("nothing to change")
+    changes = named(changes)
     answer = change(
         box,
         caller.who,

@@ -12,12 +12,11 @@ from ..errors import Conflict, Invalid, NotFound, PoolExhausted
 from ..schema import Desired
 from ..secrets import Secret, SecretStore
 from ..store import StateStore
+from ..validate import UNSET
 from . import keys
 from .allocator import AddressPool
 from .capability import BOX_KEY, BOX_PUBLIC_KEY, device_key_name, psk_name
 from .schema import DNS_MAX, MODES, NAME_MAX, Device, VpnSettings
-
-UNSET = object()
 
 
 def _dns(value, fld):
