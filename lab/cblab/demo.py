@@ -184,7 +184,7 @@ def main() -> int:
         relay(world, api, box_ip, cli)
         say("\n$ commonsbox status")
         print_status(api.call("status"))
-        web.wait_ready()
+        web.wait_ready(timeout=120)  # a busy or slow machine: gunicorn and Flask start slowly
         setup = api.call("setup.code")
         say(f"""
 The web UI: open {web.url} in a browser on this machine.

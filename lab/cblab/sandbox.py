@@ -178,8 +178,14 @@ class WebUI:
                 time.sleep(0.05)
 
     def stop(self) -> None:
+        """gunicorn finishes its requests on SIGTERM; one stuck (or a Ctrl-C that reached
+        it while it started) does not keep the lab's namespaces up."""
         self.process.terminate()
-        self.process.wait(10)
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
         self.log.close()
 
 
