@@ -33,7 +33,7 @@ OPT_TEXT, OPT_INT, OPT_LIST, OPT_OBJ = (
     (list, NoneType),
     (dict, NoneType),
 )
-WHY = {"why": (OPT_TEXT, None)}
+WHY: dict[str, Any] = {"why": (OPT_TEXT, None)}  # a change's reason, if the caller gives one
 JSON_TYPES = {
     str: "text",
     int: "a whole number",
