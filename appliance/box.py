@@ -35,7 +35,8 @@ from .storage.service import StorageService
 from .store import Revision
 from .system import System
 from .vpn.backends import Backend
-from .vpn.capability import VpnCapability, device_key_name, psk_name
+from .vpn.capability import VpnCapability
+from .vpn.schema import device_key_name, psk_name
 from .vpn.service import VpnService
 
 log = logging.getLogger(__name__)

@@ -1,50 +1,37 @@
 """What a person who leaves loses, and what a restore may bring back.
 
-The desired state says what a person holds (each slice in schema.OWNED drops it:
+The desired state says what a person holds (each capability's slice drops it:
 ``Desired.without_member``); this module adds what lives apart from the document: the
 secrets behind what they held, which go with them, and the rule a restore follows: an
 older revision comes back without anything held by someone who is not a member now, and
 without anything whose secret is gone (it could only come back half-alive: a device
 whose preshared key is lost would stop the VPN's reconcile; an app password without its
-hash would be listed but never work).
+hash would be listed but never work). Each slice says which secrets it holds
+(appliance/slice.py): nothing here knows a capability.
 """
 
-from dataclasses import replace
-
-from .mail.capability import password_secret
 from .schema import Desired
 from .secrets import SecretStore
-from .vpn.capability import device_key_name, psk_name
 
-# Where each capability keeps a person's own secrets, by their name.
-PERSONAL_SECRETS = ("account/{name}/", "mail/app/{name}/")
+ACCOUNT_SECRETS = "account/{name}/"  # a person's passphrase hash, second factor...
 
 
-def dropped_secrets(before: Desired, after: Desired) -> list[str]:
-    """The secrets of the devices and app passwords BEFORE held and AFTER does not."""
-    kept_devices = {d.id for d in after.vpn.devices}
-    kept_passwords = {(p.owner, p.slot) for p in after.mail.app_passwords}
-    return [
-        name
-        for d in before.vpn.devices
-        if d.id not in kept_devices
-        for name in (device_key_name(d.id), psk_name(d.id))
-    ] + [
-        password_secret(p.owner, p.slot)
-        for p in before.mail.app_passwords
-        if (p.owner, p.slot) not in kept_passwords
-    ]
+def held_secrets(desired: Desired) -> frozenset[str]:
+    return frozenset().union(*(part.secrets() for part in desired.slices().values()))
 
 
 def forget_departed(
     secrets: SecretStore, names: list[str], before: Desired, after: Desired
 ) -> None:
     """The secrets of NAMES, who left between BEFORE and AFTER, and of what they held."""
-    doomed = dropped_secrets(before, after)
+    doomed = set(held_secrets(before) - held_secrets(after))
+    prefixes = [ACCOUNT_SECRETS] + [
+        prefix for part in before.slices().values() for prefix in part.personal_secrets
+    ]
     for name in names:
-        for prefix in PERSONAL_SECRETS:
-            doomed += secrets.get_many(prefix.format(name=name)).keys()
-    for secret in doomed:
+        for prefix in prefixes:
+            doomed |= secrets.get_many(prefix.format(name=name)).keys()
+    for secret in sorted(doomed):
         secrets.delete(secret)
 
 
@@ -56,23 +43,8 @@ def restorable(old: Desired, current: Desired, secrets: SecretStore, at: float) 
     members = {u.name for u in current.accounts.users if u.created is None or u.created <= at}
     for name in sorted(old.owners() - members):
         old = old.without_member(name)
-    device_keys = secrets.get_many("vpn/device/").keys()
-    psks = secrets.get_many("vpn/psk/").keys()
-    now = {d.id: d for d in current.vpn.devices}
-    devices = []
-    for d in old.vpn.devices:
-        if d.key_holder == "box" and device_key_name(d.id) not in device_keys:
-            continue
-        if d.preshared_key and psk_name(d.id) not in psks:
-            continue
-        same = now.get(d.id)
-        if same is not None and d.key_holder == "box" and same.public_key != d.public_key:
-            d = replace(d, public_key=same.public_key)  # re-keyed since: its key is the new one
-        devices.append(d)
-    hashes = secrets.get_many("mail/app/").keys() if old.mail.app_passwords else set()
-    app_passwords = tuple(
-        p for p in old.mail.app_passwords if password_secret(p.owner, p.slot) in hashes
-    )
-    return old.replace(vpn=old.vpn.with_devices(devices)).replace(
-        mail=replace(old.mail, app_passwords=app_passwords)
+    present = frozenset(name for name in held_secrets(old) if secrets.get(name) is not None)
+    now = current.slices()
+    return old.replace(
+        **{key: part.restored(now[key], present) for key, part in old.slices().items()}
     )

@@ -65,7 +65,7 @@ class BoxSettings:
         } | ({"manage_from_anywhere": True} if self.manage_from_anywhere else {})
 
 
-def slices() -> dict[str, type[Slice]]:
+def declared_slices() -> dict[str, type[Slice]]:
     """Each capability's slice, by its key (appliance/capabilities.py declares them)."""
     from .capabilities import CAPABILITIES  # they import this module
 
@@ -82,7 +82,7 @@ class Desired:
     accounts: Accounts
 
     def __init__(self, box: BoxSettings, accounts: Accounts = NO_ONE, **given: Slice):
-        declared = slices()
+        declared = declared_slices()
         unknown = given.keys() - declared.keys()
         if unknown:
             raise TypeError(f"no capability has the settings {sorted(unknown)}")
@@ -113,6 +113,10 @@ class Desired:
         parts = ", ".join(f"{k}={v!r}" for k, v in self._slices.items())
         return f"Desired(box={self.box!r}, accounts={self.accounts!r}, {parts})"
 
+    def slices(self) -> dict[str, Slice]:
+        """The capabilities' slices, by key."""
+        return dict(self._slices)
+
     def parts(self) -> dict[str, Any]:
         """Every part by its key, the box's own first: what the document holds."""
         return {"box": self.box, "accounts": self.accounts, **self._slices}
@@ -127,7 +131,7 @@ class Desired:
 
     @classmethod
     def from_json(cls, doc) -> "Desired":
-        declared = slices()
+        declared = declared_slices()
         required = {key for key, kind in declared.items() if kind.required}
         v.only_keys(doc, "", {"schema", "box", *required}, {"accounts", *declared})
         if doc["schema"] != SCHEMA_VERSION:

@@ -4,7 +4,8 @@ Each is a frozen dataclass in the capability's folder (its schema.py) that deriv
 Slice, and the capability declares it (``settings = ("mail", MailSettings)``); the
 document (appliance/schema.py) is the box's own settings and accounts, then every declared
 slice under its key. A slice reads and writes its JSON, and says what it holds for whom,
-so that one path can drop what a person who leaves held (Desired.without_member).
+so that one path can drop what a person who leaves held (Desired.without_member) and
+the secrets behind it, and a restore brings back nothing half-alive (appliance/departure.py).
 """
 
 from typing import TYPE_CHECKING, Any, ClassVar, Self
@@ -16,6 +17,8 @@ if TYPE_CHECKING:
 class Slice:
     # A document without it is refused (rather than a new box's made up): the VPN's.
     required: ClassVar[bool] = False
+    # Where a person's own secrets are kept ({name}: theirs): they go when the person goes.
+    personal_secrets: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
     def new(cls) -> Self:
@@ -35,6 +38,17 @@ class Slice:
 
     def without_owner(self, name: str) -> Self:
         """Without anything NAME held."""
+        return self
+
+    def secrets(self) -> frozenset[str]:
+        """The names of the secrets behind what it holds (a device's key, an app
+        password's hash): they go when what they are behind goes."""
+        return frozenset()
+
+    def restored(self, current: Self, present: frozenset[str]) -> Self:
+        """As this, an older revision's, may come back beside CURRENT, of the secrets it
+        names only those in PRESENT still there: without anything whose secret is gone
+        (it could only come back half-alive)."""
         return self
 
     def check(self, desired: "Desired") -> None:

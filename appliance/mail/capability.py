@@ -19,15 +19,11 @@ from .render import (
     Inputs,
     render,
 )
-from .schema import MailSettings
+from .schema import MailSettings, password_secret
 
 DKIM_SECRET, TLS_KEY_SECRET, TLS_CERT_SECRET = "mail/dkim", "mail/tls-key", "mail/tls-cert"
 SMARTHOST_SECRET = "mail/smarthost"
 EXPUNGE_EVERY = 3600  # seconds
-
-
-def password_secret(owner: str, slot: int) -> str:
-    return f"mail/app/{owner}/{slot}"
 
 
 def expunge_fetched(system: System, before: float) -> None:

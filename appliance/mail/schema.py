@@ -32,6 +32,11 @@ def domain(value, fld: str) -> str:
     return value
 
 
+def password_secret(owner: str, slot: int) -> str:
+    """The secret holding an app password's hash."""
+    return f"mail/app/{owner}/{slot}"
+
+
 @dataclass(frozen=True)
 class AppPassword:
     id: int
@@ -92,6 +97,7 @@ class Smarthost:
 
 @dataclass(frozen=True)
 class MailSettings(Slice):
+    personal_secrets = ("mail/app/{name}/",)
     enabled: bool = False
     domain: str = ""
     max_message_mib: int = 25
@@ -183,6 +189,18 @@ class MailSettings(Slice):
         return replace(
             self,
             app_passwords=tuple(p for p in self.app_passwords if name not in (p.owner, p.made_by)),
+        )
+
+    def secrets(self) -> frozenset[str]:
+        return frozenset(password_secret(p.owner, p.slot) for p in self.app_passwords)
+
+    def restored(self, current: "MailSettings", present: frozenset[str]) -> "MailSettings":
+        """An app password whose hash is gone would be listed but never work: it stays gone."""
+        return replace(
+            self,
+            app_passwords=tuple(
+                p for p in self.app_passwords if password_secret(p.owner, p.slot) in present
+            ),
         )
 
     def without_password(self, id: int) -> "MailSettings":

@@ -22,7 +22,7 @@ from .plan import (
     WantedPeer,
     plan,
 )
-from .schema import Device, VpnSettings
+from .schema import Device, VpnSettings, psk_name
 
 # Below this many peers, reading the interface back after a change costs a few ms and
 # catches a change made behind the agent's back at once; above it, the read costs
@@ -32,14 +32,6 @@ ACKNOWLEDGE_FROM = 256
 
 BOX_KEY = "vpn/box"
 BOX_PUBLIC_KEY = "vpn/box.public"  # not secret; kept with its private half
-
-
-def device_key_name(device_id: int) -> str:
-    return f"vpn/device/{device_id}"
-
-
-def psk_name(device_id: int) -> str:
-    return f"vpn/psk/{device_id}"
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,15 @@ DEVICES_PER_MEMBER = 20  # default: what one member may add before an admin rais
 DEVICES_PER_MEMBER_MAX = 1000
 
 
+def device_key_name(device_id: int) -> str:
+    """The secret of a device's private key, where the box made it."""
+    return f"vpn/device/{device_id}"
+
+
+def psk_name(device_id: int) -> str:
+    return f"vpn/psk/{device_id}"
+
+
 @dataclass(frozen=True)
 class Endpoint:
     host: str
@@ -260,6 +269,33 @@ class VpnSettings(Slice):
 
     def owners(self) -> frozenset[str]:
         return frozenset(d.owner for d in self.devices if d.owner is not None)
+
+    def secrets(self) -> frozenset[str]:
+        return frozenset(
+            name
+            for d in self.devices
+            for name, held in (
+                (device_key_name(d.id), d.key_holder == "box"),
+                (psk_name(d.id), d.preshared_key),
+            )
+            if held
+        )
+
+    def restored(self, current: "VpnSettings", present: frozenset[str]) -> "VpnSettings":
+        """A device whose key (or preshared key) is gone stays gone; one re-keyed since
+        keeps its new key."""
+        now = {d.id: d for d in current.devices}
+        devices = []
+        for d in self.devices:
+            if d.key_holder == "box" and device_key_name(d.id) not in present:
+                continue
+            if d.preshared_key and psk_name(d.id) not in present:
+                continue
+            same = now.get(d.id)
+            if same is not None and d.key_holder == "box" and same.public_key != d.public_key:
+                d = replace(d, public_key=same.public_key)
+            devices.append(d)
+        return self.with_devices(devices)
 
     def without_owner(self, name: str) -> "VpnSettings":
         """Without NAME's devices: who leaves takes no tunnel home with them."""

@@ -15,8 +15,8 @@ from ..store import StateStore
 from ..validate import UNSET
 from . import keys
 from .allocator import AddressPool
-from .capability import BOX_KEY, BOX_PUBLIC_KEY, device_key_name, psk_name
-from .schema import DNS_MAX, MODES, NAME_MAX, Device, VpnSettings
+from .capability import BOX_KEY, BOX_PUBLIC_KEY
+from .schema import DNS_MAX, MODES, NAME_MAX, Device, VpnSettings, device_key_name, psk_name
 
 
 def _dns(value, fld):

@@ -16,14 +16,13 @@ from appliance.accounts.service import ROOT, Caller
 from appliance.api.methods import call
 from appliance.box import Box
 from appliance.errors import Conflict, Invalid, NotFound
-from appliance.mail.capability import password_secret
-from appliance.mail.schema import AppPassword
+from appliance.mail.schema import AppPassword, password_secret
 from appliance.paths import Paths
 from appliance.schema import Desired
 from appliance.ssh.openssh import public_key
 from appliance.ssh.schema import SshKey
 from appliance.vpn import keys
-from appliance.vpn.capability import device_key_name, psk_name
+from appliance.vpn.schema import device_key_name, psk_name
 
 from .test_reset import RecordingSystem
 

@@ -9,7 +9,7 @@ import wgconfig
 
 from appliance.errors import Conflict, NotFound
 from appliance.vpn import export, keys
-from appliance.vpn.capability import device_key_name, psk_name
+from appliance.vpn.schema import device_key_name, psk_name
 
 from .conftest import commit, head
 

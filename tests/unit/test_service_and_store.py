@@ -9,7 +9,7 @@ from appliance.errors import Conflict, Invalid, NotFound, PoolExhausted
 from appliance.schema import Desired
 from appliance.store import StateStore
 from appliance.vpn import keys
-from appliance.vpn.capability import device_key_name, psk_name
+from appliance.vpn.schema import device_key_name, psk_name
 
 from .conftest import commit, head
 
