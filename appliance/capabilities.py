@@ -32,6 +32,12 @@ def packages() -> tuple[str, ...]:
     return tuple(sorted({p for cap in CAPABILITIES for p in cap.packages}))
 
 
+def units_off() -> tuple[str, ...]:
+    """The units the capabilities' packages enable that the agent starts itself, when
+    the household turns them on (the image disables them)."""
+    return tuple(sorted({u for cap in CAPABILITIES for u in cap.units_off}))
+
+
 def card_secrets() -> tuple[str, ...]:
     """The prefixes of the secrets the card keeps while the encrypted storage is locked."""
     return ACCOUNT_SECRETS + tuple(p for cap in CAPABILITIES for p in cap.card_secrets)

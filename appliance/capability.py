@@ -14,6 +14,8 @@ folder plus one line in appliance/capabilities.py:
 
     settings               its slice of the desired state: its key and its class (a Slice)
     packages               the Debian packages the box's image needs for it
+    units_off              the units those packages enable that the agent starts itself
+                           (the image disables them)
     ports(desired)         what the firewall opens for it (to everyone, or to the home only)
     card_secrets           which of its secrets stay on the card (needed while the encrypted
                            storage is locked: appliance/configstore.py)
@@ -83,6 +85,7 @@ class Capability(ABC):
     name: ClassVar[str]
     settings: ClassVar[tuple[str, type[Slice]] | None] = None
     packages: ClassVar[tuple[str, ...]] = ()
+    units_off: ClassVar[tuple[str, ...]] = ()
     card_secrets: ClassVar[tuple[str, ...]] = ()
     uses_storage: ClassVar[bool] = False
 

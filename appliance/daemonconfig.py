@@ -16,7 +16,7 @@ from abc import abstractmethod
 from dataclasses import dataclass, field
 
 from .capability import Capability, Check
-from .daemons import Systemd, check, manager
+from .daemons import Daemon, Systemd, check, manager
 from .errors import Invalid
 from .schema import Desired
 from .storage.place import blocked, mounted_at
@@ -151,7 +151,7 @@ def plan(
 
 
 class DaemonConfig(Capability):
-    daemons: tuple[str, ...]  # in the order they start
+    daemons: tuple[Daemon, ...]  # in the order they start
     read_by: tuple[tuple[str, tuple[str, ...]], ...]  # path prefix -> daemons reading it
     seen_by_mtime: tuple[str, ...] = ()  # path prefixes: see write_seen_by_mtime
     checked: dict[str, str]  # daemon -> the config file its checker is given
@@ -184,6 +184,13 @@ class DaemonConfig(Capability):
 
     # -- the common part ---------------------------------------------------------------
 
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(d.name for d in self.daemons)
+
+    def daemon(self, name: str) -> Daemon:
+        return next(d for d in self.daemons if d.name == name)
+
     def readers(self, path: str) -> tuple[str, ...]:
         return next((names for prefix, names in self.read_by if path.startswith(prefix)), ())
 
@@ -215,7 +222,7 @@ class DaemonConfig(Capability):
         ready = self.is_ready()
         return Facts(
             files=files,
-            running={d: self.manager.running(d) for d in self.daemons},
+            running={d.name: self.manager.running(d) for d in self.daemons},
             ready=ready,
             private=private,
             ids={f.owner: self._ids(f.owner) for f in wanted.values()} if ready else {},
@@ -226,10 +233,10 @@ class DaemonConfig(Capability):
         written, an owner they do not know gets its file written, and the verify's fresh
         read settles both."""
         if not self.enabled(desired) or self._blocked(desired, facts):
-            return plan(facts, False, {}, self.daemons, self.readers, self.prepare_text)
+            return plan(facts, False, {}, self.names, self.readers, self.prepare_text)
         files = self.files(desired)
         wanted = {p: fingerprint(f, facts.ids.get(f.owner, (-1, -1))) for p, f in files.items()}
-        return plan(facts, True, wanted, self.daemons, self.readers, self.prepare_text, files)
+        return plan(facts, True, wanted, self.names, self.readers, self.prepare_text, files)
 
     def _blocked(self, desired: Desired, facts: Facts) -> str | None:
         return blocked(desired.storage, facts.private) if self.uses_storage else None
@@ -243,11 +250,11 @@ class DaemonConfig(Capability):
                 self._write(action.paths, action.files)
             elif isinstance(action, Start):
                 self._prepare_runtime()
-                self.manager.start(action.daemon)
+                self.manager.start(self.daemon(action.daemon))
             elif isinstance(action, Reload):
-                self.manager.reload(action.daemon)
+                self.manager.reload(self.daemon(action.daemon))
             elif isinstance(action, Stop):
-                self.manager.stop(action.daemon)
+                self.manager.stop(self.daemon(action.daemon))
             else:
                 raise self.unknown(action)
 
@@ -256,7 +263,7 @@ class DaemonConfig(Capability):
 
     def stop_all(self) -> None:
         """Stop every daemon now (their data is about to go away)."""
-        self.apply([Stop(d) for d in reversed(self.daemons) if self.manager.running(d)])
+        self.apply([Stop(d.name) for d in reversed(self.daemons) if self.manager.running(d)])
 
     def _prepare_runtime(self) -> None:
         dirs = self.runtime_dirs() + ([(self.log_dir, "root", "root")] if self.log_dir else [])
@@ -288,7 +295,7 @@ class DaemonConfig(Capability):
             stage = f"{STAGE}/{self.name}/{daemon}"
             for p in mine:  # the whole config, as it will be
                 self._put(wanted[p], f"{stage}/{p.rsplit('/', 1)[1]}")
-            check(self.system, daemon, f"{stage}/{main.rsplit('/', 1)[1]}")
+            check(self.system, self.daemon(daemon), f"{stage}/{main.rsplit('/', 1)[1]}")
         for p in sorted(configs):
             self._put(wanted[p], p)
         if polled:
@@ -309,5 +316,5 @@ class DaemonConfig(Capability):
                 bool(facts.running.get(d)),
                 "running" if facts.running.get(d) else "not running",
             )
-            for d in self.daemons
+            for d in self.names
         ]

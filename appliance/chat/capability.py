@@ -2,6 +2,7 @@
 
 from ..capability import Ports
 from ..daemonconfig import DaemonConfig, File
+from ..daemons import Daemon
 from ..errors import SystemFailure
 from ..mail.capability import TLS_CERT_SECRET, TLS_KEY_SECRET, app_password_hashes
 from ..schema import Desired
@@ -18,7 +19,17 @@ class ChatCapability(DaemonConfig):
     name = "chat"
     settings = ("chat", ChatSettings)
     packages = ("prosody", "lua-unbound")  # lua-unbound: Prosody's DNS (SRV for federation)
-    daemons = ("prosody",)
+    daemons = (
+        Daemon(
+            "prosody",
+            "prosody.service",
+            ("prosodyctl", "start"),
+            ("prosodyctl", "reload"),
+            "/run/prosody/prosody.pid",
+            ("prosodyctl", "--config", "{}", "check", "config"),
+        ),
+    )
+    units_off = ("prosody.service",)
     # Prosody's auth module reads the users and passwords at each login: no reload.
     read_by = ((f"{AUTH_DIR}/", ()), (f"{CERTS}/", ("prosody",)), ("/etc/prosody/", ("prosody",)))
     checked = {"prosody": "/etc/prosody/prosody.cfg.lua"}

@@ -19,6 +19,7 @@ import secrets as random
 from dataclasses import replace
 
 from ..daemonconfig import DaemonConfig, File, lines
+from ..daemons import Daemon
 from ..errors import Conflict
 from ..reconcile import Check
 from ..schema import Desired
@@ -79,7 +80,18 @@ class FilesCapability(DaemonConfig):
     name = "files"
     settings = ("files", FilesSettings)
     packages = ("openssh-server",)  # its SFTP server, as an instance of the box's own
-    daemons = ("files",)
+    # OpenSSH's SFTP, an instance of its own; Debian's sshd stays off.
+    daemons = (
+        Daemon(
+            "files",
+            "commonsbox-files.service",
+            ("/usr/sbin/sshd", "-f", f"{CONFIG_DIR}/sshd_config"),
+            ("sh", "-c", 'kill -HUP "$(cat /run/commonsbox-files/sshd.pid)"'),
+            "/run/commonsbox-files/sshd.pid",
+            ("/usr/sbin/sshd", "-t", "-f", "{}"),
+        ),
+    )
+    units_off = ("ssh.service",)
     read_by = ((f"{CONFIG_DIR}/", ("files",)),)
     checked = {"files": CONFIG}
     prepare_text = "give each member an account and a folder for their files"

@@ -3,6 +3,7 @@
 
 from ..capability import Ports
 from ..daemonconfig import DaemonConfig, File
+from ..daemons import Daemon
 from ..errors import SystemFailure
 from ..schema import Desired
 from ..secrets import SecretStore
@@ -49,6 +50,53 @@ def app_password_hashes(secrets: SecretStore, desired: Desired) -> dict[tuple[st
 PORTS = Ports(open=frozenset(("tcp", port) for port in (25, 465, 587, 143, 993)))
 
 
+OPENDKIM = Daemon(
+    "opendkim",
+    "opendkim.service",
+    ("opendkim", "-x", "/etc/opendkim.conf"),
+    ("sh", "-c", 'kill -USR1 "$(cat /run/opendkim/opendkim.pid)"'),
+    "/run/opendkim/opendkim.pid",
+    ("opendkim", "-n", "-x", "{}"),
+)
+_MILTER_PID = "/run/commonsbox-mailfilter/milter.pid"
+_MILTER = (
+    "setpriv",
+    "--reuid=cbmilter",
+    "--regid=cbmilter",
+    "--clear-groups",
+    "python3",
+    "-I",
+    "/etc/commonsbox/mail/filter/milter.py",
+    "/run/commonsbox-mailfilter/milter.sock",
+    "--pidfile",
+    _MILTER_PID,
+)
+# The mail filter (milter.py); its unit is the image's.
+MAILFILTER = Daemon(
+    "mailfilter",
+    "commonsbox-mailfilter.service",
+    _MILTER,
+    ("sh", "-c", f'kill "$(cat {_MILTER_PID})"; sleep 0.2; exec "$@"', "-", *_MILTER),
+    _MILTER_PID,
+)
+DOVECOT = Daemon(
+    "dovecot",
+    "dovecot.service",
+    ("dovecot",),
+    ("doveadm", "reload"),
+    "/run/dovecot/master.pid",
+    ("doveconf", "-n", "-c", "{}"),
+)
+POSTFIX = Daemon(
+    "postfix",
+    "postfix.service",
+    ("postfix", "start"),
+    ("postfix", "reload"),
+    "/var/spool/postfix/pid/master.pid",
+    ("postfix", "-c", "{dir}", "check"),
+)
+
+
 class MailCapability(DaemonConfig):
     name = "mail"
     settings = ("mail", MailSettings)
@@ -66,7 +114,8 @@ class MailCapability(DaemonConfig):
         "python3-spf",
         "publicsuffix",
     )
-    daemons = ("opendkim", "mailfilter", "dovecot", "postfix")
+    daemons = (OPENDKIM, MAILFILTER, DOVECOT, POSTFIX)
+    units_off = ("opendkim.service", "dovecot.service", "postfix.service")
     # Dovecot reads its password and user files at each login: no reload for those. It
     # sees them change by their modification time, looking at most once a second.
     seen_by_mtime = ("/etc/dovecot/commonsbox/", f"{MAIL_KEYS}/passwords/")

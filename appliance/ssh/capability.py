@@ -10,6 +10,7 @@ can still log in to a box whose storage is locked.
 
 from ..capability import Ports
 from ..daemonconfig import DaemonConfig, File, lines
+from ..daemons import Daemon
 from ..schema import Desired
 from ..secrets import SecretStore
 from ..system import System
@@ -57,7 +58,18 @@ class SshCapability(DaemonConfig):
     name = "ssh"
     settings = ("ssh", SshSettings)
     packages = ("openssh-server",)
-    daemons = ("ssh",)
+    # OpenSSH again, another instance (Debian's sshd stays off).
+    daemons = (
+        Daemon(
+            "ssh",
+            "commonsbox-ssh.service",
+            ("/usr/sbin/sshd", "-f", CONFIG),
+            ("sh", "-c", 'kill -HUP "$(cat /run/commonsbox-ssh/sshd.pid)"'),
+            "/run/commonsbox-ssh/sshd.pid",
+            ("/usr/sbin/sshd", "-t", "-f", "{}"),
+        ),
+    )
+    units_off = ("ssh.service",)
     read_by = ((f"{CONFIG_DIR}/", ("ssh",)),)  # the keys are read at each login
     checked = {"ssh": CONFIG}
     uses_storage = False

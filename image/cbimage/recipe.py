@@ -41,13 +41,8 @@ BASE_PACKAGES = (
 # OpenSSH), each declared in its folder (appliance/capabilities.py); the relay's daemons
 # stay off until the agent configures them.
 CAPABILITY_PACKAGES = capabilities.packages()
-RELAY_UNITS = (
-    "postfix.service",
-    "dovecot.service",
-    "opendkim.service",
-    "prosody.service",
-    "ssh.service",
-)
+# The units of those that the agent starts itself, when the household turns them on.
+RELAY_UNITS = capabilities.units_off()
 KERNEL = {"amd64": "linux-image-amd64", "arm64": "linux-image-arm64"}
 # The Raspberry Pi's boot firmware (start4.elf, fixup4.dat, ...) comes from Debian too,
 # from its non-free-firmware component (the Pi's GPU boots the board: no free firmware
@@ -549,6 +544,7 @@ def key(profile: Profile, epoch: int) -> str:
     h.update(f"epoch {epoch}\nsuite {profile.suite}\narch {profile.architecture}\n".encode())
     h.update(Path(__file__).read_bytes())
     h.update(" ".join(packages(profile.architecture)).encode())
+    h.update(" ".join(RELAY_UNITS).encode())
     h.update(hardware_inputs())
     h.update(MIRROR.encode())
     return h.hexdigest()

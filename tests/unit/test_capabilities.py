@@ -137,3 +137,11 @@ def test_the_image_carries_the_packages_the_capabilities_declare():
         for cap in capabilities.CAPABILITIES:
             assert cap.packages and set(cap.packages) <= image, cap.name
     assert {"postfix", "prosody", "openssh-server", "nftables"} <= set(capabilities.packages())
+    # What those packages would start at boot, the agent starts itself (when asked to).
+    assert set(recipe.RELAY_UNITS) == {
+        "postfix.service",
+        "dovecot.service",
+        "opendkim.service",
+        "prosody.service",
+        "ssh.service",
+    }
