@@ -11,6 +11,7 @@ box's files through /proc/PID/root and runs the box's commands with `nsenter`, w
 exactly what ``System`` abstracts (appliance/system.py).
 """
 
+import fcntl
 import os
 import shutil
 import signal
@@ -59,32 +60,59 @@ while True:
 """
 
 
+_IN_USE: list[int] = []  # this process's shared locks on the trees it runs boxes from
+
+
 def tree(log=print) -> Path:
-    """The recipe's amd64 root, unpacked once per recipe (the key names the directory)."""
+    """The recipe's amd64 root, unpacked once per recipe (the key names the directory).
+    Earlier recipes' trees go, but not one another process still runs boxes from (a
+    shared lock on TREE.lock, held while this process lives): runs of two recipes at
+    once (two checkouts) no longer pull each other's root away."""
     sys.path.insert(0, str(REPO / "image"))
     from cbimage.build import default_cache, root_tarball
 
     tarball, key = root_tarball("qemu-amd64", default_cache(), log)
     where = TREES / key[:16]
-    if not (where / ".complete").exists():
-        for old in TREES.glob("*") if TREES.is_dir() else ():  # earlier recipes' trees
-            shutil.rmtree(old, ignore_errors=True)
-        where.mkdir(parents=True)
-        subprocess.run(
-            [
-                "tar",
-                "--numeric-owner",
-                "--xattrs",
-                "--xattrs-include=*",
-                "-xpf",
-                tarball,
-                "-C",
-                where,
-            ],
-            check=True,
-        )
-        (where / ".complete").touch()
+    TREES.mkdir(parents=True, exist_ok=True)
+    with open(TREES / ".unpacking", "w") as one_at_a_time:
+        fcntl.flock(one_at_a_time, fcntl.LOCK_EX)
+        if not (where / ".complete").exists():
+            for old in TREES.iterdir():  # earlier recipes' trees
+                if old.is_dir() and old != where and _unused(old):
+                    shutil.rmtree(old, ignore_errors=True)
+            shutil.rmtree(where, ignore_errors=True)  # a half-unpacked one
+            where.mkdir()
+            subprocess.run(
+                [
+                    "tar",
+                    "--numeric-owner",
+                    "--xattrs",
+                    "--xattrs-include=*",
+                    "-xpf",
+                    tarball,
+                    "-C",
+                    where,
+                ],
+                check=True,
+            )
+            (where / ".complete").touch()
+        lock = os.open(f"{where}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fcntl.flock(lock, fcntl.LOCK_SH)
+        _IN_USE.append(lock)
     return where
+
+
+def _unused(old: Path) -> bool:
+    """No process holds OLD (a tree) in use; if so, its lock goes with it."""
+    lock = os.open(f"{old}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(lock)
+    Path(f"{old}.lock").unlink(missing_ok=True)
+    return True
 
 
 class BoxRoot:
