@@ -199,6 +199,9 @@ class PlacedSecrets:
     def put(self, name: str, secret: Secret) -> None:
         self._for(name).put(name, secret)
 
+    def swap(self, name: str, old: Secret, new: Secret) -> bool:
+        return self._for(name).swap(name, old, new)
+
     def delete(self, name: str) -> None:
         self._for(name).delete(name)
 

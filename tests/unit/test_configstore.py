@@ -136,3 +136,16 @@ def test_locking_lets_go_of_the_volume_and_a_factory_reset_goes_to_the_card(box)
     reset = store.commit(Desired.new(), "factory reset", "forget")
     assert store.head()[0] == reset and not store.on_volume
     assert store.secrets.get("mail/dkim") is None  # the card's own, empty
+
+
+def test_the_placed_secrets_offer_everything_a_secret_store_does():
+    """The agent hands PlacedSecrets wherever a SecretStore is wanted: a method missing
+    there (swap, once) fails only inside the running agent. Compacting stays each
+    store's own business."""
+    from appliance.configstore import PlacedSecrets
+    from appliance.secrets import SecretStore
+
+    def public(cls):
+        return {n for n in vars(cls) if not n.startswith("_") and callable(getattr(cls, n))}
+
+    assert public(SecretStore) - {"compact"} <= public(PlacedSecrets)
