@@ -80,7 +80,8 @@ def run_trials(lab, trials: int, seed: int) -> None:
         lab.api.close()
         lab.box.start()  # loads and validates the head revision, then reconciles
         status = lab.api.call("status")
-        assert all(o["converged"] for o in status["last_reconcile"]), (trial, status)
+        stuck = [o for o in status["last_reconcile"] if not o["converged"]]
+        assert not stuck, (trial, stuck, status["revision"])
         assert not any(o["actions"] for o in lab.api.call("reconcile")), trial
         wanted = {d["public_key"] for d in lab.api.call("vpn.device.list")}
         assert peers_on_the_interface(lab) == wanted, trial
