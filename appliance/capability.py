@@ -24,6 +24,10 @@ folder plus one line in appliance/capabilities.py:
     rendered(desired)      the files it was given, which a factory reset removes
     forget()               what a factory reset removes that it keeps outside the stores
     housekeeping(...)      what it does on the agent's timer besides converging
+
+Its API methods are in its folder's api.py and its commands in its cli.py (found from
+the list by appliance/api/methods.py and appliance/cli.py); a capability that runs
+daemons derives from appliance/daemonconfig.py and declares them there.
 """
 
 from abc import ABC, abstractmethod
