@@ -21,7 +21,7 @@ from pathlib import Path
 
 from appliance.imagesign import file_sha256  # the box verifies with the same code
 
-from . import disk, recipe
+from . import disk, grub, recipe
 from .profile import Profile, load
 
 PACKAGE = Path(__file__).resolve().parent
@@ -215,7 +215,7 @@ def _assemble(
     root_mib = 4 * math.ceil((used_mib * 1.1 + d["root_headroom_mib"]) / 4)
     log(f"image: root file system {used_mib} MiB -> partitions of {root_mib} MiB")
     boot_img, root_img, data_img = work / "boot.vfat", work / "rootA.ext4", work / "data.ext4"
-    disk.make_vfat(boot_img, d["boot_mib"], "CBBOOT", boot_files, puuid["boot"][:8])
+    disk.make_vfat(boot_img, d["boot_mib"], "CBBOOT", boot_files, puuid["boot"][:8], epoch)
     disk.make_ext4(
         root_img, root_mib, "rootA", root, disk.stable_uuid(profile.name, "fs", "rootA"), epoch
     )
@@ -255,20 +255,46 @@ def _assemble(
 
 def _boot_files(profile: Profile, root: Path, work: Path, puuid: dict, epoch: int):
     """The boot partition's files and the kernel command line, by the board's boot kind:
-    "direct" (QEMU loads the kernel and initrd, which are also kept beside the image) or
-    "raspi" (the Pi firmware reads config.txt and cmdline.txt, loads the kernel, the
-    initrd and the device tree). Their only copy on the box is the boot partition: they
-    leave the root. Returns (kernel version, {name on the partition: file}, cmdline)."""
+    "grub" (UEFI loads GRUB from the EFI system partition, which boots a slot's kernel
+    from that slot's root: image/cbimage/grub.py), "direct" (QEMU loads the kernel and
+    initrd, which are also kept beside the image) or "raspi" (the Pi firmware reads
+    config.txt and cmdline.txt, loads the kernel, the initrd and the device tree; their
+    only copy on the box is the boot partition: they leave the root).
+    Returns (kernel version, {path on the partition: file}, cmdline)."""
     version = max(root.glob("boot/vmlinuz-*")).name.removeprefix("vmlinuz-")
     files = {"vmlinuz": work / "vmlinuz", "initrd.img": work / "initrd.img"}
-    shutil.move(root / f"boot/vmlinuz-{version}", files["vmlinuz"])
-    shutil.move(root / f"boot/initrd.img-{version}", files["initrd.img"])
     boot = profile.boot
+    if boot["kind"] != "grub":  # the kernel leaves the root for the boot partition
+        shutil.move(root / f"boot/vmlinuz-{version}", files["vmlinuz"])
+        shutil.move(root / f"boot/initrd.img-{version}", files["initrd.img"])
     cmdline = (
         f"root=PARTUUID={puuid['rootA']} rw console={boot['console']},115200 loglevel=4 "
         f"{boot.get('cmdline', '')}"
     ).strip()
-    if boot["kind"] == "direct":
+    if boot["kind"] == "grub":
+        # Each slot boots the kernel in its own root; grub.cfg names the slot's root.
+        cmdline = cmdline.removeprefix(f"root=PARTUUID={puuid['rootA']} ")
+        cmdline += " panic=10"  # an unattended box reboots after a panic: the trial ends
+        for link, target in (
+            ("vmlinuz", f"vmlinuz-{version}"),
+            ("initrd.img", f"initrd.img-{version}"),
+        ):
+            shutil.copy2(root / "boot" / target, files[link])  # beside the image, as ever
+            (root / "boot" / link).unlink(missing_ok=True)
+            (root / "boot" / link).symlink_to(target)
+        efi = work / "grub.efi"
+        grub.make_efi(root, boot["grub_platform"], efi)
+        env, cfg = work / "grubenv", work / "grub.cfg"
+        env.write_bytes(grub.environment())
+        cfg.write_text(grub.config({"A": puuid["rootA"], "B": puuid["rootB"]}, cmdline))
+        files = {
+            f"{grub.EFI_DIR}/{boot['efi']}": efi,
+            f"{grub.EFI_DIR}/grub.cfg": cfg,
+            f"{grub.EFI_DIR}/grubenv": env,
+        }
+        for f in files.values():
+            os.utime(f, (epoch, epoch))
+    elif boot["kind"] == "direct":
         cmdline += " panic=-1"  # QEMU runs with -no-reboot: a panic ends the VM
     elif boot["kind"] == "raspi":
         cmdline += " rootwait panic=10"  # an unattended box reboots after a panic
@@ -407,6 +433,9 @@ def _configure(profile: Profile, root: Path, puuid: dict, test: bool):
     cli = root / "usr/bin/commonsbox"
     shutil.copyfile(FILES / "commonsbox", cli)
     cli.chmod(0o755)
+    rauc_backend = root / LIB / "rauc-bootloader"
+    shutil.copyfile(FILES / "rauc-bootloader", rauc_backend)
+    rauc_backend.chmod(0o755)
     if test:
         shutil.copyfile(FILES / "testchannel.py", root / LIB / "testchannel.py")
         (root / "etc/commonsbox-test-image").write_text(
@@ -414,13 +443,44 @@ def _configure(profile: Profile, root: Path, puuid: dict, test: bool):
         )
     (root / "var/lib/commonsbox").mkdir(parents=True, exist_ok=True)
     (root / LIB / "partitions.json").write_text(json.dumps(puuid, indent=2, sort_keys=True) + "\n")
-    (root / "etc/fstab").write_text(
+    # No line for /: the root is the slot the bootloader named (root= on the kernel's
+    # command line), and one root image serves as slot A or B. The EFI system partition
+    # is mounted only to change the boot order (appliance/update/boot/grub.py).
+    fstab = (
         "# <file system>  <mount point>  <type>  <options>  <dump>  <pass>\n"
-        f"PARTUUID={puuid['rootA']}  /  ext4  rw,errors=remount-ro  0  1\n"
         f"PARTUUID={puuid['data']}  /var/lib/commonsbox  ext4  defaults,nofail  0  2\n"
     )
+    if profile.boot["kind"] == "grub":
+        fstab += f"PARTUUID={puuid['boot']}  /boot/efi  vfat  noauto,umask=0077,flush  0  0\n"
+        (root / "boot/efi").mkdir(exist_ok=True)
+    (root / "etc/fstab").write_text(fstab)
+    _rauc_config(profile, root, puuid)
     subprocess.run(
         ["chroot", root, "systemctl", "enable", "--quiet", *UNITS, *(TEST_UNITS if test else ())],
         check=True,
         stderr=subprocess.DEVNULL,
     )  # it warns that /proc is not mounted
+
+
+def _rauc_config(profile: Profile, root: Path, puuid: dict) -> None:
+    """RAUC's view of the box: two root slots, by partition UUID, a bundle for this board
+    only, signed by the update key; the slot switch is the box's own
+    (appliance/update/boot), through RAUC's custom bootloader backend."""
+    conf = root / "etc/rauc/system.conf"
+    conf.parent.mkdir(parents=True, exist_ok=True)
+    conf.write_text(
+        "[system]\n"
+        f"compatible=commonsbox-{profile.name}\n"
+        "bootloader=custom\n"
+        "bundle-formats=-plain\n"
+        "data-directory=/var/lib/commonsbox/update/rauc\n"
+        "\n[handlers]\n"
+        "bootloader-custom-backend=/usr/lib/commonsbox/rauc-bootloader\n"
+        "\n[keyring]\n"
+        "path=/etc/rauc/keyring.pem\n"
+        + "".join(
+            f"\n[slot.rootfs.{i}]\ndevice=/dev/disk/by-partuuid/{puuid['root' + slot]}\n"
+            f"type=ext4\nbootname={slot}\n"
+            for i, slot in enumerate("AB")
+        )
+    )
