@@ -77,7 +77,7 @@ class VM:
 
     # -- the command line ------------------------------------------------------------
     def command(self, interactive: bool = False) -> list[str]:
-        q, i = self.info["qemu"], self.info
+        q = self.info["qemu"]
         overlay = self.work / "disk.qcow2"
         fwd = (
             f"hostfwd=tcp:127.0.0.1:{self.webui_port}-:{WEBUI_PORT},"
