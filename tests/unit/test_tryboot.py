@@ -112,7 +112,6 @@ def test_set_primary_arms_one_trial_and_the_trial_reboot_boots_it(pi):
 
 
 def test_a_trial_not_marked_good_leaves_the_old_slot_primary(pi):
-    before = None
     update_to_b(pi)
     before = pi.autoboot
     assert pi.box.booted() == "B" and pi.box.is_trial()
@@ -253,6 +252,19 @@ def test_a_malformed_device_tree_cell_is_a_clear_error(pi):
     (pi.dt / "partition").write_bytes(cell(7))
     with pytest.raises(BootError, match="partition 7"):
         pi.box.booted()
+
+
+def test_the_trial_reboot_passes_its_argument_to_reboot2(monkeypatch):
+    from appliance.update.boot import tryboot
+
+    calls = []
+    monkeypatch.setattr(tryboot.subprocess, "run", lambda argv, check: calls.append(argv))
+    tryboot.systemctl_reboot("0 tryboot")
+    tryboot.systemctl_reboot(None)
+    assert calls == [
+        ["systemctl", "reboot", "--reboot-argument=0 tryboot"],
+        ["systemctl", "reboot"],
+    ]
 
 
 # RAUC's bootloader=custom calls its handler with these verbs (rauc src/bootloaders/custom.c):
@@ -422,3 +434,32 @@ def test_the_card_layout_numbers_the_boot_partitions_as_autoboot_txt_does(tmp_pa
     numbers = {p.name: int(p.node.removeprefix(str(image))) for p in after.parts}
     assert numbers == {**names, "rootB": 6}
     assert after.find("bootB") == boot_b
+
+
+def test_the_builder_fat_tools_make_partitions_the_firmware_reads_back(tmp_path):
+    """make_vfat (mkfs.vfat + mtools) holds the files byte for byte; read back with mtools."""
+    from cbimage import disk, raspi
+    from cbimage.profile import load
+
+    profile = load("rpi4")
+    root, work = unpacked_root(tmp_path, profile)
+    puuid = raspi.partition_uuids("rpi4")
+    common = tmp_path / "common.vfat"
+    disk.make_vfat(
+        common, raspi.COMMON_MIB, "CBCOMMON", raspi.common_files(work, 0), puuid["common"][:8]
+    )
+    boot = raspi.boot_files(
+        profile, root, work, VERSION, work / "vmlinuz", work / "initrd.img", "B", puuid, 0
+    )
+    boot_b = tmp_path / "bootB.vfat"
+    disk.make_vfat(boot_b, 8, "CBBOOTB", boot, puuid["bootB"][:8])
+
+    def read(image, name):
+        return subprocess.run(
+            ["mtype", "-i", image, f"::{name}"], capture_output=True, check=True
+        ).stdout
+
+    assert read(common, "autoboot.txt").decode() == FRESH
+    for name, path in boot.items():
+        assert read(boot_b, name) == path.read_bytes()
+    assert f"root=PARTUUID={puuid['rootB']} ".encode() in read(boot_b, "cmdline.txt")

@@ -21,12 +21,20 @@ raspberrypi/documentation, raspberry-pi/bootflow-eeprom.adoc.)
 
 What the Pi needs: a Pi 4 bootloader EEPROM from 2022-11-25 or later ("[tryboot]
 conditional statement + tryboot_a_b mode", rpi-eeprom firmware-2711/release-notes.md);
-older ones ignore autoboot.txt and would boot p2 whatever is committed, so set_primary
-refuses when /chosen/bootloader/capabilities lacks TRYBOOT_A_B. Every Pi 5 EEPROM has it.
-And a kernel that turns the reboot argument " tryboot" into the firmware's one-shot flag:
-the Raspberry Pi kernel does (raspberrypi/linux drivers/firmware/raspberrypi.c, a reboot
-notifier sending RPI_FIRMWARE_SET_REBOOT_FLAGS); Debian's own kernel does not, and then
-the trial reboot boots the committed slot again: safe, but nothing is ever tried.
+older ones lack tryboot_a_b (the oldest ignore autoboot.txt and boot p2 whatever is
+committed), so set_primary refuses when /chosen/bootloader/capabilities lacks TRYBOOT_A_B.
+Every Pi 5 EEPROM has it. And a kernel that turns the reboot argument " tryboot" into the
+firmware's one-shot flag: the Raspberry Pi kernel does (raspberrypi/linux
+drivers/firmware/raspberrypi.c, a reboot notifier sending RPI_FIRMWARE_SET_REBOOT_FLAGS).
+Debian's kernel does not (6.12.117+deb13-arm64 carries upstream's driver, without that
+notifier), so with it the trial reboot boots the committed slot again: safe, nothing tried.
+
+So a slot is good when autoboot.txt may boot it: the committed one, and the one armed for a
+trial. A commit leaves the old slot unarmed, so it reads bad; a rollback arms it again with
+set_primary and tries it like any update. A trial that never reaches the health gate
+(a kernel that panics) leaves the box on the committed slot with the trial still armed:
+whoever armed it sees booted() == primary() and not the slot it tried, and calls mark_bad;
+until then reboot() would try again.
 
 autoboot.txt is replaced by writing a new file, fsync, rename over the old, fsync the
 directory: on FAT, the only file system the firmware reads, a rename rewrites directory
