@@ -6,6 +6,7 @@ import os
 import struct
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -323,7 +324,7 @@ def test_rauc_bad_calls_are_refused_with_usage(pi, capsys, argv):
 
 
 def test_the_handler_runs_as_a_module_and_fails_cleanly_off_a_pi(tmp_path):
-    env = dict(os.environ, PYTHONPATH=os.getcwd())
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2]))
     r = subprocess.run(
         [sys.executable, "-m", "appliance.update.boot.rauc_custom", "get-current"],
         capture_output=True,
