@@ -237,7 +237,12 @@ def _assemble(
     _configure(profile, root, puuid, test)
     if keyring:
         (root / "etc/rauc/keyring.pem").write_bytes(keyring)
-    release = {"board": profile.name, "version": version, "test_image": test}
+    release = {
+        "board": profile.name,
+        "boot": profile.boot["kind"],
+        "version": version,
+        "test_image": test,
+    }
     (root / LIB / "release.json").write_text(json.dumps(release, indent=2, sort_keys=True) + "\n")
 
     kernel_version, boot_files, cmdline = _boot_files(profile, root, work, puuid, epoch)
