@@ -1,0 +1,112 @@
+"""The web UI's pages live in their capability's folder (pages.py and templates/), found
+from the list of capabilities as the API's methods and the CLI's commands are; the agent
+never imports them."""
+
+import re
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from appliance import capabilities
+from appliance.capability import Capability
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def app(tmp_path):
+    from webui import create_app
+
+    # No agent: its socket does not exist, and the pages opened below never call it.
+    return create_app(tmp_path / "no-agent.sock", secret_key=b"k" * 32, testing=True)
+
+
+def template_folders() -> list[Path]:
+    return [ROOT / "webui" / "templates", *sorted(ROOT.glob("appliance/*/templates"))]
+
+
+def test_the_agent_never_imports_the_web_ui():
+    """The agent runs as root: Flask, the web UI and the pages stay out of its process."""
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import sys, appliance.agent; print(*sorted(sys.modules))"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert "appliance.agent" in loaded
+    assert [
+        m for m in loaded if m.split(".")[0] in ("flask", "flask_babel", "jinja2", "webui")
+    ] == []
+    assert [m for m in loaded if m.endswith(".pages")] == []
+
+
+def test_template_names_are_unique_across_folders():
+    """Flask finds a template by its name in every blueprint's folder: a name used twice
+    would show one page's template on the other's."""
+    names = [t.name for folder in template_folders() for t in folder.glob("*.html")]
+    assert len(names) > 20
+    assert sorted(n for n in set(names) if names.count(n) > 1) == []
+
+
+def test_every_page_links_to_a_page_that_exists(app):
+    """Every url_for in the templates and the pages names an endpoint the app has."""
+    sources = [t for folder in template_folders() for t in folder.glob("*.html")]
+    sources += [*ROOT.glob("webui/**/*.py"), *ROOT.glob("appliance/*/pages.py")]
+    named = {
+        (source.relative_to(ROOT), endpoint)
+        for source in sources
+        for endpoint in re.findall(r"url_for\(\s*['\"]([\w.]+)['\"]", source.read_text())
+    }
+    assert len(named) > 40
+    assert sorted((str(s), e) for s, e in named if e not in app.view_functions) == []
+
+
+def test_a_new_capabilitys_pages_are_its_folder_only(monkeypatch, tmp_path):
+    """A capability brings a pages.py and its templates: the web UI serves them without an
+    edit anywhere else (beside its line in the list)."""
+    folder = tmp_path / "radiobox"
+    (folder / "templates").mkdir(parents=True)
+    (folder / "__init__.py").write_text("")
+    (folder / "capability.py").write_text(
+        textwrap.dedent(
+            """
+            from appliance.capability import Capability
+
+            class Radio(Capability):
+                name = "radio"
+            """
+        )
+    )
+    (folder / "pages.py").write_text(
+        textwrap.dedent(
+            """
+            from flask import Blueprint, render_template
+
+            bp = Blueprint("radio", __name__, url_prefix="/radio", template_folder="templates")
+            blueprints = (bp,)
+
+            @bp.route("/")
+            def index():
+                return render_template("radio.html", station="jazz")
+            """
+        )
+    )
+    (folder / "templates" / "radio.html").write_text(
+        '{% extends "base.html" %}{% block main %}<p>On air: {{ station }}</p>{% endblock %}'
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    from radiobox.capability import Radio
+
+    assert issubclass(Radio, Capability)
+    monkeypatch.setattr(capabilities, "CAPABILITIES", (*capabilities.CAPABILITIES, Radio))
+    from webui import create_app
+
+    app = create_app(tmp_path / "no-agent.sock", secret_key=b"k" * 32, testing=True)
+    page = app.test_client().get("/radio/")
+    assert page.status_code == 200
+    text = page.get_data(as_text=True)
+    assert "<p>On air: jazz</p>" in text and "Commonsbox" in text  # within the box's layout
