@@ -110,3 +110,20 @@ def test_a_new_capabilitys_pages_are_its_folder_only(monkeypatch, tmp_path):
     assert page.status_code == 200
     text = page.get_data(as_text=True)
     assert "<p>On air: jazz</p>" in text and "Commonsbox" in text  # within the box's layout
+
+
+def test_the_wheel_carries_every_template():
+    """The box's image installs the project's wheel (image/cbimage/build.py): each folder's
+    templates must be package data, or its pages fail on the box and nowhere else."""
+    import tomllib
+    from fnmatch import fnmatch
+
+    with open(ROOT / "pyproject.toml", "rb") as f:
+        data = tomllib.load(f)["tool"]["setuptools"]["package-data"]
+    templates = [t for folder in template_folders() for t in folder.iterdir()]
+    left_out = []
+    for template in templates:
+        package, _, inside = str(template.relative_to(ROOT)).partition("/")
+        if not any(fnmatch(inside, pattern) for pattern in data.get(package, [])):
+            left_out.append(str(template.relative_to(ROOT)))
+    assert len(templates) > 20 and left_out == []
