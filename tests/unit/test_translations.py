@@ -68,6 +68,7 @@ def template(tmp_path_factory) -> Catalog:
     assert "That name is already taken." in ids, "lazy_gettext (_l) strings were not extracted"
     # A capability's pages and templates are in its folder (appliance/vpn/pages.py, ...).
     assert "Download the configuration file" in ids, "a capability's templates were not extracted"
+    assert "The storage is unlocked." in ids, "a capability's pages.py was not extracted"
     return pot
 
 

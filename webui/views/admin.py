@@ -11,7 +11,7 @@ from flask_babel import lazy_ngettext
 from appliance.errors import ApplianceError, Forbidden
 from appliance.ssh.schema import MAX_KEYS
 
-from ..agent import call
+from ..agent import call, call_slowly
 from ..errors import BY_FIELD, form_field, message
 from ..i18n import LANGUAGES
 from ..qr import qr_svg
@@ -129,12 +129,12 @@ def remove_user(name: str):
 def handover():
     """End the installer's access; the page says what was ended, once (it may carry a
     new recovery key: never stored, never cached)."""
-    from .storage import MESSAGES, _slow  # storage's pages import this module
+    from appliance.storage.pages import MESSAGES
 
     form = request.form
     passphrase = form.get("handover_passphrase", "")
     try:
-        done = _slow(
+        done = call_slowly(
             "users.handover",
             storage_passphrase=passphrase or None,
             new_recovery_key=form.get("new_recovery_key") == "1",
