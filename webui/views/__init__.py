@@ -26,9 +26,9 @@ def page_modules() -> list[ModuleType]:
 
 
 def register(app: Flask) -> None:
-    from . import account, admin, auth, home, setup
+    from . import admin, home, setup
 
-    for module in (setup, auth, home, admin, account):
+    for module in (setup, home, admin):
         app.register_blueprint(module.bp)
     for pages in page_modules():
         for blueprint in pages.blueprints:
