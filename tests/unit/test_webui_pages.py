@@ -44,6 +44,30 @@ def test_the_agent_never_imports_the_web_ui():
     assert [m for m in loaded if m.endswith(".pages")] == []
 
 
+def test_each_capability_with_pages_keeps_them_and_their_templates_in_its_folder(app):
+    from webui.views import page_modules
+
+    folders = {
+        Path(m.__file__).parent.name: {bp.name for bp in m.blueprints} for m in page_modules()
+    }
+    assert folders == {
+        "accounts": {"auth", "account", "users"},
+        "vpn": {"devices"},
+        "mail": {"mail", "autoconfig"},
+        "files": {"files"},
+        "storage": {"storage"},
+        "ssh": {"ssh"},
+    }
+    for module in page_modules():
+        here = Path(module.__file__).parent
+        folders_used = {
+            bp.jinja_loader.searchpath[0] for bp in module.blueprints if bp.jinja_loader
+        }
+        assert folders_used == {str(here / "templates")}  # (mail autoconfig's has no template)
+        assert all(app.blueprints[bp.name] is bp for bp in module.blueprints)
+    assert not (ROOT / "webui" / "templates" / "devices.html").exists()
+
+
 def test_template_names_are_unique_across_folders():
     """Flask finds a template by its name in every blueprint's folder: a name used twice
     would show one page's template on the other's."""
