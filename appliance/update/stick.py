@@ -21,6 +21,8 @@ from typing import BinaryIO
 
 from ..errors import Invalid
 from ..storage import usbkey
+from ..storage.disks import Disk
+from ..system import System
 from . import feed
 
 FOLDER = f"{usbkey.FOLDER}/update"
@@ -38,6 +40,26 @@ class UnsafeUpdateStick(usbkey.UnsafeStick):
             f"files in {FOLDER}. Remove it from the stick, or use another stick",
             "update_stick",
         )
+
+
+def from_sticks(
+    system: System,
+    disks: Iterable[Disk],
+    keys: Iterable[str],
+    running: str,
+    board: str,
+    dest: Path,
+) -> feed.Bundle | None:
+    """The first newer update on the USB sticks among DISKS, copied to DEST (offered);
+    each stick mounted read-only only while it is read, as usbkey mounts one."""
+    keys = list(keys)
+    for disk in disks:
+        for device, kind in usbkey.file_systems(disk, system):
+            with usbkey._mounted(system, device, kind, writable=False) as root:
+                bundle = offered(root, keys, running, board, dest)
+            if bundle is not None:
+                return bundle
+    return None
 
 
 def offered(
