@@ -41,7 +41,8 @@ def publish(
     if not 1 <= days <= MAX_DAYS:
         raise Invalid(f"a feed expires 1 to {MAX_DAYS} days after it is issued", "days")
     now = now.astimezone(UTC).replace(microsecond=0)
-    bundles = {b.board: b for b in _current(out, key)}
+    public = imagesign.public_key(key)  # an unreadable or wrong key stops it before any write
+    bundles = {b.board: b for b in _current(out, public)}
     new: Bundle | None = None
     old: Bundle | None = None
     if bundle is not None:
@@ -77,7 +78,7 @@ def publish(
     return written
 
 
-def _current(out: Path, key: Path) -> tuple[Bundle, ...]:
+def _current(out: Path, public: str) -> tuple[Bundle, ...]:
     """The bundles OUT's feed offers now, if this key signed it. Publishing re-signs them:
     anything changed since on the server would otherwise be signed as the publisher's."""
     try:
@@ -86,7 +87,7 @@ def _current(out: Path, key: Path) -> tuple[Bundle, ...]:
         return ()
     try:
         signature = (out / feed.SIGNATURE).read_bytes()
-        current = feed.verify(data, signature, [imagesign.public_key(key)])
+        current = feed.verify(data, signature, [public])
     except (feed.Tampered, FileNotFoundError):
         raise Invalid(
             f"{out / feed.FEED} is not signed by this key: it changed since it was "
@@ -198,6 +199,9 @@ def run(args: argparse.Namespace) -> int:
     except Invalid as err:
         print(f"cbimage publish: {err.message}", file=sys.stderr)
         return 2
+    except OSError as err:  # the key or the bundle unreadable, the directory unwritable
+        print(f"cbimage publish: {err}", file=sys.stderr)
+        return 1
     summary = written.to_json()
     print(
         json.dumps(
