@@ -39,7 +39,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import BinaryIO
+from typing import Protocol
 
 from ..errors import Invalid, UpdateRefused
 from ..imagesign import signed_by
@@ -56,6 +56,12 @@ _VERSION = re.compile(r"(\d{4})\.(\d\d)\.(\d\d)\.([1-9]\d{0,5})", re.ASCII)
 _BOARD = re.compile(r"[a-z0-9][a-z0-9-]{0,31}", re.ASCII)
 _FILE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,120}\.raucb", re.ASCII)
 _SHA256 = re.compile(r"[0-9a-f]{64}", re.ASCII)
+
+
+class Source(Protocol):
+    """Where a bundle is read from: a file, an upload, an HTTPS response."""
+
+    def read(self, size: int, /) -> bytes: ...
 
 
 @dataclass(frozen=True, order=True)
@@ -287,7 +293,7 @@ def check_offered(
     keys: Iterable[str],
     running: str,
     board: str,
-    source: BinaryIO,
+    source: Source,
     dest: Path,
 ) -> Bundle | None:
     """A bundle offered alone (SOURCE, an upload) with its metadata: copied to DEST if it
@@ -308,7 +314,7 @@ def _newer(feed: Feed, board: str, running: Version) -> Bundle | None:
     return bundle if bundle.version > running else None
 
 
-def copy_checked(source: BinaryIO, bundle: Bundle, dest: Path) -> None:
+def copy_checked(source: Source, bundle: Bundle, dest: Path) -> None:
     """SOURCE copied to DEST (a new file, owner-only) if it is exactly BUNDLE: hashed as
     it is read, never read past one byte more than the signed size, whatever the sender
     says of its length. Otherwise DEST is removed and BundleMismatch says why. Install

@@ -90,7 +90,7 @@ def fetch_bundle(
             announced = None
         if announced is not None and announced > bundle.size:
             raise feed.BundleMismatch.larger(bundle)  # refused before a byte is read
-        feed.copy_checked(_Bounded(response, where, timeout, time_limit), bundle, dest)  # type: ignore[arg-type]
+        feed.copy_checked(_Bounded(response, where, timeout, time_limit), bundle, dest)
 
 
 def _fetch(opener, url: str, limit: int, timeout: float, time_limit: float) -> bytes:
