@@ -5,7 +5,7 @@ import json
 import time
 from pathlib import Path
 
-from . import build, profile
+from . import build, profile, publish
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -37,7 +37,10 @@ def main(argv: list[str] | None = None) -> int:
         help="a TEST image: adds a root command channel (virtio port) for the harness",
     )
     sub.add_parser("boards", help="list the board profiles")
+    publish.add_parser(sub)
     args = parser.parse_args(argv)
+    if args.command == "publish":
+        return publish.run(args)
     if args.command == "boards":
         print("\n".join(profile.boards()))
         return 0
