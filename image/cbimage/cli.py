@@ -1,11 +1,11 @@
-"""python -m cbimage build|keygen|bundle|boards (build --board BOARD --out DIR [--test] ...)"""
+"""python -m cbimage build|keygen|bundle|publish|boards (build --board BOARD --out DIR [--test] ...)"""
 
 import argparse
 import json
 import time
 from pathlib import Path
 
-from . import build, bundle, profile
+from . import build, bundle, profile, publish
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -53,7 +53,10 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--out", type=Path, required=True, help="the bundle file (.raucb)")
     b.add_argument("--key", type=Path, required=True)
     b.add_argument("--cert", type=Path, required=True)
+    publish.add_parser(sub)
     args = parser.parse_args(argv)
+    if args.command == "publish":
+        return publish.run(args)
     if args.command == "boards":
         print("\n".join(profile.boards()))
         return 0

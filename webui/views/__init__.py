@@ -1,18 +1,38 @@
-"""The pages. Each module is one area; ``register`` wires them and the error pages."""
+"""The pages. The box's own are here (setup, the dashboard, its settings and history);
+the accounts' and each capability's are in its folder's pages.py, with its templates
+beside it (its blueprints set ``template_folder="templates"``), found from the list of
+capabilities. ``register`` wires them all and the error pages."""
+
+import importlib
+import importlib.util
+from types import ModuleType
 
 from flask import Flask, g, redirect, render_template, url_for
 from flask_babel import gettext as _
 
+from appliance import capabilities
 from appliance.errors import ApplianceError, Forbidden, NotFound, RateLimited, Unauthorized
 
 from ..errors import message
 
 
-def register(app: Flask) -> None:
-    from . import account, admin, auth, autoconfig, devices, files, home, mail, setup, storage
+def page_modules() -> list[ModuleType]:
+    """The accounts' pages, then each capability's (its folder's pages.py, if any): each
+    has ``blueprints``, the Flask blueprints it adds."""
+    names = ["appliance.accounts.pages"] + [
+        f"{cap.__module__.rpartition('.')[0]}.pages" for cap in capabilities.CAPABILITIES
+    ]
+    return [importlib.import_module(n) for n in names if importlib.util.find_spec(n) is not None]
 
-    for module in (setup, auth, home, devices, mail, files, storage, admin, account, autoconfig):
+
+def register(app: Flask) -> None:
+    from . import admin, home, setup
+
+    for module in (setup, home, admin):
         app.register_blueprint(module.bp)
+    for pages in page_modules():
+        for blueprint in pages.blueprints:
+            app.register_blueprint(blueprint)
 
     @app.errorhandler(Unauthorized)
     def login_first(err):
