@@ -36,6 +36,8 @@ BASE_PACKAGES = (
     "zstd",  # initramfs-tools compresses with it (gzip, its fallback, is slower)
     "systemd-resolved",  # the box's own DNS resolver (MX lookups, the DNS-record check)
     "ca-certificates",  # TLS to a smarthost and to other servers
+    "rauc",  # A/B updates (appliance/update): installs a bundle into the other slot
+    "rauc-service",
 )
 # What the capabilities need (the VPN's tools, the firewall, LUKS, the mail and chat relay,
 # OpenSSH), each declared in its folder (appliance/capabilities.py); the relay's daemons
@@ -47,7 +49,11 @@ KERNEL = {"amd64": "linux-image-amd64", "arm64": "linux-image-arm64"}
 # The Raspberry Pi's boot firmware (start4.elf, fixup4.dat, ...) comes from Debian too,
 # from its non-free-firmware component (the Pi's GPU boots the board: no free firmware
 # exists); the image builder copies it to the boot partition of the Pi boards.
-ARCH_PACKAGES = {"amd64": (), "arm64": ("raspi-firmware",)}
+# GRUB (its EFI modules: cbimage.grub makes the QEMU boards' bootloader from them).
+ARCH_PACKAGES = {
+    "amd64": ("grub-efi-amd64-bin",),
+    "arm64": ("raspi-firmware", "grub-efi-arm64-bin"),
+}
 COMPONENTS = {"amd64": "main", "arm64": "main,non-free-firmware"}
 # The CPU qemu-user emulates for a foreign architecture's maintainer scripts. Its default,
 # "max", has every optional feature, and glibc and the programs pick the costly ones:

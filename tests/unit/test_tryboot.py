@@ -323,7 +323,7 @@ def test_rauc_bad_calls_are_refused_with_usage(pi, capsys, argv):
     assert pi.autoboot == FRESH
 
 
-def test_the_handler_runs_as_a_module_and_fails_cleanly_off_a_pi(tmp_path):
+def test_the_handler_runs_as_a_module_and_fails_cleanly_off_a_box(tmp_path):
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2]))
     r = subprocess.run(
         [sys.executable, "-m", "appliance.update.boot.rauc_custom", "get-current"],
@@ -333,7 +333,7 @@ def test_the_handler_runs_as_a_module_and_fails_cleanly_off_a_pi(tmp_path):
         check=False,
     )
     assert r.returncode == 1 and r.stdout == ""
-    assert "/proc/device-tree/chosen/bootloader/partition" in r.stderr
+    assert "says nothing of its bootloader (/usr/lib/commonsbox/release.json)" in r.stderr
     assert "Traceback" not in r.stderr
 
 
@@ -447,13 +447,13 @@ def test_the_builder_fat_tools_make_partitions_the_firmware_reads_back(tmp_path)
     puuid = raspi.partition_uuids("rpi4")
     common = tmp_path / "common.vfat"
     disk.make_vfat(
-        common, raspi.COMMON_MIB, "CBCOMMON", raspi.common_files(work, 0), puuid["common"][:8]
+        common, raspi.COMMON_MIB, "CBCOMMON", raspi.common_files(work, 0), puuid["common"][:8], 0
     )
     boot = raspi.boot_files(
         profile, root, work, VERSION, work / "vmlinuz", work / "initrd.img", "B", puuid, 0
     )
     boot_b = tmp_path / "bootB.vfat"
-    disk.make_vfat(boot_b, 8, "CBBOOTB", boot, puuid["bootB"][:8])
+    disk.make_vfat(boot_b, 8, "CBBOOTB", boot, puuid["bootB"][:8], 0)
 
     def read(image, name):
         return subprocess.run(

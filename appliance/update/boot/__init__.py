@@ -14,10 +14,13 @@ The verbs are RAUC's, so its `custom` bootloader backend can call them (rauc_cus
     reboot          reboot into the armed trial, if any
 
 Slots are named "A" and "B" on every board: RAUC's bootname of rootfs.0 and rootfs.1.
-Backends: tryboot.py (the Raspberry Pi firmware); GRUB with boot counting on the QEMU boards.
+Backends: tryboot.py (the Raspberry Pi firmware); grub.py (GRUB on UEFI, the QEMU boards),
+which tries a slot once in the same way. for_this_box() picks the board's.
 """
 
+import json
 from abc import ABC, abstractmethod
+from pathlib import Path
 from typing import Literal
 
 from appliance.errors import SystemFailure
@@ -59,3 +62,23 @@ class BootBackend(ABC):
 
     @abstractmethod
     def reboot(self) -> None: ...
+
+
+RELEASE = Path("/usr/lib/commonsbox/release.json")  # written by the image builder
+
+
+def for_this_box(release: Path = RELEASE) -> BootBackend:
+    """The backend of the board this root was built for (its boot kind)."""
+    try:
+        kind = json.loads(release.read_text())["boot"]
+    except (OSError, ValueError, KeyError) as err:
+        raise BootError(f"this root says nothing of its bootloader ({release}): {err}") from err
+    if kind == "grub":
+        from .grub import GrubBackend
+
+        return GrubBackend()
+    if kind == "raspi":
+        from .tryboot import TrybootBackend
+
+        return TrybootBackend()
+    raise BootError(f"this board's bootloader ({kind}) cannot switch slots")

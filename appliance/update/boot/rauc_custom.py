@@ -16,7 +16,7 @@ as `python3 -m appliance.update.boot.rauc_custom` from /usr/lib/commonsbox/rauc-
 import sys
 from collections.abc import Sequence
 
-from . import SLOTS, BootBackend, BootError, Slot
+from . import SLOTS, BootBackend, BootError, Slot, for_this_box
 
 USAGE = (
     "usage: rauc-boot-backend get-primary | get-current | get-state A|B | "
@@ -59,9 +59,7 @@ def main(argv: Sequence[str] | None = None, backend: BootBackend | None = None) 
     args = sys.argv[1:] if argv is None else argv
     try:
         if backend is None:
-            from .tryboot import TrybootBackend  # the only board whose RAUC needs this handler
-
-            backend = TrybootBackend()
+            backend = for_this_box()
         out = run(backend, args)
     except Usage:
         print(USAGE, file=sys.stderr)
