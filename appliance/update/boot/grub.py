@@ -11,7 +11,7 @@ the kernel's command line (rauc.slot=).
 import os
 import subprocess
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 from . import SLOTS, BootBackend, BootError, Slot, State, grubenv
@@ -44,7 +44,7 @@ class GrubBackend(BootBackend):
         esp: Path = ESP,
         cmdline: Path = Path("/proc/cmdline"),
         reboot: Callable[[], None] = systemctl_reboot,
-        mount: Callable[[Path], "contextmanager[Path]"] = mounted,  # type: ignore[valid-type]
+        mount: Callable[[Path], AbstractContextManager[Path]] = mounted,
     ):
         self.esp = esp
         self.cmdline = cmdline
