@@ -29,7 +29,12 @@ FILES = PACKAGE / "files"
 REPO = PACKAGE.parent.parent
 LIB = "usr/lib/commonsbox"  # inside the image
 PYLIB = f"{LIB}/python"
-UNITS = ("commonsbox-agent.service", "commonsbox-webui.service", "commonsbox-grow.service")
+UNITS = (
+    "commonsbox-agent.service",
+    "commonsbox-webui.service",
+    "commonsbox-grow.service",
+    "commonsbox-update-gate.service",
+)
 TEST_UNITS = ("commonsbox-testchannel.service",)
 # Installed, not enabled: the agent starts them when the household turns them on.
 AGENT_STARTED_UNITS = (

@@ -1,0 +1,88 @@
+"""The updates' API methods: what runs and how the last update went, install a bundle
+(a file on the box, or the newest from the feed at an https:// address), go back."""
+
+import json
+import tempfile
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+
+from ..accounts.service import Caller
+from ..api.methods import OPT_TEXT, REQUIRED, TEXT, method
+from ..box import Box
+from ..errors import Invalid
+from . import feed, fetch, record
+from .service import Updates
+
+UPDATES = Updates()
+KEYS = Path("/usr/lib/commonsbox/update-feed.pub")  # the feed's signing keys, one per line
+
+
+@method("update.status", hardware=True)
+def update_status(box: Box, caller: Caller):
+    return UPDATES.status()
+
+
+def _restart_soon() -> None:
+    threading.Thread(target=UPDATES.reboot, name="update-reboot", daemon=True).start()
+
+
+@method("update.install", source=(TEXT, REQUIRED), reboot=(OPT_TEXT, "yes"))
+def update_install(box: Box, caller: Caller, source, reboot):
+    """SOURCE: a bundle's path on the box, or a feed's https:// address."""
+    if source.startswith("https://"):
+        return _install_from_feed(box, source, reboot)
+    path = Path(source)
+    if not path.is_absolute() or not path.is_file():
+        raise Invalid(f"no bundle at {source} (give a file's full path on the box)", "source")
+    done = UPDATES.install(path, box.status())
+    if reboot == "yes":
+        _restart_soon()
+    return done
+
+
+def _install_from_feed(box: Box, url: str, reboot: str):
+    chosen = _newest(url)
+    if chosen is None:
+        return {"version": record.running_version(), "slot": None, "reboot": False}
+    with tempfile.TemporaryDirectory(dir=record.DIR) as tmp:
+        bundle = Path(tmp, chosen.file)
+        fetch.fetch_bundle(url, chosen, bundle)
+        done = UPDATES.install(bundle, box.status())
+    if reboot == "yes":
+        _restart_soon()
+    return done
+
+
+@method("update.check", url=(TEXT, REQUIRED))
+def update_check(box: Box, caller: Caller, url):
+    """What the feed at URL offers this box (nothing is installed)."""
+    chosen = _newest(url)
+    return {"found": str(chosen.version) if chosen else None}
+
+
+@method("update.rollback")
+def update_rollback(box: Box, caller: Caller):
+    done = UPDATES.rollback(box.status())
+    _restart_soon()
+    return done
+
+
+def _newest(url: str) -> feed.Bundle | None:
+    keys = KEYS.read_text().split() if KEYS.is_file() else []
+    if not keys:
+        raise Invalid("this box was built without the feed's key: it takes no updates")
+    if not url.startswith("https://"):
+        raise Invalid("a feed's address starts with https://", "url")
+    data, sig = fetch.fetch_feed(url)
+    chosen = feed.choose(data, sig, keys, record.running_version(), _board(), _now())
+    record.checked({"url": url, "found": str(chosen.version) if chosen else None})
+    return chosen
+
+
+def _board() -> str:
+    return json.loads(record.RELEASE.read_text())["board"]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
