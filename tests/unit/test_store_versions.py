@@ -258,8 +258,6 @@ def test_an_old_revision_is_upgraded_as_it_is_read_and_a_newer_one_refused(tmp_p
 
 def test_files_keep_their_permissions_after_a_migration(tmp_path, monkeypatch):
     path = made("secrets", tmp_path)
-    monkeypatch.setattr(
-        secrets_module, "MIGRATIONS", [*secrets_module.MIGRATIONS, version_2([])]
-    )
+    monkeypatch.setattr(secrets_module, "MIGRATIONS", [*secrets_module.MIGRATIONS, version_2([])])
     SecretStore(path).close()
     assert os.stat(path).st_mode & 0o777 == 0o600
