@@ -109,7 +109,7 @@ call("vpn.device.add", ana, name="Ana's laptop")
     [report] = state.reports(paths)
     assert report["reason"] == "newer_stores"
     assert [(r["revision"], r["who"], r["why"]) for r in report["lost_revisions"]] == [
-        (added, "ana", "add device “Ana's laptop”")
+        (added, "ana (admin)", "add device “Ana's laptop”")
     ]
     assert report["found"]["state"] == 2 and report["restored"]["state"] == 1
     assert "runtime" in report["changed"]  # ana's sign-in during the trial

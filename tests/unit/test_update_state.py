@@ -25,8 +25,8 @@ from appliance.mail.schema import MailSettings
 from appliance.paths import Paths
 from appliance.schema import Desired
 from appliance.secrets import Secret, SecretStore
-from appliance.store import StateStore
 from appliance.storage.schema import StorageSettings, Volume
+from appliance.store import StateStore
 from appliance.storeversion import NewerStore
 from appliance.update import snapshot, state
 from appliance.update.stores import card, known, versions
@@ -108,6 +108,14 @@ def user_version(path: Path) -> int:
         db.close()
 
 
+def newest_revision(path: Path) -> int:
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return db.execute("SELECT max(n) FROM revisions").fetchone()[0] or 0
+    finally:
+        db.close()
+
+
 def snapshots(paths: Paths) -> list[Path]:
     where = paths.state_dir / "update/snapshots"
     return sorted(where.iterdir()) if where.exists() else []
@@ -149,9 +157,9 @@ def test_before_migrating_the_agent_copies_every_store_and_then_migrates(tmp_pat
     assert user_version(taken / "state.db") == 1
     assert user_version(paths.state_db) == 2
     copy = sqlite3.connect(taken / "state.db")
-    assert [tuple(r) for r in copy.execute("SELECT n, who, why FROM revisions ORDER BY n DESC")] == [
-        tuple(h) for h in before["history"]
-    ]
+    assert [
+        tuple(r) for r in copy.execute("SELECT n, who, why FROM revisions ORDER BY n DESC")
+    ] == [tuple(h) for h in before["history"]]
     assert copy.execute("PRAGMA journal_mode").fetchone()[0] == "delete"  # one file
     copy.close()
     with sqlite3.connect(taken / "secrets.db") as copy:
@@ -175,24 +183,56 @@ def test_only_the_latest_snapshot_is_kept(tmp_path, version_2):
 
 
 WRITER = """
-import sys, time
+import sys
 from dataclasses import replace
 from pathlib import Path
 from appliance.store import StateStore
+from tests.unit.test_store_retention import with_devices
 store = StateStore(Path(sys.argv[1]))
+store._db.execute("PRAGMA wal_autocheckpoint=1")  # the file itself changes at every commit
 stop = Path(sys.argv[2])
+d = with_devices(store.head()[1], 300)
 i = 0
 while not stop.exists():
     i += 1
-    _, d = store.head()
-    store.commit(d.with_box(replace(d.box, name=f"box {i}")), "writer", f"change {i}")
+    devices = list(d.vpn.devices)
+    devices[i % 300] = replace(devices[i % 300], name=f"renamed {i}")
+    d = d.replace(vpn=replace(d.vpn, devices=tuple(devices)))
+    store.commit(d, "writer", f"change {i}")
 print(i)
 """
 
 
+def whole(copy: Path) -> int:
+    """Check a copy of the state store as the agent would need it: the file sound, the
+    revisions numbered without a gap, every part of every revision there, the newest
+    one loading. Its newest revision's number."""
+    db = sqlite3.connect(copy)
+    try:
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        blobs = {h for (h,) in db.execute("SELECT hash FROM blobs")}
+        kept = db.execute("SELECT n, manifest FROM revisions ORDER BY n DESC").fetchall()
+        newest = kept[0][0]
+        assert [n for n, _ in kept] == list(range(newest, max(newest - 500, 0), -1))
+        for n, manifest in kept:
+            m = json.loads(manifest)
+            missing = {*m["slices"].values(), *m["devices"]} - blobs
+            assert not missing, f"revision {n} lost its parts {missing}"
+    finally:
+        db.close()
+    store = StateStore(copy)
+    try:
+        assert store.head()[0].n == newest
+    finally:
+        store.close()
+    return newest
+
+
 def test_a_snapshot_is_consistent_while_another_process_writes(tmp_path):
-    """SQLite's backup API, not a copy of the files: every revision in every snapshot
-    loads, while a writer commits as fast as it can."""
+    """SQLite's backup API, not a copy of the files: each snapshot is one moment of the
+    store, while another process commits as fast as it can and the file itself changes
+    at every commit (a copy of the file and its log, tried in its place, lost a
+    revision's parts or tore the file in three runs of six)."""
     paths = Paths(tmp_path)
     household(paths)
     stop = tmp_path / "stop"
@@ -205,23 +245,15 @@ def test_a_snapshot_is_consistent_while_another_process_writes(tmp_path):
     place = card(paths)
     heads = []
     try:
-        time.sleep(0.3)
-        for _ in range(5):
-            taken = snapshot.take(place, versions(place), known(place))
-            copy = StateStore(taken / "state.db")
-            revisions = copy.history(limit=100_000)
-            for r in revisions:
-                Desired.from_json(copy.document(r.n))  # every part of every revision is there
-            assert [r.n for r in revisions] == list(range(revisions[0].n, 0, -1))
-            heads.append(revisions[0].n)
-            copy.close()
-            check = sqlite3.connect(taken / "state.db")
-            assert check.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-            check.close()
+        deadline = time.monotonic() + 30
+        while newest_revision(paths.state_db) < 5 and time.monotonic() < deadline:
+            time.sleep(0.05)  # the writer is writing
+        for _ in range(12):
+            heads.append(whole(snapshot.take(place, versions(place), known(place)) / "state.db"))
     finally:
         stop.touch()
         out, _ = writer.communicate(timeout=30)
-    assert int(out) > 20, "the writer did not write while the snapshots were taken"
+    assert writer.returncode == 0 and int(out) > 20, "the writer did not write meanwhile"
     assert heads == sorted(heads) and heads[-1] > heads[0]
 
 
@@ -244,9 +276,7 @@ def test_an_old_agent_refuses_newer_stores_when_there_is_no_snapshot(tmp_path, v
     assert user_version(paths.state_db) == 2  # not touched
 
 
-def test_the_old_agent_puts_the_snapshot_back_and_names_what_the_trial_changed(
-    tmp_path, version_2
-):
+def test_the_old_agent_puts_the_snapshot_back_and_names_what_the_trial_changed(tmp_path, version_2):
     paths = Paths(tmp_path)
     before = household(paths)
     become, back = version_2
@@ -302,6 +332,20 @@ class PowerCut(BaseException):
     pass
 
 
+def cutting_after(n: int, real_replace):
+    """os.replace, but the power goes right after the Nth rename."""
+    calls = 0
+
+    def replace_then_cut(src, dst):
+        nonlocal calls
+        real_replace(src, dst)
+        calls += 1
+        if calls == n:
+            raise PowerCut
+
+    return replace_then_cut
+
+
 def test_a_power_cut_anywhere_in_the_fallback_is_finished_at_the_next_start(
     tmp_path, version_2, monkeypatch
 ):
@@ -318,23 +362,15 @@ def test_a_power_cut_anywhere_in_the_fallback_is_finished_at_the_next_start(
         state.at_start(paths)
         trial(paths)
         back()
-        calls = 0
-
-        def replace_then_cut(src, dst):
-            nonlocal calls
-            real_replace(src, dst)
-            calls += 1
-            if calls == cut_at:
-                raise PowerCut
-
-        monkeypatch.setattr(fallback_module.os, "replace", replace_then_cut)
+        monkeypatch.setattr(fallback_module.os, "replace", cutting_after(cut_at, real_replace))
         try:
             state.at_start(paths)
             finished = True
         except PowerCut:
             finished = False
         monkeypatch.setattr(fallback_module.os, "replace", real_replace)
-        report = state.at_start(paths) if not finished else None
+        if not finished:
+            state.at_start(paths)  # the next start
         assert all(user_version(p) == 1 for p in (paths.state_db, paths.runtime_db))
         store = StateStore(paths.state_db)
         assert store.head()[0].n == before["head"], f"cut after rename {cut_at}"
@@ -405,7 +441,9 @@ def test_the_volumes_stores_are_snapshotted_on_the_volume_and_put_back_at_unlock
     store = ConfigStore(paths, mount)
     store.commit(Desired.new(), "agent", "first start")
     store.secrets.put("mail/dkim", Secret("dkim of the garcias"))
-    store.commit(Desired.new().replace(mail=MailSettings(enabled=True, domain=DOMAIN)), "ana", "mail")
+    store.commit(
+        Desired.new().replace(mail=MailSettings(enabled=True, domain=DOMAIN)), "ana", "mail"
+    )
     _, desired = store.head()
     made = store.commit(desired.replace(storage=StorageSettings(VOLUME)), "ana", "a new disk")
     store.close()
@@ -475,9 +513,7 @@ def test_the_runtime_stores_version_is_part_of_the_snapshots_name(tmp_path, monk
     def runtime_2(db):
         db.execute("CREATE TABLE notes (text TEXT)")
 
-    monkeypatch.setattr(
-        sessions_module, "MIGRATIONS", [*sessions_module.MIGRATIONS, runtime_2]
-    )
+    monkeypatch.setattr(sessions_module, "MIGRATIONS", [*sessions_module.MIGRATIONS, runtime_2])
     state.at_start(paths)
     assert [p.name for p in snapshots(paths)] == [
         "state1-secrets1-runtime1-to-state1-secrets1-runtime2"
