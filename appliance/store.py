@@ -29,7 +29,7 @@ from .revisionstore import (
     join_document,
     split_document,
 )
-from .schema import SCHEMA_VERSION, Desired
+from .schema import SCHEMA_VERSION, Desired, upgraded
 from .sqlite import compact, open_private
 from .storeversion import Migration, NewerStore, migrate, statements
 
@@ -280,7 +280,8 @@ class StateStore:
             row = self._db.execute("SELECT manifest FROM revisions WHERE n = ?", (n,)).fetchone()
             if row is None:
                 raise NotFound(f"there is no revision {n}", "revision")
-            return join_document(json.loads(row[0]), self._body)
+            # In this agent's format: a revision stored before an update is upgraded.
+            return upgraded(join_document(json.loads(row[0]), self._body))
 
     def _body(self, h: str) -> str:
         row = self._db.execute("SELECT body FROM blobs WHERE hash = ?", (h,)).fetchone()

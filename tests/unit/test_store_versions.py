@@ -243,6 +243,7 @@ def test_an_old_revision_is_upgraded_as_it_is_read_and_a_newer_one_refused(tmp_p
     store = StateStore(path)
     name = Desired.new().box.name
     assert store.head()[1].box.name == f"{name} (2)"  # upgraded as read
+    assert store.document(1)["schema"] == 2  # handed out in the agent's own format
     assert Desired.from_json(store.document(1)).box.name == f"{name} (2)"
     store.commit(store.head()[1], "bo", "written as format 2")
     assert store.document(3)["schema"] == 2
