@@ -103,9 +103,7 @@ def restore(place: Place, snap: Snapshot, found: Versions, reason: str) -> dict:
     sync_dir(staging)
     os.replace(staging, place.restoring)  # decided
     sync_dir(place.dir)
-    finished = finish(place)
-    assert finished is not None
-    return finished
+    return finish(place) or report
 
 
 def finish(place: Place) -> dict | None:
