@@ -23,8 +23,10 @@ from .paths import Paths
 from .reset import resume as resume_reset
 from .sdnotify import sd_notify
 from .storage.watch import watch_disks
+from .storeversion import NewerStore
 from .system import System
 from .tls import ensure_certificate
+from .update import state as update_state
 from .vpn.backends import detect, probe
 
 log = logging.getLogger("commonsbox.agent")
@@ -85,6 +87,11 @@ def main(argv: list[str] | None = None) -> int:
 
         return survey(detect()).to_dict()
 
+    try:  # the stores across versions: a snapshot before migrating, or one put back
+        update_state.at_start(paths)
+    except NewerStore as refused:
+        log.error("%s", refused.message)
+        return 1
     box = Box(paths, backend, found, system, hardware_survey)
     resume_reset(box)  # a factory reset the power cut short is finished first
     group = pwd.getpwnam(args.webui_user).pw_gid if args.webui_user else None

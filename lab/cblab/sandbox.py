@@ -41,6 +41,7 @@ class BoxSandbox:
         self.backend = backend
         self.webui_user = webui_user
         self.extra_args: list[str] = []  # more of the agent's options (tests)
+        self.module = "appliance.agent"  # its entry point (a test may run another version)
         self.process: subprocess.Popen | None = None
         self.log = root / "agent.log"
 
@@ -58,7 +59,7 @@ class BoxSandbox:
             str(wg_run),
             sys.executable,
             "-m",
-            "appliance.agent",
+            self.module,
             "--root",
             str(self.paths.root),
             "--backend",
