@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ..accounts.service import Caller
-from ..api.methods import OPT_TEXT, REQUIRED, TEXT, method
+from ..api.methods import OPT_INT, OPT_TEXT, REQUIRED, TEXT, method
 from ..box import Box
 from ..errors import Invalid
 from . import feed, fetch, record
@@ -27,28 +27,36 @@ def _restart_soon() -> None:
     threading.Thread(target=UPDATES.reboot, name="update-reboot", daemon=True).start()
 
 
-@method("update.install", source=(TEXT, REQUIRED), reboot=(OPT_TEXT, "yes"))
-def update_install(box: Box, caller: Caller, source, reboot):
-    """SOURCE: a bundle's path on the box, or a feed's https:// address."""
+@method(
+    "update.install",
+    source=(TEXT, REQUIRED),
+    reboot=(OPT_TEXT, "yes"),
+    gate_minutes=(OPT_INT, None),
+)
+def update_install(box: Box, caller: Caller, source, reboot, gate_minutes):
+    """SOURCE: a bundle's path on the box, or a feed's https:// address. GATE_MINUTES:
+    how long the new version may take to become healthy (default: the gate's)."""
+    if gate_minutes is not None and not 1 <= gate_minutes <= 120:
+        raise Invalid("the gate waits between 1 and 120 minutes", "gate_minutes")
     if source.startswith("https://"):
-        return _install_from_feed(box, source, reboot)
+        return _install_from_feed(box, source, reboot, gate_minutes)
     path = Path(source)
     if not path.is_absolute() or not path.is_file():
         raise Invalid(f"no bundle at {source} (give a file's full path on the box)", "source")
-    done = UPDATES.install(path, box.status())
+    done = UPDATES.install(path, box.status(), gate_minutes)
     if reboot == "yes":
         _restart_soon()
     return done
 
 
-def _install_from_feed(box: Box, url: str, reboot: str):
+def _install_from_feed(box: Box, url: str, reboot: str, gate_minutes: int | None):
     chosen = _newest(url)
     if chosen is None:
         return {"version": record.running_version(), "slot": None, "reboot": False}
     with tempfile.TemporaryDirectory(dir=record.DIR) as tmp:
         bundle = Path(tmp, chosen.file)
         fetch.fetch_bundle(url, chosen, bundle)
-        done = UPDATES.install(bundle, box.status())
+        done = UPDATES.install(bundle, box.status(), gate_minutes)
     if reboot == "yes":
         _restart_soon()
     return done

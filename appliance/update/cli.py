@@ -10,7 +10,12 @@ def cmd_status(api: Client, args) -> object:
 
 
 def cmd_install(api: Client, args) -> object:
-    return api.call("update.install", source=args.source, reboot="no" if args.no_reboot else "yes")
+    return api.call(
+        "update.install",
+        source=args.source,
+        reboot="no" if args.no_reboot else "yes",
+        gate_minutes=args.gate_minutes,
+    )
 
 
 def cmd_check(api: Client, args) -> object:
@@ -64,5 +69,11 @@ def commands(sub, leaf) -> None:
              print_installed)  # fmt: skip
     p.add_argument("source", help="a .raucb file, or the feed's https:// address")
     p.add_argument("--no-reboot", action="store_true", help="install now, restart later")
+    p.add_argument(
+        "--gate-minutes",
+        type=int,
+        default=None,
+        help="how long the new version may take to become healthy (default 15)",
+    )
     leaf(update, "rollback", cmd_rollback, "go back to the version before the last update",
          print_installed)  # fmt: skip

@@ -138,6 +138,7 @@ def run(
     if not trial or trial.get("slot") != booted:
         trial = {"slot": booted, "version": record.running_version(), "before": {}}
     started = clock()
+    deadline = float(trial.get("deadline") or deadline)
     lost: list[str] = []
     while clock() - started < deadline:
         lost = missing(trial.get("before", {}), probe)
@@ -149,7 +150,10 @@ def run(
         sleep(poll)
     log(f"version {trial['version']} is not healthy: {'; '.join(lost)}; going back")
     record.finished(trial, "rolled back", lost)
-    rauc("mark-bad")
+    try:
+        rauc("mark-bad")
+    except (OSError, subprocess.CalledProcessError) as err:  # the restart alone ends a trial
+        log(f"RAUC could not mark the slot bad ({err}); restarting all the same")
     backend.reboot()
     return "rolled back"
 

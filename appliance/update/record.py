@@ -50,13 +50,16 @@ def running_version() -> str:
         return "unknown"
 
 
-def armed(slot: str, version: str, before: dict, now: float | None = None) -> None:
+def armed(
+    slot: str, version: str, before: dict, deadline: float | None = None, now: float | None = None
+) -> None:
     data = read()
     data["trial"] = {
         "slot": slot,
         "version": version,
         "from": running_version(),
         "before": before,
+        "deadline": deadline,  # seconds the gate waits (None: its own)
         "at": now or time.time(),
     }
     write(data)

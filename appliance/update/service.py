@@ -66,8 +66,9 @@ class Updates:
             found.update(booted=None, primary=None, in_trial=False, boot_error=err.message)
         return found
 
-    def install(self, bundle: Path, box_status: dict) -> dict:
-        """Write BUNDLE into the slot not running and arm its trial; the caller reboots."""
+    def install(self, bundle: Path, box_status: dict, gate_minutes: int | None = None) -> dict:
+        """Write BUNDLE into the slot not running and arm its trial; the caller reboots.
+        GATE_MINUTES: how long the new version may take to become healthy."""
         if not self.keyring.is_file():
             raise Invalid("this box was built without an update key: it takes no updates")
         backend = self._backend()
@@ -85,7 +86,7 @@ class Updates:
         before = gate.before_update(box_status, UNITS)
         self._rauc("install", str(bundle))  # checks signature and board; arms the trial
         slot = other(backend.booted())
-        record.armed(slot, str(version), before)
+        record.armed(slot, str(version), before, gate_minutes and gate_minutes * 60.0)
         return {"version": str(version), "slot": slot, "reboot": True}
 
     def rollback(self, box_status: dict) -> dict:

@@ -44,7 +44,23 @@ def _missing() -> str | None:
 
 
 @pytest.fixture(scope="session")
-def image_dir(tmp_path_factory):
+def update_key() -> tuple[Path, Path]:
+    """The test images' update signing key and certificate (made once, kept in the build
+    cache so that the images built with it stay cached)."""
+    from cbimage.build import default_cache
+    from cbimage.bundle import keygen
+
+    where = default_cache() / "test-update-key"
+    key, cert = where / "update.key", where / "update.crt"
+    if not cert.is_file():
+        where.mkdir(parents=True, exist_ok=True)
+        key.unlink(missing_ok=True)
+        keygen(key, cert, "Commonsbox TEST updates")
+    return key, cert
+
+
+@pytest.fixture(scope="session")
+def image_dir(tmp_path_factory, update_key):
     why = _missing()
     if why:
         pytest.skip(f"VM TIER NOT RUN: {why}")
@@ -52,7 +68,14 @@ def image_dir(tmp_path_factory):
 
     out = Path(os.environ.get("CBVM_IMAGE_DIR", f"/var/tmp/commonsbox/test-{BOARD}"))
     t0 = time.monotonic()
-    info = build(BOARD, out, default_cache(), test=True, log=lambda m: print(m, flush=True))
+    info = build(
+        BOARD,
+        out,
+        default_cache(),
+        test=True,
+        log=lambda m: print(m, flush=True),
+        update_cert=update_key[1],
+    )
     print(f"image ready in {time.monotonic() - t0:.1f} s: {info['this_run'] or 'cached'}")
     return out
 
