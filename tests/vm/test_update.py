@@ -181,6 +181,10 @@ def test_an_update_is_tried_kept_and_the_household_has_everything(
     config = vm.run(
         ["commonsbox", "vpn", "device", "show", str(added["device"]["id"])], check=True
     ).stdout
+    # Mail keeps its data where the household's data is: here the card, unencrypted (the
+    # encrypted storage after a restart is in test_storage.py; the gate's part in it in
+    # tests/unit/test_update_gate.py).
+    cli(vm, "storage", "unencrypted", "on")
     cli(vm, "mail", "set", "on", "--domain", "box.test")
     vm.wait_active("postfix")
     phone = Phone(phone_ns, "cbupdwg0", tmp_path)
