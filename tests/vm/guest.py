@@ -1,5 +1,6 @@
 """Small helpers the VM tests share."""
 
+import json
 import os
 import time
 from contextlib import contextmanager
@@ -35,3 +36,32 @@ def phone_namespace(net: str):
         yield ns
     finally:
         ns.delete()  # takes the veth pair with it
+
+
+def cli(vm, *args, timeout=900):
+    answer = vm.run(["commonsbox", *args, "--json"], timeout=timeout)
+    assert answer.rc == 0, answer.stderr
+    return json.loads(answer.stdout)
+
+
+def fetch(vm, url: str, name: str) -> str:
+    path = f"/var/lib/commonsbox/update/{name}"
+    script = f"import urllib.request as u; u.urlretrieve({url!r}, {path!r})"
+    vm.run(["python3", "-c", script], timeout=600, check=True)
+    return path
+
+
+def after_restart(vm, version: str, timeout: float = 1500) -> dict:
+    """The box's update status once it restarted into VERSION and its gate has judged."""
+
+    def settled():
+        vm.channel = None  # the guest restarted: its end of the channel is new
+        try:
+            status = cli(vm, "update", "status", timeout=30)
+        except Exception:  # still restarting
+            time.sleep(5)
+            return None
+        done = status["version"] == version and not status["trial"]
+        return status if done else None
+
+    return wait_for(settled, timeout)

@@ -10,108 +10,17 @@ The versions are built from the same recipe (as a release is), each with its own
 the broken one is N+1's root with the agent's module replaced, signed with the test key.
 """
 
-import functools
-import http.server
-import json
-import subprocess
-import threading
 import time
-from pathlib import Path
 
 import pytest
 
-from .guest import phone_namespace, wait_for
+from .conftest import CARD_MIB
+from .guest import after_restart, cli, fetch, phone_namespace, wait_for
 
 pytestmark = pytest.mark.vm
 
-BOARD = "qemu-amd64"
-CARD_MIB = 4096
 GATE_MINUTES = 3  # a broken version is given up this long after the gate starts
 PHONE_NET = "10.254.78"
-
-
-def bump(version: str, by: int) -> str:
-    head, serial = version.rsplit(".", 1)
-    return f"{head}.{int(serial) + by}"
-
-
-@pytest.fixture(scope="module")
-def bundles(image_dir, update_key, tmp_path_factory):
-    """N+1 (built) and N+2 (N+1 with its agent broken), as signed bundles in a feed dir."""
-    from cbimage.build import build, default_cache
-    from cbimage.bundle import bundle, make, root_partition
-
-    key, cert = update_key
-    n = json.loads((image_dir / "image.json").read_text())
-    served = tmp_path_factory.mktemp("served")
-    next_dir = tmp_path_factory.mktemp("next")
-    info = build(
-        BOARD,
-        next_dir,
-        default_cache(),
-        test=True,
-        log=lambda m: print(m, flush=True),
-        version=bump(n["version"], 1),
-        update_cert=cert,
-    )
-    t0 = time.monotonic()
-    bundle(next_dir, served / "next.raucb", key, cert)
-    print(f"bundle made in {time.monotonic() - t0:.1f} s")
-
-    offset, size = root_partition(next_dir / "disk.img")
-    root = served / "broken.ext4"
-    subprocess.run(
-        ["dd", f"if={next_dir / 'disk.img'}", f"of={root}", "bs=1M", "status=none",
-         f"skip={offset}", f"count={size}", "iflag=skip_bytes,count_bytes", "conv=sparse"],
-        check=True,
-    )  # fmt: skip
-    broken = bump(n["version"], 2)
-    agent = served / "agent.py"
-    agent.write_text('raise SystemExit("this version of the agent is broken on purpose")\n')
-    release = served / "release.json"
-    release.write_text(json.dumps({**json.loads(_debugfs_cat(root)), "version": broken}))
-    lib = "/usr/lib/commonsbox"
-    _debugfs(
-        root,
-        f"rm {lib}/python/appliance/agent.py",
-        f"write {agent} {lib}/python/appliance/agent.py",
-        f"rm {lib}/release.json",
-        f"write {release} {lib}/release.json",
-    )
-    make(root, {**info, "version": broken}, served / "broken.raucb", key, cert)
-    root.unlink()
-    return served, info["version"], broken
-
-
-def _debugfs(image: Path, *commands: str) -> None:
-    done = subprocess.run(
-        ["debugfs", "-w", "-f", "-", image],
-        input="\n".join(commands) + "\n",
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert not done.stderr.splitlines()[1:], done.stderr
-
-
-def _debugfs_cat(image: Path) -> str:
-    return subprocess.run(
-        ["debugfs", "-R", "cat /usr/lib/commonsbox/release.json", image],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-
-
-@pytest.fixture(scope="module")
-def served(bundles):
-    """The bundles over HTTP on this machine (the guest reaches it as 10.0.2.2)."""
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=bundles[0])
-    handler.log_message = lambda *a: None  # type: ignore[method-assign]
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://10.0.2.2:{server.server_address[1]}"
-    server.shutdown()
 
 
 @pytest.fixture
@@ -133,35 +42,6 @@ def box(image_dir, tmp_path_factory):
     finally:
         vm.stop()
         vm.cleanup()
-
-
-def cli(vm, *args, timeout=900):
-    answer = vm.run(["commonsbox", *args, "--json"], timeout=timeout)
-    assert answer.rc == 0, answer.stderr
-    return json.loads(answer.stdout)
-
-
-def fetch(vm, url: str, name: str) -> str:
-    path = f"/var/lib/commonsbox/update/{name}"
-    script = f"import urllib.request as u; u.urlretrieve({url!r}, {path!r})"
-    vm.run(["python3", "-c", script], timeout=600, check=True)
-    return path
-
-
-def after_restart(vm, version: str, timeout: float = 1500) -> dict:
-    """The box's update status once it restarted into VERSION and its gate has judged."""
-
-    def settled():
-        vm.channel = None  # the guest restarted: its end of the channel is new
-        try:
-            status = cli(vm, "update", "status", timeout=30)
-        except Exception:  # still restarting
-            time.sleep(5)
-            return None
-        done = status["version"] == version and not status["trial"]
-        return status if done else None
-
-    return wait_for(settled, timeout)
 
 
 def test_an_update_is_tried_kept_and_the_household_has_everything(
