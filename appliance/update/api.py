@@ -8,13 +8,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ..accounts.service import Caller
-from ..api.methods import OPT_INT, OPT_TEXT, REQUIRED, TEXT, method
+from ..api.methods import OPT_INT, OPT_TEXT, REQUIRED, TEXT, WHY, change, method, reason
 from ..box import Box
 from ..errors import Invalid
+from ..validate import UNSET
 from . import feed, fetch, record
+from .schema import UpdateSettings, in_window
 from .service import Updates
 
 UPDATES = Updates()
+DAILY = 20 * 3600  # a check at most this often (the window is hours long; the timer hourly)
 KEYS = Path("/usr/lib/commonsbox/update-feed.pub")  # the feed's signing keys, one per line
 
 
@@ -67,6 +70,41 @@ def update_check(box: Box, caller: Caller, url):
     """What the feed at URL offers this box (nothing is installed)."""
     chosen = _newest(url)
     return {"found": str(chosen.version) if chosen else None}
+
+
+@method("update.settings.set", feed=(OPT_TEXT, UNSET), window=(OPT_TEXT, UNSET), **WHY)
+def update_settings_set(box: Box, caller: Caller, feed, window, why):
+    """FEED: the https:// address the box checks once a day (empty: none); WINDOW: the
+    hours it may install and restart in (HH:MM-HH:MM, the box's time)."""
+
+    def make(d):
+        s = d.update
+        found = UpdateSettings.from_json(
+            {
+                "feed": s.feed if feed is UNSET else feed,
+                "window": s.window if window is UNSET else window,
+            }
+        )
+        return d.replace(update=found)
+
+    return change(box, caller.who, reason(why, "change where and when the box updates"), make)
+
+
+@method("update.auto", access="root")
+def update_auto(box: Box, caller: Caller):
+    """The daily check (commonsbox-update-check.timer, hourly): in the household's window,
+    at most once a day, install the feed's newest and restart."""
+    desired = box.head()[1]
+    if not desired.box.update_check:
+        return {"skipped": "the household turned the update check off"}
+    if desired.update.feed is None:
+        return {"skipped": "no feed address is set"}
+    if not in_window(desired.update.window, datetime.now().time()):
+        return {"skipped": f"outside the window {desired.update.window}"}
+    last = (record.read().get("last_check") or {}).get("at", 0)
+    if _now().timestamp() - last < DAILY:
+        return {"skipped": "checked within the last day"}
+    return _install_from_feed(box, desired.update.feed, "yes", None)
 
 
 @method("update.rollback")

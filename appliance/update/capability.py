@@ -8,10 +8,12 @@ from typing import Any, Self
 from ..capability import Capability, Check
 from ..schema import Desired
 from . import record
+from .schema import UpdateSettings
 
 
 class UpdateCapability(Capability):
     name = "update"
+    settings = ("update", UpdateSettings)
     packages = ("rauc", "rauc-service")
 
     @classmethod

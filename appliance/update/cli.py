@@ -26,6 +26,19 @@ def print_check(r: dict) -> None:
     print(f"the feed offers version {r['found']}" if r["found"] else "nothing newer")
 
 
+def cmd_set(api: Client, args) -> object:
+    found = {k: getattr(args, k) for k in ("feed", "window") if getattr(args, k) is not None}
+    return api.call("update.settings.set", **found, why=args.why)
+
+
+def cmd_auto(api: Client, args) -> object:
+    return api.call("update.auto")
+
+
+def print_auto(r: dict) -> None:
+    print(f"not now: {r['skipped']}" if "skipped" in r else print_installed(r))
+
+
 def cmd_rollback(api: Client, args) -> object:
     return api.call("update.rollback")
 
@@ -75,5 +88,11 @@ def commands(sub, leaf) -> None:
         default=None,
         help="how long the new version may take to become healthy (default 15)",
     )
+    p = leaf(update, "set", cmd_set, "where the box looks for updates, and when it installs")
+    p.add_argument("--feed", help='the feed\'s https:// address ("" for none)')
+    p.add_argument("--window", help="the hours it may install and restart in, like 03:00-05:00")
+    p.add_argument("--why", default=None)
+    leaf(update, "auto", cmd_auto, "the daily check (run by a timer): in the window, install",
+         print_auto)  # fmt: skip
     leaf(update, "rollback", cmd_rollback, "go back to the version before the last update",
          print_installed)  # fmt: skip
