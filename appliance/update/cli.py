@@ -36,7 +36,10 @@ def cmd_auto(api: Client, args) -> object:
 
 
 def print_auto(r: dict) -> None:
-    print(f"not now: {r['skipped']}" if "skipped" in r else print_installed(r))
+    if "skipped" in r:
+        print(f"not now: {r['skipped']}")
+    else:
+        print_installed(r)
 
 
 def cmd_rollback(api: Client, args) -> object:
