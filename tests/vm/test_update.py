@@ -70,7 +70,9 @@ def test_an_update_is_tried_kept_and_the_household_has_everything(
     phone = Phone(phone_ns, "cbupdwg0", tmp_path)
     phone.up(config)
     box_ip = vm.status["vpn"]["ipv4_subnet"].rsplit(".", 1)[0] + ".1"
-    assert phone_ns.ping(box_ip, count=2, timeout=5)
+    assert wait_for(lambda: phone_ns.ping(box_ip, count=1, timeout=3), 60), phone_ns.run(
+        ["wg", "show"]
+    ).stdout
 
     bundle = fetch(vm, f"{served}/next.raucb", "next.raucb")
     t0 = time.monotonic()
