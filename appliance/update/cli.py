@@ -18,6 +18,14 @@ def cmd_install(api: Client, args) -> object:
     )
 
 
+def cmd_stick(api: Client, args) -> object:
+    return api.call(
+        "update.install_stick",
+        reboot="no" if args.no_reboot else "yes",
+        gate_minutes=args.gate_minutes,
+    )
+
+
 def cmd_check(api: Client, args) -> object:
     return api.call("update.check", url=args.url)
 
@@ -75,5 +83,11 @@ def commands(sub, leaf) -> None:
         default=None,
         help="how long the new version may take to become healthy (default 15)",
     )
+    p = leaf(update, "stick", cmd_stick,
+             "install the newer update on a USB stick plugged into the box (commonsbox/update/)",
+             print_installed)  # fmt: skip
+    p.add_argument("--no-reboot", action="store_true", help="install now, restart later")
+    p.add_argument("--gate-minutes", type=int, default=None,
+                   help="how long the new version may take to become healthy (default 15)")  # fmt: skip
     leaf(update, "rollback", cmd_rollback, "go back to the version before the last update",
          print_installed)  # fmt: skip
