@@ -12,9 +12,8 @@ they write into the manager's language; anything else is shown as it is, set apa
 import re
 import time
 
-from babel.lists import format_list
 from flask import Blueprint, redirect, render_template, request, url_for
-from flask_babel import format_date, get_locale
+from flask_babel import format_date
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from markupsafe import Markup, escape
@@ -224,9 +223,10 @@ def index():
 @bp.route("/feed", methods=["POST"])
 def from_feed():
     url = request.form.get("url", "").strip()
+    if not url.startswith("https://"):  # the agent would take it for a file on the box
+        errors = {"url": str(MESSAGES[("invalid", "update_url")])}
+        return render(call("update.status"), errors, 400, url=url)
     try:
-        if not url.startswith("https://"):
-            raise Invalid("a feed's address starts with https://", "update_url")
         done = call_slowly("update.install", source=url)
     except ApplianceError as err:
         return _refused(err, "url", url=url)
@@ -285,7 +285,5 @@ def _released(version: str) -> str | None:
         return None
 
 
-def _stores(changed: dict) -> str | None:
-    if not changed:
-        return None
-    return format_list([str(STORES.get(kind, kind)) for kind in changed], locale=get_locale())
+def _stores(changed: dict) -> list[str]:
+    return [str(STORES.get(kind, kind)) for kind in sorted(changed)]
