@@ -26,6 +26,7 @@ from .storage.watch import watch_disks
 from .storeversion import NewerStore
 from .system import System
 from .tls import ensure_certificate
+from .update import api as update_api
 from .update import state as update_state
 from .vpn.backends import detect, probe
 
@@ -72,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     paths = Paths(args.root)
     paths.log_dir.mkdir(parents=True, exist_ok=True)
+    update_api.rooted(paths.root)
     found = probe()
     backend = detect(args.backend, found, paths.log_dir)
     log.info(

@@ -1,5 +1,6 @@
 """The updates' API methods: what runs and how the last update went, install a bundle
-(a file on the box, or the newest from the feed at an https:// address), go back."""
+(a file on the box, the newest from the feed at an https:// address, or the one on a USB
+stick plugged into the box), go back."""
 
 import json
 import tempfile
@@ -8,22 +9,48 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ..accounts.service import Caller
-from ..api.methods import OPT_INT, OPT_TEXT, REQUIRED, TEXT, WHY, change, method, reason
+from ..api.methods import (
+    HARDWARE,
+    OPT_INT,
+    OPT_TEXT,
+    REQUIRED,
+    TEXT,
+    WHY,
+    change,
+    method,
+    reason,
+)
 from ..box import Box
 from ..errors import Invalid
 from ..validate import UNSET
-from . import feed, fetch, record
+from . import boot, feed, fetch, record, state, stick
 from .schema import UpdateSettings, in_window
-from .service import Updates
+from .service import KEYRING, Updates
 
 UPDATES = Updates()
 DAILY = 20 * 3600  # a check at most this often (the window is hours long; the timer hourly)
 KEYS = Path("/usr/lib/commonsbox/update-feed.pub")  # the feed's signing keys, one per line
 
 
+def rooted(root: Path) -> None:
+    """An agent under another root than / (the lab gives each box its own) keeps its
+    update record, and finds its release, update key and the feed's keys, under it."""
+    global UPDATES, KEYS
+    if root == Path("/"):
+        return
+    record.DIR, record.RELEASE, KEYS = (
+        root / p.relative_to("/") for p in (record.DIR, record.RELEASE, KEYS)
+    )
+    release = root / boot.RELEASE.relative_to("/")
+    UPDATES = Updates(lambda: boot.for_this_box(release), keyring=root / KEYRING.relative_to("/"))
+
+
 @method("update.status", hardware=True)
 def update_status(box: Box, caller: Caller):
-    return UPDATES.status()
+    """With the changes the latest fallback undid (who made them and why: not for the
+    hardware service's display)."""
+    found = UPDATES.status()
+    return found if caller is HARDWARE else {**found, "fallbacks": state.reports(box.paths)}
 
 
 def _restart_soon() -> None:
@@ -55,14 +82,48 @@ def update_install(box: Box, caller: Caller, source, reboot, gate_minutes):
 def _install_from_feed(box: Box, url: str, reboot: str, gate_minutes: int | None):
     chosen = _newest(url)
     if chosen is None:
-        return {"version": record.running_version(), "slot": None, "reboot": False}
-    with tempfile.TemporaryDirectory(dir=record.DIR) as tmp:
+        return _nothing_newer()
+    with _scratch() as tmp:
         bundle = Path(tmp, chosen.file)
         fetch.fetch_bundle(url, chosen, bundle)
         done = UPDATES.install(bundle, box.status(), gate_minutes)
     if reboot == "yes":
         _restart_soon()
     return done
+
+
+@method("update.install_stick", reboot=(OPT_TEXT, "yes"), gate_minutes=(OPT_INT, None))
+def update_install_stick(box: Box, caller: Caller, reboot, gate_minutes):
+    """The newer update on a USB stick plugged into the box (a feed folder copied into
+    commonsbox/update/ on it), copied off checked, then installed as update.install does."""
+    if gate_minutes is not None and not 1 <= gate_minutes <= 120:
+        raise Invalid("the gate waits between 1 and 120 minutes", "gate_minutes")
+    keys = _keys()
+    with _scratch() as tmp:
+        chosen = stick.from_sticks(
+            box.system,
+            box.storage.disks(),
+            keys,
+            record.running_version(),
+            _board(),
+            Path(tmp, "from-stick.raucb"),
+        )
+        if chosen is None:
+            return _nothing_newer()
+        done = UPDATES.install(Path(tmp, "from-stick.raucb"), box.status(), gate_minutes)
+    if reboot == "yes":
+        _restart_soon()
+    return done
+
+
+def _nothing_newer() -> dict:
+    return {"version": record.running_version(), "slot": None, "reboot": False}
+
+
+def _scratch() -> tempfile.TemporaryDirectory:
+    """A folder for a bundle while it is checked and installed, on the data partition."""
+    record.DIR.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return tempfile.TemporaryDirectory(dir=record.DIR)
 
 
 @method("update.check", url=(TEXT, REQUIRED))
@@ -114,10 +175,17 @@ def update_rollback(box: Box, caller: Caller):
     return done
 
 
-def _newest(url: str) -> feed.Bundle | None:
+def _keys() -> list[str]:
     keys = KEYS.read_text().split() if KEYS.is_file() else []
     if not keys:
-        raise Invalid("this box was built without the feed's key: it takes no updates")
+        raise Invalid(
+            "this box was built without the feed's key: it takes no updates", "update_key"
+        )
+    return keys
+
+
+def _newest(url: str) -> feed.Bundle | None:
+    keys = _keys()
     if not url.startswith("https://"):
         raise Invalid("a feed's address starts with https://", "url")
     data, sig = fetch.fetch_feed(url)

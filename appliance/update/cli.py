@@ -18,6 +18,14 @@ def cmd_install(api: Client, args) -> object:
     )
 
 
+def cmd_stick(api: Client, args) -> object:
+    return api.call(
+        "update.install_stick",
+        reboot="no" if args.no_reboot else "yes",
+        gate_minutes=args.gate_minutes,
+    )
+
+
 def cmd_check(api: Client, args) -> object:
     return api.call("update.check", url=args.url)
 
@@ -97,5 +105,11 @@ def commands(sub, leaf) -> None:
     p.add_argument("--why", default=None)
     leaf(update, "auto", cmd_auto, "the daily check (run by a timer): in the window, install",
          print_auto)  # fmt: skip
+    p = leaf(update, "stick", cmd_stick,
+             "install the newer update on a USB stick plugged into the box (commonsbox/update/)",
+             print_installed)  # fmt: skip
+    p.add_argument("--no-reboot", action="store_true", help="install now, restart later")
+    p.add_argument("--gate-minutes", type=int, default=None,
+                   help="how long the new version may take to become healthy (default 15)")  # fmt: skip
     leaf(update, "rollback", cmd_rollback, "go back to the version before the last update",
          print_installed)  # fmt: skip

@@ -57,6 +57,7 @@ class Updates:
             "trial": data.get("trial"),
             "last": (data.get("history") or [None])[0],
             "history": data.get("history", []),
+            "previous": _previous(data),
             "last_check": data.get("last_check"),
         }
         try:
@@ -70,10 +71,15 @@ class Updates:
         """Write BUNDLE into the slot not running and arm its trial; the caller reboots.
         GATE_MINUTES: how long the new version may take to become healthy."""
         if not self.keyring.is_file():
-            raise Invalid("this box was built without an update key: it takes no updates")
+            raise Invalid(
+                "this box was built without an update key: it takes no updates", "update_key"
+            )
         backend = self._backend()
         if backend.is_trial():
-            raise Invalid("the box is trying an update now: it must be kept or rolled back first")
+            raise Invalid(
+                "the box is trying an update now: it must be kept or rolled back first",
+                "update_trial",
+            )
         info = json.loads(self._rauc("info", "--output-format=json", str(bundle)))
         version = Version.parse(info.get("version"))
         running = record.running_version()
@@ -93,12 +99,13 @@ class Updates:
         """Try the other slot (the version before the last update) once; kept if healthy."""
         backend = self._backend()
         if backend.is_trial():
-            raise Invalid("the box is trying an update now: restart it to go back")
+            raise Invalid("the box is trying an update now: restart it to go back", "update_trial")
         slot = other(backend.booted())
-        history = record.read().get("history", [])
-        previous = next((h["from"] for h in history if h.get("outcome") == "committed"), None)
+        previous = _previous(record.read())
         if previous is None:
-            raise Invalid("there is no earlier version on this box to go back to")
+            raise Invalid(
+                "there is no earlier version on this box to go back to", "update_previous"
+            )
         backend.set_primary(slot)
         record.armed(slot, previous, gate.before_update(box_status, UNITS))
         return {"version": previous, "slot": slot, "reboot": True}
@@ -109,3 +116,13 @@ class Updates:
             self._backend().reboot()
         except (BootError, subprocess.CalledProcessError) as err:
             raise SystemFailure(f"the box could not restart: {err}") from err
+
+
+def _previous(data: dict) -> str | None:
+    """The version the other slot holds, if the box ran it: the one the last update came
+    from, if that update was kept. After one that was not, the other slot holds the version
+    that failed; while a trial is armed, the version installed."""
+    history = data.get("history") or []
+    if data.get("trial") or not history or history[0].get("outcome") != "committed":
+        return None
+    return history[0].get("from")

@@ -57,6 +57,7 @@ def test_each_capability_with_pages_keeps_them_and_their_templates_in_its_folder
         "files": {"files"},
         "storage": {"storage"},
         "ssh": {"ssh"},
+        "update": {"update"},
     }
     for module in page_modules():
         here = Path(module.__file__).parent
