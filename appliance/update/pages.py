@@ -22,11 +22,14 @@ from appliance.errors import ApplianceError, Invalid
 from webui.access import managers_only
 from webui.agent import call, call_slowly
 from webui.errors import message
+from webui.nav import Link
 
 from .feed import Version
 
 bp = Blueprint("update", __name__, url_prefix="/update", template_folder="templates")
 blueprints = (bp,)
+# In the menu (webui/nav.py).
+links = (Link("update.index", _l("Updates"), 80, managers_only=True),)
 bp.before_request(managers_only)
 
 RECENT_FALLBACK = 30 * 86400  # seconds the dashboard names what a fallback undid
