@@ -46,7 +46,10 @@ def cli(vm, *args, timeout=900):
 
 def fetch(vm, url: str, name: str) -> str:
     path = f"/var/lib/commonsbox/update/{name}"
-    script = f"import urllib.request as u; u.urlretrieve({url!r}, {path!r})"
+    script = (
+        "import os, urllib.request as u; os.makedirs('/var/lib/commonsbox/update', exist_ok=True); "
+        f"u.urlretrieve({url!r}, {path!r})"
+    )
     vm.run(["python3", "-c", script], timeout=600, check=True)
     return path
 
