@@ -78,8 +78,8 @@ def main() -> int:
         vm.wait_ready(900)
         path = "/var/lib/commonsbox/update/next.raucb"
         url = f"http://10.0.2.2:{server.server_address[1]}/next.raucb"
-        vm.run(["python3", "-c", f"import urllib.request as u; u.urlretrieve({url!r}, {path!r})"],
-               timeout=600, check=True)  # fmt: skip
+        fetch = f"import os, urllib.request as u; os.makedirs(os.path.dirname({path!r}), exist_ok=True); u.urlretrieve({url!r}, {path!r})"
+        vm.run(["python3", "-c", fetch], timeout=600, check=True)
         parts = n["partitions"]
         t0 = time.monotonic()
         vm.run(["dd", f"if=/dev/disk/by-partuuid/{parts['rootA']}", f"of=/dev/disk/by-partuuid/{parts['rootB']}",
