@@ -108,7 +108,9 @@ class StandIns:
             world.inet.run(["ip", "addr", "add", f"{address}/24", "dev", "eth0"])
             cert, key = _server_cert(other if i == 1 else self.trusted, hosts)
             self.system.write(f"/etc/standin/{i}.crt", cert)
-            self.system.write(f"/etc/standin/{i}.key", key, 0o640, self.system.ids("root", "_chrony"))
+            self.system.write(
+                f"/etc/standin/{i}.key", key, 0o640, self.system.ids("root", "_chrony")
+            )
             self.system.write(
                 f"/etc/standin/{i}.conf",
                 "".join(
@@ -251,14 +253,17 @@ def test_the_settings_page_names_what_the_box_contacts_and_turns_each_off(app, b
     assert "Nothing else leaves the box unless you turn it on" in page
     assert 'id="time_sync" name="time_sync" type="checkbox" value="1" checked' in page
     assert 'id="update_check" name="update_check" type="checkbox" value="1" checked' in page
+    assert "Now: synchronised with " in page and "Now: off." not in page
 
     saved = post(ana, "/settings", {**SETTINGS, "contacts": "1"}, "/settings")  # both unticked
     assert saved.status_code == 302, text(saved)
-    assert {"time_sync": False, "update_check": False}.items() <= box.api.call("status")["box"].items()
+    assert {"time_sync": False, "update_check": False}.items() <= box.api.call("status")[
+        "box"
+    ].items()
     assert "server " not in box.system.read(CONFIG).decode()
     assert chronyc(box, "sources") == []
     page = " ".join(text(ana.get("/settings", base_url=BASE)).split())
-    assert "its clock then drifts" in page
+    assert "Now: off. The clock runs on its own and drifts" in page
     assert "checked" not in page.split('id="time_sync"')[1].split(">")[0]
 
     saved = post(
