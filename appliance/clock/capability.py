@@ -16,15 +16,14 @@ from ..capability import Parts
 from ..daemonconfig import DaemonConfig, File
 from ..daemons import Daemon
 from ..schema import Desired
-from ..system import System
 from . import chrony
 
 CONFIG_DIR = "/etc/commonsbox/clock"
 CONFIG = f"{CONFIG_DIR}/chrony.conf"
 CHRONYD = "/usr/sbin/chronyd"
-# Without an init system: tracking only, logging where the agent's daemons log there.
+# Without an init system: tracking only (-x), logging where the agent's daemons log there,
 START_HERE = (CHRONYD, "-x", "-f", CONFIG, "-l", "/var/log/commonsbox/chrony.log")
-# ... and a restart: the old one gone (it removes its pid file last) before the new starts.
+# and a restart: the old one gone (it removes its pid file last) before the new starts.
 RESTART_HERE = (
     "sh",
     "-c",
@@ -46,7 +45,7 @@ class ClockCapability(DaemonConfig):
             (CHRONYD, "-p", "-f", "{}"),
         ),
     )
-    units_off = ("chrony.service",)  # the image's would ask Debian's pool
+    units_off = ("chrony.service",)  # off until the agent has written its configuration
     read_by = ((f"{CONFIG_DIR}/", ("chronyd",)),)
     checked = {"chronyd": CONFIG}
     uses_storage = False
@@ -54,9 +53,6 @@ class ClockCapability(DaemonConfig):
     @classmethod
     def made(cls, parts: Parts) -> "ClockCapability":
         return cls(parts.system)
-
-    def __init__(self, system: System):
-        super().__init__(system)
 
     def depends_on(self, desired: Desired):
         return desired.box.time_sync
