@@ -12,6 +12,7 @@ from .mail.capability import MailCapability
 from .schema import Desired
 from .ssh.capability import SshCapability
 from .storage.capability import StorageCapability
+from .update.capability import UpdateCapability
 from .vpn.capability import VpnCapability
 
 CAPABILITIES: tuple[type[Capability], ...] = (
@@ -23,6 +24,7 @@ CAPABILITIES: tuple[type[Capability], ...] = (
     ChatCapability,
     FilesCapability,
     SshCapability,
+    UpdateCapability,
 )
 
 # Logging in (appliance/accounts) is not converged, but its secrets stay on the card too.

@@ -2,6 +2,7 @@
 then a slice for each capability that declares one (appliance/slice.py)."""
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -10,7 +11,11 @@ from .accounts.schema import LANGUAGES, Accounts
 from .errors import ApplianceError, Invalid, Unloadable
 from .slice import Slice
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 1  # the documents' format; each document says its own ("schema")
+# DOCUMENT_UPGRADES[k - 1] turns a document of format k into format k + 1, so a revision
+# stored before an update loads (and can be restored) after it. Revisions are not
+# rewritten; the state store says which formats it may hold (store.documents).
+DOCUMENT_UPGRADES: list[Callable[[dict], dict]] = []
 NO_ONE = Accounts()
 DOC_MAX_BYTES = 64 * 1024 * 1024
 
@@ -87,6 +92,22 @@ class BoxSettings:
         )
 
 
+def upgraded(doc: Any) -> Any:
+    """DOC in the current format (DOCUMENT_UPGRADES); one newer than this agent reads is
+    refused, naming both formats. Anything else malformed is left to from_json."""
+    if not isinstance(doc, dict) or type(doc.get("schema")) is not int or doc["schema"] < 1:
+        return doc
+    if doc["schema"] > SCHEMA_VERSION:
+        raise Invalid(
+            f"a document of format {doc['schema']}, newer than this agent reads "
+            f"({SCHEMA_VERSION}): a newer version of Commonsbox wrote it",
+            "schema",
+        )
+    for fmt in range(doc["schema"], SCHEMA_VERSION):
+        doc = {**DOCUMENT_UPGRADES[fmt - 1](doc), "schema": fmt + 1}
+    return doc
+
+
 def declared_slices() -> dict[str, type[Slice]]:
     """Each capability's slice, by its key (appliance/capabilities.py declares them)."""
     from .capabilities import CAPABILITIES  # they import this module
@@ -153,6 +174,7 @@ class Desired:
 
     @classmethod
     def from_json(cls, doc) -> "Desired":
+        doc = upgraded(doc)
         declared = declared_slices()
         required = {key for key, kind in declared.items() if kind.required}
         v.only_keys(doc, "", {"schema", "box", *required}, {"accounts", *declared})

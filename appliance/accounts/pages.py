@@ -19,12 +19,18 @@ from webui.access import managers_only, members_only
 from webui.agent import call, call_slowly
 from webui.errors import BY_FIELD, attempt, form_field, message
 from webui.i18n import LANGUAGES
+from webui.nav import Link
 from webui.qr import qr_svg
 
 auth = Blueprint("auth", __name__, template_folder="templates")
 account = Blueprint("account", __name__, url_prefix="/account", template_folder="templates")
 users = Blueprint("users", __name__, template_folder="templates")
 blueprints = (auth, account, users)
+# In the menu (webui/nav.py).
+links = (
+    Link("account.index", _l("My account"), 50),
+    Link("users.index", _l("Users"), 60, managers_only=True),
+)
 account.before_request(members_only)
 users.before_request(managers_only)
 

@@ -13,9 +13,12 @@ from appliance.errors import ApplianceError, Conflict, Forbidden
 from webui.access import is_manager, members_only
 from webui.agent import call
 from webui.errors import message
+from webui.nav import Link
 
 bp = Blueprint("files", __name__, url_prefix="/files", template_folder="templates")
 blueprints = (bp,)
+# In the menu (webui/nav.py).
+links = (Link("files.index", _l("Files"), 40),)
 
 # What a redirect after a form says happened (only these words: never text from the URL).
 DONE = {

@@ -8,16 +8,20 @@ a redirect or anything a browser keeps.
 
 from flask import Blueprint, Response, g, make_response, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 
 from appliance.errors import ApplianceError, Forbidden
 from webui.access import is_manager, members_only
 from webui.agent import call
 from webui.errors import form_field, message
+from webui.nav import Link
 from webui.qr import qr_svg
 
 bp = Blueprint("mail", __name__, url_prefix="/mail", template_folder="templates")
 autoconfig = Blueprint("autoconfig", __name__)
 blueprints = (bp, autoconfig)
+# In the menu (webui/nav.py).
+links = (Link("mail.index", _l("Mail and chat"), 30),)
 MAIL_NUMBERS = ("max_message_mib", "quota_mib", "delete_fetched_after_days")
 CHAT_NUMBERS = ("archive_days", "upload_mib")
 # The agent's error fields (dots flattened) -> the field on this page's forms.

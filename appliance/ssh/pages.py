@@ -11,11 +11,14 @@ from appliance.errors import ApplianceError
 from webui.access import managers_only
 from webui.agent import call
 from webui.errors import BY_FIELD, message
+from webui.nav import Link
 
 from .schema import MAX_KEYS
 
 bp = Blueprint("ssh", __name__, template_folder="templates")
 blueprints = (bp,)
+# In the menu (webui/nav.py).
+links = (Link("ssh.index", _l("SSH"), 75, managers_only=True),)
 bp.before_request(managers_only)
 
 # What a redirect after an SSH form says happened (only these words: never text from the URL).

@@ -14,9 +14,12 @@ from appliance.errors import ApplianceError
 from webui.access import managers_only
 from webui.agent import call, call_slowly
 from webui.errors import message
+from webui.nav import Link
 
 bp = Blueprint("storage", __name__, url_prefix="/storage", template_folder="templates")
 blueprints = (bp,)
+# In the menu (webui/nav.py).
+links = (Link("storage.index", _l("Storage"), 65, managers_only=True),)
 CIPHERS = ("aes-xts", "adiantum")
 
 # The agent's English "why" for its cipher, in the manager's language (by the cipher).

@@ -2,17 +2,21 @@
 revoke it; a one-time link opened on the device itself."""
 
 from flask import Blueprint, Response, redirect, render_template, request, url_for
+from flask_babel import lazy_gettext as _l
 from markupsafe import Markup
 
 from appliance.errors import ApplianceError
 from webui.access import members_only
 from webui.agent import call
 from webui.errors import form_field, message
+from webui.nav import Link
 
 from .export import qr_svg
 
 bp = Blueprint("devices", __name__, url_prefix="/devices", template_folder="templates")
 blueprints = (bp,)
+# In the menu (webui/nav.py).
+links = (Link("devices.index", _l("Devices"), 20),)
 PAGE = 50  # rows a phone screen can take in; a household rarely has more
 
 

@@ -29,10 +29,17 @@ FILES = PACKAGE / "files"
 REPO = PACKAGE.parent.parent
 LIB = "usr/lib/commonsbox"  # inside the image
 PYLIB = f"{LIB}/python"
-UNITS = ("commonsbox-agent.service", "commonsbox-webui.service", "commonsbox-grow.service")
+UNITS = (
+    "commonsbox-agent.service",
+    "commonsbox-webui.service",
+    "commonsbox-grow.service",
+    "commonsbox-update-gate.service",
+    "commonsbox-update-check.timer",
+)
 TEST_UNITS = ("commonsbox-testchannel.service",)
 # Installed, not enabled: the agent starts them when the household turns them on.
 AGENT_STARTED_UNITS = (
+    "commonsbox-update-check.service",  # started by its timer
     "commonsbox-mailfilter.service",
     "commonsbox-files.service",
     "commonsbox-ssh.service",
@@ -136,11 +143,13 @@ def build(
     lock: Path | None = None,
     version: str | None = None,
     update_cert: Path | None = None,
+    feed_key: Path | None = None,
 ) -> dict:
     """Build (or reuse) BOARD's image; hard-link it into OUT; return its image.json.
     LOCK: a packages.lock from an earlier build, to hold this one to its versions.
     VERSION: the release's (default_version). UPDATE_CERT: the certificate update
-    bundles must be signed with (cbimage keygen); without it the box takes no updates."""
+    bundles must be signed with (cbimage keygen); without it the box takes no updates.
+    FEED_KEY: the public key update feeds are signed with (commonsbox image keygen)."""
     profile = load(board)
     timings = {}
     locked = recipe.read_lock(lock) if lock else None
@@ -151,7 +160,8 @@ def build(
         recipe.check_lock(recipe.rootfs_packages(rootfs), locked)
     sources = project_sources()
     keyring = update_cert.read_bytes() if update_cert else b""
-    ikey = image_key(profile, rkey, sources, test, version + keyring.decode())
+    feed_pub = feed_key.read_text() if feed_key else ""
+    ikey = image_key(profile, rkey, sources, test, version + keyring.decode() + feed_pub)
     done = cache / "images" / f"{board}{'-test' if test else ''}-{ikey[:16]}"
     if (done / "image.json").is_file():
         log(f"image: cached {done}")
@@ -162,7 +172,9 @@ def build(
         t0 = time.monotonic()
         umask = os.umask(0o022)  # the modes of the files this build writes, not the caller's
         try:
-            info = _assemble(profile, rootfs, sources, work, test, epoch, version, keyring, log)
+            info = _assemble(
+                profile, rootfs, sources, work, test, epoch, version, keyring, feed_pub, log
+            )
         finally:
             os.umask(umask)
         timings["image_s"] = round(time.monotonic() - t0, 1)
@@ -218,6 +230,7 @@ def _assemble(
     epoch: int,
     version: str,
     keyring: bytes,
+    feed_pub: str,
     log,
 ) -> dict:
     root = work / "root"
@@ -237,6 +250,8 @@ def _assemble(
     _configure(profile, root, puuid, test)
     if keyring:
         (root / "etc/rauc/keyring.pem").write_bytes(keyring)
+    if feed_pub:
+        (root / LIB / "update-feed.pub").write_text(feed_pub)
     release = {
         "board": profile.name,
         "boot": profile.boot["kind"],

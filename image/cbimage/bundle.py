@@ -66,11 +66,19 @@ def bundle(image_dir: Path, out: Path, key: Path, cert: Path) -> dict:
     info = json.loads((image_dir / "image.json").read_text())
     offset, size = root_partition(image_dir / info["image"])
     with tempfile.TemporaryDirectory(prefix="cbimage-bundle-", dir=out.parent) as tmp:
-        content = Path(tmp, "content")
-        content.mkdir()
-        with open(image_dir / info["image"], "rb") as src, open(content / "root.ext4", "wb") as dst:
+        root = Path(tmp, "root.ext4")
+        with open(image_dir / info["image"], "rb") as src, open(root, "wb") as dst:
             src.seek(offset)
             _copy(src, dst, size)
+        return make(root, info, out, key, cert)
+
+
+def make(root: Path, info: dict, out: Path, key: Path, cert: Path) -> dict:
+    """Sign the root file system ROOT (image.json's INFO says whose) as the bundle OUT."""
+    with tempfile.TemporaryDirectory(prefix="cbimage-bundle-", dir=out.parent) as tmp:
+        content = Path(tmp, "content")
+        content.mkdir()
+        os.link(root, content / "root.ext4")
         (content / "manifest.raucm").write_text(
             "[update]\n"
             f"compatible={compatible(info['board'], info['test_image'])}\n"
@@ -93,7 +101,7 @@ def bundle(image_dir: Path, out: Path, key: Path, cert: Path) -> dict:
         "version": info["version"],
         "file": out.name,
         "size": out.stat().st_size,
-        "root_bytes": size,
+        "root_bytes": root.stat().st_size,
     }
 
 

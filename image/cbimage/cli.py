@@ -44,6 +44,12 @@ def main(argv: list[str] | None = None) -> int:
         help="the certificate update bundles are signed with (cbimage keygen); "
         "without it, the box takes no updates",
     )
+    p.add_argument(
+        "--feed-key",
+        type=Path,
+        default=None,
+        help="the public key update feeds are signed with (commonsbox image keygen)",
+    )
     sub.add_parser("boards", help="list the board profiles")
     k = sub.add_parser("keygen", help="make an update signing key and its certificate")
     k.add_argument("--key", type=Path, required=True, help="the private key (kept apart, 0600)")
@@ -75,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         lock=args.lock,
         version=args.version,
         update_cert=args.update_cert,
+        feed_key=args.feed_key,
     )
     print(
         json.dumps(

@@ -36,8 +36,6 @@ BASE_PACKAGES = (
     "zstd",  # initramfs-tools compresses with it (gzip, its fallback, is slower)
     "systemd-resolved",  # the box's own DNS resolver (MX lookups, the DNS-record check)
     "ca-certificates",  # TLS to a smarthost and to other servers
-    "rauc",  # A/B updates (appliance/update): installs a bundle into the other slot
-    "rauc-service",
 )
 # What the capabilities need (the VPN's tools, the firewall, LUKS, the mail and chat relay,
 # OpenSSH), each declared in its folder (appliance/capabilities.py); the relay's daemons

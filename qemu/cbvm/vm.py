@@ -385,6 +385,14 @@ class VM:
             self.proc.kill()
             self.proc.wait()
 
+    def power_cut(self) -> None:
+        """Pull the plug: QEMU killed, so what the guest had not yet written is lost (its
+        page cache), as in a power cut; what reached the disk stays (the host keeps it)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.channel = None
+
     def cleanup(self):
         (self.work / "disk.qcow2").unlink(missing_ok=True)
 

@@ -57,6 +57,7 @@ def test_each_capability_with_pages_keeps_them_and_their_templates_in_its_folder
         "files": {"files"},
         "storage": {"storage"},
         "ssh": {"ssh"},
+        "update": {"update"},
     }
     for module in page_modules():
         here = Path(module.__file__).parent
@@ -109,9 +110,13 @@ def test_a_new_capabilitys_pages_are_its_folder_only(monkeypatch, tmp_path):
         textwrap.dedent(
             """
             from flask import Blueprint, render_template
+            from flask_babel import lazy_gettext as _l
+
+            from webui.nav import Link
 
             bp = Blueprint("radio", __name__, url_prefix="/radio", template_folder="templates")
             blueprints = (bp,)
+            links = (Link("radio.index", _l("Radio"), 45),)
 
             @bp.route("/")
             def index():
@@ -134,6 +139,9 @@ def test_a_new_capabilitys_pages_are_its_folder_only(monkeypatch, tmp_path):
     assert page.status_code == 200
     text = page.get_data(as_text=True)
     assert "<p>On air: jazz</p>" in text and "Commonsbox" in text  # within the box's layout
+    endpoints = [link.endpoint for link in app.extensions["menu"]]  # and in the menu
+    assert endpoints.index("files.index") < endpoints.index("radio.index")
+    assert endpoints.index("radio.index") < endpoints.index("account.index")
 
 
 def test_the_wheel_carries_every_template():
