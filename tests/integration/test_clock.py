@@ -249,7 +249,7 @@ def test_the_settings_page_names_what_the_box_contacts_and_turns_each_off(app, b
     for server in chrony.SERVERS:
         assert server.host in page and server.operator in page
     assert "Network Time Security (NTS)" in page and "at least two must agree" in page
-    assert "Once a day the box asks its update feed" in page
+    assert "the box asks its update feed over HTTPS" in page
     assert "Nothing else leaves the box unless you turn it on" in page
     assert 'id="time_sync" name="time_sync" type="checkbox" value="1" checked' in page
     assert 'id="update_check" name="update_check" type="checkbox" value="1" checked' in page

@@ -206,3 +206,10 @@ def test_the_image_has_chrony_and_not_timesyncd_and_the_agent_starts_it():
     assert "chrony" in recipe.packages("arm64") and "chrony" in recipe.packages("amd64")
     assert "systemd-timesyncd" not in recipe.packages("arm64")
     assert "chrony.service" in recipe.RELAY_UNITS  # disabled in the image until configured
+
+
+def test_the_daily_update_check_asks_nothing_once_the_household_turned_it_off(box):
+    call(box, ROOT, "update.settings.set", {"feed": "https://updates.example/feed/"})
+    call(box, ROOT, "box.settings.set", {"update_check": False})
+    said = call(box, ROOT, "update.auto", {})
+    assert said == {"skipped": "the household turned the update check off"}
