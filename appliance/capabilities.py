@@ -5,6 +5,7 @@ their declarations from this list."""
 
 from .capability import Capability, Ports
 from .chat.capability import ChatCapability
+from .clock.capability import ClockCapability
 from .files.capability import FilesCapability
 from .firewall.capability import FirewallCapability
 from .mail.capability import MailCapability
@@ -15,6 +16,7 @@ from .update.capability import UpdateCapability
 from .vpn.capability import VpnCapability
 
 CAPABILITIES: tuple[type[Capability], ...] = (
+    ClockCapability,  # first: what follows may check certificates against the clock
     VpnCapability,
     FirewallCapability,
     StorageCapability,  # before what keeps its data there

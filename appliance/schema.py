@@ -45,11 +45,26 @@ class BoxSettings:
     # The web UI's login and management pages from the Internet too, not only at home
     # and over the VPN (webui/reach.py): the household's choice, off by default.
     manage_from_anywhere: bool = False
+    # What the box contacts by itself, each the household's to turn off (README: "What
+    # the box contacts by itself"): NTS time servers (appliance/clock), and its update
+    # feed once a day (the update capability reads update_check).
+    time_sync: bool = True
+    update_check: bool = True
 
     @classmethod
     def from_json(cls, value, fld: str = "box") -> "BoxSettings":
         v.only_keys(
-            value, fld, {"name"}, {"language", "timezone", "claimed", "manage_from_anywhere"}
+            value,
+            fld,
+            {"name"},
+            {
+                "language",
+                "timezone",
+                "claimed",
+                "manage_from_anywhere",
+                "time_sync",
+                "update_check",
+            },
         )
         return cls(
             name=v.text(value["name"], f"{fld}.name", 64),
@@ -59,6 +74,8 @@ class BoxSettings:
             manage_from_anywhere=v.boolean(
                 value.get("manage_from_anywhere", False), f"{fld}.manage_from_anywhere"
             ),
+            time_sync=v.boolean(value.get("time_sync", True), f"{fld}.time_sync"),
+            update_check=v.boolean(value.get("update_check", True), f"{fld}.update_check"),
         )
 
     def to_json(self) -> dict:
@@ -67,7 +84,12 @@ class BoxSettings:
             "language": self.language,
             "timezone": self.timezone,
             "claimed": self.claimed,
-        } | ({"manage_from_anywhere": True} if self.manage_from_anywhere else {})
+        } | (
+            ({"manage_from_anywhere": True} if self.manage_from_anywhere else {})
+            # Written only when off: a document from before they existed reads the same.
+            | ({} if self.time_sync else {"time_sync": False})
+            | ({} if self.update_check else {"update_check": False})
+        )
 
 
 def upgraded(doc: Any) -> Any:

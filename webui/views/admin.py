@@ -29,6 +29,7 @@ def settings():
                     timezone=form.get("timezone", ""),
                     language=form.get("language", ""),
                     manage_from_anywhere=form.get("manage_from_anywhere") == "1",
+                    **_contacts(form),
                 ),
                 errors,
             )
@@ -47,12 +48,21 @@ def settings():
         status=status,
         keep=call("config.retention")["keep"],
         vpn=call("vpn.settings.get"),
+        clock=call("clock.status"),
         errors=errors,
         form=form,
         languages=LANGUAGES,
         timezones=TIMEZONES,
         saved=request.args.get("saved"),
     ), 400 if errors else 200
+
+
+def _contacts(form) -> dict[str, bool]:
+    """The switches of what the box contacts by itself, from a page that showed them (a
+    form from before they existed leaves them as they are: unticked is off)."""
+    if form.get("contacts") != "1":
+        return {}
+    return {name: form.get(name) == "1" for name in ("time_sync", "update_check")}
 
 
 def _numbers(form, *names) -> dict[str, int]:
