@@ -13,7 +13,7 @@ import re
 import time
 
 from flask import Blueprint, redirect, render_template, request, url_for
-from flask_babel import format_date
+from flask_babel import LazyString, format_date
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from markupsafe import Markup, escape
@@ -48,7 +48,7 @@ DONE = {
 }
 # The agent's refusals, by (code, field): the feed's checks (feed.py), its fetch
 # (fetch.py), the stick (stick.py), the service (service.py, api.py).
-MESSAGES = {
+MESSAGES: dict[tuple[str, str | None], LazyString] = {
     ("invalid", "update_url"): _l(
         "That is not an update feed's address: it starts with https:// and names a folder, "
         "like https://updates.example.org/commonsbox/."
