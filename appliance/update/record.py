@@ -3,13 +3,14 @@
 One small JSON file on the data partition, which both slots share: the slot that is
 armed for a trial (its version and what worked before it), the outcome of each update
 (kept, rolled back, fell back, with what did not work), the last check of the feed.
-Written whole (a new file, fsync, rename), so a power cut leaves the old or the new.
+Written whole (files.write_json), so a power cut leaves the old or the new.
 """
 
 import json
-import os
 import time
 from pathlib import Path
+
+from .files import private_dir, read_json, write_json
 
 DIR = Path("/var/lib/commonsbox/update")
 RELEASE = Path("/usr/lib/commonsbox/release.json")
@@ -21,26 +22,13 @@ def path() -> Path:
 
 
 def read() -> dict:
-    try:
-        found = json.loads(path().read_text())
-    except FileNotFoundError:
-        return {}
-    return found if isinstance(found, dict) else {}
+    """The record; empty if there is none, or if it cannot be read (a record is news for
+    the dashboard, never a reason for the gate to fail)."""
+    return read_json(path()) or {}
 
 
 def write(data: dict) -> None:
-    DIR.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path().with_suffix(".new")
-    with open(tmp, "w") as f:
-        json.dump(data, f, indent=1, sort_keys=True)
-        f.flush()
-        os.fsync(f.fileno())
-    os.rename(tmp, path())
-    fd = os.open(DIR, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    write_json(private_dir(DIR) / "record.json", data)
 
 
 def running_version() -> str:
