@@ -8,67 +8,33 @@ import socket
 import ssl
 import threading
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from ipaddress import IPv4Address
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from appliance import imagesign
 from appliance.errors import Invalid, UpdateRefused
 from appliance.update import feed, fetch
 from cbimage import publish
+from cblab import testca
 
 NOW = datetime.now(UTC)
 BOARD, RUNNING, NEWER = "qemu-amd64", "2026.11.02.1", "2026.12.07.1"
 
 
-def _name(text):
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, text)])
-
-
 def make_ca(where: Path, name: str):
     """A throwaway CA (PEM text) and a server certificate it signed for 127.0.0.1."""
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    start = datetime.now(UTC) - timedelta(hours=1)
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(_name(name))
-        .issuer_name(_name(name))
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(start)
-        .not_valid_after(start + timedelta(days=2))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(False, False, False, False, False, True, True, False, False), True
-        )
-        .sign(ca_key, hashes.SHA256())
+    authority = testca.ca(name)
+    chain, key = testca.server_cert(authority, [IPv4Address("127.0.0.1")])
+    (where / f"{name}.crt").write_bytes(chain)
+    (where / f"{name}.key").write_bytes(key)
+    return (
+        authority[1].public_bytes(testca.PEM).decode(),
+        where / f"{name}.crt",
+        where / f"{name}.key",
     )
-    key = ec.generate_private_key(ec.SECP256R1())
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(_name("127.0.0.1"))
-        .issuer_name(ca.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(start)
-        .not_valid_after(start + timedelta(days=2))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(IPv4Address("127.0.0.1"))]), False
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    pem = serialization.Encoding.PEM
-    (where / f"{name}.crt").write_bytes(cert.public_bytes(pem) + ca.public_bytes(pem))
-    (where / f"{name}.key").write_bytes(
-        key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    return ca.public_bytes(pem).decode(), where / f"{name}.crt", where / f"{name}.key"
 
 
 class Server:
