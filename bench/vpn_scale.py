@@ -173,7 +173,8 @@ def measure(size: int, adds: int, runs: int, tag: str) -> dict:
             started = time.perf_counter()
             outcome = api.call("reconcile")
             agent_runs.append(time.perf_counter() - started)
-            assert outcome[0]["converged"] and outcome[0]["actions"], outcome
+            vpn = next(o for o in outcome if o["capability"] == "vpn")
+            assert vpn["converged"] and vpn["actions"], outcome
             raw.clear()
             raw_runs.append(raw.addconf(pubs[:size]))
 
