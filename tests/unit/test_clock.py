@@ -14,9 +14,12 @@ from appliance.clock import chrony
 from appliance.clock.capability import CONFIG, ClockCapability
 from appliance.daemonconfig import Facts, fingerprint
 from appliance.errors import Invalid
+from appliance.firewall import capability as firewall_capability
 from appliance.paths import Paths
 from appliance.schema import BoxSettings, Desired
 from appliance.system import System
+
+from .test_reset import RecordingSystem
 
 
 def directives(conf: bytes) -> list[list[str]]:
@@ -117,8 +120,12 @@ def test_the_box_s_switches_are_on_by_default_and_round_trip():
 
 
 @pytest.fixture
-def box(tmp_path):
-    box = Box(Paths(tmp_path), backend=None, system=System(root=tmp_path))
+def box(tmp_path, monkeypatch):
+    # Commands recorded, never run: a change reconciles, and neither a daemon's restart
+    # nor the firewall's ruleset may reach this machine (the ruleset did: input policy
+    # drop on the CI host; the firewall runs nft itself, not through System).
+    monkeypatch.setattr(firewall_capability, "_nft", lambda args, stdin=None: "")
+    box = Box(Paths(tmp_path), backend=None, system=RecordingSystem(root=tmp_path))
     yield box
     box.close()
 
