@@ -23,7 +23,9 @@ pytestmark = pytest.mark.vm
 REPO = Path(__file__).resolve().parents[2]
 
 
-def test_a_second_build_held_to_the_first_ones_lock_is_byte_identical(image_dir, tmp_path):
+def test_a_second_build_held_to_the_first_ones_lock_is_byte_identical(
+    image_dir, update_key, tmp_path
+):
     python = os.path.realpath(sys.executable)  # the venv's base interpreter, not .venv/bin
     assert python != sys.executable
     env = dict(
@@ -51,6 +53,8 @@ def test_a_second_build_held_to_the_first_ones_lock_is_byte_identical(image_dir,
             tmp_path / "cache",
             "--lock",
             image_dir / "packages.lock",
+            "--update-cert",  # as the first build: the same keyring in the image
+            update_key[1],
         ],
         cwd=tmp_path,
         env=env,
