@@ -182,7 +182,9 @@ def test_two_agreeing_nts_servers_set_it_and_it_serves_no_one(box):
     third = chrony.SERVERS[2].host
     assert tracking[1] in (chrony.SERVERS[0].host, third)
     selected = {row[2]: row[1] for row in chronyc(box, "sources")}
-    assert sorted(selected[h] for h in (chrony.SERVERS[0].host, third)) == ["*", "+"]
+    # One is the source; the other agrees with it ("+" combined, or "-" agreeing but left
+    # out of the average when its distance is larger: it varies run to run), never "x".
+    assert sorted(selected[h] for h in (chrony.SERVERS[0].host, third)) in (["*", "+"], ["*", "-"])
     auth = {row[0]: row for row in chronyc(box, "authdata")}
     assert all(auth[h][1] == "NTS" for h in selected)
     shown = box.api.call("clock.status")
