@@ -11,7 +11,9 @@ waits, up to a deadline, for what the household had before the update to work ag
     the VPN is up                its interface (a health check of the VPN capability)
 
 Then it commits the slot (RAUC's mark-good, which calls the boot backend); otherwise it
-gives the slot up (mark-bad) and reboots, and the bootloader boots the old slot. On any
+gives the slot up (mark-bad) and reboots, and the bootloader boots the old slot. An agent
+that systemd has restarted RESTARTS times without it ever answering will not start: the
+gate gives up then rather than keep the household waiting for the deadline. On any
 boot it also notices a trial that never reached it (a kernel that panicked, a hang the
 watchdog ended): the old slot is running while the record says a trial was armed. Each
 outcome is written to the update record for the dashboard.
@@ -33,6 +35,9 @@ from . import record
 from .boot import BootBackend, BootError, for_this_box
 
 DEADLINE = 15 * 60.0  # seconds from the gate's start; a trial under emulation is slow
+RESTARTS = 5  # times systemd restarted an agent that never answered: it will not start
+AGENT = "commonsbox-agent.service"
+NO_AGENT = "the agent does not answer"
 WEBUI = "https://127.0.0.1/"
 
 
@@ -43,6 +48,7 @@ class Probe:
     status: Callable[[], dict] = lambda: Client(DEFAULT_SOCKET, timeout=20).call("status")
     active_units: Callable[[list[str]], set[str]] = field(default=lambda units: active(units))
     webui_answers: Callable[[], bool] = field(default=lambda: webui_answers(WEBUI))
+    agent_restarts: Callable[[], int] = field(default=lambda: restarts(AGENT))
 
 
 def active(units: list[str]) -> set[str]:
@@ -52,6 +58,17 @@ def active(units: list[str]) -> set[str]:
         ["systemctl", "is-active", *units], capture_output=True, text=True, check=False
     ).stdout.split()
     return {u for u, state in zip(units, out, strict=False) if state == "active"}
+
+
+def restarts(unit: str) -> int:
+    """How often systemd has restarted UNIT since the box started (its Restart=)."""
+    out = subprocess.run(
+        ["systemctl", "show", "--property=NRestarts", "--value", unit],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    return int(out) if out.isdigit() else 0
 
 
 def webui_answers(url: str) -> bool:
@@ -76,7 +93,7 @@ def missing(before: dict, probe: Probe) -> list[str]:
     try:
         status = probe.status()
     except ApplianceError as err:
-        return [f"the agent does not answer ({err.message})"]
+        return [f"{NO_AGENT} ({err.message})"]
     passing = {f"{c['capability']}: {c['name']}" for c in status.get("health", []) if c["ok"]}
     checks, units = list(before.get("checks", [])), list(before.get("units", []))
     if UNLOCKED in passing or UNLOCKED not in before.get("storage_checks", []):
@@ -147,6 +164,9 @@ def run(
             record.finished(trial, "committed", [])
             log(f"version {trial['version']} works: kept")
             return "committed"
+        if lost[0].startswith(NO_AGENT) and (n := probe.agent_restarts()) >= RESTARTS:
+            lost.append(f"the agent stopped each of the {n + 1} times it was started")
+            break
         sleep(poll)
     log(f"version {trial['version']} is not healthy: {'; '.join(lost)}; going back")
     record.finished(trial, "rolled back", lost)

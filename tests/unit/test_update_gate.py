@@ -42,7 +42,7 @@ def box(tmp_path, monkeypatch):
     return backend, boot, reboots, before
 
 
-def probe(health=HEALTH, units=None, webui=True, agent=True):
+def probe(health=HEALTH, units=None, webui=True, agent=True, restarts=0):
     def status():
         if not agent:
             raise ApplianceError("cannot reach the agent")
@@ -52,6 +52,7 @@ def probe(health=HEALTH, units=None, webui=True, agent=True):
         status=status,
         active_units=lambda asked: set(asked) if units is None else set(units) & set(asked),
         webui_answers=lambda: webui,
+        agent_restarts=lambda: restarts,
     )
 
 
@@ -111,6 +112,45 @@ def test_an_unhealthy_trial_is_given_up_at_the_deadline_and_the_box_restarts(box
     last = record.read()["history"][0]
     assert last["outcome"] == "rolled back" and any(lost.startswith(said) for lost in last["lost"])
     assert "trial" not in record.read()
+
+
+def test_an_agent_that_systemd_restarted_again_and_again_is_given_up_before_the_deadline(box):
+    backend, boot, reboots, before = box
+    trial(backend, boot, before)
+    restarts = iter(range(100))  # one more each time the gate looks
+    marks, t = [], [0.0]
+    p = probe(agent=False)
+    p.agent_restarts = lambda: next(restarts)
+    outcome = gate.run(
+        backend,
+        p,
+        log=lambda m: None,
+        deadline=3600.0,
+        poll=10.0,
+        clock=lambda: t[0],
+        sleep=lambda s: t.__setitem__(0, t[0] + s),
+        rauc=marks.append,
+    )
+    assert outcome == "rolled back" and marks == ["mark-bad"] and reboots == [1]
+    assert t[0] == 10.0 * gate.RESTARTS  # it looked RESTARTS + 1 times, not for an hour
+    lost = record.read()["history"][0]["lost"]
+    assert lost[-1] == f"the agent stopped each of the {gate.RESTARTS + 1} times it was started"
+
+
+def test_an_agent_restarted_once_is_waited_for(box):
+    backend, boot, reboots, before = box
+    trial(backend, boot, before)
+    answers = iter([False, False, True])  # it answers the third time the gate asks
+
+    def status():
+        if not next(answers):
+            raise ApplianceError("cannot reach the agent")
+        return {"health": HEALTH}
+
+    p = probe(restarts=1)
+    p.status = status
+    marks = []
+    assert run(backend, p, marks) == "committed" and marks == ["mark-good"]
 
 
 def test_locked_storage_after_the_restart_does_not_fail_the_trial(box):
