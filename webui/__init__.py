@@ -19,7 +19,7 @@ from markupsafe import Markup
 from appliance.paths import DEFAULT_SOCKET
 
 from . import reach, security
-from .agent import agent_for_request, close_agent
+from .agent import RequestGlobals, agent_for_request, check_session, close_agent
 from .i18n import LANGUAGES, RTL, pick_locale
 
 
@@ -49,8 +49,10 @@ def create_app(
     )
     app.jinja_env.globals["_"] = _gettext
     app.jinja_env.globals["url_for"] = _url_for
+    app.app_ctx_globals_class = RequestGlobals  # g.user: told with the page's first call
     app.before_request(agent_for_request)
     app.before_request(reach.keep_management_at_home)
+    app.after_request(check_session)
     app.teardown_request(close_agent)
     app.extensions["post_limit"] = security.PostLimit()
     app.before_request(security.limit_posts)

@@ -19,8 +19,8 @@ def _login_first():
 
 @bp.route("/", methods=["GET", "POST"])
 def index():
-    if (out := _login_first()) is not None:
-        return out
+    # No login check first: the agent refuses these calls without a member's session
+    # (then the login page), and says who the member is with the page's call.
     errors = {}
     if request.method == "POST":
         try:
