@@ -62,6 +62,24 @@ def test_bad_device_names_are_refused_and_nothing_is_stored(box):
     assert snapshot(box) == before
 
 
+def test_live_devices_as_a_table_of_the_columns_asked_for(box):
+    """A page that shows five of a row's ten fields asks for those, as a table."""
+    for name in ("laptop", "phone", "tablet"):
+        box.api.call("vpn.device.add", name=name)
+    columns = ["name", "id", "rx_bytes"]
+    table = box.api.call("vpn.device.live", offset=1, limit=5, columns=columns)
+    full = box.api.call("vpn.device.live", offset=1, limit=5)
+    assert table == {
+        "total": 3,
+        "rows": [[d["name"], d["id"], d["rx_bytes"]] for d in full["devices"]],
+    }
+    assert [row[0] for row in table["rows"]] == ["phone", "tablet"]
+    for bad in ([], ["name", "private_key"], [["name"]], "name"):
+        with pytest.raises(Invalid) as err:
+            box.api.call("vpn.device.live", columns=bad)
+        assert err.value.field == "columns", bad
+
+
 @pytest.mark.parametrize(
     "name",
     [
