@@ -21,6 +21,7 @@ from appliance.paths import DEFAULT_SOCKET
 
 from . import reach, security
 from .agent import RequestGlobals, agent_for_request, check_session, close_agent
+from .fragments import FragmentCache
 from .i18n import LANGUAGES, RTL, pick_locale
 
 
@@ -48,6 +49,7 @@ def create_app(
         pgettext=lambda c, s: _translations().upgettext(c, s),
         npgettext=lambda c, s, p, n: _translations().unpgettext(c, s, p, n),
     )
+    app.jinja_env.add_extension(FragmentCache)  # {% cache %}: the pages' shared parts
     app.jinja_env.globals["_"] = _gettext
     app.jinja_env.globals["url_for"] = _url_for
     app.app_ctx_globals_class = RequestGlobals  # g.user: told with the page's first call
