@@ -12,7 +12,6 @@ from pathlib import Path
 from babel.numbers import get_decimal_symbol
 from flask import Flask, g, request, url_for
 from flask_babel import Babel, format_datetime, format_decimal, get_locale, get_translations
-from flask_babel import lazy_gettext as _l
 from jinja2 import pass_context, pass_eval_context
 from jinja2.runtime import Context
 from markupsafe import Markup, escape
@@ -88,8 +87,13 @@ def isolate(text) -> Markup:
     return Markup(f"<bdi>{escape(text)}</bdi>")  # as Markup("<bdi>%s</bdi>") % text, faster
 
 
+def N_(message: str) -> str:
+    """A message marked for translation (Babel extracts N_), translated where shown."""
+    return message
+
+
 # TRANSLATORS: units of size, as written in your language (French: o, ko, Mo, Go).
-UNITS = (_l("B"), _l("kB"), _l("MB"), _l("GB"))
+UNITS = (N_("B"), N_("kB"), N_("MB"), N_("GB"))
 
 
 @pass_eval_context
@@ -141,7 +145,10 @@ def filesize(context: Context, n: int) -> str:
     request_g = context.parent.get("g", g)
     words = request_g.get("size_words")
     if words is None:
-        words = request_g.size_words = get_decimal_symbol(get_locale()), [str(u) for u in UNITS]
+        words = request_g.size_words = (
+            get_decimal_symbol(get_locale()),
+            [_translations().ugettext(u) for u in UNITS],
+        )
     mark, units = words
     if n < 1000:
         return f"{n:.0f} {units[0]}"
