@@ -151,7 +151,7 @@ def filesize(context: Context, n: int) -> str:
         )
     mark, units = words
     if n < 1000:
-        return f"{n:.0f} {units[0]}"
+        return f"{n} {units[0]}" if type(n) is int else f"{n:.0f} {units[0]}"
     for unit in units[1:]:
         n /= 1000
         if n < 1000 or unit is units[-1]:
