@@ -35,6 +35,7 @@ bench: setup
 	$(PY) bench/webui_pages.py
 	$(PY) bench/relay.py
 	$(PY) bench/image_boot.py
+	$(PY) bench/update.py
 	$(PY) bench/storage.py
 
 # The OS image of a board (image/profiles/BOARD.toml), built outside the repository;

@@ -23,8 +23,11 @@ from .paths import Paths
 from .reset import resume as resume_reset
 from .sdnotify import sd_notify
 from .storage.watch import watch_disks
+from .storeversion import NewerStore
 from .system import System
 from .tls import ensure_certificate
+from .update import api as update_api
+from .update import state as update_state
 from .vpn.backends import detect, probe
 
 log = logging.getLogger("commonsbox.agent")
@@ -70,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     paths = Paths(args.root)
     paths.log_dir.mkdir(parents=True, exist_ok=True)
+    update_api.rooted(paths.root)
     found = probe()
     backend = detect(args.backend, found, paths.log_dir)
     log.info(
@@ -85,6 +89,11 @@ def main(argv: list[str] | None = None) -> int:
 
         return survey(detect()).to_dict()
 
+    try:  # the stores across versions: a snapshot before migrating, or one put back
+        update_state.at_start(paths)
+    except NewerStore as refused:
+        log.error("%s", refused.message)
+        return 1
     box = Box(paths, backend, found, system, hardware_survey)
     resume_reset(box)  # a factory reset the power cut short is finished first
     group = pwd.getpwnam(args.webui_user).pw_gid if args.webui_user else None

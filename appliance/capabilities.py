@@ -5,15 +5,18 @@ their declarations from this list."""
 
 from .capability import Capability, Ports
 from .chat.capability import ChatCapability
+from .clock.capability import ClockCapability
 from .files.capability import FilesCapability
 from .firewall.capability import FirewallCapability
 from .mail.capability import MailCapability
 from .schema import Desired
 from .ssh.capability import SshCapability
 from .storage.capability import StorageCapability
+from .update.capability import UpdateCapability
 from .vpn.capability import VpnCapability
 
 CAPABILITIES: tuple[type[Capability], ...] = (
+    ClockCapability,  # first: what follows may check certificates against the clock
     VpnCapability,
     FirewallCapability,
     StorageCapability,  # before what keeps its data there
@@ -21,6 +24,7 @@ CAPABILITIES: tuple[type[Capability], ...] = (
     ChatCapability,
     FilesCapability,
     SshCapability,
+    UpdateCapability,
 )
 
 # Logging in (appliance/accounts) is not converged, but its secrets stay on the card too.

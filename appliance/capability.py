@@ -25,9 +25,12 @@ folder plus one line in appliance/capabilities.py:
     forget()               what a factory reset removes that it keeps outside the stores
     housekeeping(...)      what it does on the agent's timer besides converging
 
-Its API methods are in its folder's api.py and its commands in its cli.py (found from
-the list by appliance/api/methods.py and appliance/cli.py); a capability that runs
-daemons derives from appliance/daemonconfig.py and declares them there.
+Its API methods are in its folder's api.py, its commands in its cli.py and its web UI
+pages in its pages.py (``blueprints``: Flask blueprints whose templates are in the
+folder's templates/), found from the list by appliance/api/methods.py, appliance/cli.py
+and webui/views/__init__.py; only the web UI imports a pages.py, never the agent. A
+capability that runs daemons derives from appliance/daemonconfig.py and declares them
+there.
 """
 
 from abc import ABC, abstractmethod

@@ -27,6 +27,7 @@ from .paths import Paths
 from .schema import Desired
 from .secrets import Secret, SecretStore
 from .store import Revision, StateStore
+from .update.state import at_unlock
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +95,7 @@ class ConfigStore:
         where = self.paths.volume_state_db
         if not where.exists():
             raise Conflict(f"the encrypted storage holds no configuration ({where} is missing)")
+        at_unlock(self.paths)  # its stores across versions: a snapshot, or one put back
         self.volume = StateStore(where)
         self.volume_secrets = SecretStore(self.paths.volume_secrets_db)
         card, volume = self.card.head(), self.volume.head()

@@ -30,6 +30,12 @@ class Unloadable(Invalid):
     """A change would store a document that does not load again: refused, nothing kept."""
 
 
+class UpdateRefused(Invalid):
+    """An update refused: its metadata tampered with or expired, an older version, another
+    board's, or a bundle that is not the one its signed metadata names. Nothing was
+    installed; ``field`` says which check refused it."""
+
+
 class NotFound(ApplianceError):
     code = "not_found"
 

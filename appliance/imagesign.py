@@ -13,6 +13,7 @@ import base64
 import hashlib
 import json
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 from .errors import Invalid
@@ -68,8 +69,6 @@ def describe(info: dict) -> str:
 
 def sign(manifest: Path, private_path: Path, test_image: bool = False) -> Path:
     """Sign MANIFEST; TEST_IMAGE must match what the manifest says it is."""
-    from cryptography.hazmat.primitives.serialization import load_pem_private_key
-
     try:
         info = json.loads(manifest.read_bytes())
     except (UnicodeDecodeError, ValueError):
@@ -83,31 +82,73 @@ def sign(manifest: Path, private_path: Path, test_image: bool = False) -> Path:
         )
     if test_image and not is_test_image(info):
         raise Invalid(f"{manifest} is not a test image: sign it without --test-image", "manifest")
-    key = load_pem_private_key(private_path.read_bytes(), password=None)
     signature = manifest.with_name(manifest.name + ".sig")
-    signature.write_text(base64.b64encode(key.sign(manifest.read_bytes())).decode() + "\n")
+    signature.write_text(signature_of(manifest.read_bytes(), private_path) + "\n")
     return signature
 
 
 def verify(manifest: Path, public_key: str) -> dict:
     """The manifest, if its signature is good and the image beside it has its hash."""
-    from cryptography.exceptions import InvalidSignature
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
     signature = manifest.with_name(manifest.name + ".sig")
     if not signature.exists():
         raise Invalid(f"{manifest} is not signed (no {signature.name})", "manifest")
-    try:
-        key = Ed25519PublicKey.from_public_bytes(base64.b64decode(public_key.strip()))
-        key.verify(base64.b64decode(signature.read_text().strip()), manifest.read_bytes())
-    except (InvalidSignature, ValueError):
-        raise Invalid("the signature does not match this manifest and key", "signature") from None
+    if not signed_by(manifest.read_bytes(), signature.read_bytes(), [public_key]):
+        raise Invalid("the signature does not match this manifest and key", "signature")
     info = json.loads(manifest.read_text())
     is_test_image(info)  # a manifest that does not say is not one this code signed
     image = manifest.parent / info["image"]
     if image.exists() and file_sha256(image) != info["sha256"]:
         raise Invalid(f"{image.name} is not the image this manifest signs (hash differs)", "image")
     return info
+
+
+def signature_of(data: bytes, private_path: Path) -> str:
+    """DATA's ed25519 signature by the key at PRIVATE_PATH (from keygen), in base64."""
+    return base64.b64encode(_private(private_path).sign(data)).decode()
+
+
+def public_key(private_path: Path) -> str:
+    """The public part of the signing key at PRIVATE_PATH, as keygen writes it."""
+    from cryptography.hazmat.primitives import serialization
+
+    return base64.b64encode(
+        _private(private_path)
+        .public_key()
+        .public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    ).decode()
+
+
+def _private(private_path: Path):
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    try:
+        key = load_pem_private_key(private_path.read_bytes(), password=None)
+    except (ValueError, TypeError):
+        key = None
+    if not isinstance(key, Ed25519PrivateKey):
+        raise Invalid(f"{private_path} is not an ed25519 signing key (make one with keygen)", "key")
+    return key
+
+
+def signed_by(data: bytes, signature: bytes, public_keys: Iterable[str]) -> bool:
+    """Whether SIGNATURE (base64, as signature_of writes it) is one of PUBLIC_KEYS' over
+    exactly DATA. Anything malformed (the signature, a key) is simply not a match."""
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    try:
+        raw = base64.b64decode(signature.strip(), validate=True)
+    except ValueError:
+        return False
+    for text in public_keys:
+        try:
+            key = Ed25519PublicKey.from_public_bytes(base64.b64decode(text.strip()))
+            key.verify(raw, data)
+            return True
+        except (InvalidSignature, ValueError):
+            continue
+    return False
 
 
 def file_sha256(path: Path) -> str:

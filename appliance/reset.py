@@ -30,6 +30,7 @@ from .errors import ApplianceError
 from .schema import Desired
 from .sqlite import compact, open_private
 from .storage.place import MAPPED, PRIVATE, mounted_at
+from .update.state import forget as forget_snapshots
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +77,7 @@ def _forget(box: Box, reset_revision: int) -> None:
     The history goes last: while it is there, resume() knows the reset is unfinished."""
     _wipe(box.paths.runtime_db)  # sessions, links, invitations, failures, setup code
     _wipe(box.paths.secrets_db)  # every secret
+    forget_snapshots(box.paths)  # the copies an update kept of them
     box.vpn.ensure_box_key()  # a new WireGuard identity
     box.runtime.setup_code(renew=True)
     _set_aside_unencrypted(box, reset_revision)

@@ -2,6 +2,7 @@
 then a slice for each capability that declares one (appliance/slice.py)."""
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -10,7 +11,11 @@ from .accounts.schema import LANGUAGES, Accounts
 from .errors import ApplianceError, Invalid, Unloadable
 from .slice import Slice
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 1  # the documents' format; each document says its own ("schema")
+# DOCUMENT_UPGRADES[k - 1] turns a document of format k into format k + 1, so a revision
+# stored before an update loads (and can be restored) after it. Revisions are not
+# rewritten; the state store says which formats it may hold (store.documents).
+DOCUMENT_UPGRADES: list[Callable[[dict], dict]] = []
 NO_ONE = Accounts()
 DOC_MAX_BYTES = 64 * 1024 * 1024
 
@@ -40,11 +45,26 @@ class BoxSettings:
     # The web UI's login and management pages from the Internet too, not only at home
     # and over the VPN (webui/reach.py): the household's choice, off by default.
     manage_from_anywhere: bool = False
+    # What the box contacts by itself, each the household's to turn off (README: "What
+    # the box contacts by itself"): NTS time servers (appliance/clock), and its update
+    # feed once a day (the update capability reads update_check).
+    time_sync: bool = True
+    update_check: bool = True
 
     @classmethod
     def from_json(cls, value, fld: str = "box") -> "BoxSettings":
         v.only_keys(
-            value, fld, {"name"}, {"language", "timezone", "claimed", "manage_from_anywhere"}
+            value,
+            fld,
+            {"name"},
+            {
+                "language",
+                "timezone",
+                "claimed",
+                "manage_from_anywhere",
+                "time_sync",
+                "update_check",
+            },
         )
         return cls(
             name=v.text(value["name"], f"{fld}.name", 64),
@@ -54,6 +74,8 @@ class BoxSettings:
             manage_from_anywhere=v.boolean(
                 value.get("manage_from_anywhere", False), f"{fld}.manage_from_anywhere"
             ),
+            time_sync=v.boolean(value.get("time_sync", True), f"{fld}.time_sync"),
+            update_check=v.boolean(value.get("update_check", True), f"{fld}.update_check"),
         )
 
     def to_json(self) -> dict:
@@ -62,7 +84,28 @@ class BoxSettings:
             "language": self.language,
             "timezone": self.timezone,
             "claimed": self.claimed,
-        } | ({"manage_from_anywhere": True} if self.manage_from_anywhere else {})
+        } | (
+            ({"manage_from_anywhere": True} if self.manage_from_anywhere else {})
+            # Written only when off: a document from before they existed reads the same.
+            | ({} if self.time_sync else {"time_sync": False})
+            | ({} if self.update_check else {"update_check": False})
+        )
+
+
+def upgraded(doc: Any) -> Any:
+    """DOC in the current format (DOCUMENT_UPGRADES); one newer than this agent reads is
+    refused, naming both formats. Anything else malformed is left to from_json."""
+    if not isinstance(doc, dict) or type(doc.get("schema")) is not int or doc["schema"] < 1:
+        return doc
+    if doc["schema"] > SCHEMA_VERSION:
+        raise Invalid(
+            f"a document of format {doc['schema']}, newer than this agent reads "
+            f"({SCHEMA_VERSION}): a newer version of Commonsbox wrote it",
+            "schema",
+        )
+    for fmt in range(doc["schema"], SCHEMA_VERSION):
+        doc = {**DOCUMENT_UPGRADES[fmt - 1](doc), "schema": fmt + 1}
+    return doc
 
 
 def declared_slices() -> dict[str, type[Slice]]:
@@ -131,6 +174,7 @@ class Desired:
 
     @classmethod
     def from_json(cls, doc) -> "Desired":
+        doc = upgraded(doc)
         declared = declared_slices()
         required = {key for key, kind in declared.items() if kind.required}
         v.only_keys(doc, "", {"schema", "box", *required}, {"accounts", *declared})

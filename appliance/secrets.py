@@ -11,6 +11,14 @@ import threading
 from pathlib import Path
 
 from .sqlite import compact, open_private
+from .storeversion import Migration, migrate
+
+
+def _layout_1(db) -> None:
+    db.execute("CREATE TABLE IF NOT EXISTS secrets (name TEXT PRIMARY KEY, value TEXT NOT NULL)")
+
+
+MIGRATIONS: list[Migration] = [_layout_1]  # appliance/storeversion.py
 
 
 class Secret:
@@ -52,9 +60,11 @@ class SecretStore:
         os.chmod(path.parent, 0o700)
         self._db = open_private(path)
         self._lock = threading.Lock()
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS secrets (name TEXT PRIMARY KEY, value TEXT NOT NULL)"
-        )
+        try:
+            migrate(self._db, "secrets", MIGRATIONS)
+        except BaseException:
+            self._db.close()
+            raise
 
     def get(self, name: str) -> Secret | None:
         with self._lock:

@@ -29,8 +29,9 @@ from .revisionstore import (
     join_document,
     split_document,
 )
-from .schema import SCHEMA_VERSION, Desired
+from .schema import SCHEMA_VERSION, Desired, upgraded
 from .sqlite import compact, open_private
+from .storeversion import Migration, NewerStore, migrate, statements
 
 KEEP_DEFAULT = 500
 KEEP_MIN, KEEP_MAX = 10, 100_000
@@ -65,6 +66,40 @@ _COLUMNS = (
     ("manifest", "ALTER TABLE revisions ADD COLUMN manifest TEXT"),
     ("pinned", "ALTER TABLE revisions ADD COLUMN pinned INTEGER NOT NULL DEFAULT 0"),
 )
+DOCUMENT_FORMAT = "document_format"  # a counter: the newest documents' format it may hold
+
+
+def _layout_1(db) -> None:
+    """Today's tables; a file from before versions (or from the first layout) brought to
+    them."""
+    for statement in statements(_SCHEMA):
+        db.execute(statement)
+    columns = {row[1] for row in db.execute("PRAGMA table_info(revisions)")}
+    for name, ddl in _COLUMNS:
+        if name not in columns:
+            db.execute(ddl)
+    _convert(db)
+    db.execute(f"INSERT OR IGNORE INTO counters VALUES ('{DOCUMENT_FORMAT}', 1)")
+
+
+def documents(fmt: int) -> Migration:
+    """The migration for the day the documents change format (schema.SCHEMA_VERSION and
+    schema.DOCUMENT_UPGRADES): from it on the store may hold documents of format FMT, so
+    an agent that reads only older ones refuses the whole file before reading any."""
+
+    def may_hold(db) -> None:
+        db.execute(
+            "INSERT OR REPLACE INTO counters (name, value) VALUES (?, ?)", (DOCUMENT_FORMAT, fmt)
+        )
+
+    return may_hold
+
+
+# MIGRATIONS[k - 1] makes layout k (appliance/storeversion.py). Whatever comes, the
+# revisions table keeps n, at, who and why as they are: an older agent that comes back
+# after a failed update reads them from the newer file to name what the trial changed
+# (appliance/update/fallback.py).
+MIGRATIONS: list[Migration] = [_layout_1]
 
 
 @dataclass(frozen=True)
@@ -153,18 +188,43 @@ class _Layout:
         return {"schema": SCHEMA_VERSION, "slices": slices, DEVICES: hashes}, blobs
 
 
+def _convert(db) -> None:
+    """Revisions stored whole (the first layout) become manifests, in the migration's
+    transaction."""
+    for n, doc in db.execute("SELECT n, doc FROM revisions WHERE manifest IS NULL").fetchall():
+        manifest, blobs = split_document(json.loads(doc))
+        _insert_blobs(db, {h: (body, None) for h, body in blobs.items()})
+        db.execute(
+            "UPDATE revisions SET doc = '', manifest = ? WHERE n = ?", (canonical(manifest), n)
+        )
+
+
+def _insert_blobs(db, blobs: dict) -> None:
+    rows = []
+    for h, (body, devices) in blobs.items():
+        lo = hi = None
+        if devices:
+            lo, hi = devices[0].id, devices[-1].id
+        elif devices is None and body.startswith("["):  # a chunk, from a whole document
+            parsed = json.loads(body)
+            lo, hi = (parsed[0]["id"], parsed[-1]["id"]) if parsed else (None, None)
+        rows.append((h, body, lo, hi))  # a chunk's ids: what the sweep looks for
+    db.executemany("INSERT OR IGNORE INTO blobs (hash, body, lo, hi) VALUES (?, ?, ?, ?)", rows)
+
+
 class StateStore:
     """Single writer (the agent); callers hold the agent's lock around changes."""
 
     def __init__(self, path: Path):
         self._db = open_private(path)
         self._lock = threading.RLock()
-        self._db.executescript(_SCHEMA)
-        columns = {row[1] for row in self._db.execute("PRAGMA table_info(revisions)")}
-        for name, ddl in _COLUMNS:
-            if name not in columns:
-                self._db.execute(ddl)
-        self._convert()
+        try:
+            if migrate(self._db, "state", MIGRATIONS) < len(MIGRATIONS):
+                compact(self._db)  # what a conversion replaced goes from the log too
+            self._check_document_format()
+        except BaseException:
+            self._db.close()
+            raise
         self._handed_out = {row[0] for row in self._db.execute("SELECT address FROM handed_out")}
         self._blobs = {row[0] for row in self._db.execute("SELECT hash FROM blobs")}
         self._last_device_id = self._counter("device_id", 0)
@@ -176,39 +236,19 @@ class StateStore:
         row = self._db.execute("SELECT value FROM counters WHERE name = ?", (name,)).fetchone()
         return row[0] if row else default
 
-    def _convert(self) -> None:
-        """Revisions stored whole (the first layout) become manifests, in one go."""
-        old = self._db.execute("SELECT n, doc FROM revisions WHERE manifest IS NULL").fetchall()
-        if not old:
-            return
-        try:
-            self._db.execute("BEGIN IMMEDIATE")
-            for n, doc in old:
-                manifest, blobs = split_document(json.loads(doc))
-                self._insert_blobs({h: (body, None) for h, body in blobs.items()})
-                self._db.execute(
-                    "UPDATE revisions SET doc = '', manifest = ? WHERE n = ?",
-                    (canonical(manifest), n),
-                )
-            self._db.execute("COMMIT")
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        compact(self._db)
+    def _check_document_format(self) -> None:
+        held = self._counter(DOCUMENT_FORMAT, 1)
+        if held > SCHEMA_VERSION:  # a layout that says so would have been refused first
+            raise NewerStore("state", held, SCHEMA_VERSION, " (its documents' format)")
+        if held < SCHEMA_VERSION:  # the code's mistake, not the household's: say which
+            raise RuntimeError(
+                f"this agent writes documents of format {SCHEMA_VERSION}, but the state "
+                f"store's migrations let it hold format {held} at most: add "
+                f"store.documents({SCHEMA_VERSION}) to store.MIGRATIONS"
+            )
 
     def _insert_blobs(self, blobs: dict) -> None:
-        rows = []
-        for h, (body, devices) in blobs.items():
-            lo = hi = None
-            if devices:
-                lo, hi = devices[0].id, devices[-1].id
-            elif devices is None and body.startswith("["):  # a chunk, from a whole document
-                parsed = json.loads(body)
-                lo, hi = (parsed[0]["id"], parsed[-1]["id"]) if parsed else (None, None)
-            rows.append((h, body, lo, hi))  # a chunk's ids: what the sweep looks for
-        self._db.executemany(
-            "INSERT OR IGNORE INTO blobs (hash, body, lo, hi) VALUES (?, ?, ?, ?)", rows
-        )
+        _insert_blobs(self._db, blobs)
 
     # -- reading -------------------------------------------------------------------
 
@@ -240,7 +280,8 @@ class StateStore:
             row = self._db.execute("SELECT manifest FROM revisions WHERE n = ?", (n,)).fetchone()
             if row is None:
                 raise NotFound(f"there is no revision {n}", "revision")
-            return join_document(json.loads(row[0]), self._body)
+            # In this agent's format: a revision stored before an update is upgraded.
+            return upgraded(join_document(json.loads(row[0]), self._body))
 
     def _body(self, h: str) -> str:
         row = self._db.execute("SELECT body FROM blobs WHERE hash = ?", (h,)).fetchone()

@@ -1,6 +1,7 @@
 #!/bin/bash
 # The web UI's translations (English is the source):
-#   tools/i18n.sh extract   the strings in webui/ -> webui/translations/messages.pot
+#   tools/i18n.sh extract   the strings in webui/ and the pages in appliance/*/ (webui/babel.cfg)
+#                           -> webui/translations/messages.pot
 #   tools/i18n.sh update    extract, then merge into every language's catalog (init if missing)
 #   tools/i18n.sh compile   the catalogs -> .mo files beside them (not committed)
 # Run from anywhere; paths are relative to the repository root.
@@ -22,11 +23,12 @@ fi
 extract() {
     mkdir -p "$DIR"
     # _l is flask_babel.lazy_gettext (webui/errors.py); the defaults cover _, gettext, ngettext.
+    # From the repository's root: webui/babel.cfg names the files (it skips dot folders).
     "${PYBABEL[@]}" -q extract -F webui/babel.cfg \
         -k _l -k lazy_gettext -k lazy_ngettext:1,2 \
         --add-comments=Translators: --sort-by-file \
         --project=Commonsbox --copyright-holder="Commonsbox contributors" \
-        -o "$POT" webui
+        -o "$POT" .
 }
 
 update() {

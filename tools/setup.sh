@@ -20,6 +20,8 @@ APT_PACKAGES=(
     libdistro-info-perl libdpkg-perl
     qemu-system-x86 qemu-utils                # the VM tier boots it (qemu-img for overlays)
     qemu-system-arm                           # the qemu-arm64 board (make test-slow)
+    ovmf qemu-efi-aarch64                     # UEFI firmware: the QEMU boards boot GRUB
+    rauc squashfs-tools                       # update bundles (cbimage bundle)
 )
 
 # arm64 root file systems are built under qemu-user, and its version sets the pace:

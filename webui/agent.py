@@ -32,6 +32,11 @@ def _member() -> dict | None:
     return user
 
 
+# Seconds the storage's work may take on a small board: formatting a big disk, argon2id,
+# mail and chat stopping or starting.
+SLOW = 900
+
+
 def agent_for_request() -> None:
     g.agent = Client(current_app.config["AGENT_SOCKET"], timeout=30, session=session.get("token"))
 
@@ -55,3 +60,16 @@ def close_agent(exc=None) -> None:
 
 def call(method: str, **params):
     return g.agent.call(method, **params)
+
+
+def call_slowly(method: str, **params):
+    """Call the agent and wait as long as the storage's work takes (a page's own calls
+    give up after 30 s)."""
+    agent = g.agent
+    agent.close()
+    before, agent.timeout = agent.timeout, SLOW
+    try:
+        return agent.call(method, **params)
+    finally:
+        agent.close()
+        agent.timeout = before

@@ -110,3 +110,14 @@ def waiting(seconds: int) -> str:
 def form_field(err: ApplianceError) -> str | None:
     """The form field to show the message beside (the agent's dotted names flattened)."""
     return (err.field or "").replace(".", "_") or None
+
+
+def attempt(action, errors: dict) -> bool:
+    """Run ACTION (an agent call); if the agent refuses, its message goes into ERRORS,
+    beside the form field it is about, and the answer is False."""
+    try:
+        action()
+        return True
+    except ApplianceError as err:
+        errors[form_field(err) or "form"] = message(err)
+        return False

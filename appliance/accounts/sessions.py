@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..sqlite import open_private
+from ..storeversion import Migration, migrate, statements
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS sessions (
@@ -33,6 +34,18 @@ CREATE TABLE IF NOT EXISTS made_by (what TEXT PRIMARY KEY, user TEXT NOT NULL);
 # Who made each invitation and one-time link: they end when that person leaves. Added
 # to the tables of a box made before (NULL: made by root, which never leaves).
 _MADE_BY = ("links", "invites")
+
+
+def _layout_1(db) -> None:
+    """Today's tables; a file from before versions brought to them."""
+    for statement in statements(_SCHEMA):
+        db.execute(statement)
+    for table in _MADE_BY:
+        if "made_by" not in {row[1] for row in db.execute(f"PRAGMA table_info({table})")}:
+            db.execute(f"ALTER TABLE {table} ADD COLUMN made_by TEXT")
+
+
+MIGRATIONS: list[Migration] = [_layout_1]  # appliance/storeversion.py
 IDLE_TIMEOUT = 30 * 60
 TOUCH_EVERY = 15
 MAX_AGE = 12 * 3600
@@ -61,10 +74,11 @@ class Session:
 class RuntimeStore:
     def __init__(self, path: Path, clock=time.time):
         self._db = open_private(path, synchronous="NORMAL")  # a power cut may forget a session
-        self._db.executescript(_SCHEMA)
-        for table in _MADE_BY:
-            if "made_by" not in {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}:
-                self._db.execute(f"ALTER TABLE {table} ADD COLUMN made_by TEXT")
+        try:
+            migrate(self._db, "runtime", MIGRATIONS)
+        except BaseException:
+            self._db.close()
+            raise
         self._lock = threading.Lock()
         self.clock = clock
 

@@ -68,6 +68,8 @@ def retention(box: Box, caller: Caller, keep):
     language=(TEXT, UNSET),
     timezone=(TEXT, UNSET),
     manage_from_anywhere=(BOOL, UNSET),
+    time_sync=(BOOL, UNSET),
+    update_check=(BOOL, UNSET),
     **WHY,
 )
 def box_settings_set(box: Box, caller: Caller, why, **changes):

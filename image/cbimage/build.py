@@ -21,7 +21,7 @@ from pathlib import Path
 
 from appliance.imagesign import file_sha256  # the box verifies with the same code
 
-from . import disk, recipe
+from . import bundle, disk, grub, recipe
 from .profile import Profile, load
 
 PACKAGE = Path(__file__).resolve().parent
@@ -29,10 +29,17 @@ FILES = PACKAGE / "files"
 REPO = PACKAGE.parent.parent
 LIB = "usr/lib/commonsbox"  # inside the image
 PYLIB = f"{LIB}/python"
-UNITS = ("commonsbox-agent.service", "commonsbox-webui.service", "commonsbox-grow.service")
+UNITS = (
+    "commonsbox-agent.service",
+    "commonsbox-webui.service",
+    "commonsbox-grow.service",
+    "commonsbox-update-gate.service",
+    "commonsbox-update-check.timer",
+)
 TEST_UNITS = ("commonsbox-testchannel.service",)
 # Installed, not enabled: the agent starts them when the household turns them on.
 AGENT_STARTED_UNITS = (
+    "commonsbox-update-check.service",  # started by its timer
     "commonsbox-mailfilter.service",
     "commonsbox-files.service",
     "commonsbox-ssh.service",
@@ -87,9 +94,11 @@ def project_sources() -> list[Path]:
     return sorted(f for f in files if "__pycache__" not in f.parts)
 
 
-def image_key(profile: Profile, rootfs_key: str, sources: list[Path], test: bool) -> str:
+def image_key(
+    profile: Profile, rootfs_key: str, sources: list[Path], test: bool, version: str
+) -> str:
     h = hashlib.sha256()
-    h.update(f"rootfs {rootfs_key}\ntest {test}\n".encode())
+    h.update(f"rootfs {rootfs_key}\ntest {test}\nversion {version}\n".encode())
     h.update(profile.canonical().encode())
     for f in sorted(PACKAGE.rglob("*")):
         if f.is_file() and "__pycache__" not in f.parts:
@@ -119,20 +128,40 @@ def root_tarball(
     return rootfs, rkey
 
 
+def default_version(epoch: int) -> str:
+    """A release's version is the day it was built and that day's count (the update
+    feed's YYYY.MM.DD.N: appliance/update/feed.py); by default the epoch's day, first."""
+    return time.strftime("%Y.%m.%d.1", time.gmtime(epoch))
+
+
 def build(
-    board: str, out: Path, cache: Path, test: bool = False, log=print, lock: Path | None = None
+    board: str,
+    out: Path,
+    cache: Path,
+    test: bool = False,
+    log=print,
+    lock: Path | None = None,
+    version: str | None = None,
+    update_cert: Path | None = None,
+    feed_key: Path | None = None,
 ) -> dict:
     """Build (or reuse) BOARD's image; hard-link it into OUT; return its image.json.
-    LOCK: a packages.lock from an earlier build, to hold this one to its versions."""
+    LOCK: a packages.lock from an earlier build, to hold this one to its versions.
+    VERSION: the release's (default_version). UPDATE_CERT: the certificate update
+    bundles must be signed with (cbimage keygen); without it the box takes no updates.
+    FEED_KEY: the public key update feeds are signed with (commonsbox image keygen)."""
     profile = load(board)
     timings = {}
     locked = recipe.read_lock(lock) if lock else None
     epoch = recipe.epoch()
+    version = version or default_version(epoch)
     rootfs, rkey = root_tarball(board, cache, log, timings)
     if locked is not None:
         recipe.check_lock(recipe.rootfs_packages(rootfs), locked)
     sources = project_sources()
-    ikey = image_key(profile, rkey, sources, test)
+    keyring = update_cert.read_bytes() if update_cert else b""
+    feed_pub = feed_key.read_text() if feed_key else ""
+    ikey = image_key(profile, rkey, sources, test, version + keyring.decode() + feed_pub)
     done = cache / "images" / f"{board}{'-test' if test else ''}-{ikey[:16]}"
     if (done / "image.json").is_file():
         log(f"image: cached {done}")
@@ -143,7 +172,9 @@ def build(
         t0 = time.monotonic()
         umask = os.umask(0o022)  # the modes of the files this build writes, not the caller's
         try:
-            info = _assemble(profile, rootfs, sources, work, test, epoch, log)
+            info = _assemble(
+                profile, rootfs, sources, work, test, epoch, version, keyring, feed_pub, log
+            )
         finally:
             os.umask(umask)
         timings["image_s"] = round(time.monotonic() - t0, 1)
@@ -157,6 +188,7 @@ def build(
                     k: info[k]
                     for k in (
                         "board",
+                        "version",
                         "test_image",
                         "image",
                         "sha256",
@@ -190,7 +222,16 @@ def build(
 
 
 def _assemble(
-    profile: Profile, rootfs: Path, sources: list[Path], work: Path, test: bool, epoch: int, log
+    profile: Profile,
+    rootfs: Path,
+    sources: list[Path],
+    work: Path,
+    test: bool,
+    epoch: int,
+    version: str,
+    keyring: bytes,
+    feed_pub: str,
+    log,
 ) -> dict:
     root = work / "root"
     root.mkdir()
@@ -207,15 +248,26 @@ def _assemble(
         name: disk.partition_uuid(profile.name, name) for name in ("boot", "rootA", "rootB", "data")
     }
     _configure(profile, root, puuid, test)
+    if keyring:
+        (root / "etc/rauc/keyring.pem").write_bytes(keyring)
+    if feed_pub:
+        (root / LIB / "update-feed.pub").write_text(feed_pub)
+    release = {
+        "board": profile.name,
+        "boot": profile.boot["kind"],
+        "version": version,
+        "test_image": test,
+    }
+    (root / LIB / "release.json").write_text(json.dumps(release, indent=2, sort_keys=True) + "\n")
 
-    version, boot_files, cmdline = _boot_files(profile, root, work, puuid, epoch)
+    kernel_version, boot_files, cmdline = _boot_files(profile, root, work, puuid, epoch)
 
     d = profile.disk
     used_mib = tree_mib(root)
     root_mib = 4 * math.ceil((used_mib * 1.1 + d["root_headroom_mib"]) / 4)
     log(f"image: root file system {used_mib} MiB -> partitions of {root_mib} MiB")
     boot_img, root_img, data_img = work / "boot.vfat", work / "rootA.ext4", work / "data.ext4"
-    disk.make_vfat(boot_img, d["boot_mib"], "CBBOOT", boot_files, puuid["boot"][:8])
+    disk.make_vfat(boot_img, d["boot_mib"], "CBBOOT", boot_files, puuid["boot"][:8], epoch)
     disk.make_ext4(
         root_img, root_mib, "rootA", root, disk.stable_uuid(profile.name, "fs", "rootA"), epoch
     )
@@ -235,12 +287,14 @@ def _assemble(
     st = image.stat()
     return {
         "board": profile.name,
+        "version": version,
+        "takes_updates": bool(keyring),
         "test_image": test,
         "image": "disk.img",
         "kernel": "vmlinuz",
         "initrd": "initrd.img",
         "cmdline": cmdline,
-        "kernel_version": version,
+        "kernel_version": kernel_version,
         "boot_files": sorted(boot_files),
         "qemu": profile.qemu,
         "partitions": puuid,
@@ -255,20 +309,46 @@ def _assemble(
 
 def _boot_files(profile: Profile, root: Path, work: Path, puuid: dict, epoch: int):
     """The boot partition's files and the kernel command line, by the board's boot kind:
-    "direct" (QEMU loads the kernel and initrd, which are also kept beside the image) or
-    "raspi" (the Pi firmware reads config.txt and cmdline.txt, loads the kernel, the
-    initrd and the device tree). Their only copy on the box is the boot partition: they
-    leave the root. Returns (kernel version, {name on the partition: file}, cmdline)."""
+    "grub" (UEFI loads GRUB from the EFI system partition, which boots a slot's kernel
+    from that slot's root: image/cbimage/grub.py), "direct" (QEMU loads the kernel and
+    initrd, which are also kept beside the image) or "raspi" (the Pi firmware reads
+    config.txt and cmdline.txt, loads the kernel, the initrd and the device tree; their
+    only copy on the box is the boot partition: they leave the root).
+    Returns (kernel version, {path on the partition: file}, cmdline)."""
     version = max(root.glob("boot/vmlinuz-*")).name.removeprefix("vmlinuz-")
     files = {"vmlinuz": work / "vmlinuz", "initrd.img": work / "initrd.img"}
-    shutil.move(root / f"boot/vmlinuz-{version}", files["vmlinuz"])
-    shutil.move(root / f"boot/initrd.img-{version}", files["initrd.img"])
     boot = profile.boot
+    if boot["kind"] != "grub":  # the kernel leaves the root for the boot partition
+        shutil.move(root / f"boot/vmlinuz-{version}", files["vmlinuz"])
+        shutil.move(root / f"boot/initrd.img-{version}", files["initrd.img"])
     cmdline = (
         f"root=PARTUUID={puuid['rootA']} rw console={boot['console']},115200 loglevel=4 "
         f"{boot.get('cmdline', '')}"
     ).strip()
-    if boot["kind"] == "direct":
+    if boot["kind"] == "grub":
+        # Each slot boots the kernel in its own root; grub.cfg names the slot's root.
+        cmdline = cmdline.removeprefix(f"root=PARTUUID={puuid['rootA']} ")
+        cmdline += " panic=10"  # an unattended box reboots after a panic: the trial ends
+        for link, target in (
+            ("vmlinuz", f"vmlinuz-{version}"),
+            ("initrd.img", f"initrd.img-{version}"),
+        ):
+            shutil.copy2(root / "boot" / target, files[link])  # beside the image, as ever
+            (root / "boot" / link).unlink(missing_ok=True)
+            (root / "boot" / link).symlink_to(target)
+        efi = work / "grub.efi"
+        grub.make_efi(root, boot["grub_platform"], efi)
+        env, cfg = work / "grubenv", work / "grub.cfg"
+        env.write_bytes(grub.environment())
+        cfg.write_text(grub.config({"A": puuid["rootA"], "B": puuid["rootB"]}, cmdline))
+        files = {
+            f"{grub.EFI_DIR}/{boot['efi']}": efi,
+            f"{grub.EFI_DIR}/grub.cfg": cfg,
+            f"{grub.EFI_DIR}/grubenv": env,
+        }
+        for f in files.values():
+            os.utime(f, (epoch, epoch))
+    elif boot["kind"] == "direct":
         cmdline += " panic=-1"  # QEMU runs with -no-reboot: a panic ends the VM
     elif boot["kind"] == "raspi":
         cmdline += " rootwait panic=10"  # an unattended box reboots after a panic
@@ -407,6 +487,9 @@ def _configure(profile: Profile, root: Path, puuid: dict, test: bool):
     cli = root / "usr/bin/commonsbox"
     shutil.copyfile(FILES / "commonsbox", cli)
     cli.chmod(0o755)
+    rauc_backend = root / LIB / "rauc-boot-backend"
+    shutil.copyfile(FILES / "rauc-boot-backend", rauc_backend)
+    rauc_backend.chmod(0o755)
     if test:
         shutil.copyfile(FILES / "testchannel.py", root / LIB / "testchannel.py")
         (root / "etc/commonsbox-test-image").write_text(
@@ -414,13 +497,44 @@ def _configure(profile: Profile, root: Path, puuid: dict, test: bool):
         )
     (root / "var/lib/commonsbox").mkdir(parents=True, exist_ok=True)
     (root / LIB / "partitions.json").write_text(json.dumps(puuid, indent=2, sort_keys=True) + "\n")
-    (root / "etc/fstab").write_text(
+    # No line for /: the root is the slot the bootloader named (root= on the kernel's
+    # command line), and one root image serves as slot A or B. The EFI system partition
+    # is mounted only to change the boot order (appliance/update/boot/grub.py).
+    fstab = (
         "# <file system>  <mount point>  <type>  <options>  <dump>  <pass>\n"
-        f"PARTUUID={puuid['rootA']}  /  ext4  rw,errors=remount-ro  0  1\n"
         f"PARTUUID={puuid['data']}  /var/lib/commonsbox  ext4  defaults,nofail  0  2\n"
     )
+    if profile.boot["kind"] == "grub":
+        fstab += f"PARTUUID={puuid['boot']}  /boot/efi  vfat  noauto,umask=0077,flush  0  0\n"
+        (root / "boot/efi").mkdir(exist_ok=True)
+    (root / "etc/fstab").write_text(fstab)
+    _rauc_config(profile, root, puuid, test)
     subprocess.run(
         ["chroot", root, "systemctl", "enable", "--quiet", *UNITS, *(TEST_UNITS if test else ())],
         check=True,
         stderr=subprocess.DEVNULL,
     )  # it warns that /proc is not mounted
+
+
+def _rauc_config(profile: Profile, root: Path, puuid: dict, test: bool) -> None:
+    """RAUC's view of the box: two root slots, by partition UUID, a bundle for this board
+    only, signed by the update key; the slot switch is the box's own
+    (appliance/update/boot), through RAUC's custom bootloader backend."""
+    conf = root / "etc/rauc/system.conf"
+    conf.parent.mkdir(parents=True, exist_ok=True)
+    conf.write_text(
+        "[system]\n"
+        f"compatible={bundle.compatible(profile.name, test)}\n"
+        "bootloader=custom\n"
+        "bundle-formats=-plain\n"
+        "data-directory=/var/lib/commonsbox/update/rauc\n"
+        "\n[handlers]\n"
+        "bootloader-custom-backend=/usr/lib/commonsbox/rauc-boot-backend\n"
+        "\n[keyring]\n"
+        "path=/etc/rauc/keyring.pem\n"
+        + "".join(
+            f"\n[slot.rootfs.{i}]\ndevice=/dev/disk/by-partuuid/{puuid['root' + slot]}\n"
+            f"type=ext4\nbootname={slot}\n"
+            for i, slot in enumerate("AB")
+        )
+    )

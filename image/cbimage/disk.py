@@ -43,7 +43,9 @@ def run(*cmd, **kw):
     subprocess.run([str(c) for c in cmd], check=True, **kw)
 
 
-def make_vfat(path: Path, size_mib: int, label: str, files: dict[str, Path], volid: str):
+def make_vfat(
+    path: Path, size_mib: int, label: str, files: dict[str, Path], volid: str, epoch: int
+):
     path.unlink(missing_ok=True)
     # --invariant: a fixed time for the volume label (before -i, which it would override).
     run(
@@ -58,8 +60,13 @@ def make_vfat(path: Path, size_mib: int, label: str, files: dict[str, Path], vol
         size_mib * 1024,
         stdout=subprocess.DEVNULL,
     )
-    for name, src in files.items():  # -m: the file's own time; FAT keeps local time: UTC
-        run("mcopy", "-m", "-o", "-i", path, src, f"::{name}", env=dict(os.environ, TZ="UTC"))
+    # mcopy -m: the file's own time; mmd: the epoch's. FAT keeps local time: UTC.
+    env = dict(os.environ, TZ="UTC", SOURCE_DATE_EPOCH=str(epoch))
+    folders = sorted({str(p) for name in files for p in Path(name).parents if p != Path(".")})
+    for folder in folders:
+        run("mmd", "-i", path, f"::{folder}", env=env)
+    for name, src in files.items():
+        run("mcopy", "-m", "-o", "-i", path, src, f"::{name}", env=env)
 
 
 def make_ext4(path: Path, size_mib: int, label: str, tree: Path | None, fs_uuid: str, epoch: int):

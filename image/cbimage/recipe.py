@@ -47,7 +47,11 @@ KERNEL = {"amd64": "linux-image-amd64", "arm64": "linux-image-arm64"}
 # The Raspberry Pi's boot firmware (start4.elf, fixup4.dat, ...) comes from Debian too,
 # from its non-free-firmware component (the Pi's GPU boots the board: no free firmware
 # exists); the image builder copies it to the boot partition of the Pi boards.
-ARCH_PACKAGES = {"amd64": (), "arm64": ("raspi-firmware",)}
+# GRUB (its EFI modules: cbimage.grub makes the QEMU boards' bootloader from them).
+ARCH_PACKAGES = {
+    "amd64": ("grub-efi-amd64-bin",),
+    "arm64": ("raspi-firmware", "grub-efi-arm64-bin"),
+}
 COMPONENTS = {"amd64": "main", "arm64": "main,non-free-firmware"}
 # The CPU qemu-user emulates for a foreign architecture's maintainer scripts. Its default,
 # "max", has every optional feature, and glibc and the programs pick the costly ones:
@@ -453,16 +457,19 @@ wait "$py3compile"
 # -- The box's hardware: its service, PID 1's watchdog, the I2C bus, the clock -----------
 # (hardware/README.md) The hardware service's unit and the watchdog drop-in come from
 # files/ (their contents are part of the root's cache key: hardware_inputs); i2c-dev
-# gives the display, clock and sensor their /dev/i2c-N; systemd-timesyncd is the NTP
-# client without which the clock is never synchronised nor stored in the real-time clock.
+# gives the display, clock and sensor their /dev/i2c-N. The network's time is chrony's
+# (appliance/clock declares the package), without which the clock is never synchronised
+# nor stored in the real-time clock; its unit's drop-in starts it with -s, the time it
+# saved as a floor, and /usr/lib/clock-epoch (its time: the epoch) is PID 1's floor, so a
+# box with neither a battery clock nor a saved time starts no earlier than its image.
 # The service runs as its own user, HARDWARE_USER: udev gives its group the I2C buses and
 # GPIO chips; it and the web UI's user are in API_GROUP, the group that may open the
 # agent's socket (the agent lets it call only status and the factory reset).
-HARDWARE_PACKAGES = ("systemd-timesyncd",)
 HARDWARE_FILES = {  # where in the root -> which file of image/cbimage/files
     "/usr/lib/systemd/system/commonsbox-hardware.service": "commonsbox-hardware.service",
     "/usr/lib/systemd/system.conf.d/commonsbox-watchdog.conf": "commonsbox-watchdog.conf",
     "/usr/lib/udev/rules.d/60-commonsbox-hardware.rules": "60-commonsbox-hardware.rules",
+    "/usr/lib/systemd/system/chrony.service.d/commonsbox.conf": "chrony-commonsbox.conf",
 }
 HARDWARE_USER = "commonsbox-hw"
 API_GROUP = "commonsbox-api"
@@ -488,6 +495,7 @@ def hardware_customize() -> str:
             'mkdir -p "$R/usr/lib/modules-load.d"',
             f"printf '%s\\n' {' '.join(HARDWARE_MODULES)} > \"$R/usr/lib/modules-load.d/commonsbox.conf\"",
             f'chroot "$R" systemctl enable --quiet {" ".join(HARDWARE_UNITS)}',
+            ': > "$R/usr/lib/clock-epoch"',  # its time is the epoch (every time is at most that)
             "",
         ]
     )
@@ -511,7 +519,6 @@ def packages(architecture: str) -> list[str]:
             *CAPABILITY_PACKAGES,
             KERNEL[architecture],
             *ARCH_PACKAGES[architecture],
-            *HARDWARE_PACKAGES,
         }
     )
 

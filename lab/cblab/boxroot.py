@@ -189,6 +189,10 @@ class BoxRoot:
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
+            # The box's PID 1 first: its end ends everything in the box, then unshare
+            # (which blocks SIGTERM while it waits for its child) returns at once.
+            if self.pid:
+                os.kill(self.pid, signal.SIGTERM)
             self.process.send_signal(signal.SIGTERM)  # --kill-child: the box's PID 1 goes too
             try:
                 self.process.wait(timeout=10)

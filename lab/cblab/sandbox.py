@@ -41,6 +41,8 @@ class BoxSandbox:
         self.backend = backend
         self.webui_user = webui_user
         self.extra_args: list[str] = []  # more of the agent's options (tests)
+        self.env: dict[str, str] = {}  # more of the agent's environment (tests)
+        self.module = "appliance.agent"  # its entry point (a test may run another version)
         self.process: subprocess.Popen | None = None
         self.log = root / "agent.log"
 
@@ -58,7 +60,7 @@ class BoxSandbox:
             str(wg_run),
             sys.executable,
             "-m",
-            "appliance.agent",
+            self.module,
             "--root",
             str(self.paths.root),
             "--backend",
@@ -72,6 +74,7 @@ class BoxSandbox:
         env = {
             "PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
             "PYTHONPATH": str(REPO),
+            **self.env,
         }
         with open(self.log, "ab") as log:
             self.process = self.netns.popen(

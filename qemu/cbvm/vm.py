@@ -7,6 +7,7 @@ WORK/console.log; the virtio port org.commonsbox.test is the test-only command c
 """
 
 import json
+import shutil
 import socket
 import subprocess
 import tempfile
@@ -59,8 +60,11 @@ class VM:
         self.wireguard_port = wireguard_port or free_port(socket.SOCK_DGRAM)
         self.ssh_port = ssh_port or free_port()
         self.card_mib = card_mib  # the guest's disk: the image, grown to a card this size
-        # panic=1 with -no-reboot: a guest kernel that panics ends QEMU at once, rather
-        # than hanging until a timeout (TCG has panicked a booting 6.12 kernel, rarely).
+        # Booting the kernel directly, panic=1 with -no-reboot: a guest kernel that panics
+        # ends QEMU at once, rather than hanging until a timeout (TCG has panicked a booting
+        # 6.12 kernel, rarely). A board with its own bootloader reboots as a box does: a
+        # panic, a failed trial and an update's restart go through the firmware again.
+        self.cmdline_extra = cmdline_extra
         self.cmdline = f"{self.info['cmdline']} panic=1 {cmdline_extra}".strip()
         self.console_log = self.work / "console.log"
         self.qmp_path = self.work / "qmp.sock"
@@ -73,7 +77,7 @@ class VM:
 
     # -- the command line ------------------------------------------------------------
     def command(self, interactive: bool = False) -> list[str]:
-        q, i = self.info["qemu"], self.info
+        q = self.info["qemu"]
         overlay = self.work / "disk.qcow2"
         fwd = (
             f"hostfwd=tcp:127.0.0.1:{self.webui_port}-:{WEBUI_PORT},"
@@ -90,12 +94,7 @@ class VM:
             str(self.smp),
             "-m",
             str(self.memory_mib),
-            "-kernel",
-            str(self.image_dir / i["kernel"]),
-            "-initrd",
-            str(self.image_dir / i["initrd"]),
-            "-append",
-            self.cmdline,
+            *self._boot(),
             "-drive",
             f"file={overlay},format=qcow2,if=virtio",
             "-netdev",
@@ -106,7 +105,6 @@ class VM:
             f"unix:{self.qmp_path},server=on,wait=off",
             "-device",
             "qemu-xhci,id=xhci",  # USB ports for disks plugged in later
-            "-no-reboot",
             "-display",
             "none",
             "-vga",
@@ -147,9 +145,36 @@ class VM:
         ]
         return cmd
 
+    def _boot(self) -> list[str]:
+        """UEFI firmware that boots the disk's own bootloader (its variables a copy kept
+        with the VM's disk), or, for a board without one, the kernel from beside the image."""
+        q, i = self.info["qemu"], self.info
+        if "firmware_code" in q:
+            if self.cmdline_extra:
+                raise VMError("the disk's own bootloader chooses the kernel's command line")
+            vars_copy = self.work / "efivars.fd"
+            if not vars_copy.exists():
+                shutil.copyfile(q["firmware_vars"], vars_copy)
+            return [
+                "-drive",
+                f"if=pflash,format=raw,unit=0,readonly=on,file={q['firmware_code']}",
+                "-drive",
+                f"if=pflash,format=raw,unit=1,file={vars_copy}",
+            ]
+        return [
+            "-no-reboot",  # a panic (panic=1) ends QEMU at once
+            "-kernel",
+            str(self.image_dir / i["kernel"]),
+            "-initrd",
+            str(self.image_dir / i["initrd"]),
+            "-append",
+            self.cmdline,
+        ]
+
     def _overlay(self):
         overlay = self.work / "disk.qcow2"
         overlay.unlink(missing_ok=True)
+        (self.work / "efivars.fd").unlink(missing_ok=True)  # a fresh disk, fresh firmware
         subprocess.run(
             [
                 "qemu-img",
@@ -359,6 +384,14 @@ class VM:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+
+    def power_cut(self) -> None:
+        """Pull the plug: QEMU killed, so what the guest had not yet written is lost (its
+        page cache), as in a power cut; what reached the disk stays (the host keeps it)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.channel = None
 
     def cleanup(self):
         (self.work / "disk.qcow2").unlink(missing_ok=True)

@@ -144,4 +144,5 @@ def test_the_image_carries_the_packages_the_capabilities_declare():
         "opendkim.service",
         "prosody.service",
         "ssh.service",
+        "chrony.service",
     }

@@ -260,3 +260,19 @@ def test_a_reset_of_a_fresh_box_is_harmless(box):
         c for c in box.system.commands if c[:2] == ["cryptsetup", "close"] and c[2] != "cbprivate"
     ]
     assert not any(word in c for c in box.system.commands for word in DESTRUCTIVE)
+
+
+def test_the_copies_an_update_kept_of_the_stores_are_forgotten_too(box):
+    """A snapshot taken before an update migrated the stores holds every secret of
+    the card (appliance/update/snapshot.py): a reset must not leave it behind."""
+    from appliance.update import snapshot
+    from appliance.update.stores import card, known, versions
+
+    before = household(box)
+    place = card(box.paths)
+    taken = snapshot.take(place, versions(place), known(place))
+    assert before["box_key"].encode() in (taken / "secrets.db").read_bytes()
+    factory_reset(box)
+    assert not place.snapshots.exists()
+    left = b"".join(p.read_bytes() for p in place.dir.rglob("*") if p.is_file())
+    assert before["box_key"].encode() not in left

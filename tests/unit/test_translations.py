@@ -1,8 +1,9 @@
 """Every string the web UI shows is translated, well-formed, in every language it offers.
 
-The messages are extracted afresh from the sources (webui/babel.cfg, with the keywords
-tools/i18n.sh passes), so a string added without its translations fails here. The
-catalogs are compiled to a temporary directory: no .mo file needs to exist beforehand.
+The messages are extracted afresh from the sources (webui/babel.cfg, from the repository's
+root, with the keywords tools/i18n.sh passes), so a string added without its translations
+fails here. The catalogs are compiled to a temporary directory: no .mo file needs to exist
+beforehand.
 """
 
 import gettext
@@ -53,7 +54,7 @@ def template(tmp_path_factory) -> Catalog:
         method_map, options_map = parse_mapping_cfg(f, str(WEBUI / "babel.cfg"))
     pot = Catalog(project="Commonsbox")
     for filename, lineno, message, comments, context in extract_from_dir(
-        str(WEBUI),
+        str(ROOT),
         method_map,
         options_map,
         keywords=extraction_keywords(),
@@ -65,6 +66,9 @@ def template(tmp_path_factory) -> Catalog:
     assert len(ids) > 50, f"only {len(ids)} messages extracted: is webui/babel.cfg right?"
     assert "Set up this box" in ids and "Log in" in ids, "templates were not extracted"
     assert "That name is already taken." in ids, "lazy_gettext (_l) strings were not extracted"
+    # A capability's pages and templates are in its folder (appliance/vpn/pages.py, ...).
+    assert "Download the configuration file" in ids, "a capability's templates were not extracted"
+    assert "The storage is unlocked." in ids, "a capability's pages.py was not extracted"
     return pot
 
 

@@ -5,9 +5,14 @@ Environment: CBIMAGE_CACHE (the build cache, default ~/.cache/cbimage), CBVM_IMA
 (where the built image is linked, default /var/tmp/commonsbox/test-qemu-amd64).
 """
 
+import functools
+import http.server
+import json
 import os
 import re
 import shutil
+import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -44,7 +49,23 @@ def _missing() -> str | None:
 
 
 @pytest.fixture(scope="session")
-def image_dir(tmp_path_factory):
+def update_key() -> tuple[Path, Path]:
+    """The test images' update signing key and certificate (made once, kept in the build
+    cache so that the images built with it stay cached)."""
+    from cbimage.build import default_cache
+    from cbimage.bundle import keygen
+
+    where = default_cache() / "test-update-key"
+    key, cert = where / "update.key", where / "update.crt"
+    if not cert.is_file():
+        where.mkdir(parents=True, exist_ok=True)
+        key.unlink(missing_ok=True)
+        keygen(key, cert, "Commonsbox TEST updates")
+    return key, cert
+
+
+@pytest.fixture(scope="session")
+def image_dir(tmp_path_factory, update_key):
     why = _missing()
     if why:
         pytest.skip(f"VM TIER NOT RUN: {why}")
@@ -52,7 +73,14 @@ def image_dir(tmp_path_factory):
 
     out = Path(os.environ.get("CBVM_IMAGE_DIR", f"/var/tmp/commonsbox/test-{BOARD}"))
     t0 = time.monotonic()
-    info = build(BOARD, out, default_cache(), test=True, log=lambda m: print(m, flush=True))
+    info = build(
+        BOARD,
+        out,
+        default_cache(),
+        test=True,
+        log=lambda m: print(m, flush=True),
+        update_cert=update_key[1],
+    )
     print(f"image ready in {time.monotonic() - t0:.1f} s: {info['this_run'] or 'cached'}")
     return out
 
@@ -120,3 +148,90 @@ def pytest_sessionfinish(session):
             f"{len(failed)} VM tests, nothing else; their files run once more, on a fresh "
             "guest, and must pass whole:\n" + " ".join(files) + "\n"
         )
+
+
+# -- updates: the versions after the test image, as signed bundles (tests/vm/test_update*.py)
+
+
+def bump(version: str, by: int) -> str:
+    head, serial = version.rsplit(".", 1)
+    return f"{head}.{int(serial) + by}"
+
+
+@pytest.fixture(scope="session")
+def bundles(image_dir, update_key, tmp_path_factory):
+    """N+1 (built) and N+2 (N+1 with its agent broken), as signed bundles in a feed dir."""
+    from cbimage.build import build, default_cache
+    from cbimage.bundle import bundle, make, root_partition
+
+    key, cert = update_key
+    n = json.loads((image_dir / "image.json").read_text())
+    served = tmp_path_factory.mktemp("served")
+    next_dir = tmp_path_factory.mktemp("next")
+    info = build(
+        BOARD,
+        next_dir,
+        default_cache(),
+        test=True,
+        log=lambda m: print(m, flush=True),
+        version=bump(n["version"], 1),
+        update_cert=cert,
+    )
+    t0 = time.monotonic()
+    bundle(next_dir, served / "next.raucb", key, cert)
+    print(f"bundle made in {time.monotonic() - t0:.1f} s")
+
+    offset, size = root_partition(next_dir / "disk.img")
+    root = served / "broken.ext4"
+    subprocess.run(
+        ["dd", f"if={next_dir / 'disk.img'}", f"of={root}", "bs=1M", "status=none",
+         f"skip={offset}", f"count={size}", "iflag=skip_bytes,count_bytes", "conv=sparse"],
+        check=True,
+    )  # fmt: skip
+    broken = bump(n["version"], 2)
+    agent = served / "agent.py"
+    agent.write_text('raise SystemExit("this version of the agent is broken on purpose")\n')
+    release = served / "release.json"
+    release.write_text(json.dumps({**json.loads(_debugfs_cat(root)), "version": broken}))
+    lib = "/usr/lib/commonsbox"
+    _debugfs(
+        root,
+        f"rm {lib}/python/appliance/agent.py",
+        f"write {agent} {lib}/python/appliance/agent.py",
+        f"rm {lib}/release.json",
+        f"write {release} {lib}/release.json",
+    )
+    make(root, {**info, "version": broken}, served / "broken.raucb", key, cert)
+    root.unlink()
+    return served, info["version"], broken
+
+
+def _debugfs(image: Path, *commands: str) -> None:
+    done = subprocess.run(
+        ["debugfs", "-w", "-f", "-", image],
+        input="\n".join(commands) + "\n",
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert not done.stderr.splitlines()[1:], done.stderr
+
+
+def _debugfs_cat(image: Path) -> str:
+    return subprocess.run(
+        ["debugfs", "-R", "cat /usr/lib/commonsbox/release.json", image],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+
+
+@pytest.fixture(scope="session")
+def served(bundles):
+    """The bundles over HTTP on this machine (the guest reaches it as 10.0.2.2)."""
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=bundles[0])
+    handler.log_message = lambda *a: None  # type: ignore[method-assign]
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://10.0.2.2:{server.server_address[1]}"
+    server.shutdown()

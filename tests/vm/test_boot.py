@@ -2,7 +2,6 @@
 
 import ipaddress
 import json
-import os
 import shlex
 import ssl
 import subprocess
@@ -12,6 +11,8 @@ import urllib.request
 import pytest
 
 from appliance.tls import fingerprint
+
+from .guest import phone_namespace
 
 pytestmark = pytest.mark.vm
 
@@ -169,21 +170,8 @@ def test_logs_are_kept_in_memory_and_short(vm):
 
 @pytest.fixture
 def phone_ns():
-    from cblab.netns import Netns, run
-
-    ns = Netns(f"cbvm-phone-{os.getpid()}")
-    host_if = f"cbvmh{os.getpid() % 100000}"
-    try:
-        run(
-            ["ip", "link", "add", host_if, "type", "veth", "peer", "name", "eth0", "netns", ns.name]
-        )
-        run(["ip", "addr", "add", f"{PHONE_NET}.1/30", "dev", host_if])
-        run(["ip", "link", "set", host_if, "up"])
-        ns.run(["ip", "addr", "add", f"{PHONE_NET}.2/30", "dev", "eth0"])
-        ns.run(["ip", "link", "set", "eth0", "up"])
+    with phone_namespace(PHONE_NET) as ns:
         yield ns
-    finally:
-        ns.delete()  # takes the veth pair with it
 
 
 PHONE_NET = "10.254.77"  # the cable between this machine and the phone's namespace

@@ -1,157 +1,17 @@
-"""What admins (and the installer) look after: users, settings, the installer's SSH,
-the history."""
+"""What admins (and the installer) look after of the box itself: its settings and the
+history of its configuration."""
 
-from ipaddress import ip_network
+from flask import Blueprint, redirect, render_template, request, url_for
 
-from flask import Blueprint, g, make_response, redirect, render_template, request, url_for
-from flask_babel import gettext as _
-from flask_babel import lazy_gettext as _l
-from flask_babel import lazy_ngettext
-
-from appliance.errors import ApplianceError, Forbidden
-from appliance.ssh.schema import MAX_KEYS
-
+from ..access import managers_only
 from ..agent import call
-from ..errors import BY_FIELD, form_field, message
+from ..errors import attempt
 from ..i18n import LANGUAGES
-from ..qr import qr_svg
 from .setup import TIMEZONES
 
 bp = Blueprint("admin", __name__)
 
-# What a redirect after an SSH form says happened (only these words: never text from the URL).
-SSH_DONE = {
-    "added": _l("Key added. SSH is on."),
-    "removed": _l("Key removed."),
-    "off": _l("Key removed. SSH is off: nobody can log in to the box's system."),
-}
-KEY_REFUSED = _l(
-    "That is not a public key the box accepts. Paste the one line of your .pub "
-    "file as it is, starting with its type (such as ssh-ed25519), with nothing "
-    "before it. RSA keys need at least 2048 bits."
-)
-PRIVATE_KEY = _l(
-    "That is a private key, which must stay on your computer. Paste the public "
-    "key instead: the .pub file beside it."
-)
-KEY_TWICE = _l("That key is already on the list.")
-TOO_MANY_KEYS = lazy_ngettext(
-    "The box keeps at most %(num)d key: remove it first if it is no longer needed.",
-    "The box keeps at most %(num)d keys: remove one that is no longer needed first.",
-    MAX_KEYS,
-)
-NO_KEY_NAME = _l("Give the key a name: its line has no comment to name it by.")
-NEED_STORAGE_PASSPHRASE = _l("Give the storage's passphrase to replace the recovery key.")
-
-
-@bp.before_request
-def managers_only():
-    """The agent refuses members anyway; this only spares them a broken page."""
-    if g.user is None:
-        return redirect(url_for("auth.login"))
-    if g.user["role"] not in ("admin", "installer"):
-        return render_template("error.html", message=message(Forbidden("forbidden"))), 403
-    return None
-
-
-def _try(action, errors: dict) -> bool:
-    try:
-        action()
-        return True
-    except ApplianceError as err:
-        errors[form_field(err) or "form"] = message(err)
-        return False
-
-
-@bp.route("/users", methods=["GET", "POST"])
-def users():
-    errors, form = {}, request.form
-    if request.method == "POST" and _try(
-        lambda: call(
-            "users.add",
-            name=form.get("name", "").strip().lower(),
-            role=form.get("role", "member"),
-            passphrase=form.get("passphrase", ""),
-            language=None,
-        ),
-        errors,
-    ):
-        return redirect(url_for("admin.users"))
-    return _users_page(errors, form)
-
-
-def _users_page(errors: dict, form, status: int | None = None):
-    try:  # the handover asks for the storage's passphrase only on a box that has one
-        encrypted = call("storage.status")["volume"] is not None
-    except ApplianceError:
-        encrypted = False
-    return render_template(
-        "users.html", users=call("users.list"), errors=errors, form=form, encrypted=encrypted
-    ), status or (400 if errors else 200)
-
-
-@bp.route("/users/invite", methods=["POST"])
-def invite():
-    """A one-time link with which someone chooses their own passphrase and joins: shown
-    here (with its QR code) to be sent or shown to them, never stored by the web UI."""
-    form = request.form
-    try:
-        made = call(
-            "users.invite",
-            name=form.get("invite_name", "").strip().lower(),
-            role=form.get("invite_role", "member"),
-        )
-    except ApplianceError as err:
-        field = form_field(err)
-        text = (
-            str(BY_FIELD[("invalid", "admin_name")])  # a user name's rules
-            if (err.code, field) == ("invalid", "name")
-            else message(err)
-        )
-        errors = {f"invite_{field if field in ('name', 'role') else 'form'}": text}
-        return _users_page(errors, form)
-    url = url_for("auth.join", token=made["token"], _external=True)
-    return render_template(
-        "invitation.html",
-        invitation=made,
-        url=url,
-        qr=qr_svg(url, _("Invitation for %(name)s", name=made["name"])),
-    )
-
-
-@bp.route("/users/<name>/remove", methods=["POST"])
-def remove_user(name: str):
-    call("users.remove", name=name)
-    return redirect(url_for("admin.users"))
-
-
-@bp.route("/users/handover", methods=["POST"])
-def handover():
-    """End the installer's access; the page says what was ended, once (it may carry a
-    new recovery key: never stored, never cached)."""
-    from .storage import MESSAGES, _slow  # storage's pages import this module
-
-    form = request.form
-    passphrase = form.get("handover_passphrase", "")
-    try:
-        done = _slow(
-            "users.handover",
-            storage_passphrase=passphrase or None,
-            new_recovery_key=form.get("new_recovery_key") == "1",
-            rekey_devices=form.get("rekey_devices") == "1",
-        )
-    except ApplianceError as err:
-        if (err.code, err.field) == ("invalid", "passphrase"):
-            text = NEED_STORAGE_PASSPHRASE
-        else:
-            text = (
-                MESSAGES.get((err.code, err.field)) if err.field in ("key", "passphrase") else None
-            )
-        field = "handover_passphrase" if text or err.field == "passphrase" else "handover_form"
-        return _users_page({field: str(text or message(err))}, form)
-    answer = make_response(render_template("handover.html", done=done))
-    answer.headers["Cache-Control"] = "no-store"
-    return answer
+bp.before_request(managers_only)
 
 
 @bp.route("/settings", methods=["GET", "POST"])
@@ -162,23 +22,24 @@ def settings():
         host = form.get("endpoint_host", "").strip()
         endpoint = {"host": host, "port": int(port) if port.isdigit() else -1} if host else None
         if (
-            _try(
+            attempt(
                 lambda: call(
                     "box.settings.set",
                     name=form.get("box_name", "").strip(),
                     timezone=form.get("timezone", ""),
                     language=form.get("language", ""),
                     manage_from_anywhere=form.get("manage_from_anywhere") == "1",
+                    **_contacts(form),
                 ),
                 errors,
             )
-            and _try(
+            and attempt(
                 lambda: call(
                     "vpn.settings.set", endpoint=endpoint, **_numbers(form, "devices_per_member")
                 ),
                 errors,
             )
-            and _try(lambda: call("config.retention", **_numbers(form, "keep")), errors)
+            and attempt(lambda: call("config.retention", **_numbers(form, "keep")), errors)
         ):
             return redirect(url_for("admin.settings", saved=1))
     status = call("status")
@@ -187,6 +48,7 @@ def settings():
         status=status,
         keep=call("config.retention")["keep"],
         vpn=call("vpn.settings.get"),
+        clock=call("clock.status"),
         errors=errors,
         form=form,
         languages=LANGUAGES,
@@ -195,69 +57,19 @@ def settings():
     ), 400 if errors else 200
 
 
+def _contacts(form) -> dict[str, bool]:
+    """The switches of what the box contacts by itself, from a page that showed them (a
+    form from before they existed leaves them as they are: unticked is off)."""
+    if form.get("contacts") != "1":
+        return {}
+    return {name: form.get(name) == "1" for name in ("time_sync", "update_check")}
+
+
 def _numbers(form, *names) -> dict[str, int]:
     """Whole numbers typed in a form, those sent; anything but digits is -1, which the
     agent refuses with the field's range."""
     sent = {name: form[name].strip() for name in names if name in form}
     return {k: int(v) if v.isdigit() and len(v) < 10 else -1 for k, v in sent.items()}
-
-
-def _key_refused(err: ApplianceError, form) -> tuple[str, str]:
-    """The field the agent's refusal of a new key is about, and what to tell the user."""
-    if (err.code, err.field) == ("invalid", "name"):
-        return "name", str(
-            BY_FIELD[("invalid", "name")] if form.get("name", "").strip() else NO_KEY_NAME
-        )
-    if (err.code, err.field) == ("conflict", "key"):
-        full = len(call("ssh.access")["keys"]) >= MAX_KEYS
-        return "key", str(TOO_MANY_KEYS if full else KEY_TWICE)
-    if err.code == "invalid":
-        return "key", str(PRIVATE_KEY if "PRIVATE KEY" in form.get("key", "") else KEY_REFUSED)
-    return "form", message(err)
-
-
-def _box_address() -> str:
-    """The box's address in the VPN (the subnet's first), as the Files page gives it."""
-    return str(next(ip_network(call("vpn.settings.get")["ipv4_subnet"]).hosts()))
-
-
-def _ssh_page(errors: dict | None = None, form=None, status: int = 200):
-    access, form = call("ssh.access"), form or {}
-    key = form.get("key", "")
-    return render_template(
-        "ssh.html",
-        access=access,
-        address=_box_address() if access["enabled"] else None,
-        errors=errors or {},
-        key="" if "PRIVATE KEY" in key else key,
-        name=form.get("name", ""),
-        done=SSH_DONE.get(request.args.get("done", "")),
-    ), status
-
-
-@bp.route("/ssh", methods=["GET"])
-def ssh():
-    return _ssh_page()
-
-
-@bp.route("/ssh/keys", methods=["POST"])
-def ssh_add():
-    form = request.form
-    try:
-        call("ssh.key.add", key=form.get("key", ""), name=form.get("name", "").strip() or None)
-    except ApplianceError as err:
-        field, text = _key_refused(err, form)
-        return _ssh_page({field: text}, form, 400)
-    return redirect(url_for("admin.ssh", done="added"))
-
-
-@bp.route("/ssh/keys/remove", methods=["POST"])
-def ssh_remove():
-    try:
-        left = call("ssh.key.remove", fingerprint=request.form.get("fingerprint", ""))["ssh"]
-    except ApplianceError as err:
-        return _ssh_page({"remove_form": message(err)}, status=400)
-    return redirect(url_for("admin.ssh", done="removed" if left["enabled"] else "off"))
 
 
 @bp.route("/history")

@@ -6,6 +6,7 @@ from flask import Blueprint, g, redirect, render_template, url_for
 from flask_babel import lazy_gettext as _l
 
 from appliance.errors import ApplianceError
+from appliance.update import pages as update_pages
 
 from ..agent import call
 
@@ -33,6 +34,7 @@ CHECKS = {
     ("files", "storage"): _l("Files' storage"),
     ("files", "accounts"): _l("File share accounts"),
     ("ssh", "ssh"): _l("Installer's SSH"),
+    ("update", "last update"): _l("Last update"),
 }
 
 
@@ -51,7 +53,10 @@ def dashboard():
         check["label"] = CHECKS.get(
             (check["capability"], check["name"]), f"{check['capability']} · {check['name']}"
         )
-    storage = _storage() if g.user["role"] in ("admin", "installer") else None
+        if (check["capability"], check["name"]) == ("update", "last update"):
+            check["words"] = update_pages.check_words(check["detail"])
+    manager = g.user["role"] in ("admin", "installer")
+    storage = _storage() if manager else None
     space = (storage or {}).get("space") or {
         "total": status["system"]["disk_total"],
         "free": status["system"]["disk_free"],
@@ -64,6 +69,7 @@ def dashboard():
         total=len(devices),
         hardware=call("hardware.status"),
         storage=storage,
+        updates=update_pages.summary() if manager else None,
         space=space,
         low=space["free"] < LOW_SPACE * space["total"],
     )

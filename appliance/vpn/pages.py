@@ -1,21 +1,24 @@
-"""VPN devices: add one and show its QR code, download its config, revoke it."""
+"""The web UI's VPN pages: add a device and show its QR code, download its config,
+revoke it; a one-time link opened on the device itself."""
 
-from flask import Blueprint, Response, g, redirect, render_template, request, url_for
+from flask import Blueprint, Response, redirect, render_template, request, url_for
+from flask_babel import lazy_gettext as _l
 from markupsafe import Markup
 
 from appliance.errors import ApplianceError
-from appliance.vpn.export import qr_svg
+from webui.access import members_only
+from webui.agent import call
+from webui.errors import form_field, message
+from webui.nav import Link
 
-from ..agent import call
-from ..errors import form_field, message
+from .export import qr_svg
 
-bp = Blueprint("devices", __name__, url_prefix="/devices")
+bp = Blueprint("devices", __name__, url_prefix="/devices", template_folder="templates")
+blueprints = (bp,)
+# In the menu (webui/nav.py).
+links = (Link("devices.index", _l("Devices"), 20),)
 PAGE = 50  # rows a phone screen can take in; a household rarely has more
 COLUMNS = ["id", "name", "latest_handshake", "rx_bytes", "tx_bytes"]  # as devices.html reads them
-
-
-def _login_first():
-    return redirect(url_for("auth.login")) if g.user is None else None
 
 
 @bp.route("/", methods=["GET", "POST"])
@@ -52,7 +55,7 @@ def index():
 @bp.route("/<int:device_id>", methods=["GET", "POST"])
 def show(device_id: int):
     """The device's QR code; a POST also makes a one-time link for it."""
-    if (out := _login_first()) is not None:
+    if (out := members_only()) is not None:
         return out
     device = call("vpn.device.get", device=device_id)
     link = None
@@ -73,7 +76,7 @@ def show(device_id: int):
 
 @bp.route("/<int:device_id>/config")
 def download(device_id: int):
-    if (out := _login_first()) is not None:
+    if (out := members_only()) is not None:
         return out
     config = call("vpn.device.config", device=device_id)
     return Response(
@@ -102,7 +105,7 @@ def one_time(token: str):
 
 @bp.route("/<int:device_id>/remove", methods=["POST"])
 def remove(device_id: int):
-    if (out := _login_first()) is not None:
+    if (out := members_only()) is not None:
         return out
     call("vpn.device.remove", device=device_id)
     return redirect(url_for("devices.index"))

@@ -1,19 +1,24 @@
-"""The household's file share (SFTP over the VPN): how a member's apps connect, their
-files password; the managers turn the share on or off.
+"""The web UI's page for the household's file share (SFTP over the VPN): how a member's
+apps connect, their files password; the managers turn the share on or off and say what
+becomes of a departed member's folder.
 
 A files password is shown once, in the answer to the form that made it: never in a URL,
 a redirect or anything a browser keeps.
 """
 
-from flask import Blueprint, g, make_response, redirect, render_template, request, url_for
+from flask import Blueprint, make_response, redirect, render_template, request, url_for
 from flask_babel import lazy_gettext as _l
 
 from appliance.errors import ApplianceError, Conflict, Forbidden
+from webui.access import is_manager, members_only
+from webui.agent import call
+from webui.errors import message
+from webui.nav import Link
 
-from ..agent import call
-from ..errors import message
-
-bp = Blueprint("files", __name__, url_prefix="/files")
+bp = Blueprint("files", __name__, url_prefix="/files", template_folder="templates")
+blueprints = (bp,)
+# In the menu (webui/nav.py).
+links = (Link("files.index", _l("Files"), 40),)
 
 # What a redirect after a form says happened (only these words: never text from the URL).
 DONE = {
@@ -29,13 +34,7 @@ NO_ACCOUNT = _l(
 )
 
 
-def _manager() -> bool:
-    return g.user["role"] in ("admin", "installer")
-
-
-@bp.before_request
-def members_only():
-    return redirect(url_for("auth.login")) if g.user is None else None
+bp.before_request(members_only)
 
 
 def _closed(connection: dict) -> str | None:
@@ -53,7 +52,7 @@ def _page(errors: dict | None = None, status: int = 200):
     return render_template(
         "files.html",
         connection=connection,
-        manager=_manager(),
+        manager=is_manager(),
         closed=_closed(connection),
         errors=errors or {},
         done=DONE.get(request.args.get("done", "")) if request.method == "GET" else None,
@@ -82,7 +81,7 @@ def password():
 
 @bp.route("/settings", methods=["POST"])
 def settings():
-    if not _manager():
+    if not is_manager():
         return render_template("error.html", message=message(Forbidden("forbidden"))), 403
     enabled = request.form.get("enabled") == "1"
     try:
@@ -95,7 +94,7 @@ def settings():
 @bp.route("/departed", methods=["POST"])
 def departed():
     """What becomes of a member's folder when they leave: archived or deleted."""
-    if not _manager():
+    if not is_manager():
         return render_template("error.html", message=message(Forbidden("forbidden"))), 403
     try:
         enabled = call("files.connection")["enabled"]

@@ -1,4 +1,4 @@
-"""The household's encrypted storage (managers only): unlock it after every restart, lock
+"""The web UI's pages for the household's encrypted storage (managers only): unlock it after every restart, lock
 it, its keys, the disks plugged in, and making one of them the storage.
 
 A recovery key is shown once, in the answer to the form that made it: never in a URL,
@@ -6,18 +6,20 @@ a redirect or anything a browser keeps. Storage's work is slow on a small board
 (argon2id, mkfs, mail and chat stopping or starting): those calls wait minutes.
 """
 
-from flask import Blueprint, g, make_response, redirect, render_template, request, url_for
+from flask import Blueprint, make_response, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
 from appliance.errors import ApplianceError
+from webui.access import managers_only
+from webui.agent import call, call_slowly
+from webui.errors import message
+from webui.nav import Link
 
-from ..agent import call
-from ..errors import message
-from .admin import managers_only
-
-bp = Blueprint("storage", __name__, url_prefix="/storage")
-SLOW = 900  # seconds: formatting a big disk on a Pi, argon2id, services stopping
+bp = Blueprint("storage", __name__, url_prefix="/storage", template_folder="templates")
+blueprints = (bp,)
+# In the menu (webui/nav.py).
+links = (Link("storage.index", _l("Storage"), 65, managers_only=True),)
 CIPHERS = ("aes-xts", "adiantum")
 
 # The agent's English "why" for its cipher, in the manager's language (by the cipher).
@@ -88,19 +90,6 @@ MESSAGES = {
 bp.before_request(managers_only)
 
 
-def _slow(method: str, **params):
-    """Call the agent and wait as long as storage's work takes (the page's own calls
-    give up after 30 s)."""
-    agent = g.agent
-    agent.close()
-    before, agent.timeout = agent.timeout, SLOW
-    try:
-        return agent.call(method, **params)
-    finally:
-        agent.close()
-        agent.timeout = before
-
-
 def _error(err: ApplianceError, fields: dict, form: str) -> dict:
     """{the form field to show it beside: the message in the manager's language}."""
     target = fields.get(err.field, form)
@@ -142,7 +131,7 @@ def _page(errors: dict | None = None, status: int = 200):
 def _after(method: str, done: str, fields: dict, form: str, **params):
     """Run a storage action; back to the page saying it was done, or with the error."""
     try:
-        _slow(method, **params)
+        call_slowly(method, **params)
     except ApplianceError as err:
         return _page(_error(err, fields, form), 400)
     return redirect(url_for("storage.index", done=done))
@@ -183,7 +172,7 @@ def passphrase():
 @bp.route("/recovery-key", methods=["POST"])
 def recovery_key():
     try:
-        made = _slow("storage.recovery_key", passphrase=request.form.get("rk_passphrase", ""))
+        made = call_slowly("storage.recovery_key", passphrase=request.form.get("rk_passphrase", ""))
     except ApplianceError as err:
         return _page(
             _error(err, {"passphrase": "rk_passphrase", "key": "rk_passphrase"}, "recovery_form"),
@@ -245,7 +234,7 @@ def setup(name: str):
             errors["passphrase2"] = _("The two passphrases are not the same.")
         else:
             try:
-                made = _slow(
+                made = call_slowly(
                     "storage.format",
                     disk=name,
                     confirm=form.get("confirm", ""),

@@ -1,32 +1,34 @@
-"""Mail and chat: the member's address and app passwords; the managers' settings and DNS.
+"""The web UI's mail and chat pages: the member's address and app passwords; the
+managers' settings and DNS. And mail apps' autoconfiguration: public, the same for
+everyone, no secret in it.
 
 An app password is shown once, in the answer to the form that made it: never in a URL,
 a redirect or anything a browser keeps.
 """
 
-from flask import Blueprint, g, make_response, redirect, render_template, request, url_for
+from flask import Blueprint, Response, g, make_response, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 
 from appliance.errors import ApplianceError, Forbidden
+from webui.access import is_manager, members_only
+from webui.agent import call
+from webui.errors import form_field, message
+from webui.nav import Link
+from webui.qr import qr_svg
 
-from ..agent import call
-from ..errors import form_field, message
-from ..qr import qr_svg
-
-bp = Blueprint("mail", __name__, url_prefix="/mail")
+bp = Blueprint("mail", __name__, url_prefix="/mail", template_folder="templates")
+autoconfig = Blueprint("autoconfig", __name__)
+blueprints = (bp, autoconfig)
+# In the menu (webui/nav.py).
+links = (Link("mail.index", _l("Mail and chat"), 30),)
 MAIL_NUMBERS = ("max_message_mib", "quota_mib", "delete_fetched_after_days")
 CHAT_NUMBERS = ("archive_days", "upload_mib")
 # The agent's error fields (dots flattened) -> the field on this page's forms.
 FIELDS = {"app_password_label": "label", "owner": "form", "enabled": "chat_enabled"}
 
 
-def _manager() -> bool:
-    return g.user["role"] in ("admin", "installer")
-
-
-@bp.before_request
-def members_only():
-    return redirect(url_for("auth.login")) if g.user is None else None
+bp.before_request(members_only)
 
 
 def _error(err: ApplianceError, errors: dict) -> None:
@@ -84,7 +86,7 @@ def _settings_values(mail: dict, chat: dict, form) -> dict:
 
 def _page(errors: dict | None = None, label: str = "", settings_form=None, status: int = 200):
     mail, chat = call("mail.settings.get"), call("chat.settings.get")
-    manager = _manager()
+    manager = is_manager()
     apps = call("mail.password.list", owner=g.user["name"]) if mail["enabled"] else []
     records, dns_error, checked = None, None, False
     if manager and mail["domain"]:
@@ -151,7 +153,7 @@ def remove_app(app_id: int):
 @bp.route("/settings", methods=["POST"])
 def settings():
     """Only what changed is sent: mail first (chat needs mail's domain), then chat."""
-    if not _manager():
+    if not is_manager():
         return render_template("error.html", message=message(Forbidden("forbidden"))), 403
     form = request.form
     mail, chat = call("mail.settings.get"), call("chat.settings.get")
@@ -183,3 +185,9 @@ def settings():
     if errors:
         return _page(errors, settings_form=form, status=400)
     return redirect(url_for("mail.index", saved=1))
+
+
+@autoconfig.route("/.well-known/autoconfig/mail/config-v1.1.xml")
+@autoconfig.route("/mail/config-v1.1.xml")  # as asked of autoconfig.DOMAIN
+def mail_config():
+    return Response(call("mail.autoconfig")["xml"], mimetype="application/xml")

@@ -1,0 +1,116 @@
+"""A/B updates on the qemu-amd64 test image, through its real bootloader (OVMF + GRUB):
+
+- version N, with a device and mail on, installs N+1 from a bundle served on this machine;
+  the box restarts into root B, the health gate keeps it, and the household's device
+  list, mail and a phone's tunnel are as they were;
+- then a broken N+2 (its agent cannot start) is installed; the gate gives it up and the
+  box comes back to N+1 by itself, and says so.
+
+The versions are built from the same recipe (as a release is), each with its own version;
+the broken one is N+1's root with the agent's module replaced, signed with the test key.
+"""
+
+import time
+
+import pytest
+
+from .conftest import CARD_MIB
+from .guest import after_restart, cli, fetch, phone_namespace, wait_for
+
+pytestmark = pytest.mark.vm
+
+GATE_MINUTES = 3  # a broken version is given up this long after the gate starts
+PHONE_NET = "10.254.78"
+
+
+@pytest.fixture
+def phone_ns():
+    with phone_namespace(PHONE_NET) as ns:
+        yield ns
+
+
+@pytest.fixture(scope="module")
+def box(image_dir, tmp_path_factory):
+    from cbvm import VM
+
+    vm = VM(image_dir, tmp_path_factory.mktemp("vm-update"), card_mib=CARD_MIB)
+    vm.start()
+    try:
+        vm.status = vm.wait_ready()
+        vm.wait_active("commonsbox-webui")
+        yield vm
+    finally:
+        vm.stop()
+        vm.cleanup()
+
+
+def test_an_update_is_tried_kept_and_the_household_has_everything(
+    box, bundles, served, phone_ns, tmp_path
+):
+    from cblab.sandbox import Phone
+
+    _, next_version, _ = bundles
+    vm = box
+    before = cli(vm, "update", "status")
+    assert before["takes_updates"] and (before["booted"], before["primary"]) == ("A", "A")
+
+    port = vm.wireguard_port
+    vm.forward("udp", f"{PHONE_NET}.1", port, 51820)
+    vm.run(["commonsbox", "vpn", "set", "--endpoint", f"{PHONE_NET}.1:{port}"], check=True)
+    added = cli(vm, "vpn", "device", "add", "update-phone")
+    config = vm.run(
+        ["commonsbox", "vpn", "device", "show", str(added["device"]["id"])], check=True
+    ).stdout
+    # Mail keeps its data where the household's data is: here the card, unencrypted (the
+    # encrypted storage after a restart is in test_storage.py; the gate's part in it in
+    # tests/unit/test_update_gate.py).
+    cli(vm, "storage", "unencrypted", "on")
+    cli(vm, "mail", "set", "on", "--domain", "box.test")
+    vm.wait_active("postfix")
+    phone = Phone(phone_ns, "cbupdwg0", tmp_path)
+    phone.up(config)
+    box_ip = vm.status["vpn"]["ipv4_subnet"].rsplit(".", 1)[0] + ".1"
+    assert wait_for(lambda: phone_ns.ping(box_ip, count=1, timeout=3), 60), phone_ns.run(
+        ["wg", "show"]
+    ).stdout
+
+    bundle = fetch(vm, f"{served}/next.raucb", "next.raucb")
+    t0 = time.monotonic()
+    done = cli(vm, "update", "install", bundle)
+    installed = time.monotonic()
+    assert (done["version"], done["slot"], done["reboot"]) == (next_version, "B", True)
+
+    status = after_restart(vm, next_version)
+    kept = time.monotonic()
+    print(
+        f"UPDATE: install {installed - t0:.1f} s, install -> kept {kept - t0:.1f} s "
+        f"(restart, boot through GRUB, gate) under TCG"
+    )
+    assert (status["booted"], status["primary"], status["in_trial"]) == ("B", "B", False)
+    assert status["last"]["outcome"] == "committed" and status["last"]["version"] == next_version
+    assert "rauc.slot=B" in vm.run(["cat", "/proc/cmdline"]).stdout
+    devices = cli(vm, "vpn", "device", "list")
+    assert [d["name"] for d in devices] == ["update-phone"]
+    assert vm.run(["systemctl", "is-active", "postfix", "dovecot"]).stdout.split() == [
+        "active",
+        "active",
+    ]
+    assert wait_for(lambda: phone_ns.ping(box_ip, count=1, timeout=3), 60)
+
+
+def test_a_broken_update_is_given_up_and_the_box_comes_back_by_itself(box, bundles, served):
+    _, running, broken = bundles
+    vm = box
+    bundle = fetch(vm, f"{served}/broken.raucb", "broken.raucb")
+    done = cli(vm, "update", "install", bundle, "--gate-minutes", str(GATE_MINUTES))
+    assert (done["version"], done["slot"]) == (broken, "A")
+
+    status = after_restart(vm, running)
+    assert (status["booted"], status["primary"], status["in_trial"]) == ("B", "B", False)
+    last = status["last"]
+    assert (last["version"], last["from"], last["outcome"]) == (broken, running, "rolled back")
+    assert any(lost.startswith("the agent does not answer") for lost in last["lost"]), last
+    health = {(c["capability"], c["name"]): c for c in cli(vm, "status")["health"]}
+    assert not health[("update", "last update")]["ok"]
+    assert broken in health[("update", "last update")]["detail"]
+    assert [d["name"] for d in cli(vm, "vpn", "device", "list")] == ["update-phone"]
