@@ -22,17 +22,12 @@ from . import reach, security
 from .agent import RequestGlobals, agent_for_request, check_session, close_agent
 from .fragments import FragmentCache
 from .i18n import LANGUAGES, RTL, pick_locale
-from .rendering import PageEnvironment
-
-
-class _WebUI(Flask):
-    jinja_environment = PageEnvironment  # escaped values written out as plain text
 
 
 def create_app(
     socket_path: Path = DEFAULT_SOCKET, secret_key: bytes | None = None, testing: bool = False
 ) -> Flask:
-    app = _WebUI(__name__)
+    app = Flask(__name__)
     app.config.update(
         SECRET_KEY=secret_key or secrets.token_bytes(32),
         AGENT_SOCKET=Path(socket_path),
