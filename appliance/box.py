@@ -352,7 +352,8 @@ class Box:
             facts = self.facts(self.capability(VpnCapability), desired, VIEW_MAX_AGE)
         iface = facts.interfaces.get(desired.vpn.interface)
         peers = iface.peers if iface else {}
-        shown = [d for d in desired.vpn.devices if visible is None or visible(d)]
+        devices = desired.vpn.devices
+        shown = devices if visible is None else [d for d in devices if visible(d)]
         rows = []
         for d in shown[offset : None if limit is None else offset + limit]:
             peer = peers.get(d.public_key)

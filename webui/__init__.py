@@ -12,14 +12,15 @@ from pathlib import Path
 from babel.numbers import get_decimal_symbol
 from flask import Flask, g, request, url_for
 from flask_babel import Babel, format_datetime, format_decimal, get_locale, get_translations
-from flask_babel import lazy_gettext as _l
-from jinja2 import pass_eval_context
-from markupsafe import Markup
+from jinja2 import pass_context, pass_eval_context
+from jinja2.runtime import Context
+from markupsafe import Markup, escape
 
 from appliance.paths import DEFAULT_SOCKET
 
 from . import reach, security
-from .agent import agent_for_request, close_agent
+from .agent import RequestGlobals, agent_for_request, check_session, close_agent
+from .fragments import FragmentCache
 from .i18n import LANGUAGES, RTL, pick_locale
 
 
@@ -47,10 +48,13 @@ def create_app(
         pgettext=lambda c, s: _translations().upgettext(c, s),
         npgettext=lambda c, s, p, n: _translations().unpgettext(c, s, p, n),
     )
+    app.jinja_env.add_extension(FragmentCache)  # {% cache %}: the pages' shared parts
     app.jinja_env.globals["_"] = _gettext
     app.jinja_env.globals["url_for"] = _url_for
+    app.app_ctx_globals_class = RequestGlobals  # g.user: told with the page's first call
     app.before_request(agent_for_request)
     app.before_request(reach.keep_management_at_home)
+    app.after_request(check_session)
     app.teardown_request(close_agent)
     app.extensions["post_limit"] = security.PostLimit()
     app.before_request(security.limit_posts)
@@ -75,21 +79,27 @@ def create_app(
 def isolate(text) -> Markup:
     """A name someone typed, set apart from the text around it: a Latin device name keeps
     its order on an Arabic page, and an Arabic name on an English one (escaped as ever)."""
-    return Markup("<bdi>%s</bdi>") % text
+    return Markup(f"<bdi>{escape(text)}</bdi>")  # as Markup("<bdi>%s</bdi>") % text, faster
+
+
+def N_(message: str) -> str:
+    """A message marked for translation (Babel extracts N_), translated where shown."""
+    return message
 
 
 # TRANSLATORS: units of size, as written in your language (French: o, ko, Mo, Go).
-UNITS = (_l("B"), _l("kB"), _l("MB"), _l("GB"))
+UNITS = (N_("B"), N_("kB"), N_("MB"), N_("GB"))
 
 
 @pass_eval_context
 def _gettext(eval_ctx, string: str, **variables):
     """``_()`` in templates: Jinja's newstyle gettext (escaped, always a format
-    string) in one call instead of three nested ones; a page has dozens."""
+    string) in one call instead of three nested ones; a page has dozens. (Not
+    pass_context: a call with the context, after a {% set %}, copies the context.)"""
     found = _translations().ugettext(string)
     if eval_ctx.autoescape:
         found = Markup(found)
-    return found % variables
+    return found % variables if variables or "%" in found else found
 
 
 _URLS: dict[tuple, str] = {}
@@ -120,19 +130,27 @@ def _translations():
     return found
 
 
-def filesize(n: int) -> str:
+@pass_context
+def filesize(context: Context, n: int) -> str:
     """Bytes for people, in the member's language and with their decimal mark (1,5 Mo
     in French). Below 1000 of a unit no grouping is needed: only the mark and the
     unit names, looked up once per request."""
-    words = g.get("size_words")
+    # g as Flask put it in the page's context: flask.g is a proxy (a microsecond a read,
+    # and the device list has a hundred sizes); an imported macro has only flask.g.
+    request_g = context.parent.get("g", g)
+    words = request_g.get("size_words")
     if words is None:
-        words = g.size_words = get_decimal_symbol(get_locale()), [str(u) for u in UNITS]
+        words = request_g.size_words = (
+            get_decimal_symbol(get_locale()),
+            [_translations().ugettext(u) for u in UNITS],
+        )
     mark, units = words
-    for i, unit in enumerate(units):
-        if n < 1000 or i == len(units) - 1:
-            text = f"{n:.0f}" if i == 0 else f"{n:.1f}"
-            return f"{text.replace('.', mark)} {unit}"
+    if n < 1000:
+        return f"{n} {units[0]}" if type(n) is int else f"{n:.0f} {units[0]}"
+    for unit in units[1:]:
         n /= 1000
+        if n < 1000 or unit is units[-1]:
+            return f"{n:.1f}".replace(".", mark) + " " + unit
     return ""
 
 

@@ -1,9 +1,36 @@
 """The agent, as seen from a request: a client carrying the member's session."""
 
 from flask import current_app, g, session
+from flask.ctx import _AppCtxGlobals
 
 from appliance.api.client import Client
-from appliance.errors import Unauthorized
+from appliance.errors import ApplianceError
+
+
+class RequestGlobals(_AppCtxGlobals):
+    """Flask's ``g``, whose ``user`` (the member behind the session, or None) is found
+    when first read: the agent tells it with the page's first call, so a page that asks
+    the agent before it needs the member costs one round trip, not two."""
+
+    @property
+    def user(self) -> dict | None:
+        if "user" not in self.__dict__:  # g.user = ... (a test, reach.py) sets it outright
+            self.__dict__["user"] = _member()
+        return self.__dict__["user"]
+
+
+def _member() -> dict | None:
+    agent = g.get("agent")
+    if agent is None:
+        return None
+    user = agent.whoami()
+    if user is None and agent.session is not None:
+        # Expired or revoked: forget it (unless the page has just started a new one).
+        if session.get("token") == agent.session:
+            session.clear()
+        agent.session = None
+    return user
+
 
 # Seconds the storage's work may take on a small board: formatting a big disk, argon2id,
 # mail and chat stopping or starting.
@@ -12,13 +39,16 @@ SLOW = 900
 
 def agent_for_request() -> None:
     g.agent = Client(current_app.config["AGENT_SOCKET"], timeout=30, session=session.get("token"))
-    g.user = None
-    if session.get("token"):
-        try:
-            g.user = g.agent.call("auth.whoami")
-        except Unauthorized:  # expired or revoked: forget it
-            session.clear()
-            g.agent.session = None
+
+
+def check_session(response):
+    """Every request that carries a session has it checked, as a page does: a static
+    file's too (an ended one is forgotten, a live one kept alive)."""
+    try:
+        g.user  # noqa: B018 (read for its effect)
+    except ApplianceError:
+        pass  # the agent is away: a static file is still served, a page says so itself
+    return response
 
 
 def close_agent(exc=None) -> None:

@@ -1,5 +1,6 @@
 """Languages: chosen from the browser, overridden by the member's own choice."""
 
+from babel import Locale
 from flask import g, request, session
 
 LANGUAGES = {
@@ -12,12 +13,14 @@ LANGUAGES = {
     "sw": "Kiswahili",
 }
 RTL = {"ar"}
+# Made once: Flask-Babel parses a language code into a Locale on every page otherwise.
+LOCALES = {code: Locale.parse(code) for code in LANGUAGES}
 
 
-def pick_locale() -> str:
+def pick_locale() -> Locale:
     user = getattr(g, "user", None)
     if user and user.get("language") in LANGUAGES:
-        return user["language"]
+        return LOCALES[user["language"]]
     if session.get("language") in LANGUAGES:
-        return session["language"]
-    return request.accept_languages.best_match(list(LANGUAGES)) or "en"
+        return LOCALES[session["language"]]
+    return LOCALES[request.accept_languages.best_match(list(LANGUAGES)) or "en"]

@@ -5,12 +5,15 @@ import socket
 from pathlib import Path
 from typing import BinaryIO
 
-from ..errors import ERRORS_BY_CODE, ApplianceError, RateLimited
+from ..errors import ERRORS_BY_CODE, ApplianceError, Forbidden, RateLimited, Unauthorized
 from ..paths import DEFAULT_SOCKET
 
 
 class AgentUnavailable(ApplianceError):
     code = "unavailable"
+
+
+_UNTOLD = object()  # whose the session is: not yet told by the agent
 
 
 class Client:
@@ -22,6 +25,7 @@ class Client:
         self.session = session
         self._sock: socket.socket | None = None
         self._file: BinaryIO | None = None
+        self._whoami: dict | None | object = _UNTOLD
 
     def _connect(self) -> None:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -35,12 +39,32 @@ class Client:
             ) from None
         self._sock, self._file = sock, sock.makefile("rb")
 
+    def whoami(self) -> dict | None:
+        """The member whose session this is (None: no session, or it has ended, or the box
+        is not claimed), as the agent told it with an earlier call, else asked now."""
+        if self.session is None:
+            return None
+        if self._whoami is _UNTOLD:
+            try:
+                found = self._call("auth.whoami", {}, whoami=False)
+            except (Unauthorized, Forbidden):
+                found = None
+            self._whoami = found
+        return self._whoami  # type: ignore[return-value]
+
     def call(self, method: str, **params):
+        # Until the agent has said whose the session is, it says so with this answer (a
+        # page's first call then needs no round trip of its own to learn it).
+        return self._call(method, params, whoami=self._whoami is _UNTOLD)
+
+    def _call(self, method: str, params: dict, whoami: bool):
         if self._sock is None:
             self._connect()
-        request = {"method": method, "params": params}
+        request: dict = {"method": method, "params": params}
         if self.session is not None:
             request["session"] = self.session
+            if whoami:
+                request["whoami"] = True
         assert self._sock is not None and self._file is not None
         try:
             self._sock.sendall(json.dumps(request).encode() + b"\n")
@@ -52,6 +76,8 @@ class Client:
             self.close()
             raise AgentUnavailable("the agent closed the connection")
         answer = json.loads(line)
+        if "whoami" in answer:
+            self._whoami = answer["whoami"]
         if answer["ok"]:
             return answer["result"]
         error = answer["error"]

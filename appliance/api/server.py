@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ..accounts.service import ROOT, Caller
 from ..box import Box
-from ..errors import ApplianceError, Invalid, TooLarge, Unauthorized
+from ..errors import ApplianceError, Forbidden, Invalid, TooLarge, Unauthorized
 from . import MAX_REQUEST
 from .methods import HARDWARE, call
 
@@ -33,9 +33,18 @@ def _unprivileged(user: str, what: str) -> tuple[int, int]:
     return entry.pw_uid, entry.pw_gid
 
 
-def _answer(result=None, error: ApplianceError | None = None) -> bytes:
+def _answer(result=None, error: ApplianceError | None = None, told: dict | None = None) -> bytes:
     body = {"ok": False, "error": error.to_json()} if error else {"ok": True, "result": result}
-    return json.dumps(body, ensure_ascii=False).encode() + b"\n"
+    return json.dumps({**body, **(told or {})}, ensure_ascii=False).encode() + b"\n"
+
+
+def _whoami(box: Box, caller: Caller) -> dict | None:
+    """What ``auth.whoami`` would answer this caller, or None for no member's session (an
+    ended one, or a box not claimed yet)."""
+    try:
+        return call(box, caller, "auth.whoami", {})
+    except (Unauthorized, Forbidden):
+        return None
 
 
 class _Handler(socketserver.StreamRequestHandler):
@@ -66,6 +75,7 @@ class _Handler(socketserver.StreamRequestHandler):
                 return
 
     def _serve(self, uid: int, line: bytes) -> bytes:
+        told = None
         try:
             try:
                 request = json.loads(line)
@@ -74,11 +84,14 @@ class _Handler(socketserver.StreamRequestHandler):
             if not isinstance(request, dict):
                 raise Invalid("the request must be a JSON object")
             caller = self.server.caller(uid, request.get("session"))
+            if request.get("whoami") is True:  # whose the session is, before the call runs
+                told = {"whoami": _whoami(self.server.box, caller)}
             return _answer(
-                call(self.server.box, caller, request.get("method"), request.get("params"))
+                call(self.server.box, caller, request.get("method"), request.get("params")),
+                told=told,
             )
         except ApplianceError as err:
-            return _answer(error=err)
+            return _answer(error=err, told=told)
         except Exception:
             log.exception("API request failed")
             return _answer(error=ApplianceError("the agent failed; see its log"))

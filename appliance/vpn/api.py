@@ -23,15 +23,42 @@ from ..errors import Invalid, NotFound
 from ..validate import UNSET
 from .schema import Device
 
+# What a live row holds (Box.devices_live); vpn.device.live's COLUMNS names some of them.
+LIVE_FIELDS = (
+    "id",
+    "name",
+    "ipv4",
+    "ipv6",
+    "mode",
+    "owner",
+    "latest_handshake",
+    "rx_bytes",
+    "tx_bytes",
+    "endpoint",
+)
 
-@method("vpn.device.live", access="member", offset=(INT, 0), limit=(INT, 1000))
-def devices_live(box: Box, caller: Caller, offset, limit):
-    """A page of the devices the caller may see, with last handshake and traffic."""
+
+@method(
+    "vpn.device.live",
+    access="member",
+    offset=(INT, 0),
+    limit=(INT, 1000),
+    columns=(OPT_LIST, None),
+)
+def devices_live(box: Box, caller: Caller, offset, limit, columns):
+    """A page of the devices the caller may see, with last handshake and traffic. With
+    COLUMNS, a table: each row a list of those fields, in that order (a page that shows
+    five of ten sends, and reads, a third of the bytes)."""
     if offset < 0 or not 1 <= limit <= 10_000:
         raise Invalid("offset must be 0 or more and limit between 1 and 10000", "limit")
-    return box.devices_live(
+    if columns is not None and (not columns or not all(c in LIVE_FIELDS for c in columns)):
+        raise Invalid(f"columns must be some of {', '.join(LIVE_FIELDS)}", "columns")
+    live = box.devices_live(
         None if caller.manages_box else lambda d: d.owner == caller.name, offset, limit
     )
+    if columns is None:
+        return live
+    return {"total": live["total"], "rows": [[d[c] for c in columns] for d in live["devices"]]}
 
 
 def _settings(box: Box) -> dict:

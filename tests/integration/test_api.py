@@ -62,6 +62,24 @@ def test_bad_device_names_are_refused_and_nothing_is_stored(box):
     assert snapshot(box) == before
 
 
+def test_live_devices_as_a_table_of_the_columns_asked_for(box):
+    """A page that shows five of a row's ten fields asks for those, as a table."""
+    for name in ("laptop", "phone", "tablet"):
+        box.api.call("vpn.device.add", name=name)
+    columns = ["name", "id", "rx_bytes"]
+    table = box.api.call("vpn.device.live", offset=1, limit=5, columns=columns)
+    full = box.api.call("vpn.device.live", offset=1, limit=5)
+    assert table == {
+        "total": 3,
+        "rows": [[d["name"], d["id"], d["rx_bytes"]] for d in full["devices"]],
+    }
+    assert [row[0] for row in table["rows"]] == ["phone", "tablet"]
+    for bad in ([], ["name", "private_key"], [["name"]], "name"):
+        with pytest.raises(Invalid) as err:
+            box.api.call("vpn.device.live", columns=bad)
+        assert err.value.field == "columns", bad
+
+
 @pytest.mark.parametrize(
     "name",
     [
@@ -329,3 +347,64 @@ JSON = st.recursive(
 def test_random_requests_never_crash_the_agent(box, method, params):
     answer = raw(box, json.dumps({"method": method, "params": params}).encode() + b"\n")[0]
     assert answer["ok"] or answer["error"]["code"] != "error", answer
+
+
+def test_a_call_also_says_whose_the_session_is_when_asked(tmp_path):
+    """The web UI learns who the member is with a page's first call ("whoami": true), not
+    with a round trip of its own; an ended session is null there, and the call itself is
+    decided for that caller as ever."""
+    root = Path(tempfile.mkdtemp(prefix="cbt-api-"))
+    os.chmod(root, 0o755)
+    lab = Lab(tmp_path, phones=0, root=root, webui_user="nobody")
+    try:
+        ask = {"method": "vpn.device.live", "params": {}, "whoami": True}
+        unclaimed = _lines_as_webui(lab, [{**ask, "session": "none yet"}])
+        assert unclaimed == [{"ok": False, "error": unclaimed[0]["error"], "whoami": None}]
+        assert unclaimed[0]["error"]["code"] == "forbidden"
+        session = lab.api.call(
+            "setup.claim",
+            code=lab.api.call("setup.code")["code"],
+            address="192.0.2.9",
+            language="pt",
+            box_name="Casa",
+            admin_name="ana",
+            passphrase="three unrelated words",
+            timezone="Europe/Lisbon",
+        )["session"]
+        live, plain, ended, public = _lines_as_webui(
+            lab,
+            [
+                {**ask, "session": session},
+                {"method": "vpn.device.live", "params": {}, "session": session},
+                {**ask, "session": "x" * 43},
+                {"method": "setup.status", "params": {}, "session": "x" * 43, "whoami": True},
+            ],
+        )
+        assert live["ok"] and live["result"] == {"total": 0, "devices": []}
+        who = live["whoami"]
+        assert (who["name"], who["role"], who["language"]) == ("ana", "admin", "pt")
+        assert plain["ok"] and "whoami" not in plain  # only when asked
+        assert ended["error"]["code"] == "unauthorized" and ended["whoami"] is None
+        assert public["ok"] and public["result"]["claimed"] and public["whoami"] is None
+    finally:
+        lab.close()
+        subprocess.run(["rm", "-rf", str(root)])
+
+
+def _lines_as_webui(lab, requests: list[dict]) -> list[dict]:
+    """Send REQUESTS on one connection as the web UI's user (nobody); their answers."""
+    with socket.socket(socket.AF_UNIX) as s:
+        s.settimeout(10)
+        os.setegid(65534)
+        os.seteuid(65534)
+        try:
+            s.connect(str(lab.box.paths.socket))
+        finally:
+            os.seteuid(0)
+            os.setegid(0)
+        s.sendall(b"".join(json.dumps(r).encode() + b"\n" for r in requests))
+        s.shutdown(socket.SHUT_WR)
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    return [json.loads(line) for line in data.splitlines()]

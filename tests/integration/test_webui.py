@@ -7,6 +7,7 @@ headers, and a phone connected with a config downloaded from the page.
 """
 
 import html
+import json
 import os
 import re
 import subprocess
@@ -593,3 +594,59 @@ def test_the_device_limit_and_history_kept_are_set_and_revisions_pinned_on_the_p
     assert web.lab.api.call("config.history", limit=100)[-1]["pinned"]
     page = web.get("/history", base_url="https://box.test").get_data(as_text=True)
     assert ">Unpin</button>" in page
+
+
+class _CountedSocket:
+    """The agent's socket, with each request line the web UI sends kept in SENT."""
+
+    def __init__(self, sock, sent: list):
+        self.sock, self.sent = sock, sent
+
+    def sendall(self, data: bytes) -> None:
+        self.sent.append(json.loads(data))
+        self.sock.sendall(data)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def test_the_device_list_asks_the_agent_once_and_an_ended_session_still_counts_for_nothing(
+    web, monkeypatch
+):
+    """The page's own call also tells who the member is (it was two round trips: who is
+    this, then the devices); every request with a session still has it checked."""
+    claim(web)
+    post(web, "/devices/", {"name": "Ana's phone", "mode": "home"})
+    sent: list = []
+
+    class Counted(ClientAsWebUI):
+        def _connect(self):
+            super()._connect()
+            self._sock = _CountedSocket(self._sock, sent)
+
+    monkeypatch.setattr(webui.agent, "Client", Counted)
+    page = web.get("/devices/", base_url="https://box.test")
+    body = page.get_data(as_text=True)
+    assert page.status_code == 200 and "Ana&#39;s phone" in body
+    assert "Log out (<bdi>ana</bdi>)" in body and ">Users<" in body  # the member's own nav
+    assert [r["method"] for r in sent] == ["vpn.device.live"]
+    sent.clear()
+    assert web.get("/static/style.css", base_url="https://box.test").status_code == 200
+    assert [r["method"] for r in sent] == ["auth.whoami"]  # a static file's too
+
+    # Another browser changes the passphrase: this browser's session ends with it.
+    other = web.application.test_client()
+    assert post(other, "/login", {"name": "ana", "passphrase": PASS}).status_code == 302
+    changed = post(
+        other,
+        "/account/passphrase",
+        {"old_passphrase": PASS, "new_passphrase": "four brand new words"},
+    )
+    assert changed.status_code == 302
+    sent.clear()
+    ended = web.get("/devices/", base_url="https://box.test")
+    assert ended.status_code == 302 and ended.location.endswith("/login")
+    assert "__Host-commonsbox=;" in ended.headers["Set-Cookie"]  # forgotten
+    assert [r["method"] for r in sent] == ["vpn.device.live"]
+    login = web.get("/login", base_url="https://box.test").get_data(as_text=True)
+    assert "Log out" not in login and "Ana&#39;s phone" not in login
