@@ -159,51 +159,89 @@ def bump(version: str, by: int) -> str:
 
 
 @pytest.fixture(scope="session")
-def bundles(image_dir, update_key, tmp_path_factory):
-    """N+1 (built) and N+2 (N+1 with its agent broken), as signed bundles in a feed dir."""
+def next_image(image_dir, update_key, tmp_path_factory) -> Path:
+    """N+1: the test image's recipe built again as the next version."""
     from cbimage.build import build, default_cache
-    from cbimage.bundle import bundle, make, root_partition
 
-    key, cert = update_key
     n = json.loads((image_dir / "image.json").read_text())
-    served = tmp_path_factory.mktemp("served")
     next_dir = tmp_path_factory.mktemp("next")
-    info = build(
+    build(
         BOARD,
         next_dir,
         default_cache(),
         test=True,
         log=lambda m: print(m, flush=True),
         version=bump(n["version"], 1),
-        update_cert=cert,
+        update_cert=update_key[1],
     )
-    t0 = time.monotonic()
-    bundle(next_dir, served / "next.raucb", key, cert)
-    print(f"bundle made in {time.monotonic() - t0:.1f} s")
+    return next_dir
 
-    offset, size = root_partition(next_dir / "disk.img")
-    root = served / "broken.ext4"
+
+@pytest.fixture(scope="session")
+def bundles(image_dir, next_image, update_key, tmp_path_factory):
+    """N+1 and N+2 (N+1 with its agent broken), as signed bundles in a feed dir."""
+    from cbimage.bundle import bundle
+
+    n = json.loads((image_dir / "image.json").read_text())
+    served = tmp_path_factory.mktemp("served")
+    t0 = time.monotonic()
+    info = bundle(next_image, served / "next.raucb", *update_key)
+    print(f"bundle made in {time.monotonic() - t0:.1f} s")
+    broken = altered(
+        next_image,
+        served / "broken.raucb",
+        bump(n["version"], 2),
+        update_key,
+        "/usr/lib/commonsbox/python/appliance/agent.py",
+        'raise SystemExit("this version of the agent is broken on purpose")\n',
+    )
+    return served, info["version"], broken
+
+
+@pytest.fixture(scope="session")
+def panics(image_dir, next_image, bundles, update_key) -> str:
+    """N+3, N+1 whose init exits, so its kernel panics, beside the other bundles. The
+    kernel runs systemd as init (/sbin/init links to it): an init that exits makes it
+    panic ("Attempted to kill init!"), and panic=10 restarts the box."""
+    n = json.loads((image_dir / "image.json").read_text())
+    return altered(
+        next_image,
+        bundles[0] / "panics.raucb",
+        bump(n["version"], 3),
+        update_key,
+        "/usr/lib/systemd/systemd",
+        "#!/bin/sh\nexit 1\n",
+    )
+
+
+def altered(image: Path, out: Path, version: str, keys, path: str, text: str) -> str:
+    """IMAGE's root with the file PATH replaced by TEXT, signed as VERSION into OUT."""
+    from cbimage.bundle import make, root_partition
+
+    offset, size = root_partition(image / "disk.img")
+    root = out.with_suffix(".ext4")
     subprocess.run(
-        ["dd", f"if={next_dir / 'disk.img'}", f"of={root}", "bs=1M", "status=none",
+        ["dd", f"if={image / 'disk.img'}", f"of={root}", "bs=1M", "status=none",
          f"skip={offset}", f"count={size}", "iflag=skip_bytes,count_bytes", "conv=sparse"],
         check=True,
     )  # fmt: skip
-    broken = bump(n["version"], 2)
-    agent = served / "agent.py"
-    agent.write_text('raise SystemExit("this version of the agent is broken on purpose")\n')
-    release = served / "release.json"
-    release.write_text(json.dumps({**json.loads(_debugfs_cat(root)), "version": broken}))
+    release, replacement = out.with_suffix(".release.json"), out.with_suffix(".replacement")
+    release.write_text(json.dumps({**json.loads(_debugfs_cat(root)), "version": version}))
+    replacement.write_text(text)
+    replacement.chmod(0o755)  # debugfs's write keeps the mode
     lib = "/usr/lib/commonsbox"
     _debugfs(
         root,
-        f"rm {lib}/python/appliance/agent.py",
-        f"write {agent} {lib}/python/appliance/agent.py",
+        f"rm {path}",
+        f"write {replacement} {path}",
         f"rm {lib}/release.json",
         f"write {release} {lib}/release.json",
     )
-    make(root, {**info, "version": broken}, served / "broken.raucb", key, cert)
-    root.unlink()
-    return served, info["version"], broken
+    info = json.loads((image / "image.json").read_text())
+    make(root, {**info, "version": version}, out, *keys)
+    for made in (root, release, replacement):
+        made.unlink()
+    return version
 
 
 def _debugfs(image: Path, *commands: str) -> None:
