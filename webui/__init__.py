@@ -18,17 +18,24 @@ from markupsafe import Markup, escape
 
 from appliance.paths import DEFAULT_SOCKET
 
-from . import reach, security
+from . import reach, security, uploading
 from .agent import RequestGlobals, agent_for_request, check_session, close_agent
 from .fragments import FragmentCache
 from .i18n import LANGUAGES, RTL, pick_locale
 
 
 def create_app(
-    socket_path: Path = DEFAULT_SOCKET, secret_key: bytes | None = None, testing: bool = False
+    socket_path: Path = DEFAULT_SOCKET,
+    secret_key: bytes | None = None,
+    testing: bool = False,
+    uploads: Path | None = None,
 ) -> Flask:
+    """UPLOADS: the web UI's own folder for files too large for a form (an update bundle),
+    which the agent copies off; without it, such pages refuse."""
     app = Flask(__name__)
+    app.request_class = uploading.Request
     app.config.update(
+        UPLOADS=uploads,
         SECRET_KEY=secret_key or secrets.token_bytes(32),
         AGENT_SOCKET=Path(socket_path),
         SESSION_COOKIE_NAME="__Host-commonsbox",
@@ -53,6 +60,7 @@ def create_app(
     app.jinja_env.globals["url_for"] = _url_for
     app.app_ctx_globals_class = RequestGlobals  # g.user: told with the page's first call
     app.before_request(agent_for_request)
+    app.before_request(uploading.allow_large_bodies)  # before anything reads the form
     app.before_request(reach.keep_management_at_home)
     app.after_request(check_session)
     app.teardown_request(close_agent)

@@ -76,7 +76,9 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     if os.geteuid() == 0:
         raise SystemExit("the web UI must not run as root: run it as its own user")
-    app = create_app(args.socket, load_secret_key(args.state / "cookie.key"))
+    app = create_app(
+        args.socket, load_secret_key(args.state / "cookie.key"), uploads=args.state / "uploads"
+    )
     wait_for_certificate(args.cert, args.cert_timeout)
     _Server(
         app,

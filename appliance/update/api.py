@@ -23,7 +23,7 @@ from ..api.methods import (
 from ..box import Box
 from ..errors import Invalid
 from ..validate import UNSET
-from . import boot, feed, fetch, record, state, stick
+from . import boot, feed, fetch, record, state, stick, upload
 from .schema import UpdateSettings, in_window
 from .service import KEYRING, Updates
 
@@ -66,8 +66,7 @@ def _restart_soon() -> None:
 def update_install(box: Box, caller: Caller, source, reboot, gate_minutes):
     """SOURCE: a bundle's path on the box, or a feed's https:// address. GATE_MINUTES:
     how long the new version may take to become healthy (default: the gate's)."""
-    if gate_minutes is not None and not 1 <= gate_minutes <= 120:
-        raise Invalid("the gate waits between 1 and 120 minutes", "gate_minutes")
+    _check_gate(gate_minutes)
     if source.startswith("https://"):
         return _install_from_feed(box, source, reboot, gate_minutes)
     path = Path(source)
@@ -96,8 +95,7 @@ def _install_from_feed(box: Box, url: str, reboot: str, gate_minutes: int | None
 def update_install_stick(box: Box, caller: Caller, reboot, gate_minutes):
     """The newer update on a USB stick plugged into the box (a feed folder copied into
     commonsbox/update/ on it), copied off checked, then installed as update.install does."""
-    if gate_minutes is not None and not 1 <= gate_minutes <= 120:
-        raise Invalid("the gate waits between 1 and 120 minutes", "gate_minutes")
+    _check_gate(gate_minutes)
     keys = _keys()
     with _scratch() as tmp:
         chosen = stick.from_sticks(
@@ -114,6 +112,30 @@ def update_install_stick(box: Box, caller: Caller, reboot, gate_minutes):
     if reboot == "yes":
         _restart_soon()
     return done
+
+
+@method(
+    "update.install_upload",
+    name=(TEXT, REQUIRED),
+    reboot=(OPT_TEXT, "yes"),
+    gate_minutes=(OPT_INT, None),
+)
+def update_install_upload(box: Box, caller: Caller, name, reboot, gate_minutes):
+    """The bundle a manager uploaded on the web UI (NAME, in the web UI's uploads folder),
+    copied off, then installed as update.install does."""
+    _check_gate(gate_minutes)
+    with _scratch() as tmp:
+        copy = Path(tmp, "uploaded.raucb")
+        upload.copy_out(box.paths.webui_state / "uploads", name, copy)
+        done = UPDATES.install(copy, box.status(), gate_minutes)
+    if reboot == "yes":
+        _restart_soon()
+    return done
+
+
+def _check_gate(gate_minutes: int | None) -> None:
+    if gate_minutes is not None and not 1 <= gate_minutes <= 120:
+        raise Invalid("the gate waits between 1 and 120 minutes", "gate_minutes")
 
 
 def _nothing_newer() -> dict:

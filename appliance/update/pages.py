@@ -12,7 +12,7 @@ they write into the manager's language; anything else is shown as it is, set apa
 import re
 import time
 
-from flask import Blueprint, redirect, render_template, request, url_for
+from flask import Blueprint, g, redirect, render_template, request, url_for
 from flask_babel import LazyString, format_date
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -23,7 +23,9 @@ from webui.access import managers_only
 from webui.agent import call, call_slowly
 from webui.errors import message
 from webui.nav import Link
+from webui.uploading import uploaded_name
 
+from . import upload
 from .feed import Version
 
 bp = Blueprint("update", __name__, url_prefix="/update", template_folder="templates")
@@ -81,6 +83,7 @@ MESSAGES: dict[tuple[str, str | None], LazyString] = {
         "file or an incomplete copy. Copy the whole feed folder onto the stick again, or "
         "use another stick."
     ),
+    ("invalid", "update_upload"): _l("The box could not read the uploaded file. Upload it again."),
     ("invalid", "update_key"): _l(
         "This box has no key to check an update's signature, so it installs no updates."
     ),
@@ -98,8 +101,10 @@ REFUSED = {  # an update looked at and refused: said to have left nothing behind
     "update_bundle",
     "update_feed",
     "update_stick",
+    "update_upload",
 }
 NOTHING_INSTALLED = _l("Nothing was installed.")
+CHOOSE_FILE = _l("Choose the update's file (it ends in .raucb) first.")
 # The other stores a fallback put back (fallback.changed), by kind.
 STORES = {
     "secrets": _l("passwords and keys"),
@@ -243,6 +248,22 @@ def from_stick():
     except ApplianceError as err:
         return _refused(err, "stick_form")
     return redirect(url_for("update.index", done="installing" if done["slot"] else "no_stick"))
+
+
+@bp.route("/upload", methods=["POST"])
+def from_upload():
+    sent = request.files.get("bundle")
+    if sent is None or not sent.filename or not g.get("uploading"):
+        return render(call("update.status"), {"upload_form": str(CHOOSE_FILE)}, 400)
+    sent.stream.flush()
+    try:
+        call_slowly("update.install_upload", name=uploaded_name(sent.stream))
+    except ApplianceError as err:
+        return _refused(err, "upload_form")
+    return redirect(url_for("update.index", done="installing"))
+
+
+from_upload.max_content_length = upload.MAX_BYTES  # type: ignore[attr-defined]
 
 
 @bp.route("/rollback", methods=["GET", "POST"])

@@ -160,7 +160,10 @@ def app(box, monkeypatch):
     from webui import create_app
 
     monkeypatch.setattr(webui.agent, "Client", ClientAsWebUI)
-    return create_app(box.box.paths.socket, testing=True)
+    box.box.paths.webui_state.mkdir(mode=0o700, exist_ok=True)  # as systemd's StateDirectory=
+    return create_app(
+        box.box.paths.socket, testing=True, uploads=box.box.paths.webui_state / "uploads"
+    )
 
 
 PRELUDE = """

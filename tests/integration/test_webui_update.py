@@ -9,6 +9,7 @@ in test_update_state.py); each refusal of a feed, given by the agent from a real
 server in the box's namespace; and that members and forged forms are refused.
 """
 
+import io
 import os
 import re
 import subprocess
@@ -328,6 +329,45 @@ def test_each_refusal_of_a_feed_is_said_plainly_and_nothing_is_installed(app, bo
     unkeyed = post(ana, "/update/feed", {"url": f"{FEEDS}/same/"}, "/update/")
     assert unkeyed.status_code == 400
     assert "This box has no key to check an update's signature" in main(unkeyed)
+
+
+def test_a_manager_uploads_an_update_file_and_the_agent_takes_it_and_leaves_nothing(
+    app, box, updates
+):
+    release(box, RUNNING)
+    uploads = box.box.paths.webui_state / "uploads"
+    ana = logged_in(app, "ana")
+    page = ana.get("/update/", base_url=BASE)
+    assert 'enctype="multipart/form-data"' in main(page) and "Upload and install" in main(page)
+
+    def upload(client, content: bytes | None, token=None):
+        data = {"csrf_token": token or csrf(client.get("/update/", base_url=BASE))}
+        if content is not None:
+            data["bundle"] = (io.BytesIO(content), "next.raucb")
+        return client.post("/update/upload", data=data, base_url=BASE)
+
+    # Larger than a form may be (64 KiB): taken, streamed to the uploads folder, copied
+    # off by the agent, which then finds (in a namespace) no bootloader to install with.
+    answer = upload(ana, os.urandom(300 * 1024))
+    body = main(answer)
+    assert answer.status_code == 503, body
+    said = re.search(r"<summary>What the box said</summary>(.*?)</details>", body)
+    assert said and "says nothing of its bootloader" in said.group(1), body
+    assert re.search(r'<p class="error" role="alert" id="upload-note">', body), body
+    assert list(uploads.iterdir()) == []  # the upload is removed with the request
+    assert not list(record.DIR.rglob("*.raucb")) and "trial" not in updates.read()
+
+    nothing = upload(ana, None)
+    assert nothing.status_code == 400
+    assert "Choose the update's file (it ends in .raucb) first." in main(nothing)
+
+    forged = upload(ana, b"x" * 1024, token="forged")
+    assert forged.status_code == 400 and list(uploads.iterdir()) == []
+
+    # A member's body is held to a form's size: refused before anything is written.
+    maria = logged_in(app, "maria")
+    refused = upload(maria, os.urandom(100 * 1024), token=csrf(maria.get("/", base_url=BASE)))
+    assert refused.status_code == 413 and list(uploads.iterdir()) == []
 
 
 def test_members_may_not_see_or_use_it(app, box, updates):
