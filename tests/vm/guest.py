@@ -1,9 +1,19 @@
 """Small helpers the VM tests share."""
 
+import html
+import http.client
 import json
 import os
+import re
+import secrets
+import ssl
 import time
 from contextlib import contextmanager
+from pathlib import Path
+from urllib.parse import urlencode
+
+ADMIN, ADMIN_PASS = "keeper", "a box that keeps our own 7"
+SLOW = 900  # seconds a form may take under TCG (argon2id, mkfs, services, an update)
 
 
 def wait_for(what, timeout: float = 90):
@@ -68,3 +78,109 @@ def after_restart(vm, version: str, timeout: float = 1500) -> dict:
         return status if done else None
 
     return wait_for(settled, timeout)
+
+
+class Browser:
+    """Just enough of a browser: one cookie jar, no redirects followed unasked."""
+
+    def __init__(self, port: int, context: ssl.SSLContext):
+        self.port, self.context, self.cookies = port, context, {}
+
+    def request(self, method: str, path: str, form: dict | None = None, body=None, **headers):
+        conn = http.client.HTTPSConnection(
+            "127.0.0.1", self.port, context=self.context, timeout=SLOW
+        )
+        headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
+        if form is not None:
+            body = urlencode(form)
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+        try:
+            conn.request(method, path, body, headers)
+            answer = conn.getresponse()
+            text = answer.read().decode()
+        finally:
+            conn.close()
+        for cookie in answer.headers.get_all("Set-Cookie") or []:
+            name, _, rest = cookie.partition("=")
+            self.cookies[name] = rest.split(";", 1)[0]
+        return answer, html.unescape(text)
+
+    def token(self, page: str) -> str:
+        _, text = self.get(page)
+        return re.search(r'name="csrf_token" value="([^"]+)"', text).group(1)
+
+    def upload(self, page: str, action: str, field: str, path: Path):
+        """Send the file at PATH as the form at ACTION on PAGE does (multipart), streamed."""
+        boundary = secrets.token_hex(16)
+        head = (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="csrf_token"\r\n\r\n'
+            f"{self.token(page)}\r\n--{boundary}\r\nContent-Disposition: form-data; "
+            f'name="{field}"; filename="{path.name}"\r\n'
+            "Content-Type: application/octet-stream\r\n\r\n"
+        ).encode()
+        tail = f"\r\n--{boundary}--\r\n".encode()
+
+        def body():
+            yield head
+            with open(path, "rb") as f:
+                while chunk := f.read(1 << 20):
+                    yield chunk
+            yield tail
+
+        return self.request(
+            "POST",
+            action,
+            body=body(),
+            **{
+                "Content-Type": f"multipart/form-data; boundary={boundary}",
+                "Content-Length": str(len(head) + path.stat().st_size + len(tail)),
+            },
+        )
+
+    def get(self, path: str):
+        return self.request("GET", path)
+
+    def submit(self, page: str, action: str, form: dict):
+        """Fill in the form at ACTION on PAGE (with its CSRF token) and send it; a redirect
+        is followed, as a browser does."""
+        answer, text = self.request("POST", action, {**form, "csrf_token": self.token(page)})
+        if answer.status in (302, 303):
+            location = answer.headers["Location"]
+            return self.get(location[location.index("/", 8) :] if "://" in location else location)
+        return answer, text
+
+
+def manager(vm, folder: Path) -> Browser:
+    """A manager logged in to the guest's web UI over its forwarded port: the box claimed
+    through the setup page if nobody has, else an admin added by root on the box."""
+    cert = folder / "webui.crt"
+    cert.write_text(vm.run(["cat", "/var/lib/commonsbox/tls/webui.crt"], check=True).stdout)
+    context = ssl.create_default_context(cafile=str(cert))
+    context.check_hostname = False  # the forwarded port is 127.0.0.1, the cert names the box
+    browser = Browser(vm.webui_port, context)
+    if not cli(vm, "status")["box"]["claimed"]:
+        code = cli(vm, "setup-code")["code"]
+        answer, text = browser.submit(
+            "/setup",
+            "/setup",
+            {
+                "code": code,
+                "language": "en",
+                "box_name": "VM box",
+                "admin_name": ADMIN,
+                "passphrase": ADMIN_PASS,
+                "timezone": "UTC",
+                "endpoint_host": "",
+                "endpoint_port": "51820",
+            },
+        )
+        assert answer.status == 200 and "VM box" in text, text
+    else:  # claimed by a test before: root on the box adds this test's admin
+        add = (
+            "from appliance.api.client import Client; Client().call('users.add', "
+            f"name={ADMIN!r}, role='admin', passphrase={ADMIN_PASS!r})"
+        )
+        vm.run(["python3", "-c", add], check=True)
+        answer, text = browser.submit("/login", "/login", {"name": ADMIN, "passphrase": ADMIN_PASS})
+        assert answer.status == 200 and "Log out" in text, text
+    return browser

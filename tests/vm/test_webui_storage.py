@@ -6,107 +6,23 @@ tests/vm/test_storage.py, run before in the same VM, leaves a volume whose passp
 PASSPHRASE. Run alone, this file makes one itself through the page's Set up form.
 """
 
-import html
-import http.client
-import json
 import re
-import ssl
 import time
-from urllib.parse import urlencode
 
 import pytest
 
-from .guest import wait_for
+from .guest import cli, manager, wait_for
 
 pytestmark = pytest.mark.vm
 
 PASSPHRASE = "our house, our keys 42"  # the storage's, as tests/vm/test_storage.py made it
-ADMIN, ADMIN_PASS = "keeper", "a box that keeps our own 7"
-SLOW = 900  # seconds a storage form may take under TCG (argon2id, mkfs, services)
-
-
-class Browser:
-    """Just enough of a browser: one cookie jar, no redirects followed unasked."""
-
-    def __init__(self, port: int, context: ssl.SSLContext):
-        self.port, self.context, self.cookies = port, context, {}
-
-    def request(self, method: str, path: str, form: dict | None = None):
-        conn = http.client.HTTPSConnection(
-            "127.0.0.1", self.port, context=self.context, timeout=SLOW
-        )
-        headers = {"Cookie": "; ".join(f"{k}={v}" for k, v in self.cookies.items())}
-        body = None
-        if form is not None:
-            body = urlencode(form)
-            headers["Content-Type"] = "application/x-www-form-urlencoded"
-        try:
-            conn.request(method, path, body, headers)
-            answer = conn.getresponse()
-            text = answer.read().decode()
-        finally:
-            conn.close()
-        for cookie in answer.headers.get_all("Set-Cookie") or []:
-            name, _, rest = cookie.partition("=")
-            self.cookies[name] = rest.split(";", 1)[0]
-        return answer, html.unescape(text)
-
-    def get(self, path: str):
-        return self.request("GET", path)
-
-    def submit(self, page: str, action: str, form: dict):
-        """Fill in the form at ACTION on PAGE (with its CSRF token) and send it; a redirect
-        is followed, as a browser does."""
-        _, text = self.get(page)
-        token = re.search(r'name="csrf_token" value="([^"]+)"', text).group(1)
-        answer, text = self.request("POST", action, {**form, "csrf_token": token})
-        if answer.status in (302, 303):
-            location = answer.headers["Location"]
-            return self.get(location[location.index("/", 8) :] if "://" in location else location)
-        return answer, text
-
-
-def cli(vm, *args, timeout=600):
-    answer = vm.run(["commonsbox", *args, "--json"], timeout=timeout)
-    assert answer.rc == 0, answer.stderr
-    return json.loads(answer.stdout)
 
 
 @pytest.fixture(scope="module")
 def web(vm, tmp_path_factory):
     """A manager logged in to the guest's web UI (the box claimed through it if need be)."""
     vm.wait_active("commonsbox-webui")  # the test before may have rebooted the guest
-    cert = tmp_path_factory.mktemp("webui") / "webui.crt"
-    cert.write_text(vm.run(["cat", "/var/lib/commonsbox/tls/webui.crt"], check=True).stdout)
-    context = ssl.create_default_context(cafile=str(cert))
-    context.check_hostname = False  # the forwarded port is 127.0.0.1, the cert names the box
-    browser = Browser(vm.webui_port, context)
-    if not cli(vm, "status")["box"]["claimed"]:
-        code = cli(vm, "setup-code")["code"]
-        answer, text = browser.submit(
-            "/setup",
-            "/setup",
-            {
-                "code": code,
-                "language": "en",
-                "box_name": "VM box",
-                "admin_name": ADMIN,
-                "passphrase": ADMIN_PASS,
-                "timezone": "UTC",
-                "endpoint_host": "",
-                "endpoint_port": "51820",
-            },
-        )
-        assert answer.status == 200 and "VM box" in text, text
-    else:  # claimed by a test before: root on the box adds this test's admin
-        add = (
-            "from appliance.api.client import Client; Client().call('users.add', "
-            f"name={ADMIN!r}, role='admin', passphrase={ADMIN_PASS!r})"
-        )
-        vm.run(["python3", "-c", add], check=True)
-        answer, text = browser.submit("/login", "/login", {"name": ADMIN, "passphrase": ADMIN_PASS})
-        assert answer.status == 200 and "Log out" in text, text
-    return browser
+    return manager(vm, tmp_path_factory.mktemp("webui"))
 
 
 def set_up_through_the_page(vm, web, tmp_path_factory):
