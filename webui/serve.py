@@ -17,7 +17,7 @@ from gunicorn.app.base import BaseApplication
 
 from appliance.tls import AEAD_CIPHERS
 
-from . import create_app, load_secret_key
+from . import create_app, load_secret_key, uploading
 
 gunicorn.http.wsgi.SERVER = "commonsbox"  # gunicorn always sends a Server header: no banner in it
 
@@ -76,6 +76,7 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     if os.geteuid() == 0:
         raise SystemExit("the web UI must not run as root: run it as its own user")
+    uploading.clear(args.state / "uploads")
     app = create_app(
         args.socket, load_secret_key(args.state / "cookie.key"), uploads=args.state / "uploads"
     )

@@ -16,12 +16,12 @@ class Request(FlaskRequest):
     def _get_file_stream(
         self, total_content_length, content_type, filename=None, content_length=None
     ):
-        folder = current_app.config.get("UPLOADS")
-        if folder is None or self.max_content_length == current_app.config["MAX_CONTENT_LENGTH"]:
+        if not g.get("uploading"):
             return super()._get_file_stream(
                 total_content_length, content_type, filename, content_length
             )
-        Path(folder).mkdir(mode=0o700, exist_ok=True)
+        folder = Path(current_app.config["UPLOADS"])
+        folder.mkdir(mode=0o700, exist_ok=True)
         # A name the agent accepts (appliance/update/upload.py), deleted when closed.
         return tempfile.NamedTemporaryFile(dir=folder, prefix="upload-", suffix=".raucb")
 
@@ -34,6 +34,12 @@ def allow_large_bodies() -> None:
     user = g.user
     if user is not None and user.get("role") in MANAGERS:
         request.max_content_length, g.uploading = limit, True
+
+
+def clear(folder: Path) -> None:
+    """What a web UI that stopped in the middle of an upload left behind (at its start)."""
+    for stale in folder.glob("upload-*.raucb"):
+        stale.unlink(missing_ok=True)
 
 
 def uploaded_name(stream) -> str:

@@ -65,3 +65,13 @@ def test_a_file_larger_than_a_bundle_can_be_is_refused(folder, tmp_path, monkeyp
     with pytest.raises(Invalid, match="larger than 10 bytes"):
         upload.copy_out(folder, NAME, tmp_path / "copy")
     assert not (tmp_path / "copy").exists()
+
+
+def test_what_an_interrupted_upload_left_is_removed_when_the_web_ui_starts(folder):
+    from webui import uploading
+
+    (folder / NAME).write_bytes(b"half a bundle")
+    (folder / "notes.txt").write_text("not the web UI's")
+    uploading.clear(folder)
+    assert [p.name for p in folder.iterdir()] == ["notes.txt"]
+    uploading.clear(folder / "missing")  # no uploads folder yet: nothing to do
