@@ -1,0 +1,120 @@
+"""An A/B update on the qemu-arm64 test image, through its real bootloader (AAVMF + GRUB),
+as tests/vm/test_update.py does on qemu-amd64: version N, with a device and a phone's
+tunnel up, installs N+1 from a bundle served on this machine; the box restarts into
+root B, the health gate keeps it, and the device list and the phone's tunnel are as
+they were. Emulated arm64 is slow (minutes a boot): `make test-slow` runs it."""
+
+import functools
+import http.server
+import json
+import threading
+import time
+
+import pytest
+
+from .conftest import bump
+from .guest import after_restart, cli, fetch, phone_namespace, wait_for
+from .test_arm64 import _build
+
+pytestmark = [pytest.mark.vm, pytest.mark.slow]
+
+BOARD = "qemu-arm64"
+CARD_MIB = 4096
+PHONE_NET = "10.254.79"
+ARM64_TIMEOUT = 1500.0  # the agent's first answer under TCG, at worst; a boot takes minutes
+
+
+@pytest.fixture(scope="module")
+def arm64_image(update_key):
+    return _build(BOARD, test=True, update_cert=update_key[1])
+
+
+@pytest.fixture(scope="module")
+def arm64_next(arm64_image, update_key, tmp_path_factory):
+    """N+1: the same recipe built again with the next version, as a signed bundle served
+    over HTTP on this machine (the guest reaches it as 10.0.2.2)."""
+    from cbimage.build import build, default_cache
+    from cbimage.bundle import bundle
+
+    key, cert = update_key
+    n = json.loads((arm64_image / "image.json").read_text())
+    served = tmp_path_factory.mktemp("served-arm64")
+    next_dir = tmp_path_factory.mktemp("next-arm64")
+    t0 = time.monotonic()
+    info = build(
+        BOARD,
+        next_dir,
+        default_cache(),
+        test=True,
+        log=lambda m: print(m, flush=True),
+        version=bump(n["version"], 1),
+        update_cert=cert,
+    )
+    t1 = time.monotonic()
+    bundle(next_dir, served / "next.raucb", key, cert)
+    print(f"N+1 image in {t1 - t0:.1f} s, bundle made in {time.monotonic() - t1:.1f} s")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=served)
+    handler.log_message = lambda *a: None  # type: ignore[method-assign]
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://10.0.2.2:{server.server_address[1]}", info["version"]
+    server.shutdown()
+
+
+@pytest.fixture
+def phone_ns():
+    with phone_namespace(PHONE_NET) as ns:
+        yield ns
+
+
+def test_an_arm64_box_updates_through_grub_and_keeps_the_household_s_tunnel(
+    arm64_image, arm64_next, phone_ns, tmp_path
+):
+    from cblab.sandbox import Phone
+    from cbvm import VM
+
+    served, next_version = arm64_next
+    vm = VM(arm64_image, tmp_path / "vm", card_mib=CARD_MIB)
+    vm.start()
+    try:
+        vm.status = vm.wait_ready(ARM64_TIMEOUT)
+        print(f"qemu-arm64: agent ready {vm.ready_after:.0f} s after QEMU started")
+        vm.wait_active("commonsbox-webui", timeout=ARM64_TIMEOUT)
+        before = cli(vm, "update", "status")
+        assert before["takes_updates"] and (before["booted"], before["primary"]) == ("A", "A")
+
+        port = vm.wireguard_port
+        vm.forward("udp", f"{PHONE_NET}.1", port, 51820)
+        vm.run(["commonsbox", "vpn", "set", "--endpoint", f"{PHONE_NET}.1:{port}"], check=True)
+        added = cli(vm, "vpn", "device", "add", "arm64-phone")
+        config = vm.run(
+            ["commonsbox", "vpn", "device", "show", str(added["device"]["id"])], check=True
+        ).stdout
+        phone = Phone(phone_ns, "cbarmwg0", tmp_path)
+        phone.up(config)
+        box_ip = vm.status["vpn"]["ipv4_subnet"].rsplit(".", 1)[0] + ".1"
+        assert wait_for(lambda: phone_ns.ping(box_ip, count=1, timeout=3), 60)
+
+        bundle = fetch(vm, f"{served}/next.raucb", "next.raucb")
+        t0 = time.monotonic()
+        done = cli(vm, "update", "install", bundle, timeout=1800)
+        installed = time.monotonic()
+        assert (done["version"], done["slot"], done["reboot"]) == (next_version, "B", True)
+
+        status = after_restart(vm, next_version, timeout=2 * ARM64_TIMEOUT)
+        kept = time.monotonic()
+        print(
+            f"ARM64 UPDATE: install {installed - t0:.1f} s, install -> kept {kept - t0:.1f} s "
+            "(restart, AAVMF, GRUB, the boot, the gate) under TCG"
+        )
+        assert (status["booted"], status["primary"], status["in_trial"]) == ("B", "B", False)
+        assert status["last"]["outcome"] == "committed"
+        assert status["last"]["version"] == next_version
+        cmdline = vm.run(["cat", "/proc/cmdline"], check=True).stdout.split()
+        assert "rauc.slot=B" in cmdline, cmdline
+        assert f"root=PARTUUID={vm.info['partitions']['rootB']}" in cmdline, cmdline
+        assert [d["name"] for d in cli(vm, "vpn", "device", "list")] == ["arm64-phone"]
+        assert wait_for(lambda: phone_ns.ping(box_ip, count=1, timeout=3), 120)
+    finally:
+        vm.stop()
+        vm.cleanup()
