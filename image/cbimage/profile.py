@@ -13,7 +13,7 @@ class Profile:
     name: str
     architecture: str
     suite: str
-    boot: dict  # kind "direct" (QEMU loads the kernel) or "raspi" (the Pi firmware does)
+    boot: dict  # kind "grub" (UEFI loads GRUB), "raspi" (the Pi firmware) or "direct" (QEMU)
     qemu: dict  # how QEMU runs it; empty for boards QEMU cannot run
     disk: dict
     source: str  # the TOML text, part of the cache key
