@@ -158,6 +158,13 @@ def bump(version: str, by: int) -> str:
     return f"{head}.{int(serial) + by}"
 
 
+# A version whose agent cannot start: its module replaced by one that exits.
+NO_AGENT = (
+    "/usr/lib/commonsbox/python/appliance/agent.py",
+    'raise SystemExit("this version of the agent is broken on purpose")\n',
+)
+
+
 @pytest.fixture(scope="session")
 def next_image(image_dir, update_key, tmp_path_factory) -> Path:
     """N+1: the test image's recipe built again as the next version."""
@@ -188,12 +195,7 @@ def bundles(image_dir, next_image, update_key, tmp_path_factory):
     info = bundle(next_image, served / "next.raucb", *update_key)
     print(f"bundle made in {time.monotonic() - t0:.1f} s")
     broken = altered(
-        next_image,
-        served / "broken.raucb",
-        bump(n["version"], 2),
-        update_key,
-        "/usr/lib/commonsbox/python/appliance/agent.py",
-        'raise SystemExit("this version of the agent is broken on purpose")\n',
+        next_image, served / "broken.raucb", bump(n["version"], 2), update_key, *NO_AGENT
     )
     return served, info["version"], broken
 

@@ -9,13 +9,12 @@ comes back to N+1 by itself, and says so. Emulated arm64 is slow (minutes a boot
 import functools
 import http.server
 import json
-import subprocess
 import threading
 import time
 
 import pytest
 
-from .conftest import _debugfs, _debugfs_cat, bump
+from .conftest import NO_AGENT, altered, bump
 from .guest import after_restart, cli, fetch, phone_namespace, wait_for
 from .test_arm64 import _build
 
@@ -57,41 +56,15 @@ def arm64_next(arm64_image, update_key, tmp_path_factory):
     t1 = time.monotonic()
     bundle(next_dir, served / "next.raucb", key, cert)
     print(f"N+1 image in {t1 - t0:.1f} s, bundle made in {time.monotonic() - t1:.1f} s")
-    broken = bump(n["version"], 2)
-    _broken_bundle(next_dir, info, broken, served, key, cert)
+    broken = altered(
+        next_dir, served / "broken.raucb", bump(n["version"], 2), update_key, *NO_AGENT
+    )
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=served)
     handler.log_message = lambda *a: None  # type: ignore[method-assign]
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://10.0.2.2:{server.server_address[1]}", info["version"], broken
     server.shutdown()
-
-
-def _broken_bundle(next_dir, info, version, served, key, cert) -> None:
-    """N+1's root with the agent's module replaced by one that exits, as VERSION."""
-    from cbimage.bundle import make, root_partition
-
-    offset, size = root_partition(next_dir / "disk.img")
-    root = served / "broken.ext4"
-    subprocess.run(
-        ["dd", f"if={next_dir / 'disk.img'}", f"of={root}", "bs=1M", "status=none",
-         f"skip={offset}", f"count={size}", "iflag=skip_bytes,count_bytes", "conv=sparse"],
-        check=True,
-    )  # fmt: skip
-    agent = served / "agent.py"
-    agent.write_text('raise SystemExit("this version of the agent is broken on purpose")\n')
-    release = served / "release.json"
-    release.write_text(json.dumps({**json.loads(_debugfs_cat(root)), "version": version}))
-    lib = "/usr/lib/commonsbox"
-    _debugfs(
-        root,
-        f"rm {lib}/python/appliance/agent.py",
-        f"write {agent} {lib}/python/appliance/agent.py",
-        f"rm {lib}/release.json",
-        f"write {release} {lib}/release.json",
-    )
-    make(root, {**info, "version": version}, served / "broken.raucb", key, cert)
-    root.unlink()
 
 
 @pytest.fixture(scope="module")
