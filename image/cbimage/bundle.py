@@ -61,6 +61,11 @@ def compatible(board: str, test: bool) -> str:
     return f"commonsbox-{board}{'-test' if test else ''}"
 
 
+# zstd, not mksquashfs's gzip: the test image's root made into a bundle in 7.5 s instead
+# of 51 s on this machine, and 2 % smaller.
+SQUASHFS = "-comp zstd -Xcompression-level 9"
+
+
 def bundle(image_dir: Path, out: Path, key: Path, cert: Path) -> dict:
     """Sign IMAGE_DIR's root as the bundle OUT; returns what the feed needs to know."""
     info = json.loads((image_dir / "image.json").read_text())
@@ -88,8 +93,9 @@ def make(root: Path, info: dict, out: Path, key: Path, cert: Path) -> dict:
         )
         made = Path(tmp, "bundle.raucb")
         env = dict(os.environ, SOURCE_DATE_EPOCH=str(info["source_date_epoch"]))
+        sign = ["--cert", cert, "--key", key]
         subprocess.run(
-            ["rauc", "bundle", "--cert", cert, "--key", key, content, made],
+            ["rauc", "bundle", f"--mksquashfs-args={SQUASHFS}", *sign, content, made],
             check=True,
             capture_output=True,
             env=env,

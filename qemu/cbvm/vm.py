@@ -95,6 +95,7 @@ class VM:
             "-m",
             str(self.memory_mib),
             *self._boot(),
+            *q.get("args", []),  # the board's own devices (its profile says why)
             "-drive",
             f"file={overlay},format=qcow2,if=virtio",
             "-netdev",

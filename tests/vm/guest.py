@@ -7,6 +7,7 @@ import os
 import re
 import secrets
 import ssl
+import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -52,6 +53,21 @@ def cli(vm, *args, timeout=900):
     answer = vm.run(["commonsbox", *args, "--json"], timeout=timeout)
     assert answer.rc == 0, answer.stderr
     return json.loads(answer.stdout)
+
+
+def in_background(vm, argv: list[str]) -> threading.Thread:
+    """ARGV running in the guest from a thread, so that the plug can be pulled under it
+    (its end, an error once QEMU is killed, is nobody's business)."""
+
+    def run():
+        try:
+            vm.run(argv, timeout=900)
+        except Exception:  # noqa: BLE001 - the plug was pulled under it
+            pass
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
 
 
 def fetch(vm, url: str, name: str) -> str:

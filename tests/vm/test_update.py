@@ -13,13 +13,14 @@ The versions are built from the same recipe (as a release is), each with its own
 the broken ones are N+1's root with one file replaced, signed with the test key.
 """
 
+import random
 import re
 import time
 
 import pytest
 
 from .conftest import CARD_MIB
-from .guest import after_restart, cli, fetch, manager, phone_namespace, wait_for
+from .guest import after_restart, cli, fetch, in_background, manager, phone_namespace, wait_for
 
 pytestmark = pytest.mark.vm
 
@@ -99,6 +100,39 @@ def test_an_update_is_tried_kept_and_the_household_has_everything(
         "active",
     ]
     assert wait_for(lambda: phone_ns.ping(box_ip, count=1, timeout=3), 60)
+
+
+def test_a_power_cut_while_the_next_update_is_written_leaves_the_box_as_it_was(
+    box, bundles, served
+):
+    """The plug pulled (QEMU killed) at a random moment while RAUC writes the other slot:
+    the box starts the version it ran, nothing armed, the household's things in place;
+    the next test installs over the half-written slot. One cut here; many, at every
+    stage of an update, in test_update_power.py (make test-slow)."""
+    _, running, _ = bundles
+    vm = box
+    before = cli(vm, "update", "status")
+    bundle = fetch(vm, f"{served}/broken.raucb", "cut.raucb")
+    vm.run(["sync"], check=True)
+    seed = random.randrange(1 << 30)
+    delay = random.Random(seed).uniform(5, 40)  # RAUC writes the slot for ~60 s under TCG
+    installing = in_background(vm, ["commonsbox", "update", "install", bundle])
+    installing.join(delay)
+    assert installing.is_alive(), f"the install ended within {delay:.1f} s (seed {seed})"
+    vm.power_cut()
+    print(f"UPDATE: the plug pulled {delay:.1f} s into an install (seed {seed})")
+    vm.start(fresh=False)
+    vm.status = vm.wait_ready(900)
+
+    status = cli(vm, "update", "status")
+    assert (status["booted"], status["primary"], status["in_trial"]) == ("B", "B", False)
+    assert status["version"] == running and status["history"] == before["history"], status
+    assert [d["name"] for d in cli(vm, "vpn", "device", "list")] == ["update-phone"]
+    assert vm.run(["systemctl", "is-active", "postfix", "dovecot"]).stdout.split() == [
+        "active",
+        "active",
+    ]
+    vm.run(["rm", bundle], check=True)
 
 
 def test_a_broken_update_is_given_up_and_the_box_comes_back_by_itself(box, bundles, tmp_path):

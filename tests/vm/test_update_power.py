@@ -14,13 +14,12 @@ import json
 import os
 import random
 import shutil
-import threading
 import time
 
 import pytest
 
 from .conftest import CARD_MIB
-from .guest import after_restart, cli, fetch
+from .guest import after_restart, cli, fetch, in_background
 
 pytestmark = [pytest.mark.vm, pytest.mark.slow]
 
@@ -97,10 +96,7 @@ def test_power_cuts_during_updates_never_leave_a_box_that_does_not_boot(
 def cut(vm, stage: str, bundle: str, rng: random.Random) -> float:
     """Start the update and return when the plug is to be pulled (the seconds waited)."""
     if stage == "writing the bundle":
-        threading.Thread(
-            target=lambda: _quietly(vm.run, ["commonsbox", "update", "install", bundle, "--no-reboot"], timeout=900),
-            daemon=True,
-        ).start()  # fmt: skip
+        in_background(vm, ["commonsbox", "update", "install", bundle, "--no-reboot"])
         delay = rng.uniform(0, 60)  # RAUC writes the slot in ~60 s under TCG
         time.sleep(delay)
         return delay
@@ -124,10 +120,3 @@ def cut(vm, stage: str, bundle: str, rng: random.Random) -> float:
             break
     time.sleep(rng.uniform(0, 8))
     return time.monotonic() - t0
-
-
-def _quietly(fn, *args, **kw):
-    try:
-        fn(*args, **kw)
-    except Exception:
-        pass  # the plug was pulled under it
