@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -167,37 +168,47 @@ NO_AGENT = (
 
 @pytest.fixture(scope="session")
 def next_image(image_dir, update_key, tmp_path_factory) -> Path:
-    """N+1: the test image's recipe built again as the next version."""
+    return build_next(BOARD, image_dir, update_key, tmp_path_factory.mktemp("next"))
+
+
+@pytest.fixture(scope="session")
+def bundles(image_dir, next_image, update_key, tmp_path_factory):
+    return sign_next(image_dir, next_image, update_key, tmp_path_factory.mktemp("served"))
+
+
+def build_next(board: str, image_dir: Path, update_key, out: Path) -> Path:
+    """N+1 into OUT: BOARD's test image recipe (IMAGE_DIR is N) built again as the next
+    version, as a release is."""
     from cbimage.build import build, default_cache
 
     n = json.loads((image_dir / "image.json").read_text())
-    next_dir = tmp_path_factory.mktemp("next")
+    t0 = time.monotonic()
     build(
-        BOARD,
-        next_dir,
+        board,
+        out,
         default_cache(),
         test=True,
         log=lambda m: print(m, flush=True),
         version=bump(n["version"], 1),
         update_cert=update_key[1],
     )
-    return next_dir
+    print(f"N+1 image in {time.monotonic() - t0:.1f} s")
+    return out
 
 
-@pytest.fixture(scope="session")
-def bundles(image_dir, next_image, update_key, tmp_path_factory):
-    """N+1 and N+2 (N+1 with its agent broken), as signed bundles in a feed dir."""
+def sign_next(image_dir: Path, next_image: Path, update_key, folder: Path):
+    """N+1 and N+2 (N+1 with its agent broken) as signed bundles in FOLDER (next.raucb,
+    broken.raucb); returns (FOLDER, N+1's version, N+2's)."""
     from cbimage.bundle import bundle
 
     n = json.loads((image_dir / "image.json").read_text())
-    served = tmp_path_factory.mktemp("served")
     t0 = time.monotonic()
-    info = bundle(next_image, served / "next.raucb", *update_key)
+    info = bundle(next_image, folder / "next.raucb", *update_key)
     print(f"bundle made in {time.monotonic() - t0:.1f} s")
     broken = altered(
-        next_image, served / "broken.raucb", bump(n["version"], 2), update_key, *NO_AGENT
+        next_image, folder / "broken.raucb", bump(n["version"], 2), update_key, *NO_AGENT
     )
-    return served, info["version"], broken
+    return folder, info["version"], broken
 
 
 @pytest.fixture(scope="session")
@@ -268,10 +279,19 @@ def _debugfs_cat(image: Path) -> str:
 
 @pytest.fixture(scope="session")
 def served(bundles):
-    """The bundles over HTTP on this machine (the guest reaches it as 10.0.2.2)."""
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=bundles[0])
+    with serving(bundles[0]) as url:
+        yield url
+
+
+@contextmanager
+def serving(folder: Path):
+    """FOLDER over HTTP on this machine; yields its address as the guest reaches it
+    (10.0.2.2, QEMU's user network)."""
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=folder)
     handler.log_message = lambda *a: None  # type: ignore[method-assign]
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://10.0.2.2:{server.server_address[1]}"
-    server.shutdown()
+    try:
+        yield f"http://10.0.2.2:{server.server_address[1]}"
+    finally:
+        server.shutdown()

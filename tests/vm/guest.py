@@ -80,8 +80,9 @@ def fetch(vm, url: str, name: str) -> str:
     return path
 
 
-def after_restart(vm, version: str, timeout: float = 1500) -> dict:
-    """The box's update status once it restarted into VERSION and its gate has judged."""
+def after_restart(vm, version: str | None, timeout: float = 1500) -> dict:
+    """The box's update status once it restarted into VERSION (None: whichever it
+    settles on) and its gate has judged."""
 
     def settled():
         vm.channel = None  # the guest restarted: its end of the channel is new
@@ -90,7 +91,7 @@ def after_restart(vm, version: str, timeout: float = 1500) -> dict:
         except Exception:  # still restarting
             time.sleep(5)
             return None
-        done = status["version"] == version and not status["trial"]
+        done = version in (None, status["version"]) and not status["trial"]
         return status if done else None
 
     return wait_for(settled, timeout)

@@ -6,15 +6,11 @@ they were; then a broken N+2 (its agent cannot start) is given up by the gate an
 comes back to N+1 by itself, and says so. Emulated arm64 is slow (minutes a boot):
 `make test-slow` runs it."""
 
-import functools
-import http.server
-import json
-import threading
 import time
 
 import pytest
 
-from .conftest import NO_AGENT, altered, bump
+from .conftest import build_next, serving, sign_next
 from .guest import after_restart, cli, fetch, phone_namespace, wait_for
 from .test_arm64 import _build
 
@@ -34,37 +30,14 @@ def arm64_image(update_key):
 
 @pytest.fixture(scope="module")
 def arm64_next(arm64_image, update_key, tmp_path_factory):
-    """N+1: the same recipe built again with the next version, as a signed bundle served
-    over HTTP on this machine (the guest reaches it as 10.0.2.2)."""
-    from cbimage.build import build, default_cache
-    from cbimage.bundle import bundle
-
-    key, cert = update_key
-    n = json.loads((arm64_image / "image.json").read_text())
-    served = tmp_path_factory.mktemp("served-arm64")
-    next_dir = tmp_path_factory.mktemp("next-arm64")
-    t0 = time.monotonic()
-    info = build(
-        BOARD,
-        next_dir,
-        default_cache(),
-        test=True,
-        log=lambda m: print(m, flush=True),
-        version=bump(n["version"], 1),
-        update_cert=cert,
+    """N+1 and a broken N+2, as bundles served over HTTP on this machine:
+    (the address, N+1's version, N+2's)."""
+    next_image = build_next(BOARD, arm64_image, update_key, tmp_path_factory.mktemp("next-arm64"))
+    folder, running, broken = sign_next(
+        arm64_image, next_image, update_key, tmp_path_factory.mktemp("served-arm64")
     )
-    t1 = time.monotonic()
-    bundle(next_dir, served / "next.raucb", key, cert)
-    print(f"N+1 image in {t1 - t0:.1f} s, bundle made in {time.monotonic() - t1:.1f} s")
-    broken = altered(
-        next_dir, served / "broken.raucb", bump(n["version"], 2), update_key, *NO_AGENT
-    )
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=served)
-    handler.log_message = lambda *a: None  # type: ignore[method-assign]
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://10.0.2.2:{server.server_address[1]}", info["version"], broken
-    server.shutdown()
+    with serving(folder) as url:
+        yield url, running, broken
 
 
 @pytest.fixture(scope="module")

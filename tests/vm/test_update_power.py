@@ -76,7 +76,7 @@ def test_power_cuts_during_updates_never_leave_a_box_that_does_not_boot(
                 unbootable.append((trial, stage, delay))
                 print(f"  trial {trial}: {stage}, cut after {delay:.1f} s: DID NOT BOOT")
                 continue
-            status = after_restart(vm, cli(vm, "update", "status")["version"], 900)
+            status = after_restart(vm, None, 1500)
             assert status["booted"] == status["primary"] and not status["in_trial"], status
             assert status["version"] in (first_version, next_version), status
             assert [d["name"] for d in cli(vm, "vpn", "device", "list")] == ["cut-phone"]
@@ -87,7 +87,7 @@ def test_power_cuts_during_updates_never_leave_a_box_that_does_not_boot(
                 f"(version {status['version']}), {outcome}"
             )
         finally:
-            vm.stop()
+            vm.power_cut()  # its disk is thrown away: no need to wait for a shutdown
             vm.cleanup()
     print(f"POWER CUTS: {TRIALS} trials, {len(unbootable)} unbootable; outcomes {outcomes}")
     assert unbootable == []
@@ -118,5 +118,5 @@ def cut(vm, stage: str, bundle: str, rng: random.Random) -> float:
     while not trying():
         if time.monotonic() - t0 > 900:
             break
-    time.sleep(rng.uniform(0, 8))
+    time.sleep(rng.uniform(0, 60))  # the gate looks for ~30-90 s under TCG, then marks
     return time.monotonic() - t0
