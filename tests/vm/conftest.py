@@ -227,6 +227,22 @@ def panics(image_dir, next_image, bundles, update_key) -> str:
     )
 
 
+@pytest.fixture(scope="session")
+def hangs(image_dir, next_image, bundles, update_key) -> str:
+    """N+4, N+1 whose agent makes PID 1 hang: it sends systemd a SIGSEGV, on which systemd
+    freezes ("Freezing execution"), so the watchdog it armed is no longer fed and resets
+    the box (15 s)."""
+    n = json.loads((image_dir / "image.json").read_text())
+    return altered(
+        next_image,
+        bundles[0] / "hangs.raucb",
+        bump(n["version"], 4),
+        update_key,
+        NO_AGENT[0],
+        "import os, signal\n\nos.kill(1, signal.SIGSEGV)  # hangs the box on purpose\n",
+    )
+
+
 def altered(image: Path, out: Path, version: str, keys, path: str, text: str) -> str:
     """IMAGE's root with the file PATH replaced by TEXT, signed as VERSION into OUT."""
     from cbimage.bundle import make, root_partition

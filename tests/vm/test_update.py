@@ -3,11 +3,12 @@
 - version N, with a device and mail on, installs N+1 from a bundle served on this machine;
   the box restarts into root B, the health gate keeps it, and the household's device
   list, mail and a phone's tunnel are as they were;
+- the plug pulled while the next version is written: the box starts N+1 as it was;
 - then a broken N+2 (its agent cannot start), uploaded on the web UI by a manager, is
   installed; the gate gives it up and the box comes back to N+1 by itself, and says so;
-- (make test-slow) N+3, whose kernel panics (its init exits): the box restarts by itself,
-  GRUB boots the running version again, and the gate there names the one that did not
-  start.
+- (make test-slow) N+3, whose kernel panics (its init exits), and N+4, which hangs (PID 1
+  freezes): the box restarts by itself (panic=10; the watchdog), GRUB boots the running
+  version again, and the gate there names the one that did not start.
 
 The versions are built from the same recipe (as a release is), each with its own version;
 the broken ones are N+1's root with one file replaced, signed with the test key.
@@ -180,3 +181,25 @@ def test_a_version_whose_kernel_panics_falls_back_and_is_named(box, panics, serv
     assert (last["version"], last["outcome"]) == (panics, "fell back")
     assert last["lost"] == ["the new version did not start"], last
     assert "Attempted to kill init" in vm.console_log.read_text(errors="replace"), "no panic"
+
+
+@pytest.mark.slow
+def test_a_version_that_hangs_is_reset_by_the_watchdog_and_falls_back(box, hangs, served):
+    vm = box
+    before = cli(vm, "update", "status")
+    bundle = fetch(vm, f"{served}/hangs.raucb", "hangs.raucb")
+    done = cli(vm, "update", "install", bundle)
+    assert done["version"] == hangs and done["slot"] != before["booted"]
+
+    status = after_restart(vm, before["version"])
+    assert (status["booted"], status["primary"], status["in_trial"]) == (
+        before["booted"],
+        before["booted"],
+        False,
+    )
+    assert (status["last"]["version"], status["last"]["outcome"]) == (hangs, "fell back")
+    console = vm.console_log.read_text(errors="replace")
+    assert (
+        "Freezing execution" in console
+        and "Kernel panic" not in console.split("Freezing execution")[-1]
+    ), "PID 1 did not hang, or the box panicked instead of being reset"
