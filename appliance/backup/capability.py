@@ -1,0 +1,46 @@
+"""Backups as a capability: nothing to converge (a backup is made when asked, or by the
+schedule), but declared like every other: BorgBackup in the image, its slice (where the
+repository is), its API methods and commands, and a health check: three days without a
+good backup fail, once backups are set up."""
+
+import time
+from typing import Any, Self
+
+from ..capability import Capability, Check, Parts
+from ..paths import Paths
+from ..schema import Desired
+from . import record
+from .schema import BackupSettings
+
+
+class BackupCapability(Capability):
+    name = "backup"
+    settings = ("backup", BackupSettings)
+    packages = ("borgbackup",)
+    uses_storage = True  # its key is kept with the data, and it reads that data
+
+    def __init__(self, paths: Paths | None):
+        self.paths = paths  # the record is under the agent's state directory
+
+    @classmethod
+    def made(cls, parts: Parts) -> Self:
+        return cls(parts.paths)
+
+    def depends_on(self, desired: Desired) -> Any:
+        return None
+
+    def read_facts(self, desired: Desired) -> Any:
+        return record.read(self.paths) if self.paths is not None else {}
+
+    def plan(self, facts: Any, desired: Desired) -> list:
+        return []
+
+    def apply(self, actions: list) -> None:
+        for action in actions:
+            raise self.unknown(action)
+
+    def health(self, facts: Any, desired: Desired) -> list[Check]:
+        if desired.backup.repository is None:
+            return []
+        why = record.overdue(facts, time.time())
+        return [Check(self.name, "last good backup", why is None, why or "")]

@@ -1,0 +1,223 @@
+"""Backups as the agent makes them, and a whole box restored from one.
+
+    set_up(box, repository)     a new repository (or the household's own again), the key
+    back_up(box)                a snapshot, archived, pruned (7 daily, 4 weekly, 12 monthly)
+    restore(paths, ...)         a box's stores and data from an archive, before its agent
+                                starts (a new card, an empty disk)
+
+The backup key is the repository's passphrase: random, made once, kept as the secret
+KEY_SECRET with the data it protects (encrypted storage), shown only to an admin for the
+recovery kit; with the repository it is all a new box needs.
+"""
+
+import base64
+import logging
+import secrets as random
+import shutil
+import socket
+import threading
+import time
+from datetime import datetime
+from pathlib import Path
+
+from ..departure import forget_departed, restorable
+from ..errors import Conflict, Invalid, NotFound
+from ..paths import Paths
+from ..schema import Desired
+from ..secrets import Secret, SecretStore
+from ..storage.place import PRIVATE
+from ..store import StateStore
+from ..system import System
+from . import record, snapshot
+from .borg import Borg
+
+log = logging.getLogger(__name__)
+
+KEY_SECRET = "backup/key"
+KEY_GROUPS = 8  # of 4 base32 letters: 160 random bits, typed from paper in a minute
+RUNNING = threading.Lock()  # one backup at a time
+
+
+def new_key() -> Secret:
+    letters = base64.b32encode(random.token_bytes(20)).decode()
+    return Secret("-".join(letters[i : i + 4] for i in range(0, 32, 4)))
+
+
+def typed_key(text: str) -> Secret:
+    """A key as a person types it from the kit: any case, spaces or dashes anywhere."""
+    letters = "".join(text.split()).replace("-", "").upper()
+    if len(letters) != 4 * KEY_GROUPS or any(
+        c not in "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567" for c in letters
+    ):
+        raise Invalid("a backup key is 32 letters and digits (2-7), in groups of four", "key")
+    return Secret("-".join(letters[i : i + 4] for i in range(0, 32, 4)))
+
+
+def borg_base(paths: Paths) -> Path:
+    return paths.state_dir / "backup" / "borg"
+
+
+def key_of(secrets: SecretStore) -> Secret:
+    key = secrets.get(KEY_SECRET)
+    if key is None:
+        raise Conflict("backups are not set up on this box", "repository")
+    return key
+
+
+def set_up(secrets: SecretStore, paths: Paths, repository: str) -> Borg:
+    """The repository at REPOSITORY ready for this box's backups: made (with the box's
+    key, made now if it has none), or, if one is there, opened with that key."""
+    key = secrets.get(KEY_SECRET)
+    if key is None:
+        key = new_key()
+        secrets.put(KEY_SECRET, key)
+    borg = Borg(repository, key, borg_base(paths))
+    where = Path(repository)
+    if (where / "config").is_file():
+        borg.archives()  # WrongKey if it is someone else's (or another key's)
+    elif where.exists() and any(where.iterdir()):
+        raise Conflict(
+            f"{repository} holds other files: choose an empty or new folder", "repository"
+        )
+    else:
+        borg.init()
+    record.note(paths, setup={"repository": repository})
+    return borg
+
+
+def snapshot_dir(system: System) -> Path:
+    """On the data's own storage (encrypted, if the box has it): it holds every secret."""
+    return system.path(PRIVATE) / ".backup-snapshot"
+
+
+def back_up(box, now: datetime | None = None) -> dict:
+    """A backup now (box: appliance.box.Box). Conflict if one is running already."""
+    desired = box.data_settings()
+    repository = desired.backup.repository
+    if repository is None:
+        raise Conflict("backups are not set up: choose where they go first", "repository")
+    if not RUNNING.acquire(blocking=False):
+        raise Conflict("a backup is running already")
+    started = time.monotonic()
+    where = snapshot_dir(box.system)
+    try:
+        borg = Borg(repository, key_of(box.secrets), borg_base(box.paths))
+        shutil.rmtree(where, ignore_errors=True)  # one a power cut left behind
+        where.mkdir(mode=0o700, parents=True)
+        with box.lock:  # no change between the stores' copies
+            stores = snapshot.take_stores(box.paths, where)
+        files = snapshot.take_data(box.system, where)
+        name = borg.create(_name(now), where)["archive"]["name"]
+        borg.prune()
+        done = {
+            "archive": name,
+            "repository": repository,
+            "stores": stores,
+            "files": files,
+            "seconds": round(time.monotonic() - started, 2),
+        }
+        record.note(box.paths, last_good=done)
+        log.info("backup %s made in %.1f s", name, done["seconds"])
+        return done
+    except Exception as err:
+        record.note(box.paths, last_failure={"error": str(getattr(err, "message", err))[:300]})
+        raise
+    finally:
+        shutil.rmtree(where, ignore_errors=True)
+        RUNNING.release()
+
+
+def _name(now: datetime | None) -> str:
+    from .borg import archive_name
+
+    return archive_name(now or datetime.now())
+
+
+def agent_running(paths: Paths) -> bool:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        try:
+            s.connect(str(paths.socket))
+        except OSError:
+            return False
+    return True
+
+
+def restore(
+    paths: Paths, system: System, repository: str, key: Secret, archive: str | None = None
+) -> dict:
+    """Everything a backup kept, from ARCHIVE (default: the newest) of REPOSITORY, into
+    the box at PATHS, whose agent must not run (it starts on what is placed). An archive
+    older than the newest comes back as an older revision does (departure.restorable):
+    without the members who left since and all they held."""
+    if agent_running(paths):
+        raise Conflict("the agent is running: a whole box is restored before it starts")
+    borg = Borg(repository, key, borg_base(paths))
+    names = [a["name"] for a in borg.archives()]
+    if not names:
+        raise NotFound(f"the repository at {repository} holds no backup", "archive")
+    chosen = archive or names[-1]
+    if chosen not in names:
+        raise NotFound(f"there is no backup named {chosen!r}", "archive")
+    staging = paths.state_dir / ".restoring"
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        borg.extract(chosen, staging / "chosen")
+        newest = None
+        if chosen != names[-1]:
+            borg.extract(names[-1], staging / "newest", ["stores"])
+            newest = _head(staging / "newest")
+        placed = snapshot.place(staging / "chosen", paths, system)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    departed = _without_departed(paths, newest, chosen) if newest is not None else []
+    record.note(paths, restored={"archive": chosen, "repository": repository, "departed": departed})
+    return {"archive": chosen, "placed": placed, "departed": departed}
+
+
+def _stores_of(root: Path, paths: Paths) -> tuple[Path, Path]:
+    """The (state, secrets) stores holding the history in an extracted snapshot or a box."""
+    volume = root / "stores/volume/state.db"
+    if volume.exists():
+        return volume, root / "stores/volume/secrets.db"
+    return root / "stores/card/state.db", root / "stores/card/secrets.db"
+
+
+def _head(extracted: Path) -> Desired:
+    state, _ = _stores_of(extracted, Paths(extracted))
+    store = StateStore(state)
+    try:
+        return store.head()[1]
+    finally:
+        store.close()
+
+
+def _without_departed(paths: Paths, newest: Desired, chosen: str) -> list[str]:
+    """The placed stores' head without the members the newest backup no longer has
+    (Desired.without_member and the secrets behind it: the one path of a departure),
+    stored as a new revision. Returns their names."""
+    volume = paths.volume_state_db.exists()
+    state = StateStore(paths.volume_state_db if volume else paths.state_db)
+    secrets = SecretStore(paths.volume_secrets_db if volume else paths.secrets_db)
+    card_secrets = SecretStore(paths.secrets_db) if volume else secrets
+    try:
+        revision, old = state.head()
+        departed = sorted(
+            {u.name for u in old.accounts.users} - {u.name for u in newest.accounts.users}
+        )
+        if not departed:
+            return []
+        kept = old
+        for name in departed:
+            kept = kept.without_member(name)
+        kept = restorable(kept, kept, secrets, revision.at)
+        state.commit(
+            kept, "backup restore", f"restored {chosen}; gone since: {', '.join(departed)}"
+        )
+        for store in {id(secrets): secrets, id(card_secrets): card_secrets}.values():
+            forget_departed(store, departed, old, kept)
+        return departed
+    finally:
+        state.close()
+        secrets.close()
+        if card_secrets is not secrets:
+            card_secrets.close()
