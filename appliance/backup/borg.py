@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from ..errors import DiskFull, NotFound, SystemFailure, WrongKey
+from ..errors import Conflict, DiskFull, NotFound, SystemFailure, WrongKey
 from ..secrets import Secret
 
 BORG = "borg"
@@ -95,6 +95,10 @@ def error_of(failure: Failure, repository: str):
         return NotFound(f"there is no backup repository at {repository}", "repository")
     if failure.msgids & _WRONG_KEY:
         return WrongKey("this backup key does not open the repository", "key")
+    if "Archive.AlreadyExists" in failure.msgids:
+        return Conflict("a backup was made this very second: try again in a moment")
+    if "Archive.DoesNotExist" in failure.msgids:
+        return NotFound("there is no such backup in the repository", "archive")
     if failure.msgids & _FULL or "No space left on device" in said or "[Errno 28]" in said:
         return DiskFull(f"the disk of the backup repository at {repository} is full", "repository")
     first = next((m for m in failure.messages if m.strip()), "no message")

@@ -17,7 +17,10 @@ class BackupCapability(Capability):
     name = "backup"
     settings = ("backup", BackupSettings)
     packages = ("borgbackup",)
-    uses_storage = True  # its key is kept with the data, and it reads that data
+    # Runs no service on the storage: its slice (where backups go) stays on the card too,
+    # so a locked box still says when it last backed up. Its key is with the data (not a
+    # card secret), and a backup needs the storage unlocked (Box.data_settings).
+    uses_storage = False
 
     def __init__(self, paths: Paths | None):
         self.paths = paths  # the record is under the agent's state directory

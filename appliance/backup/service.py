@@ -20,6 +20,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+from ..configstore import PlacedSecrets, card_copy
 from ..departure import forget_departed, restorable
 from ..errors import Conflict, Invalid, NotFound
 from ..paths import Paths
@@ -57,14 +58,14 @@ def borg_base(paths: Paths) -> Path:
     return paths.state_dir / "backup" / "borg"
 
 
-def key_of(secrets: SecretStore) -> Secret:
+def key_of(secrets: SecretStore | PlacedSecrets) -> Secret:
     key = secrets.get(KEY_SECRET)
     if key is None:
         raise Conflict("backups are not set up on this box", "repository")
     return key
 
 
-def set_up(secrets: SecretStore, paths: Paths, repository: str) -> Borg:
+def set_up(secrets: SecretStore | PlacedSecrets, paths: Paths, repository: str) -> Borg:
     """The repository at REPOSITORY ready for this box's backups: made (with the box's
     key, made now if it has none), or, if one is there, opened with that key."""
     key = secrets.get(KEY_SECRET)
@@ -174,33 +175,39 @@ def restore(
     return {"archive": chosen, "placed": placed, "departed": departed}
 
 
-def _stores_of(root: Path, paths: Paths) -> tuple[Path, Path]:
-    """The (state, secrets) stores holding the history in an extracted snapshot or a box."""
+def _history_store(root: Path) -> Path:
+    """The state store holding the history in an extracted snapshot: the volume's, on a
+    box with encrypted storage; else the card's."""
     volume = root / "stores/volume/state.db"
-    if volume.exists():
-        return volume, root / "stores/volume/secrets.db"
-    return root / "stores/card/state.db", root / "stores/card/secrets.db"
+    return volume if volume.exists() else root / "stores/card/state.db"
 
 
 def _head(extracted: Path) -> Desired:
-    state, _ = _stores_of(extracted, Paths(extracted))
-    store = StateStore(state)
+    store = StateStore(_history_store(extracted))
     try:
-        return store.head()[1]
+        head = store.head()
     finally:
         store.close()
+    if head is None:
+        raise NotFound("the newest backup holds no configuration", "archive")
+    return head[1]
 
 
 def _without_departed(paths: Paths, newest: Desired, chosen: str) -> list[str]:
     """The placed stores' head without the members the newest backup no longer has
-    (Desired.without_member and the secrets behind it: the one path of a departure),
-    stored as a new revision. Returns their names."""
+    (Desired.without_member and the secrets behind it: the one path of a departure, as
+    a rollback takes it: departure.restorable), stored as a new revision (and its card
+    copy). Returns their names."""
     volume = paths.volume_state_db.exists()
-    state = StateStore(paths.volume_state_db if volume else paths.state_db)
-    secrets = SecretStore(paths.volume_secrets_db if volume else paths.secrets_db)
-    card_secrets = SecretStore(paths.secrets_db) if volume else secrets
+    card = StateStore(paths.state_db)
+    card_secrets = SecretStore(paths.secrets_db)
+    state = StateStore(paths.volume_state_db) if volume else card
+    secrets = SecretStore(paths.volume_secrets_db) if volume else card_secrets
     try:
-        revision, old = state.head()
+        head = state.head()
+        if head is None:
+            raise NotFound("the restored backup holds no configuration", "archive")
+        revision, old = head
         departed = sorted(
             {u.name for u in old.accounts.users} - {u.name for u in newest.accounts.users}
         )
@@ -210,14 +217,14 @@ def _without_departed(paths: Paths, newest: Desired, chosen: str) -> list[str]:
         for name in departed:
             kept = kept.without_member(name)
         kept = restorable(kept, kept, secrets, revision.at)
-        state.commit(
-            kept, "backup restore", f"restored {chosen}; gone since: {', '.join(departed)}"
-        )
-        for store in {id(secrets): secrets, id(card_secrets): card_secrets}.values():
+        why = f"restored {chosen}; not brought back (they left after it): {', '.join(departed)}"
+        stored = state.commit(kept, "backup restore", why)
+        if volume:
+            card_copy(card, stored, kept)
+        for store in {id(s): s for s in (secrets, card_secrets)}.values():
             forget_departed(store, departed, old, kept)
+            store.compact()
         return departed
     finally:
-        state.close()
-        secrets.close()
-        if card_secrets is not secrets:
-            card_secrets.close()
+        for opened in {id(s): s for s in (card, state, card_secrets, secrets)}.values():
+            opened.close()
