@@ -2,15 +2,19 @@
 the backup key (for the recovery kit). A whole restore runs before the agent starts
 (`commonsbox backup restore`), so it is not here."""
 
+import logging
+import threading
 import time
 
 from ..accounts.service import Caller
 from ..api.methods import OPT_TEXT, REQUIRED, WHY, change, method, reason
 from ..box import Box
-from ..errors import Conflict
+from ..errors import ApplianceError, Conflict
 from . import record, schema, service
 from .borg import Borg
 from .schema import BackupSettings
+
+log = logging.getLogger(__name__)
 
 
 @method("backup.setup", repository=(OPT_TEXT, REQUIRED), **WHY)
@@ -33,6 +37,24 @@ def backup_setup(box: Box, caller: Caller, repository: str | None, why):
 @method("backup.now")
 def backup_now(box: Box, caller: Caller):
     return service.back_up(box)
+
+
+@method("backup.auto", access="root")
+def backup_auto(box: Box, caller: Caller):
+    """The nightly backup (commonsbox-backup.timer): started in the agent, if one is
+    due; its outcome is in the record (backup.status) and the health check."""
+    why = service.due(box, time.time())
+    if why is not None:
+        return {"skipped": why}
+    threading.Thread(target=_quietly, args=(box,), name="backup", daemon=True).start()
+    return {"started": True}
+
+
+def _quietly(box: Box) -> None:
+    try:
+        service.back_up(box)
+    except ApplianceError as err:  # recorded by back_up; the health check shows it
+        log.warning("the nightly backup failed: %s", err.message)
 
 
 @method("backup.status")

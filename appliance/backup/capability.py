@@ -3,6 +3,7 @@ schedule), but declared like every other: BorgBackup in the image, its slice (wh
 repository is), its API methods and commands, and a health check: three days without a
 good backup fail, once backups are set up."""
 
+import shutil
 import time
 from typing import Any, Self
 
@@ -41,6 +42,13 @@ class BackupCapability(Capability):
     def apply(self, actions: list) -> None:
         for action in actions:
             raise self.unknown(action)
+
+    def forget(self) -> None:
+        """A factory reset: the record and borg's own files (what it knows of the
+        repository). The key goes with every secret; the repository itself, on the
+        household's disk, stays theirs."""
+        if self.paths is not None:
+            shutil.rmtree(self.paths.state_dir / "backup", ignore_errors=True)
 
     def health(self, facts: Any, desired: Desired) -> list[Check]:
         if desired.backup.repository is None:

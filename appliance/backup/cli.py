@@ -26,6 +26,14 @@ def print_now(r: dict) -> None:
     print(f"backup {r['archive']} made in {r['seconds']} s ({files} files) into {r['repository']}")
 
 
+def cmd_auto(api: Client, args) -> object:
+    return api.call("backup.auto")
+
+
+def print_auto(r: dict) -> None:
+    print(f"not now: {r['skipped']}" if "skipped" in r else "a backup started")
+
+
 def cmd_status(api: Client, args) -> object:
     return api.call("backup.status")
 
@@ -89,7 +97,12 @@ def cmd_restore(api: Client, args) -> object:
     """Local: the agent does not run yet (it starts on what this places)."""
     paths = Paths(args.root or Path("/"))
     return service.restore(
-        paths, System(paths.root), args.repository, service.typed_key(_key(args)), args.archive
+        paths,
+        System(paths.root),
+        args.repository,
+        service.typed_key(_key(args)),
+        args.archive,
+        args.replace,
     )
 
 
@@ -118,3 +131,7 @@ def commands(sub, leaf) -> None:
     p.add_argument("repository", help="the repository's folder")
     p.add_argument("--archive", default=None, help="which backup (default: the newest)")
     p.add_argument("--key-file", default=None, help="the backup key's file (else typed or stdin)")
+    p.add_argument(
+        "--replace", action="store_true", help="the box is claimed: replace everything on it"
+    )
+    leaf(backup, "auto", cmd_auto, "the nightly backup (run by a timer), if one is due", print_auto)

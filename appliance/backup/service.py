@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 KEY_SECRET = "backup/key"
 KEY_GROUPS = 8  # of 4 base32 letters: 160 random bits, typed from paper in a minute
 RUNNING = threading.Lock()  # one backup at a time
+NIGHTLY = 20 * 3600  # the timer's backup at most this often (it fires nightly, and at boot)
 
 
 def new_key() -> Secret:
@@ -128,6 +129,22 @@ def back_up(box, now: datetime | None = None) -> dict:
         RUNNING.release()
 
 
+def due(box, now: float) -> str | None:
+    """Why the nightly backup is not made now (None: it is due)."""
+    try:
+        desired = box.data_settings()
+    except Conflict as locked:
+        return locked.message
+    if desired.backup.repository is None:
+        return "backups are not set up"
+    if RUNNING.locked():
+        return "a backup is running"
+    last = (record.read(box.paths).get("last_good") or {}).get("at", 0)
+    if now - last < NIGHTLY:
+        return "the last good backup is less than a day old"
+    return None
+
+
 def _name(now: datetime | None) -> str:
     from .borg import archive_name
 
@@ -144,7 +161,12 @@ def agent_running(paths: Paths) -> bool:
 
 
 def restore(
-    paths: Paths, system: System, repository: str, key: Secret, archive: str | None = None
+    paths: Paths,
+    system: System,
+    repository: str,
+    key: Secret,
+    archive: str | None = None,
+    replace: bool = False,
 ) -> dict:
     """Everything a backup kept, from ARCHIVE (default: the newest) of REPOSITORY, into
     the box at PATHS, whose agent must not run (it starts on what is placed). An archive
@@ -152,6 +174,12 @@ def restore(
     without the members who left since and all they held."""
     if agent_running(paths):
         raise Conflict("the agent is running: a whole box is restored before it starts")
+    if not replace and _claimed(paths):
+        raise Conflict(
+            "this box belongs to a household: a restore replaces everything on it "
+            "(say so with --replace)",
+            "replace",
+        )
     borg = Borg(repository, key, borg_base(paths))
     names = [a["name"] for a in borg.archives()]
     if not names:
@@ -173,6 +201,17 @@ def restore(
     departed = _without_departed(paths, newest, chosen) if newest is not None else []
     record.note(paths, restored={"archive": chosen, "repository": repository, "departed": departed})
     return {"archive": chosen, "placed": placed, "departed": departed}
+
+
+def _claimed(paths: Paths) -> bool:
+    if not paths.state_db.exists():
+        return False
+    store = StateStore(paths.state_db)
+    try:
+        head = store.head()
+    finally:
+        store.close()
+    return head is not None and head[1].box.claimed
 
 
 def _history_store(root: Path) -> Path:

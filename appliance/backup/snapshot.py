@@ -22,8 +22,11 @@ before (inode, size, modification and change times, to the nanosecond): a file w
 to meanwhile (Prosody appends to an archive, a member saves over a shared file) is
 copied again, and one that keeps changing fails the backup rather than keeping a torn
 copy. Maildir never rewrites a delivered message (new ones are renamed in from tmp/,
-flags change the name): a message renamed during the walk is missing under its old
-name and found by the second walk under its new one.
+flags change the name): so a message is not copied but hard-linked (the snapshot is on
+the same file system: it costs no room, and the link keeps the message as it was even
+if it is deleted meanwhile); one renamed during the walk is missing under its old name
+and found by the second walk under its new one. The file share's files can be written
+in place, so they are copied (the snapshot needs room for them until borg has read it).
 """
 
 import logging
@@ -31,7 +34,7 @@ import os
 import shutil
 import sqlite3
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from ..errors import DiskFull, SystemFailure
@@ -42,8 +45,9 @@ from ..system import System
 
 log = logging.getLogger(__name__)
 
+MAIL = "data/mail"
 TREES = {  # in the snapshot -> on the box (System paths)
-    "data/mail": f"{PRIVATE}/mail",
+    MAIL: f"{PRIVATE}/mail",
     "data/chat": f"{PRIVATE}/chat",
     "data/files": FILES,
     "data/files-archive": ARCHIVE,
@@ -131,9 +135,27 @@ def _walk(top: Path) -> Iterator[tuple[Path, list[str]]]:
         yield Path(here), sorted(files)
 
 
-def copy_tree(source: Path, target: Path) -> int:
-    """Every file under SOURCE into TARGET, each untorn; two walks (see above). Returns
-    how many files were copied."""
+def link_file(source: Path, target: Path) -> bool:
+    """A file never written in place (a delivered Maildir message), linked; copied if
+    it cannot be (another file system). False if it went away."""
+    try:
+        os.link(source, target, follow_symlinks=False)
+        return True
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return copy_file(source, target)
+
+
+def delivered(path: Path) -> bool:
+    """A Maildir message: in a mailbox's cur/ or new/ (never rewritten)."""
+    return path.parent.name in ("cur", "new")
+
+
+def copy_tree(source: Path, target: Path, linked: Callable[[Path], bool] | None = None) -> int:
+    """Every file under SOURCE into TARGET, each untorn; two walks (see above). LINKED:
+    which files are never written in place (hard-linked instead). Returns how many files
+    were kept."""
     copied: set[Path] = set()
     for _ in range(2):
         for here, files in _walk(source):
@@ -147,7 +169,8 @@ def copy_tree(source: Path, target: Path) -> int:
             for name in files:
                 if name in SKIP or rel / name in copied:
                     continue
-                if copy_file(here / name, dest / name):
+                keep = link_file if linked and linked(here / name) else copy_file
+                if keep(here / name, dest / name):
                     copied.add(rel / name)
     return len(copied)
 
@@ -158,7 +181,7 @@ def take_data(system: System, into: Path) -> dict[str, int]:
     for name, where in TREES.items():
         source = system.path(where)
         if source.is_dir():
-            counts[name] = copy_tree(source, into / name)
+            counts[name] = copy_tree(source, into / name, delivered if name == MAIL else None)
     return counts
 
 

@@ -109,6 +109,9 @@ def test_a_fresh_box_restores_the_household_from_the_repository_and_the_key(worl
     second = api.call("backup.now")
     assert [a["name"] for a in api.call("backup.list")] == [first["archive"], second["archive"]]
     assert api.call("backup.status")["last_good"]["archive"] == second["archive"]
+    assert api.call("backup.check") == {"ok": True}
+    # The nightly timer's call finds the backup made today good enough.
+    assert api.call("backup.auto") == {"skipped": "the last good backup is less than a day old"}
     devices_before = api.call("vpn.device.list")
 
     # Encrypted: neither the file's words nor a device's private key are in it.
@@ -121,9 +124,13 @@ def test_a_fresh_box_restores_the_household_from_the_repository_and_the_key(worl
         found = subprocess.run(["grep", "-rlF", needle, str(repository)], capture_output=True)
         assert found.returncode == 1, found.stdout
 
-    # The box is lost: its state goes; a fresh agent's root starts empty.
+    # A restore never replaces a household's box unless told to.
     world.api.close()
     world.box.stop()
+    kept = restore(world, repository, key)
+    assert kept.returncode == 2 and "belongs to a household" in kept.stderr, kept.stderr
+
+    # The box is lost: its state goes; a fresh agent's root starts empty.
     shutil.rmtree(world.box.paths.root / "var")
 
     wrong = restore(world, repository, "AAAA-" * 7 + "AAAA")

@@ -213,7 +213,7 @@ def test_a_message_renamed_during_the_walk_is_copied_under_its_new_name(tmp_path
     (maildir / "new/1.box").write_text("hello")
     (maildir / "cur/0.box:2,S").write_text("older")
     (maildir / "dovecot.index.cache").write_text("rebuilt by Dovecot")
-    real = snapshot.copy_file
+    real = snapshot.link_file
     moved = []
 
     def read_as_the_app_reads(src, dst):
@@ -222,12 +222,15 @@ def test_a_message_renamed_during_the_walk_is_copied_under_its_new_name(tmp_path
             moved.append(True)
         return real(src, dst)
 
-    monkeypatch.setattr(snapshot, "copy_file", read_as_the_app_reads)
-    assert snapshot.copy_tree(tmp_path / "mail", tmp_path / "snap") == 2
+    monkeypatch.setattr(snapshot, "link_file", read_as_the_app_reads)
+    assert snapshot.copy_tree(tmp_path / "mail", tmp_path / "snap", snapshot.delivered) == 2
     assert sorted(p.name for p in (tmp_path / "snap/ana").rglob("*") if p.is_file()) == [
         "0.box:2,S",
         "1.box:2,S",
     ]
+    # A message is linked, not copied: the snapshot costs no room for the mail.
+    linked = (tmp_path / "snap/ana/cur/0.box:2,S").stat()
+    assert linked.st_ino == (maildir / "cur/0.box:2,S").stat().st_ino
 
 
 def test_the_key_reaches_borg_on_a_pipe_never_in_its_arguments_or_environment(
@@ -281,3 +284,12 @@ def test_a_restore_puts_each_part_where_the_agent_finds_it(tmp_path):
     ]
     assert paths.state_db.read_text() == "stores/card/state.db" and not stale.exists()
     assert Path(root, "var/lib/commonsbox/private/files/ana/notes.txt").is_file()
+
+
+def test_a_factory_reset_forgets_the_record_and_what_borg_knew(tmp_path):
+    paths = Paths(tmp_path)
+    record.note(paths, setup={"repository": "/media/usb/cb"})
+    (paths.state_dir / "backup/borg/security").mkdir(parents=True)
+    BackupCapability(paths).forget()
+    assert not (paths.state_dir / "backup").exists()
+    assert record.read(paths) == {}
