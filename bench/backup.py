@@ -95,9 +95,7 @@ def main() -> int:
         box.close()
 
         fresh = Paths(work / "fresh")
-        restore_time, _ = timed(
-            lambda: service.restore(fresh, System(fresh.root), repository, key)
-        )
+        restore_time, _ = timed(lambda: service.restore(fresh, System(fresh.root), repository, key))
         restored = size(fresh.root / "var/lib/commonsbox/private")
         peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     finally:

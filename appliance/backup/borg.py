@@ -65,6 +65,20 @@ def prune_args() -> list[str]:
     ]
 
 
+def changed_while_read(stderr: str) -> list[str]:
+    """The files `borg create --list --filter=C --log-json` says changed while read."""
+    found = []
+    for line in stderr.splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(entry, dict) and entry.get("type") == "file_status":
+            if entry.get("status") == "C" and isinstance(entry.get("path"), str):
+                found.append(entry["path"].removeprefix("./"))
+    return found
+
+
 @dataclass(frozen=True)
 class Failure:
     """What borg said when it failed: its message ids and messages (--log-json)."""
@@ -157,13 +171,20 @@ class Borg:
         Path(self.repository).parent.mkdir(parents=True, exist_ok=True)
         self.run(["init", "--encryption", ENCRYPTION, "--make-parent-dirs", self.repository])
 
-    def create(self, name: str, snapshot: Path) -> dict:
-        """An archive of SNAPSHOT's contents (paths relative to it); borg's --json."""
+    def create(self, name: str, snapshot: Path) -> tuple[dict, list[str]]:
+        """An archive of SNAPSHOT's contents (paths relative to it): borg's --json, and
+        the files that changed while borg read them (snapshot.py). The files cache
+        knows a file by its path, size and modification time: the snapshot's links and
+        copies are new inodes, with new change times, at every backup."""
         done = self.run(
-            ["create", "--json", "--compression", "zstd,3", f"{self.repository}::{name}", "."],
+            ["create", "--json", "--compression", "zstd,3", "--files-cache=mtime,size",
+             "--list", "--filter=C", f"{self.repository}::{name}", "."],
             cwd=snapshot,
-        )
-        return json.loads(done.stdout)
+        )  # fmt: skip
+        return json.loads(done.stdout), changed_while_read(done.stderr)
+
+    def delete(self, name: str) -> None:
+        self.run(["delete", f"{self.repository}::{name}"])
 
     def prune(self) -> None:
         self.run(["prune", *prune_args(), self.repository])

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from ..configstore import PlacedSecrets, card_copy
 from ..departure import forget_departed, restorable
-from ..errors import Conflict, Invalid, NotFound
+from ..errors import Conflict, Invalid, NotFound, SystemFailure
 from ..paths import Paths
 from ..schema import Desired
 from ..secrets import Secret, SecretStore
@@ -109,7 +109,7 @@ def back_up(box, now: datetime | None = None) -> dict:
         with box.lock:  # no change between the stores' copies
             stores = snapshot.take_stores(box.paths, where)
         files = snapshot.take_data(box.system, where)
-        name = borg.create(_name(now), where)["archive"]["name"]
+        name = _archive(borg, box.system, where, _name(now))
         borg.prune()
         done = {
             "archive": name,
@@ -127,6 +127,19 @@ def back_up(box, now: datetime | None = None) -> dict:
     finally:
         shutil.rmtree(where, ignore_errors=True)
         RUNNING.release()
+
+
+def _archive(borg: Borg, system: System, where: Path, name: str) -> str:
+    """An archive of the snapshot in which no file changed while borg read it: those
+    that did are copied untorn and the archive made again (snapshot.py)."""
+    for _ in range(snapshot.TRIES):
+        _, changed = borg.create(name, where)
+        if not changed:
+            return name
+        log.info("%d file(s) changed while read: copied, and the archive made again", len(changed))
+        borg.delete(name)
+        snapshot.recopy(system, where, changed)
+    raise SystemFailure("files kept changing while they were backed up: try again later")
 
 
 def due(box, now: float) -> str | None:

@@ -16,17 +16,21 @@ restored box starts with everyone logged out), the daemons' rendered files
 
 Consistency. The SQLite stores are copied with SQLite's backup API under the agent's
 lock: each copy is one transaction's view, and no change (which writes the state store,
-then the secrets) runs between them. The data trees are copied while the services run;
-a copy cannot be torn because each file is copied and then compared with what it was
-before (inode, size, modification and change times, to the nanosecond): a file written
-to meanwhile (Prosody appends to an archive, a member saves over a shared file) is
-copied again, and one that keeps changing fails the backup rather than keeping a torn
-copy. Maildir never rewrites a delivered message (new ones are renamed in from tmp/,
-flags change the name): so a message is not copied but hard-linked (the snapshot is on
-the same file system: it costs no room, and the link keeps the message as it was even
-if it is deleted meanwhile); one renamed during the walk is missing under its old name
-and found by the second walk under its new one. The file share's files can be written
-in place, so they are copied (the snapshot needs room for them until borg has read it).
+then the secrets) runs between them.
+
+The data trees are read while the services run, and no file is kept torn:
+- every file is hard-linked into the snapshot (on the same file system: no room, no
+  time per byte). A file replaced by a rename (Maildir's delivery and flags, Prosody's
+  stores, an app's safe save) keeps, in the link, the content it had. Maildir never
+  rewrites a message in place; one renamed during the walk is missing under its old
+  name and found by the second walk under its new one.
+- a file written in place (Prosody appends to an archive, a member saves over a shared
+  file) changes the linked copy too; borg says which files changed while it read them
+  (status C). Those are replaced in the snapshot by copies checked untorn (copy_file:
+  compared with what the file was before, inode, size, modification and change times
+  to the nanosecond, and copied again if it changed), and the archive is made again
+  (service.back_up); the files cache makes that second pass read only those files.
+  A file that keeps changing at every try fails the backup rather than keep it torn.
 """
 
 import logging
@@ -45,9 +49,8 @@ from ..system import System
 
 log = logging.getLogger(__name__)
 
-MAIL = "data/mail"
 TREES = {  # in the snapshot -> on the box (System paths)
-    MAIL: f"{PRIVATE}/mail",
+    "data/mail": f"{PRIVATE}/mail",
     "data/chat": f"{PRIVATE}/chat",
     "data/files": FILES,
     "data/files-archive": ARCHIVE,
@@ -136,8 +139,8 @@ def _walk(top: Path) -> Iterator[tuple[Path, list[str]]]:
 
 
 def link_file(source: Path, target: Path) -> bool:
-    """A file never written in place (a delivered Maildir message), linked; copied if
-    it cannot be (another file system). False if it went away."""
+    """SOURCE hard-linked at TARGET; copied if it cannot be (another file system).
+    False if it went away."""
     try:
         os.link(source, target, follow_symlinks=False)
         return True
@@ -145,11 +148,6 @@ def link_file(source: Path, target: Path) -> bool:
         return False
     except OSError:
         return copy_file(source, target)
-
-
-def delivered(path: Path) -> bool:
-    """A Maildir message: in a mailbox's cur/ or new/ (never rewritten)."""
-    return path.parent.name in ("cur", "new")
 
 
 def copy_tree(source: Path, target: Path, linked: Callable[[Path], bool] | None = None) -> int:
@@ -176,13 +174,31 @@ def copy_tree(source: Path, target: Path, linked: Callable[[Path], bool] | None 
 
 
 def take_data(system: System, into: Path) -> dict[str, int]:
-    """The household's data trees, each file untorn: files copied, by tree."""
+    """The household's data trees, linked (see above): files kept, by tree."""
     counts = {}
     for name, where in TREES.items():
         source = system.path(where)
         if source.is_dir():
-            counts[name] = copy_tree(source, into / name, delivered if name == MAIL else None)
+            counts[name] = copy_tree(source, into / name, lambda path: True)
     return counts
+
+
+def live(system: System, kept: str) -> Path | None:
+    """Where a file of the snapshot (its path in the archive) is on the box."""
+    for name, where in TREES.items():
+        if kept.startswith(name + "/"):
+            return system.path(where) / kept.removeprefix(name + "/")
+    return None
+
+
+def recopy(system: System, into: Path, changed: list[str]) -> None:
+    """The files borg read while they changed, copied untorn over their links."""
+    for kept in changed:
+        source, target = live(system, kept), into / kept
+        if source is None or ".." in Path(kept).parts:
+            raise SystemFailure(f"borg named a file the snapshot does not hold: {kept!r}")
+        target.unlink(missing_ok=True)
+        copy_file(source, target)
 
 
 def place(extracted: Path, paths: Paths, system: System) -> list[str]:

@@ -223,12 +223,12 @@ def test_a_message_renamed_during_the_walk_is_copied_under_its_new_name(tmp_path
         return real(src, dst)
 
     monkeypatch.setattr(snapshot, "link_file", read_as_the_app_reads)
-    assert snapshot.copy_tree(tmp_path / "mail", tmp_path / "snap", snapshot.delivered) == 2
+    assert snapshot.copy_tree(tmp_path / "mail", tmp_path / "snap", lambda path: True) == 2
     assert sorted(p.name for p in (tmp_path / "snap/ana").rglob("*") if p.is_file()) == [
         "0.box:2,S",
         "1.box:2,S",
     ]
-    # A message is linked, not copied: the snapshot costs no room for the mail.
+    # Linked, not copied: the snapshot costs no room.
     linked = (tmp_path / "snap/ana/cur/0.box:2,S").stat()
     assert linked.st_ino == (maildir / "cur/0.box:2,S").stat().st_ino
 
@@ -293,3 +293,64 @@ def test_a_factory_reset_forgets_the_record_and_what_borg_knew(tmp_path):
     BackupCapability(paths).forget()
     assert not (paths.state_dir / "backup").exists()
     assert record.read(paths) == {}
+
+
+C_LINES = "\n".join(
+    [
+        '{"type": "file_status", "status": "C", "path": "data/files/ana/report.odt"}',
+        '{"type": "file_status", "status": "A", "path": "data/files/ana/new.txt"}',
+        '{"type": "log_message", "levelname": "WARNING", "message": "file changed while we backed it up"}',
+        "not json",
+    ]
+)
+
+
+def test_borg_names_the_files_that_changed_while_it_read_them():
+    assert borg.changed_while_read(C_LINES) == ["data/files/ana/report.odt"]
+
+
+class BorgThatSees:
+    """A repository whose first archive finds a file changed while read (what borg
+    reports): the test of what the backup does then, not of borg."""
+
+    def __init__(self, changed: list[list[str]]):
+        self.changed, self.calls = changed, []
+
+    def create(self, name, where):
+        self.calls.append(("create", name))
+        return {}, self.changed.pop(0) if self.changed else []
+
+    def delete(self, name):
+        self.calls.append(("delete", name))
+
+
+def test_a_file_written_in_place_during_the_archive_is_copied_and_the_archive_made_again(
+    tmp_path,
+):
+    from appliance.backup.service import _archive
+    from appliance.system import System
+
+    system = System(tmp_path / "box")
+    share = system.path("/var/lib/commonsbox/private/files/ana")
+    share.mkdir(parents=True)
+    (share / "report.odt").write_text("the whole report")
+    snap = tmp_path / "snap"
+    snapshot.take_data(system, snap)
+    linked = snap / "data/files/ana/report.odt"
+    assert linked.stat().st_ino == (share / "report.odt").stat().st_ino
+    repo = BorgThatSees([["data/files/ana/report.odt"]])
+    assert _archive(repo, system, snap, "box-2026-12-07T03:00:00") == "box-2026-12-07T03:00:00"
+    assert repo.calls == [
+        ("create", "box-2026-12-07T03:00:00"),
+        ("delete", "box-2026-12-07T03:00:00"),
+        ("create", "box-2026-12-07T03:00:00"),
+    ]
+    assert linked.stat().st_ino != (share / "report.odt").stat().st_ino  # a copy now
+    assert linked.read_text() == "the whole report"
+    # One that changes at every archive fails the backup rather than keep it torn.
+    always = BorgThatSees([["data/files/ana/report.odt"]] * snapshot.TRIES)
+    with pytest.raises(SystemFailure):
+        _archive(always, system, snap, "box-2026-12-07T03:00:00")
+    # And a name borg says that the snapshot does not hold is refused, not copied.
+    with pytest.raises(SystemFailure):
+        snapshot.recopy(system, snap, ["data/files/../../../../etc/shadow"])
