@@ -9,7 +9,7 @@ import time
 from ..accounts.service import Caller
 from ..api.methods import OPT_TEXT, REQUIRED, WHY, change, method, reason
 from ..box import Box
-from ..errors import ApplianceError, Conflict
+from ..errors import ApplianceError, Conflict, Forbidden
 from . import record, schema, service
 from .borg import Borg
 from .schema import BackupSettings
@@ -99,5 +99,8 @@ def backup_check(box: Box, caller: Caller):
 @method("backup.key")
 def backup_key(box: Box, caller: Caller):
     """The backup key, for the household's recovery kit: with the repository, all a new
-    box needs to come back. Shown to an admin, never logged."""
+    box needs to come back, so it is the household's alone: shown to an admin (not to
+    an installer, who leaves at the handover), never logged."""
+    if caller.role not in ("admin", "root"):
+        raise Forbidden("the backup key is the household's: an admin of the household sees it")
     return {"key": service.key_of(box.secrets).reveal()}

@@ -168,8 +168,9 @@ class Borg:
         return done
 
     def init(self) -> None:
-        Path(self.repository).parent.mkdir(parents=True, exist_ok=True)
-        self.run(["init", "--encryption", ENCRYPTION, "--make-parent-dirs", self.repository])
+        """A new repository in a folder whose parent exists: never the folders above it
+        (a disk that is not mounted must not become a repository on the card)."""
+        self.run(["init", "--encryption", ENCRYPTION, self.repository])
 
     def create(self, name: str, snapshot: Path) -> tuple[dict, list[str]]:
         """An archive of SNAPSHOT's contents (paths relative to it): borg's --json, and

@@ -81,6 +81,11 @@ def set_up(secrets: SecretStore | PlacedSecrets, paths: Paths, repository: str) 
         raise Conflict(
             f"{repository} holds other files: choose an empty or new folder", "repository"
         )
+    elif not where.parent.is_dir():
+        raise NotFound(
+            f"there is no folder {where.parent} (is the disk plugged in and mounted?)",
+            "repository",
+        )
     else:
         borg.init()
     record.note(paths, setup={"repository": repository})
@@ -200,7 +205,9 @@ def restore(
     chosen = archive or names[-1]
     if chosen not in names:
         raise NotFound(f"there is no backup named {chosen!r}", "archive")
-    staging = paths.state_dir / ".restoring"
+    # Beside the data it becomes (the encrypted storage, once the new box has it): the
+    # trees move into place without a copy, and no secret is unpacked onto the card.
+    staging = system.path(PRIVATE) / ".restoring"
     shutil.rmtree(staging, ignore_errors=True)
     try:
         borg.extract(chosen, staging / "chosen")

@@ -212,7 +212,7 @@ def place(extracted: Path, paths: Paths, system: System) -> list[str]:
             for stale in (target, target.with_name(target.name + "-wal"),
                           target.with_name(target.name + "-shm")):  # fmt: skip
                 stale.unlink(missing_ok=True)
-            os.replace(found, target)
+            shutil.move(found, target)  # onto the card, from the storage
             placed.append(name)
     for name, where in TREES.items():
         found = extracted / name

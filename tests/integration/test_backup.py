@@ -1,9 +1,9 @@
 """A whole box backed up and brought back: a box with two members (ana, and bo who
-leaves after the first backup), their phones and a file in the share backs up twice to
-a repository folder; the box's state is deleted; a fresh box restores the first backup
+leaves after the first backup), an installer handed over after it, their phones and a
+file in the share backs up twice to a repository folder; the box's state is deleted; a fresh box restores the first backup
 with only the repository and the backup key. What comes back: ana, her device with the
 very same keys (her phone, with the config it was given before, connects and pings),
-her file; not bo, who left after that backup, nor his device. The repository holds
+her file; not bo, who left after that backup, nor his device, nor the installer. The repository holds
 no plaintext of the file."""
 
 import os
@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from appliance.errors import NotFound
 from cblab.sandbox import REPO, World
 
 from .conftest import BOX_VPN_IP, PASS, SUBNET4, SUBNET6, as_webui
@@ -88,22 +89,36 @@ def restore(world, repository, key: str, archive: str | None = None):
 def test_a_fresh_box_restores_the_household_from_the_repository_and_the_key(world):
     api = world.api
     api.call("users.add", name="bo", passphrase=PASS)
+    api.call("users.add", name="ina", role="installer", passphrase=PASS)
     ana_phone = device_of(world, "ana", "ana's phone")
     bo_phone = device_of(world, "bo", "bo's phone")
     old_config = api.call("vpn.device.config", device=ana_phone["id"])["config"]
     share = world.box.paths.state_dir / "private/files/ana"
     share.mkdir(parents=True)
     (share / "notes.txt").write_text(MARKER * 100)
-    repository = world.work / "usb/commonsbox"
-
+    usb = world.work / "usb"  # the disk's mount point
+    with pytest.raises(NotFound):  # not mounted: never a repository on the card
+        api.call("backup.setup", repository=str(world.work / "unplugged/commonsbox"))
+    usb.mkdir()
+    repository = usb / "commonsbox"
     api.call("backup.setup", repository=str(repository))
     started = time.monotonic()
     first = api.call("backup.now")
     took = time.monotonic() - started
     key = api.call("backup.key")["key"]
+    # The key is the household's: the installer, who leaves at the handover, never sees it.
+    asked = as_webui(
+        world,
+        f"""s = call("auth.login", name="ina", passphrase={PASS!r}, address="192.0.2.9")
+call("backup.key", session=s["session"])
+s = call("auth.login", name="ana", passphrase={PASS!r}, address="192.0.2.9")
+call("backup.key", session=s["session"])""",
+    )
+    assert [answer for _, answer in asked[1::2]] == [{"error": "forbidden"}, {"ok": {"key": key}}]
     assert first["files"]["data/files"] == 1
     print(f"backup: {took:.2f} s; repository {du(repository)} bytes")
 
+    api.call("users.handover")  # the installer's visit is over
     api.call("users.remove", name="bo")
     time.sleep(max(0.0, 1.05 - (time.monotonic() - started)))  # archives are named to the second
     second = api.call("backup.now")
@@ -141,7 +156,7 @@ def test_a_fresh_box_restores_the_household_from_the_repository_and_the_key(worl
 
     done = restore(world, repository, key.lower().replace("-", " "), archive=first["archive"])
     assert done.returncode == 0, done.stderr
-    assert "not brought back (they left after it): bo" in done.stdout
+    assert "not brought back (they left after it): bo, ina" in done.stdout
 
     world.box.start()
     world.api = api = world.box.client()
