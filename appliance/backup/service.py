@@ -12,6 +12,7 @@ recovery kit; with the repository it is all a new box needs.
 
 import base64
 import logging
+import os
 import secrets as random
 import shutil
 import socket
@@ -26,7 +27,8 @@ from ..errors import Conflict, Invalid, NotFound, SystemFailure
 from ..paths import Paths
 from ..schema import Desired
 from ..secrets import Secret, SecretStore
-from ..storage.place import PRIVATE
+from ..storage.place import PRIVATE, mounted_at
+from ..storage.schema import StorageSettings
 from ..store import StateStore
 from ..system import System
 from . import record, snapshot
@@ -192,6 +194,12 @@ def restore(
     without the members who left since and all they held."""
     if agent_running(paths):
         raise Conflict("the agent is running: a whole box is restored before it starts")
+    if mounted_at(system) is not None:
+        raise Conflict(
+            "a disk is mounted as the box's storage: restore first, then set the new disk "
+            "up (the data moves onto it)",
+            "storage",
+        )
     if not replace and _claimed(paths):
         raise Conflict(
             "this box belongs to a household: a restore replaces everything on it "
@@ -218,9 +226,48 @@ def restore(
         placed = snapshot.place(staging / "chosen", paths, system)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    if paths.volume_state_db.exists():
+        _onto_the_card(paths)
     departed = _without_departed(paths, newest, chosen) if newest is not None else []
     record.note(paths, restored={"archive": chosen, "repository": repository, "departed": departed})
     return {"archive": chosen, "placed": placed, "departed": departed}
+
+
+def _onto_the_card(paths: Paths) -> None:
+    """A backup of a box with encrypted storage, restored on a box that has none yet:
+    the history and every secret go where a box without one keeps them (the card), and
+    the storage is the new box's: none yet, the data kept unencrypted until the
+    household sets a new disk up (which moves it all onto that disk, as ever)."""
+    for stale in _with_log(paths.state_db):
+        stale.unlink(missing_ok=True)
+    os.replace(paths.volume_state_db, paths.state_db)
+    volume, card = SecretStore(paths.volume_secrets_db), SecretStore(paths.secrets_db)
+    try:
+        for name, secret in volume.get_many("").items():
+            card.put(name, secret)
+    finally:
+        volume.close()
+        card.close()
+    for gone in _with_log(paths.volume_secrets_db):
+        gone.unlink(missing_ok=True)
+    store = StateStore(paths.state_db)
+    try:
+        head = store.head()
+        if head is None:
+            raise NotFound("the backup holds no configuration", "archive")
+        was = head[1].storage.volume
+        store.commit(
+            head[1].replace(storage=StorageSettings(None, allow_unencrypted=True)),
+            "backup restore",
+            f"restored without its encrypted disk ({was.disk if was else 'none'}): "
+            "the data is kept unencrypted until a new disk is set up",
+        )
+    finally:
+        store.close()
+
+
+def _with_log(db: Path) -> list[Path]:
+    return [db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")]
 
 
 def _claimed(paths: Paths) -> bool:

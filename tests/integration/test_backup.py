@@ -125,6 +125,8 @@ call("backup.key", session=s["session"])""",
     assert [a["name"] for a in api.call("backup.list")] == [first["archive"], second["archive"]]
     assert api.call("backup.status")["last_good"]["archive"] == second["archive"]
     assert api.call("backup.check") == {"ok": True}
+    health = {(c["capability"], c["name"]): c["ok"] for c in api.call("status")["health"]}
+    assert health[("backup", "last good backup")] is True
     # The nightly timer's call finds the backup made today good enough.
     assert api.call("backup.auto") == {"skipped": "the last good backup is less than a day old"}
     devices_before = api.call("vpn.device.list")

@@ -354,3 +354,50 @@ def test_a_file_written_in_place_during_the_archive_is_copied_and_the_archive_ma
     # And a name borg says that the snapshot does not hold is refused, not copied.
     with pytest.raises(SystemFailure):
         snapshot.recopy(system, snap, ["data/files/../../../../etc/shadow"])
+
+
+def test_a_box_with_encrypted_storage_comes_back_on_a_new_box_without_a_disk_yet(tmp_path):
+    """Its history and every secret land where a box without a disk keeps them, and its
+    data is kept unencrypted until the household sets a new disk up."""
+    from appliance.backup.service import _onto_the_card
+    from appliance.configstore import card_copy
+    from appliance.secrets import SecretStore
+    from appliance.storage.schema import StorageSettings, Volume
+    from appliance.store import StateStore
+    from appliance.system import System
+
+    extracted, root = tmp_path / "x", tmp_path / "box"
+    volume = StateStore(extracted / "stores/volume/state.db")
+    d = Desired.new().replace(
+        storage=StorageSettings(
+            Volume("0b7a1c2e-4f3d-4a5b-8c9d-112233445566", "adiantum", "SanDisk")
+        )
+    )
+    volume.commit(d, "ana (admin)", "the disk")
+    revision = volume.commit(d.replace(backup=BackupSettings("/media/usb/cb")), "ana", "backups")
+    card = StateStore(extracted / "stores/card/state.db")
+    card_copy(card, revision, volume.head()[1])
+    for store in (volume, card):
+        store.close()
+    for where, name in (("volume", "mail/dkim"), ("card", "vpn/box")):
+        secrets = SecretStore(extracted / f"stores/{where}/secrets.db")
+        secrets.put(name, Secret(f"{name} key"))
+        secrets.close()
+
+    paths = Paths(root)
+    snapshot.place(extracted, paths, System(root))
+    _onto_the_card(paths)
+
+    assert not paths.volume_state_db.exists() and not paths.volume_secrets_db.exists()
+    store = StateStore(paths.state_db)
+    head, history = store.head(), store.history()
+    store.close()
+    assert head[1].storage == StorageSettings(None, allow_unencrypted=True)
+    assert head[1].backup.repository == "/media/usb/cb"  # every other setting as it was
+    assert [r.why for r in history][1:] == ["backups", "the disk"]  # the whole history
+    secrets = SecretStore(paths.secrets_db)
+    assert {n: s.reveal() for n, s in secrets.get_many("").items()} == {
+        "mail/dkim": "mail/dkim key",
+        "vpn/box": "vpn/box key",
+    }
+    secrets.close()
