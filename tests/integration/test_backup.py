@@ -63,27 +63,22 @@ call("vpn.device.add", session=s["session"], name={device!r})""",
     return added[1]["ok"]["device"]
 
 
-def restore(world, repository, key: str, archive: str | None = None):
-    """`commonsbox backup restore`, as root types it on the new box (the key on stdin)."""
-    more = ["--archive", archive] if archive else []
+def cli(world, *args: str, stdin: str = ""):
+    """`commonsbox ...` as root types it on the box."""
     return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "appliance.cli",
-            "--root",
-            str(world.box.paths.root),
-            "backup",
-            "restore",
-            str(repository),
-            *more,
-        ],  # fmt: skip
-        input=key + "\n",
+        [sys.executable, "-m", "appliance.cli", "--root", str(world.box.paths.root), *args],
+        input=stdin,
         capture_output=True,
         text=True,
         env={"PYTHONPATH": str(REPO), "PATH": os.environ["PATH"]},
         timeout=120,
     )
+
+
+def restore(world, repository, key: str, archive: str | None = None):
+    """`commonsbox backup restore` on the new box, the key typed on its standard input."""
+    more = ["--archive", archive] if archive else []
+    return cli(world, "backup", "restore", str(repository), *more, stdin=key + "\n")
 
 
 def test_a_fresh_box_restores_the_household_from_the_repository_and_the_key(world):
@@ -127,6 +122,8 @@ call("backup.key", session=s["session"])""",
     assert api.call("backup.check") == {"ok": True}
     health = {(c["capability"], c["name"]): c["ok"] for c in api.call("status")["health"]}
     assert health[("backup", "last good backup")] is True
+    shown = cli(world, "backup", "status").stdout
+    assert f"backups go to {repository}" in shown and second["archive"] in shown
     # The nightly timer's call finds the backup made today good enough.
     assert api.call("backup.auto") == {"skipped": "the last good backup is less than a day old"}
     devices_before = api.call("vpn.device.list")
