@@ -32,7 +32,7 @@ from ..storage.schema import StorageSettings
 from ..store import StateStore
 from ..system import System
 from . import record, snapshot
-from .borg import Borg
+from .borg import Borg, archive_name
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ def set_up(secrets: SecretStore | PlacedSecrets, paths: Paths, repository: str) 
     where = Path(repository)
     if (where / "config").is_file():
         borg.archives()  # WrongKey if it is someone else's (or another key's)
-    elif where.exists() and any(where.iterdir()):
+    elif where.exists() and (not where.is_dir() or any(where.iterdir())):
         raise Conflict(
             f"{repository} holds other files: choose an empty or new folder", "repository"
         )
@@ -166,8 +166,6 @@ def due(box, now: float) -> str | None:
 
 
 def _name(now: datetime | None) -> str:
-    from .borg import archive_name
-
     return archive_name(now or datetime.now())
 
 
