@@ -32,6 +32,7 @@ test-slow: setup
 bench: setup
 	$(PY) bench/vpn_scale.py
 	$(PY) bench/store_bytes.py
+	$(PY) bench/backup.py
 	$(PY) bench/webui_pages.py
 	$(PY) bench/relay.py
 	$(PY) bench/image_boot.py

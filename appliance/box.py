@@ -81,7 +81,7 @@ class Box:
         self.backend = backend
         self.mail = MailService(self.secrets)
         self.storage = StorageService(self.system, self.runtime)
-        parts = Parts(self.system, self.secrets, backend, self.storage)
+        parts = Parts(self.system, self.secrets, backend, self.storage, paths)
         self.capabilities: list[Capability] = [cap.made(parts) for cap in capabilities.CAPABILITIES]
         # Those whose data is on the encrypted storage: stopped before it goes away.
         self.data_services = [cap for cap in self.capabilities if cap.uses_storage]

@@ -3,6 +3,7 @@ is its folder (appliance/capability.py says what it implements and declares) plu
 line here; the agent, the firewall, the card/volume split and the factory reset read
 their declarations from this list."""
 
+from .backup.capability import BackupCapability
 from .capability import Capability, Ports
 from .chat.capability import ChatCapability
 from .clock.capability import ClockCapability
@@ -25,6 +26,7 @@ CAPABILITIES: tuple[type[Capability], ...] = (
     FilesCapability,
     SshCapability,
     UpdateCapability,
+    BackupCapability,
 )
 
 # Logging in (appliance/accounts) is not converged, but its secrets stay on the card too.

@@ -41,6 +41,7 @@ from .schema import Desired
 from .slice import Slice
 
 if TYPE_CHECKING:
+    from .paths import Paths
     from .secrets import SecretStore
     from .storage.service import StorageService
     from .system import System
@@ -73,6 +74,7 @@ class Parts:
     secrets: "SecretStore"
     backend: "Backend"
     storage: "StorageService"
+    paths: "Paths | None" = None  # where the agent keeps its own files (backup's record)
 
 
 @dataclass(frozen=True)

@@ -75,6 +75,18 @@ class TooLarge(ApplianceError):
     code = "too_large"
 
 
+class DiskFull(ApplianceError):
+    """A disk has no room for what was asked (a backup's repository, its snapshot)."""
+
+    code = "disk_full"
+
+
+class WrongKey(ApplianceError):
+    """A key or passphrase that does not open what it was given for (a backup's)."""
+
+    code = "wrong_key"
+
+
 class SystemFailure(ApplianceError):
     """Applying the desired state to the system failed."""
 
@@ -94,5 +106,7 @@ ERRORS_BY_CODE = {
         RateLimited,
         TooLarge,
         SystemFailure,
+        DiskFull,
+        WrongKey,
     )
 }

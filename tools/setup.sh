@@ -22,6 +22,7 @@ APT_PACKAGES=(
     qemu-system-arm                           # the qemu-arm64 board (make test-slow)
     ovmf qemu-efi-aarch64                     # UEFI firmware: the QEMU boards boot GRUB
     rauc squashfs-tools                       # update bundles (cbimage bundle)
+    borgbackup                                # backups (appliance/backup; the box has it too)
 )
 
 # arm64 root file systems are built under qemu-user, and its version sets the pace:

@@ -35,11 +35,13 @@ UNITS = (
     "commonsbox-grow.service",
     "commonsbox-update-gate.service",
     "commonsbox-update-check.timer",
+    "commonsbox-backup.timer",
 )
 TEST_UNITS = ("commonsbox-testchannel.service",)
 # Installed, not enabled: the agent starts them when the household turns them on.
 AGENT_STARTED_UNITS = (
     "commonsbox-update-check.service",  # started by its timer
+    "commonsbox-backup.service",  # started by its timer
     "commonsbox-mailfilter.service",
     "commonsbox-files.service",
     "commonsbox-ssh.service",

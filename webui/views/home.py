@@ -35,6 +35,7 @@ CHECKS = {
     ("files", "accounts"): _l("File share accounts"),
     ("ssh", "ssh"): _l("Installer's SSH"),
     ("update", "last update"): _l("Last update"),
+    ("backup", "last good backup"): _l("Last good backup"),
 }
 
 
