@@ -57,6 +57,15 @@ def _restart_soon() -> None:
     threading.Thread(target=UPDATES.reboot, name="update-reboot", daemon=True).start()
 
 
+def _install(box: Box, bundle: Path, reboot: str, gate_minutes: int | None) -> dict:
+    """BUNDLE written into the slot that is not running and its trial armed; then, unless
+    REBOOT is "no", the restart into it (in a moment: the answer goes out first)."""
+    done = UPDATES.install(bundle, box.status(), gate_minutes)
+    if reboot == "yes":
+        _restart_soon()
+    return done
+
+
 @method(
     "update.install",
     source=(TEXT, REQUIRED),
@@ -72,10 +81,7 @@ def update_install(box: Box, caller: Caller, source, reboot, gate_minutes):
     path = Path(source)
     if not path.is_absolute() or not path.is_file():
         raise Invalid(f"no bundle at {source} (give a file's full path on the box)", "source")
-    done = UPDATES.install(path, box.status(), gate_minutes)
-    if reboot == "yes":
-        _restart_soon()
-    return done
+    return _install(box, path, reboot, gate_minutes)
 
 
 def _install_from_feed(box: Box, url: str, reboot: str, gate_minutes: int | None):
@@ -85,10 +91,7 @@ def _install_from_feed(box: Box, url: str, reboot: str, gate_minutes: int | None
     with _scratch() as tmp:
         bundle = Path(tmp, chosen.file)
         fetch.fetch_bundle(url, chosen, bundle)
-        done = UPDATES.install(bundle, box.status(), gate_minutes)
-    if reboot == "yes":
-        _restart_soon()
-    return done
+        return _install(box, bundle, reboot, gate_minutes)
 
 
 @method("update.install_stick", reboot=(OPT_TEXT, "yes"), gate_minutes=(OPT_INT, None))
@@ -108,10 +111,7 @@ def update_install_stick(box: Box, caller: Caller, reboot, gate_minutes):
         )
         if chosen is None:
             return _nothing_newer()
-        done = UPDATES.install(Path(tmp, "from-stick.raucb"), box.status(), gate_minutes)
-    if reboot == "yes":
-        _restart_soon()
-    return done
+        return _install(box, Path(tmp, "from-stick.raucb"), reboot, gate_minutes)
 
 
 @method(
@@ -127,10 +127,7 @@ def update_install_upload(box: Box, caller: Caller, name, reboot, gate_minutes):
     with _scratch() as tmp:
         copy = Path(tmp, "uploaded.raucb")
         upload.copy_out(box.paths.webui_state / "uploads", name, copy)
-        done = UPDATES.install(copy, box.status(), gate_minutes)
-    if reboot == "yes":
-        _restart_soon()
-    return done
+        return _install(box, copy, reboot, gate_minutes)
 
 
 def _check_gate(gate_minutes: int | None) -> None:
