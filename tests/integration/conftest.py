@@ -207,10 +207,11 @@ def as_webui(lab, script: str) -> list:
 
 
 @contextlib.contextmanager
-def household_box(prefix: str, relay_name: str, claimed: bool = True):
-    """A World running the box's own root (its daemons) with one phone, which the web UI's
-    user (nobody) may reach, on the tests' VPN subnets; claimed by the admin ana (PASS)
-    unless CLAIMED is false. The phone's interface is named f"{world.prefix}p0"."""
+def household_box(prefix: str, relay_name: str | None, claimed: bool = True):
+    """A World with one phone, which the web UI's user (nobody) may reach, on the tests'
+    VPN subnets, running the box's own root (its daemons) if it has a RELAY_NAME; claimed
+    by the admin ana (PASS) unless CLAIMED is false. The phone's interface is named
+    f"{world.prefix}p0"."""
     work = Path(tempfile.mkdtemp(prefix=f"cbt-{prefix}-"))
     os.chmod(work, 0o755)  # the web UI's user must reach the agent's socket
     world = World(

@@ -10,46 +10,28 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import pytest
 
 from appliance.errors import NotFound
-from cblab.sandbox import REPO, World
+from cblab.sandbox import REPO
 
-from .conftest import BOX_VPN_IP, PASS, SUBNET4, SUBNET6, as_webui
+from .conftest import BOX_VPN_IP, PASS, as_webui, household_box
 
 MARKER = "plain-words-only-the-household-may-read-7f3a"
 
 
 @pytest.fixture
 def world():
-    work = Path(tempfile.mkdtemp(prefix="cbt-backup-"))
-    os.chmod(work, 0o755)  # the web UI's user (as_webui) reaches the agent's socket
-    w = World(f"cbk{os.getpid() % 10000}", work / "box", phones=1, webui_user="nobody")
-    w.work = work
-    try:
-        w.api.call(
-            "setup.claim",
-            code=w.api.call("setup.code")["code"],
-            address="192.0.2.9",
-            language="en",
-            box_name="Home",
-            admin_name="ana",
-            passphrase=PASS,
-            timezone="UTC",
-        )
-        w.api.call(
-            "vpn.settings.set", endpoint=World.ENDPOINT, ipv4_subnet=SUBNET4, ipv6_subnet=SUBNET6
-        )
+    with household_box("cbb", None) as w:
+        w.work = w.box.paths.root.parent
         w.api.call("storage.settings.set", allow_unencrypted=True)  # no disks here
-        yield w
-    finally:
-        print((work / "box/agent.log").read_text()[-4000:])  # shown if the test failed
-        w.close()
-        shutil.rmtree(work, ignore_errors=True)
+        try:
+            yield w
+        finally:
+            print((w.work / "box/agent.log").read_text()[-4000:])  # shown if the test failed
 
 
 def device_of(world, name: str, device: str) -> dict:
