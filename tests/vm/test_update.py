@@ -165,44 +165,33 @@ def test_a_broken_update_is_given_up_and_the_box_comes_back_by_itself(box, bundl
 
 @pytest.mark.slow  # a restart more under TCG; `make test-slow` runs it
 def test_a_version_whose_kernel_panics_falls_back_and_is_named(box, panics, served):
-    vm = box
-    before = cli(vm, "update", "status")
-    bundle = fetch(vm, f"{served}/panics.raucb", "panics.raucb")
-    done = cli(vm, "update", "install", bundle)
-    assert done["version"] == panics and done["slot"] != before["booted"]
-
-    status = after_restart(vm, before["version"])
-    assert (status["booted"], status["primary"], status["in_trial"]) == (
-        before["booted"],
-        before["booted"],
-        False,
-    )
-    last = status["last"]
-    assert (last["version"], last["outcome"]) == (panics, "fell back")
-    assert last["lost"] == ["the new version did not start"], last
-    assert "Attempted to kill init" in vm.console_log.read_text(errors="replace"), "no panic"
+    came_back(box, served, "panics", panics)
+    assert "Attempted to kill init" in box.console_log.read_text(errors="replace"), "no panic"
 
 
 @pytest.mark.slow
 def test_a_version_that_hangs_is_reset_by_the_watchdog_and_falls_back(box, hangs, served):
-    vm = box
-    before = cli(vm, "update", "status")
-    bundle = fetch(vm, f"{served}/hangs.raucb", "hangs.raucb")
-    done = cli(vm, "update", "install", bundle)
-    assert done["version"] == hangs and done["slot"] != before["booted"]
-
-    status = after_restart(vm, before["version"])
-    assert (status["booted"], status["primary"], status["in_trial"]) == (
-        before["booted"],
-        before["booted"],
-        False,
-    )
-    assert (status["last"]["version"], status["last"]["outcome"]) == (hangs, "fell back")
+    trial = came_back(box, served, "hangs", hangs)
     # From the trial's boot to the next: no panic, no restart by the kernel, and the
     # watchdog closed unstopped (systemd closes every file as it freezes): the PC was
     # reset from outside, by the watchdog.
-    trial = ({"A", "B"} - {before["booted"]}).pop()
-    console = vm.console_log.read_text(errors="replace")
+    console = box.console_log.read_text(errors="replace")
     tried = console.rsplit(f"Booting `Commonsbox {trial}'", 1)[1].split("Booting `Commonsbox")[0]
     assert "watchdog did not stop" in tried, tried[-3000:]
     assert "Kernel panic" not in tried and "reboot: Restarting" not in tried, tried[-3000:]
+
+
+def came_back(vm, served: str, name: str, version: str) -> str:
+    """NAME.raucb (VERSION) installed; the box back on the slot it ran, which names the
+    version that did not start. Returns the slot it was tried in."""
+    before = cli(vm, "update", "status")
+    done = cli(vm, "update", "install", fetch(vm, f"{served}/{name}.raucb", f"{name}.raucb"))
+    assert done["version"] == version and done["slot"] != before["booted"]
+
+    status = after_restart(vm, before["version"])
+    ran = before["booted"]
+    assert (status["booted"], status["primary"], status["in_trial"]) == (ran, ran, False)
+    last = status["last"]
+    assert (last["version"], last["outcome"]) == (version, "fell back")
+    assert last["lost"] == ["the new version did not start"], last
+    return done["slot"]
