@@ -87,13 +87,6 @@ def test_the_hardware_service_runs_sandboxed_without_any_device(vm):
         ["systemctl", "show", "-pRuntimeWatchdogUSec", "-pRebootWatchdogUSec"], check=True
     ).stdout.split()
     assert manager == ["RuntimeWatchdogUSec=15s", "RebootWatchdogUSec=15s"]
-    # ...and holds one that resets the PC when it fires (the board's i6300ESB; q35's own
-    # TCO watchdog never resets under QEMU 7.2 and is off: image/profiles/qemu-amd64.toml).
-    wdt = "/sys/class/watchdog/watchdog0"
-    held = vm.run(["cat", f"{wdt}/identity", f"{wdt}/state", f"{wdt}/timeout"], check=True)
-    assert held.stdout.splitlines() == ["i6300ESB timer", "active", "15"], held.stdout
-    others = vm.run(["sh", "-c", "cat /sys/class/watchdog/watchdog[1-9]*/state"]).stdout
-    assert "active" not in others.split(), others  # any other one is left alone
     fds = vm.run(["sh", "-c", f"readlink /proc/{pid}/fd/*"], check=True).stdout
     assert "/dev/watchdog" not in fds and "/dev/i2c" not in fds
 

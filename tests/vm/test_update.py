@@ -170,6 +170,10 @@ def test_a_version_whose_kernel_panics_falls_back_and_is_named(box, panics, serv
 
 
 @pytest.mark.slow
+@pytest.mark.skip(
+    reason="NOT RUN: qemu-amd64 has no watchdog that resets the PC under QEMU 7.2 (q35's TCO "
+    "never does; the i6300ESB tried was followed by firmware hangs): README, Updates"
+)
 def test_a_version_that_hangs_is_reset_by_the_watchdog_and_falls_back(box, hangs, served):
     trial = came_back(box, served, "hangs", hangs)
     # From the trial's boot to the next: no panic, no restart by the kernel, and the
