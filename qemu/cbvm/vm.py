@@ -95,7 +95,6 @@ class VM:
             "-m",
             str(self.memory_mib),
             *self._boot(),
-            *q.get("args", []),  # the board's own devices (its profile says why)
             "-drive",
             f"file={overlay},format=qcow2,if=virtio",
             "-netdev",
